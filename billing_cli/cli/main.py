@@ -1,0 +1,102 @@
+"""The ``billing`` root command: global options, the command groups, and the one error boundary.
+
+Every ``BillingError`` raised anywhere below is caught in :meth:`BillingGroup.invoke` and becomes
+one line on stderr with the error's exit code. Anything unexpected becomes one line too, unless
+``--verbose`` asks for the traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from typer._click import Context as ClickContext  # the type TyperGroup.invoke declares
+from typer.core import TyperGroup
+
+from billing_cli.cli import audit_cmd, config_cmd, db_cmd, demo_cmd, tenants_cmd
+from billing_cli.cli.runtime import Runtime, runtime_of
+from billing_cli.errors import BillingError
+
+
+class BillingGroup(TyperGroup):
+    """The root group; turns errors into one line and an exit code."""
+
+    def invoke(self, ctx: ClickContext) -> Any:
+        try:
+            return super().invoke(ctx)
+        except BillingError as error:
+            _print_error(str(error))
+            raise typer.Exit(error.exit_code) from None
+        except (typer.Exit, typer.Abort, KeyboardInterrupt):
+            raise
+        except Exception as error:
+            if isinstance(ctx.obj, Runtime) and ctx.obj.verbose:
+                raise
+            if _is_usage_error(error):
+                raise
+            _print_error(f"unexpected {type(error).__name__}: {error} (run with --verbose)")
+            raise typer.Exit(1) from None
+        finally:
+            if isinstance(ctx.obj, Runtime):
+                ctx.obj.close()
+
+
+def _is_usage_error(error: Exception) -> bool:
+    from typer._click.exceptions import ClickException
+
+    return isinstance(error, ClickException)
+
+
+def _print_error(message: str) -> None:
+    first_line = message.strip().splitlines()[0] if message.strip() else "failed"
+    sys.stderr.write(f"Error: {first_line}\n")
+    sys.stderr.flush()
+
+
+app = typer.Typer(
+    cls=BillingGroup,
+    name="billing",
+    help="Billing administration for multi-tenant SaaS products on Stripe.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    env_file: Annotated[
+        Path | None,
+        typer.Option("--env-file", help="Read settings from this file instead of ./.env."),
+    ] = None,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Log Stripe calls; show tracebacks.")
+    ] = False,
+    operator: Annotated[
+        str | None,
+        typer.Option(
+            "--operator", help="Who is acting, for the audit trail (default: BILLING_OPERATOR)."
+        ),
+    ] = None,
+) -> None:
+    """Billing administration for multi-tenant SaaS products on Stripe."""
+    ctx.obj = Runtime(env_file=env_file, verbose=verbose, operator=operator)
+
+
+app.add_typer(tenants_cmd.app, name="tenants")
+app.add_typer(audit_cmd.app, name="audit")
+app.add_typer(db_cmd.app, name="db")
+app.command("config")(config_cmd.show_config)
+app.command("demo")(demo_cmd.demo)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app(prog_name="billing")
+
+
+__all__ = ["app", "main", "runtime_of"]

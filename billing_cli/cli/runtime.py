@@ -1,0 +1,108 @@
+"""What one command run needs, built on first use: settings, database, gateway, operator.
+
+Kept in the Typer context object. Nothing here is built at import time or for ``--help``.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import typer
+
+from billing_cli.config import Settings, load_settings, resolve_operator
+from billing_cli.errors import ConfirmationDeclined
+
+if TYPE_CHECKING:
+    from billing_cli.models import Invocation
+    from billing_cli.repository import Database
+
+_NOT_ARGUMENTS = frozenset({"json_output", "dry_run", "yes"})
+
+
+@dataclass
+class Runtime:
+    """Per-run state behind the global options."""
+
+    env_file: Path | None = None
+    verbose: bool = False
+    operator: str | None = None
+    _settings: Settings | None = field(default=None, repr=False)
+    _database: Database | None = field(default=None, repr=False)
+
+    def settings(self) -> Settings:
+        if self._settings is None:
+            self._settings = load_settings(env_file=self.env_file)
+            configure_logging(verbose=self.verbose, log_file=self._settings.log_file)
+        return self._settings
+
+    def database(self, *, check_ready: bool = True) -> Database:
+        """The tenant database, refusing one that is missing or not migrated."""
+        if self._database is None:
+            from billing_cli.repository import Database
+
+            self._database = Database(self.settings().database_url)
+        if check_ready:
+            self._database.check_ready()
+        return self._database
+
+    def invocation(self, ctx: typer.Context, *, dry_run: bool = False) -> Invocation:
+        """Who runs what: the audit entry's operator, command and arguments."""
+        from billing_cli.models import Invocation
+
+        command = " ".join(ctx.command_path.split()[1:]) or ctx.command_path
+        arguments = {k: v for k, v in ctx.params.items() if k not in _NOT_ARGUMENTS}
+        return Invocation(
+            operator=resolve_operator(self.operator, self.settings()),
+            command=command,
+            arguments=arguments,
+            dry_run=dry_run,
+        )
+
+    def confirm(self, what: str, *, yes: bool, dry_run: bool) -> None:
+        """In live mode, a real mutation needs ``--yes`` or a typed yes at a terminal."""
+        if dry_run or yes or not self.settings().stripe_live_mode:
+            return
+        if not sys.stdin.isatty():
+            raise ConfirmationDeclined(f"live mode: pass --yes to {what}")
+        if not typer.confirm(f"LIVE MODE: {what}?", default=False, err=True):
+            raise ConfirmationDeclined("cancelled; nothing was changed")
+
+    def close(self) -> None:
+        if self._database is not None:
+            self._database.dispose()
+
+
+def runtime_of(ctx: typer.Context) -> Runtime:
+    root = ctx.find_root()
+    if not isinstance(root.obj, Runtime):
+        root.obj = Runtime()
+    return root.obj
+
+
+def configure_logging(*, verbose: bool, log_file: str) -> None:
+    """Stripe-call and engine logs go to stderr with --verbose and to BILLING_LOG_FILE."""
+    logger = logging.getLogger("billing")
+    if getattr(logger, "_billing_configured", False):
+        return
+    formatter = logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s")
+    handlers: list[logging.Handler] = []
+    if verbose:
+        handlers.append(logging.StreamHandler(sys.stderr))
+    if log_file:
+        handlers.append(logging.FileHandler(log_file, encoding="utf-8"))
+    for handler in handlers:
+        handler.setFormatter(formatter)
+        logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG if handlers else logging.WARNING)
+    logger.propagate = False
+    logger._billing_configured = True  # type: ignore[attr-defined]
+
+
+def scrubbed(arguments: dict[str, Any]) -> dict[str, Any]:
+    from billing_cli.services.audit import scrub_arguments
+
+    return scrub_arguments(arguments)

@@ -1,0 +1,145 @@
+"""``billing tenants``: add, list, show, suspend, reactivate."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated
+
+import typer
+
+from billing_cli.cli.options import DryRunOption, JsonOption, YesOption
+from billing_cli.cli.runtime import runtime_of
+
+app = typer.Typer(help="Tenants and their access.", no_args_is_help=True, rich_markup_mode=None)
+
+
+class TenantStatus(StrEnum):
+    active = "active"
+    suspended = "suspended"
+
+
+@app.command("add")
+def add(
+    ctx: typer.Context,
+    slug: Annotated[str, typer.Argument(help="Unique short name, e.g. acme.")],
+    name: Annotated[str, typer.Option("--name", help="Display name.")],
+    email: Annotated[str, typer.Option("--email", help="Billing e-mail address.")],
+    dry_run: DryRunOption = False,
+    yes: YesOption = False,
+    json_output: JsonOption = False,
+) -> None:
+    """Add a tenant."""
+    from billing_cli.cli import render
+    from billing_cli.services import tenants
+
+    runtime = runtime_of(ctx)
+    db = runtime.database()
+    runtime.confirm(f"add tenant {slug}", yes=yes, dry_run=dry_run)
+    result = tenants.add_tenant(
+        db, invocation=runtime.invocation(ctx, dry_run=dry_run), slug=slug, name=name, email=email
+    )
+    render.change(result, json_output=json_output)
+
+
+@app.command("list")
+def list_(
+    ctx: typer.Context,
+    status: Annotated[
+        TenantStatus | None, typer.Option("--status", help="Only tenants in this state.")
+    ] = None,
+    json_output: JsonOption = False,
+) -> None:
+    """List tenants."""
+    from billing_cli.cli import render
+    from billing_cli.services import tenants
+
+    rows = tenants.list_tenants(runtime_of(ctx).database(), status=status.value if status else None)
+    if json_output:
+        render.emit_json(rows)
+        return
+    render.table(
+        "Tenants",
+        ("slug", "name", "email", "status", "suspended by", "reason"),
+        (
+            (
+                t["slug"],
+                t["name"],
+                t["email"],
+                t["status"],
+                t["suspended_by"],
+                t["suspension_reason"],
+            )
+            for t in rows
+        ),
+        empty="no tenants; add one with `billing tenants add`",
+    )
+
+
+@app.command("show")
+def show(
+    ctx: typer.Context,
+    slug: Annotated[str, typer.Argument(help="The tenant's slug.")],
+    json_output: JsonOption = False,
+) -> None:
+    """Show a tenant, its subscription row, and its recent audit entries."""
+    from billing_cli.cli import render
+    from billing_cli.services import tenants
+
+    detail = tenants.show_tenant(runtime_of(ctx).database(), slug=slug)
+    if json_output:
+        render.emit_json(detail.to_dict())
+        return
+    render.key_values(f"Tenant {slug}", detail.tenant)
+    if detail.subscription:
+        render.key_values("Subscription", detail.subscription)
+    else:
+        render.note("no subscription")
+    render.table(
+        "Recent audit entries",
+        ("at", "operator", "command", "outcome"),
+        ((a["at"], a["operator"], a["command"], a["outcome"]) for a in detail.audit),
+        empty="no audit entries",
+    )
+
+
+@app.command("suspend")
+def suspend(
+    ctx: typer.Context,
+    slug: Annotated[str, typer.Argument(help="The tenant's slug.")],
+    reason: Annotated[str, typer.Option("--reason", help="Why; kept in the audit trail.")],
+    dry_run: DryRunOption = False,
+    yes: YesOption = False,
+    json_output: JsonOption = False,
+) -> None:
+    """Suspend a tenant by hand (only a person can reactivate it)."""
+    from billing_cli.cli import render
+    from billing_cli.services import tenants
+
+    runtime = runtime_of(ctx)
+    db = runtime.database()
+    runtime.confirm(f"suspend tenant {slug}", yes=yes, dry_run=dry_run)
+    result = tenants.suspend_tenant(
+        db, invocation=runtime.invocation(ctx, dry_run=dry_run), slug=slug, reason=reason
+    )
+    render.change(result, json_output=json_output)
+
+
+@app.command("reactivate")
+def reactivate(
+    ctx: typer.Context,
+    slug: Annotated[str, typer.Argument(help="The tenant's slug.")],
+    dry_run: DryRunOption = False,
+    yes: YesOption = False,
+    json_output: JsonOption = False,
+) -> None:
+    """Lift a tenant's suspension, whoever made it."""
+    from billing_cli.cli import render
+    from billing_cli.services import tenants
+
+    runtime = runtime_of(ctx)
+    db = runtime.database()
+    runtime.confirm(f"reactivate tenant {slug}", yes=yes, dry_run=dry_run)
+    result = tenants.reactivate_tenant(
+        db, invocation=runtime.invocation(ctx, dry_run=dry_run), slug=slug
+    )
+    render.change(result, json_output=json_output)

@@ -1,0 +1,170 @@
+"""One ``Settings`` object, read from the environment and a ``.env`` file when a command runs.
+
+Settings are built on demand (never at import), so ``billing --help`` works with no configuration
+and no secrets. Process environment wins over the file, as operators expect when they override one
+value for one command. Secrets are only ever shown through :func:`mask`.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+from billing_cli.errors import ConfigError
+
+DEFAULT_DATABASE_URL = "sqlite:///billing.db"
+SECRET_FIELDS = frozenset({"stripe_secret_key", "stripe_webhook_secret", "database_url"})
+_KNOWN_PREFIXES = ("sk_test_", "sk_live_", "rk_test_", "rk_live_", "pk_test_", "pk_live_", "whsec_")
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The effective configuration of one command run."""
+
+    stripe_secret_key: str = ""
+    stripe_publishable_key: str = ""
+    stripe_webhook_secret: str = ""
+    stripe_live_mode: bool = False
+    stripe_api_base: str = ""
+    stripe_max_network_retries: int = 2
+    database_url: str = DEFAULT_DATABASE_URL
+    operator: str = ""
+    max_failed_attempts: int = 3
+    log_file: str = ""
+
+    def require_stripe(self) -> str:
+        """Return the secret key after checking it exists and matches the configured mode.
+
+        Called only by commands that talk to Stripe, so the rest of the tool works without a key.
+        """
+        key = self.stripe_secret_key
+        if not key:
+            raise ConfigError(
+                "STRIPE_SECRET_KEY is not set; put a test key (sk_test_...) in .env "
+                "or run `billing sandbox` for a local Stripe"
+            )
+        check_key_mode(key, live_mode=self.stripe_live_mode)
+        return key
+
+    def public_view(self) -> dict[str, object]:
+        """Every setting with secrets masked: what ``billing config`` prints."""
+        view: dict[str, object] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name in SECRET_FIELDS and isinstance(value, str):
+                value = mask_url(value) if f.name == "database_url" else mask(value)
+            view[f.name] = value
+        return view
+
+
+def check_key_mode(key: str, *, live_mode: bool) -> None:
+    """Refuse a live key outside live mode and a test key in live mode."""
+    is_live = key.startswith(("sk_live_", "rk_live_"))
+    is_test = key.startswith(("sk_test_", "rk_test_"))
+    if not (is_live or is_test):
+        raise ConfigError(
+            "STRIPE_SECRET_KEY must start with sk_test_, rk_test_, sk_live_ or rk_live_"
+        )
+    if is_live and not live_mode:
+        raise ConfigError(
+            "refusing a live Stripe key while STRIPE_LIVE_MODE is not True; "
+            "set STRIPE_LIVE_MODE=True to act on real money"
+        )
+    if is_test and live_mode:
+        raise ConfigError(
+            "STRIPE_LIVE_MODE=True but STRIPE_SECRET_KEY is a test key; "
+            "use a live key or unset STRIPE_LIVE_MODE"
+        )
+
+
+def mask(secret: str) -> str:
+    """Show a secret's kind and last four characters only: ``sk_test_…a1b2``."""
+    if not secret:
+        return ""
+    prefix = next((p for p in _KNOWN_PREFIXES if secret.startswith(p)), "")
+    tail = secret[-4:] if len(secret) - len(prefix) >= 12 else ""
+    return f"{prefix}…{tail}"
+
+
+def mask_url(url: str) -> str:
+    """Hide the password of a database URL, keep the rest readable."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest:
+        return url
+    credentials, _, host = rest.rpartition("@")
+    user = credentials.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{host}" if ":" in credentials else url
+
+
+def load_settings(
+    *, env_file: Path | None = None, environ: Mapping[str, str] | None = None
+) -> Settings:
+    """Read settings from ``env_file`` (or ``./.env`` when present), overridden by ``environ``."""
+    from dotenv import dotenv_values
+
+    if env_file is not None and not env_file.is_file():
+        raise ConfigError(f"env file {env_file} does not exist")
+    path = env_file if env_file is not None else Path(".env")
+    values: dict[str, str] = {}
+    if path.is_file():
+        values.update({k: v for k, v in dotenv_values(path).items() if v is not None})
+    values.update(os.environ if environ is None else environ)
+    return _from_mapping(values)
+
+
+def _from_mapping(values: Mapping[str, str]) -> Settings:
+    def text(name: str, default: str = "") -> str:
+        return values.get(name, default).strip()
+
+    return Settings(
+        stripe_secret_key=text("STRIPE_SECRET_KEY"),
+        stripe_publishable_key=text("STRIPE_PUBLISHABLE_KEY"),
+        stripe_webhook_secret=text("STRIPE_WEBHOOK_SECRET"),
+        stripe_live_mode=_boolean("STRIPE_LIVE_MODE", text("STRIPE_LIVE_MODE")),
+        stripe_api_base=text("STRIPE_API_BASE").rstrip("/"),
+        stripe_max_network_retries=_integer(
+            "STRIPE_MAX_NETWORK_RETRIES", text("STRIPE_MAX_NETWORK_RETRIES", "2"), minimum=0
+        ),
+        database_url=text("BILLING_DATABASE_URL") or DEFAULT_DATABASE_URL,
+        operator=text("BILLING_OPERATOR"),
+        max_failed_attempts=_integer(
+            "BILLING_MAX_FAILED_ATTEMPTS", text("BILLING_MAX_FAILED_ATTEMPTS", "3"), minimum=1
+        ),
+        log_file=text("BILLING_LOG_FILE"),
+    )
+
+
+def _boolean(name: str, raw: str) -> bool:
+    lowered = raw.lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    raise ConfigError(f"{name} must be True or False, not {raw!r}")
+
+
+def _integer(name: str, raw: str, *, minimum: int) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, not {raw!r}") from None
+    if value < minimum:
+        raise ConfigError(f"{name} must be at least {minimum}, not {value}")
+    return value
+
+
+def resolve_operator(explicit: str | None, settings: Settings) -> str:
+    """Who is acting: ``--operator``, then BILLING_OPERATOR, then the OS user."""
+    if explicit:
+        return explicit
+    if settings.operator:
+        return settings.operator
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"

@@ -1,0 +1,207 @@
+"""The tenant database's tables (DESIGN.md section 3) and the small result types services return.
+
+Every timestamp is stored and returned as an aware UTC datetime (SQLite keeps no zone, so
+:class:`UTCDateTime` adds it back on the way out). Money is an integer in minor units.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.types import TypeDecorator
+from sqlmodel import Field, SQLModel
+
+TENANT_STATUSES = ("active", "suspended")
+SUSPENDED_BY = ("billing", "manual")
+SUBSCRIPTION_STATUSES = (
+    "trialing",
+    "active",
+    "past_due",
+    "unpaid",
+    "canceled",
+    "incomplete",
+    "incomplete_expired",
+    "paused",
+)
+EVENT_SOURCES = ("endpoint", "replay", "file")
+EVENT_STATUSES = ("processed", "failed", "ignored", "skipped")
+
+
+def utcnow() -> datetime:
+    """The current time as an aware UTC datetime."""
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp column that always hands back aware UTC datetimes, on SQLite and PostgreSQL."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _ts(*, nullable: bool = True, index: bool = False) -> Any:
+    return Field(default=None, sa_column=sa.Column(UTCDateTime(), nullable=nullable, index=index))
+
+
+def _json(*, nullable: bool = True) -> Any:
+    return Field(default=None, sa_column=sa.Column(sa.JSON(), nullable=nullable))
+
+
+class Tenant(SQLModel, table=True):
+    """A customer organisation of the SaaS product; its access follows its payment state."""
+
+    __tablename__ = "tenant"
+
+    id: int | None = Field(default=None, primary_key=True)
+    slug: str = Field(max_length=64, unique=True, index=True)
+    name: str = Field(max_length=200)
+    email: str = Field(max_length=320)
+    status: str = Field(default="active", max_length=16)
+    suspended_at: datetime | None = _ts()
+    suspension_reason: str | None = Field(default=None, max_length=500)
+    suspended_by: str | None = Field(default=None, max_length=16)
+    created_at: datetime | None = _ts()
+
+
+class SubscriptionPlan(SQLModel, table=True):
+    """A plan the product sells, mirrored to one Stripe Product and its current Price."""
+
+    __tablename__ = "subscription_plan"
+
+    id: int | None = Field(default=None, primary_key=True)
+    slug: str = Field(max_length=64, unique=True, index=True)
+    name: str = Field(max_length=200)
+    amount: int
+    currency: str = Field(max_length=3)
+    interval: str = Field(max_length=8)
+    interval_count: int = 1
+    trial_days: int = 0
+    active: bool = True
+    stripe_product_id: str | None = Field(default=None, max_length=255)
+    stripe_price_id: str | None = Field(default=None, max_length=255, index=True)
+    created_at: datetime | None = _ts()
+    updated_at: datetime | None = _ts()
+
+
+class TenantSubscription(SQLModel, table=True):
+    """A tenant's Stripe customer and (at most one) subscription, as last applied locally."""
+
+    __tablename__ = "tenant_subscription"
+
+    id: int | None = Field(default=None, primary_key=True)
+    tenant_id: int = Field(foreign_key="tenant.id", unique=True, index=True)
+    plan_id: int | None = Field(default=None, foreign_key="subscription_plan.id")
+    stripe_customer_id: str | None = Field(default=None, max_length=255, index=True)
+    stripe_subscription_id: str | None = Field(default=None, max_length=255, unique=True)
+    status: str | None = Field(default=None, max_length=24)
+    current_period_start: datetime | None = _ts()
+    current_period_end: datetime | None = _ts()
+    trial_end: datetime | None = _ts()
+    cancel_at_period_end: bool = False
+    canceled_at: datetime | None = _ts()
+    failed_payment_attempts: int = 0
+    last_event_created: int | None = Field(default=None, sa_type=sa.BigInteger)
+    updated_at: datetime | None = _ts()
+
+
+class WebhookEvent(SQLModel, table=True):
+    """The ledger: one row per Stripe event id, with what processing it did."""
+
+    __tablename__ = "webhook_event"
+
+    id: int | None = Field(default=None, primary_key=True)
+    stripe_event_id: str = Field(max_length=255, unique=True, index=True)
+    type: str = Field(max_length=100, index=True)
+    created: int = Field(sa_type=sa.BigInteger, index=True)
+    api_version: str | None = Field(default=None, max_length=64)
+    livemode: bool = False
+    source: str = Field(max_length=16)
+    status: str = Field(max_length=16, index=True)
+    attempts: int = 0
+    error: str | None = Field(default=None, sa_type=sa.Text)
+    received_at: datetime | None = _ts()
+    processed_at: datetime | None = _ts()
+    payload: dict[str, Any] | None = _json()
+
+
+class AuditEntry(SQLModel, table=True):
+    """Who changed what, when, with which command, and the state before and after."""
+
+    __tablename__ = "audit_entry"
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime | None = _ts(index=True)
+    operator: str = Field(max_length=200)
+    command: str = Field(max_length=200)
+    arguments: dict[str, Any] | None = _json()
+    target: str = Field(max_length=255)
+    tenant_slug: str | None = Field(default=None, max_length=64, index=True)
+    dry_run: bool = False
+    outcome: str = Field(max_length=500)
+    before: dict[str, Any] | None = _json()
+    after: dict[str, Any] | None = _json()
+
+
+class Notification(SQLModel, table=True):
+    """The outbox: messages for a tenant that another process sends."""
+
+    __tablename__ = "notification"
+
+    id: int | None = Field(default=None, primary_key=True)
+    tenant_id: int = Field(foreign_key="tenant.id", index=True)
+    kind: str = Field(max_length=40, index=True)
+    payload: dict[str, Any] | None = _json()
+    created_at: datetime | None = _ts()
+    sent_at: datetime | None = _ts()
+
+
+@dataclass(frozen=True)
+class Invocation:
+    """Who runs which command with which arguments; what an audit entry records."""
+
+    operator: str
+    command: str
+    arguments: dict[str, Any] = field(default_factory=dict)
+    dry_run: bool = False
+
+
+@dataclass(frozen=True)
+class Change:
+    """What a mutating service did, or would do under ``--dry-run``."""
+
+    target: str
+    action: str
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+    dry_run: bool
+    changed: bool = True
+    message: str = ""
+    stripe_writes: tuple[dict[str, Any], ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "target": self.target,
+            "action": self.action,
+            "changed": self.changed,
+            "dry_run": self.dry_run,
+            "message": self.message,
+            "before": self.before,
+            "after": self.after,
+            "stripe_writes": list(self.stripe_writes),
+        }

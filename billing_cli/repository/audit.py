@@ -1,0 +1,35 @@
+"""Queries on the audit_entry table."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlmodel import Session, col, func, select
+
+from billing_cli.models import AuditEntry
+
+
+def add(*, session: Session, entry: AuditEntry) -> AuditEntry:
+    session.add(entry)
+    session.flush()
+    return entry
+
+
+def list_recent(
+    *,
+    session: Session,
+    tenant_slug: str | None = None,
+    since: datetime | None = None,
+    limit: int = 50,
+) -> Sequence[AuditEntry]:
+    statement = select(AuditEntry).order_by(col(AuditEntry.id).desc()).limit(limit)
+    if tenant_slug is not None:
+        statement = statement.where(AuditEntry.tenant_slug == tenant_slug)
+    if since is not None:
+        statement = statement.where(col(AuditEntry.at) >= since)
+    return session.exec(statement).all()
+
+
+def count(*, session: Session) -> int:
+    return session.exec(select(func.count()).select_from(AuditEntry)).one()

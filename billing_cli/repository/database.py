@@ -1,0 +1,142 @@
+"""The one place that builds engines and opens sessions on the tenant database.
+
+A :class:`Database` is built once per command from the settings. Services ask it for a
+:meth:`Database.transaction`, which commits on success, rolls back on error, and always rolls back
+under ``dry_run`` so a dry run goes through the real code path (queries, flushes, constraint
+checks) and leaves nothing behind. Driver errors are turned into one-line ``DatabaseError``s here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event, exc
+from sqlmodel import Session
+
+from billing_cli.errors import DatabaseError, DatabaseNotReady
+
+
+def _sqlite_path(url: sa.URL) -> Path | None:
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return None
+    return Path(url.database)
+
+
+def _enable_sqlite_foreign_keys(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.close()
+
+
+def describe_url(url: str) -> str:
+    """The URL without its password, for messages."""
+    try:
+        return sa.make_url(url).render_as_string(hide_password=True)
+    except exc.ArgumentError:
+        return "<unparseable database URL>"
+
+
+class Database:
+    """An engine on the tenant database plus the session and schema checks services need."""
+
+    def __init__(self, url: str, *, echo: bool = False) -> None:
+        try:
+            self.url = sa.make_url(url)
+        except exc.ArgumentError:
+            raise DatabaseError(f"BILLING_DATABASE_URL is not a database URL: {url!r}") from None
+        self.display_url = self.url.render_as_string(hide_password=True)
+        connect_args: dict[str, Any] = {}
+        if self.url.get_backend_name() == "postgresql":
+            connect_args["connect_timeout"] = 5
+        try:
+            self.engine = sa.create_engine(self.url, echo=echo, connect_args=connect_args)
+        except (exc.ArgumentError, ImportError, exc.NoSuchModuleError) as error:
+            raise DatabaseError(f"cannot use database {self.display_url}: {error}") from None
+        if self.url.get_backend_name() == "sqlite":
+            event.listen(self.engine, "connect", _enable_sqlite_foreign_keys)
+
+    @property
+    def dialect(self) -> str:
+        return self.url.get_backend_name()
+
+    def file_missing(self) -> bool:
+        """True for a SQLite URL whose file does not exist yet (connecting would create it)."""
+        path = _sqlite_path(self.url)
+        return path is not None and not path.exists()
+
+    def check_ready(self) -> None:
+        """Refuse to work on a database that is missing or not at the latest migration."""
+        from billing_cli.repository.migrations import current_revision, head_revision
+
+        if self.file_missing():
+            raise DatabaseNotReady(
+                f"no database at {self.display_url}; run `billing db upgrade` to create it"
+            )
+        current = current_revision(self)
+        head = head_revision()
+        if current is None:
+            raise DatabaseNotReady(
+                f"database {self.display_url} has no billing schema; run `billing db upgrade`"
+            )
+        if current != head:
+            raise DatabaseNotReady(
+                f"database {self.display_url} is at migration {current}, not {head}; "
+                "run `billing db upgrade`"
+            )
+
+    @contextmanager
+    def connect(self) -> Iterator[sa.Connection]:
+        """A raw connection, with driver errors turned into DatabaseError."""
+        with translate_errors(self.display_url), self.engine.connect() as connection:
+            yield connection
+
+    @contextmanager
+    def transaction(self, *, dry_run: bool = False) -> Iterator[Session]:
+        """A session whose work commits at the end, or is rolled back under ``dry_run``."""
+        with translate_errors(self.display_url), Session(self.engine) as session:
+            try:
+                yield session
+                if dry_run:
+                    session.rollback()
+                else:
+                    session.commit()
+            except BaseException:
+                session.rollback()
+                raise
+
+    def read(self) -> AbstractContextManager[Session]:
+        """A session for queries only: whatever happens in it is rolled back."""
+        return self.transaction(dry_run=True)
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+@contextmanager
+def translate_errors(display_url: str) -> Iterator[None]:
+    """Turn SQLAlchemy and driver errors into one line an operator can act on."""
+    try:
+        yield
+    except exc.OperationalError as error:
+        reason = _first_line(error)
+        raise DatabaseError(f"database {display_url} is unreachable: {reason}") from None
+    except exc.IntegrityError as error:
+        raise DatabaseError(f"database refused the change: {_first_line(error)}") from None
+    except exc.ProgrammingError as error:
+        raise DatabaseNotReady(
+            f"database {display_url} rejected a query ({_first_line(error)}); "
+            "is it migrated? run `billing db upgrade`"
+        ) from None
+    except exc.SQLAlchemyError as error:
+        raise DatabaseError(f"database error: {_first_line(error)}") from None
+
+
+def _first_line(error: exc.SQLAlchemyError) -> str:
+    original = getattr(error, "orig", None) or error
+    text = str(original).strip().splitlines()
+    return text[0] if text else type(original).__name__

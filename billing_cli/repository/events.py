@@ -1,0 +1,53 @@
+"""Queries on the webhook_event ledger."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlmodel import Session, col, func, select
+
+from billing_cli.models import WebhookEvent
+
+
+def get(*, session: Session, event_id: str, for_update: bool = False) -> WebhookEvent | None:
+    statement = select(WebhookEvent).where(WebhookEvent.stripe_event_id == event_id)
+    if for_update:
+        statement = statement.with_for_update()
+    return session.exec(statement).first()
+
+
+def save(*, session: Session, event: WebhookEvent) -> WebhookEvent:
+    session.add(event)
+    session.flush()
+    return event
+
+
+def list_recent(
+    *,
+    session: Session,
+    status: str | None = None,
+    types: Sequence[str] = (),
+    since: int | None = None,
+    limit: int = 100,
+) -> Sequence[WebhookEvent]:
+    statement = select(WebhookEvent).order_by(col(WebhookEvent.created).desc()).limit(limit)
+    if status is not None:
+        statement = statement.where(WebhookEvent.status == status)
+    if types:
+        statement = statement.where(col(WebhookEvent.type).in_(list(types)))
+    if since is not None:
+        statement = statement.where(col(WebhookEvent.created) >= since)
+    return session.exec(statement).all()
+
+
+def failed(*, session: Session) -> Sequence[WebhookEvent]:
+    statement = (
+        select(WebhookEvent)
+        .where(WebhookEvent.status == "failed")
+        .order_by(col(WebhookEvent.created), col(WebhookEvent.id))
+    )
+    return session.exec(statement).all()
+
+
+def count(*, session: Session) -> int:
+    return session.exec(select(func.count()).select_from(WebhookEvent)).one()

@@ -1,0 +1,64 @@
+"""Queries on the tenant_subscription table."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlmodel import Session, col, select
+
+from billing_cli.models import Tenant, TenantSubscription
+
+
+def for_tenant(
+    *, session: Session, tenant_id: int, for_update: bool = False
+) -> TenantSubscription | None:
+    statement = select(TenantSubscription).where(TenantSubscription.tenant_id == tenant_id)
+    if for_update:
+        statement = statement.with_for_update()
+    return session.exec(statement).first()
+
+
+def by_subscription_id(
+    *, session: Session, subscription_id: str, for_update: bool = False
+) -> TenantSubscription | None:
+    statement = select(TenantSubscription).where(
+        TenantSubscription.stripe_subscription_id == subscription_id
+    )
+    if for_update:
+        statement = statement.with_for_update()
+    return session.exec(statement).first()
+
+
+def by_customer_id(
+    *, session: Session, customer_id: str, for_update: bool = False
+) -> TenantSubscription | None:
+    statement = select(TenantSubscription).where(
+        TenantSubscription.stripe_customer_id == customer_id
+    )
+    if for_update:
+        statement = statement.with_for_update()
+    return session.exec(statement).first()
+
+
+def list_with_tenants(
+    *, session: Session, status: str | None = None
+) -> Sequence[tuple[TenantSubscription, Tenant]]:
+    statement = (
+        select(TenantSubscription, Tenant)
+        .join(Tenant, col(Tenant.id) == col(TenantSubscription.tenant_id))
+        .order_by(col(Tenant.slug))
+    )
+    if status is not None:
+        statement = statement.where(TenantSubscription.status == status)
+    return session.exec(statement).all()
+
+
+def save(*, session: Session, subscription: TenantSubscription) -> TenantSubscription:
+    session.add(subscription)
+    session.flush()
+    return subscription
+
+
+def delete(*, session: Session, subscription: TenantSubscription) -> None:
+    session.delete(subscription)
+    session.flush()

@@ -1,0 +1,71 @@
+"""Writing and reading the audit trail.
+
+Every real mutation records one entry in the same transaction as its change, so the trail and the
+data can never disagree. Arguments are stored with anything that looks like a secret removed.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlmodel import Session
+
+from billing_cli.models import AuditEntry, Invocation, utcnow
+from billing_cli.repository import Database
+from billing_cli.repository import audit as audit_repo
+from billing_cli.services.views import audit_view
+
+_SECRET_HINTS = ("key", "secret", "password", "token")
+
+
+def scrub_arguments(arguments: dict[str, Any]) -> dict[str, Any]:
+    """Drop values whose name suggests a secret; keep the rest JSON-friendly."""
+    clean: dict[str, Any] = {}
+    for name, value in arguments.items():
+        if any(hint in name.lower() for hint in _SECRET_HINTS):
+            clean[name] = "***"
+        elif isinstance(value, str | int | float | bool) or value is None:
+            clean[name] = value
+        elif isinstance(value, list | tuple):
+            clean[name] = [str(item) for item in value]
+        else:
+            clean[name] = str(value)
+    return clean
+
+
+def record(
+    session: Session,
+    *,
+    invocation: Invocation,
+    target: str,
+    outcome: str,
+    before: dict[str, Any] | None,
+    after: dict[str, Any] | None,
+    tenant_slug: str | None = None,
+) -> AuditEntry:
+    """Add one audit entry to the caller's transaction."""
+    entry = AuditEntry(
+        at=utcnow(),
+        operator=invocation.operator,
+        command=invocation.command,
+        arguments=scrub_arguments(invocation.arguments),
+        target=target,
+        tenant_slug=tenant_slug,
+        dry_run=invocation.dry_run,
+        outcome=outcome,
+        before=before,
+        after=after,
+    )
+    return audit_repo.add(session=session, entry=entry)
+
+
+def list_entries(
+    db: Database, *, tenant_slug: str | None, since: datetime | None, limit: int
+) -> list[dict[str, Any]]:
+    """Newest first."""
+    with db.read() as session:
+        entries = audit_repo.list_recent(
+            session=session, tenant_slug=tenant_slug, since=since, limit=limit
+        )
+        return [audit_view(entry) for entry in entries]

@@ -1,0 +1,220 @@
+"""Tenants: adding them, and the suspension rules their access follows.
+
+A suspension records who made it. ``manual`` suspensions (made by a person with this CLI) are only
+ever lifted by a person; ``billing`` suspensions (made by payment events) are lifted by a
+successful payment too. :func:`suspend` and :func:`reactivate` are shared with the webhook engine
+so both paths obey the same rule and write the same audit entry and notification.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from sqlmodel import Session
+
+from billing_cli.errors import Conflict, NotFound, UsageError
+from billing_cli.models import Change, Invocation, Notification, Tenant, utcnow
+from billing_cli.repository import Database
+from billing_cli.repository import audit as audit_repo
+from billing_cli.repository import notifications as notifications_repo
+from billing_cli.repository import plans as plans_repo
+from billing_cli.repository import subscriptions as subscriptions_repo
+from billing_cli.repository import tenants as tenants_repo
+from billing_cli.services import audit
+from billing_cli.services.views import audit_view, subscription_view, tenant_view
+
+SLUG_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+@dataclass(frozen=True)
+class TenantDetail:
+    """One tenant with its subscription row and latest audit entries."""
+
+    tenant: dict[str, Any]
+    subscription: dict[str, Any] | None
+    audit: list[dict[str, Any]]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"tenant": self.tenant, "subscription": self.subscription, "audit": self.audit}
+
+
+def check_slug(slug: str) -> str:
+    if not SLUG_PATTERN.match(slug):
+        raise UsageError(
+            f"invalid slug {slug!r}: use 1-63 lower-case letters, digits and dashes, "
+            "starting with a letter or digit"
+        )
+    return slug
+
+
+def require_tenant(session: Session, slug: str, *, for_update: bool = False) -> Tenant:
+    tenant = tenants_repo.get_by_slug(session=session, slug=slug, for_update=for_update)
+    if tenant is None:
+        raise NotFound(f"no tenant {slug!r}; `billing tenants list` shows the tenants")
+    return tenant
+
+
+def add_tenant(db: Database, *, invocation: Invocation, slug: str, name: str, email: str) -> Change:
+    check_slug(slug)
+    if not name.strip():
+        raise UsageError("--name must not be empty")
+    if not EMAIL_PATTERN.match(email):
+        raise UsageError(f"invalid email address {email!r}")
+    with db.transaction(dry_run=invocation.dry_run) as session:
+        if tenants_repo.get_by_slug(session=session, slug=slug) is not None:
+            raise Conflict(f"tenant {slug!r} already exists")
+        tenant = tenants_repo.add(
+            session=session,
+            tenant=Tenant(slug=slug, name=name.strip(), email=email, created_at=utcnow()),
+        )
+        after = tenant_view(tenant)
+        audit.record(
+            session,
+            invocation=invocation,
+            target=f"tenant:{slug}",
+            tenant_slug=slug,
+            outcome="created",
+            before=None,
+            after=after,
+        )
+    return Change(
+        target=f"tenant:{slug}",
+        action="add",
+        before=None,
+        after=after,
+        dry_run=invocation.dry_run,
+        message=f"{'would add' if invocation.dry_run else 'added'} tenant {slug}",
+    )
+
+
+def list_tenants(db: Database, *, status: str | None = None) -> list[dict[str, Any]]:
+    with db.read() as session:
+        return [tenant_view(t) for t in tenants_repo.list_all(session=session, status=status)]
+
+
+def show_tenant(db: Database, *, slug: str, audit_limit: int = 10) -> TenantDetail:
+    with db.read() as session:
+        tenant = require_tenant(session, slug)
+        assert tenant.id is not None
+        row = subscriptions_repo.for_tenant(session=session, tenant_id=tenant.id)
+        plan = plans_repo.get(session=session, plan_id=row.plan_id) if row and row.plan_id else None
+        entries = audit_repo.list_recent(session=session, tenant_slug=slug, limit=audit_limit)
+        return TenantDetail(
+            tenant=tenant_view(tenant),
+            subscription=subscription_view(row, plan) if row else None,
+            audit=[audit_view(entry) for entry in entries],
+        )
+
+
+def suspend_tenant(db: Database, *, invocation: Invocation, slug: str, reason: str) -> Change:
+    """A person suspends a tenant (``suspended_by=manual``); a no-op when already suspended."""
+    if not reason.strip():
+        raise UsageError("--reason must not be empty")
+    with db.transaction(dry_run=invocation.dry_run) as session:
+        tenant = require_tenant(session, slug, for_update=True)
+        return suspend(session, tenant, reason=reason.strip(), by="manual", invocation=invocation)
+
+
+def reactivate_tenant(db: Database, *, invocation: Invocation, slug: str) -> Change:
+    """A person lifts a suspension of either kind; a no-op when the tenant is active."""
+    with db.transaction(dry_run=invocation.dry_run) as session:
+        tenant = require_tenant(session, slug, for_update=True)
+        return reactivate(session, tenant, invocation=invocation)
+
+
+def suspend(
+    session: Session, tenant: Tenant, *, reason: str, by: str, invocation: Invocation
+) -> Change:
+    """Suspend ``tenant`` inside the caller's transaction; audit it and notify the tenant."""
+    target = f"tenant:{tenant.slug}"
+    before = tenant_view(tenant)
+    if tenant.status == "suspended":
+        return Change(
+            target=target,
+            action="suspend",
+            before=before,
+            after=before,
+            dry_run=invocation.dry_run,
+            changed=False,
+            message=f"tenant {tenant.slug} is already suspended "
+            f"(by {tenant.suspended_by}: {tenant.suspension_reason})",
+        )
+    tenant.status = "suspended"
+    tenant.suspended_at = utcnow()
+    tenant.suspension_reason = reason
+    tenant.suspended_by = by
+    session.add(tenant)
+    after = tenant_view(tenant)
+    _notify(session, tenant, kind="suspended", payload={"reason": reason, "by": by})
+    audit.record(
+        session,
+        invocation=invocation,
+        target=target,
+        tenant_slug=tenant.slug,
+        outcome=f"suspended ({by})",
+        before=before,
+        after=after,
+    )
+    verb = "would suspend" if invocation.dry_run else "suspended"
+    return Change(
+        target=target,
+        action="suspend",
+        before=before,
+        after=after,
+        dry_run=invocation.dry_run,
+        message=f"{verb} tenant {tenant.slug}: {reason}",
+    )
+
+
+def reactivate(session: Session, tenant: Tenant, *, invocation: Invocation) -> Change:
+    """Lift ``tenant``'s suspension inside the caller's transaction; audit and notify."""
+    target = f"tenant:{tenant.slug}"
+    before = tenant_view(tenant)
+    if tenant.status == "active":
+        return Change(
+            target=target,
+            action="reactivate",
+            before=before,
+            after=before,
+            dry_run=invocation.dry_run,
+            changed=False,
+            message=f"tenant {tenant.slug} is already active",
+        )
+    tenant.status = "active"
+    tenant.suspended_at = None
+    tenant.suspension_reason = None
+    tenant.suspended_by = None
+    session.add(tenant)
+    after = tenant_view(tenant)
+    _notify(session, tenant, kind="reactivated", payload={"previously": before["suspended_by"]})
+    audit.record(
+        session,
+        invocation=invocation,
+        target=target,
+        tenant_slug=tenant.slug,
+        outcome="reactivated",
+        before=before,
+        after=after,
+    )
+    verb = "would reactivate" if invocation.dry_run else "reactivated"
+    return Change(
+        target=target,
+        action="reactivate",
+        before=before,
+        after=after,
+        dry_run=invocation.dry_run,
+        message=f"{verb} tenant {tenant.slug}",
+    )
+
+
+def _notify(session: Session, tenant: Tenant, *, kind: str, payload: dict[str, Any]) -> None:
+    assert tenant.id is not None
+    notifications_repo.add(
+        session=session,
+        notification=Notification(
+            tenant_id=tenant.id, kind=kind, payload=payload, created_at=utcnow()
+        ),
+    )

@@ -1,0 +1,50 @@
+"""Parsing money and times as operators type them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from billing_cli.errors import UsageError
+from billing_cli.money import format_money, to_minor_units
+from billing_cli.timeparse import iso, parse_when
+
+
+@pytest.mark.parametrize(
+    ("amount", "currency", "minor"),
+    [("29.00", "usd", 2900), ("12.5", "EUR", 1250), ("500", "jpy", 500), ("1.234", "kwd", 1234)],
+)
+def test_to_minor_units(amount: str, currency: str, minor: int) -> None:
+    assert to_minor_units(amount, currency) == minor
+
+
+@pytest.mark.parametrize(
+    ("amount", "currency", "message"),
+    [
+        ("12.345", "usd", "at most 2 decimals"),
+        ("10.5", "jpy", "at most 0 decimals"),
+        ("-3", "usd", "greater than zero"),
+        ("abc", "usd", "number"),
+        ("1", "dollars", "currency"),
+    ],
+)
+def test_bad_amounts_are_usage_errors(amount: str, currency: str, message: str) -> None:
+    with pytest.raises(UsageError, match=message):
+        to_minor_units(amount, currency)
+
+
+def test_format_money() -> None:
+    assert format_money(2900, "usd") == "29.00 USD"
+    assert format_money(123456, "eur") == "1,234.56 EUR"
+    assert format_money(500, "jpy") == "500 JPY"
+
+
+def test_parse_when_ages_and_dates() -> None:
+    now = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+    assert parse_when("48h", now=now) == now - timedelta(hours=48)
+    assert parse_when("7d", now=now) == now - timedelta(days=7)
+    assert parse_when("2026-11-01", now=now) == datetime(2026, 11, 1, tzinfo=UTC)
+    assert iso(parse_when("2026-11-01T10:00:00+02:00")) == "2026-11-01T08:00:00Z"
+    with pytest.raises(UsageError, match="cannot read"):
+        parse_when("yesterday-ish")
