@@ -1,0 +1,11 @@
+"""A stateful local Stripe sandbox for tests and demos: localstripe plus the pieces of the
+current Stripe API it lacks (prices, current-shape subscriptions and invoices, signed
+webhooks for every state change, declines with decline codes, clock controls).
+
+``Sandbox`` runs it in a subprocess on 127.0.0.1; importing this package stays cheap (the
+server side, ``server`` and ``extensions``, is only imported by the subprocess).
+"""
+
+from billing_cli.sandbox.process import SANDBOX_PUBLISHABLE_KEY, SANDBOX_SECRET_KEY, Sandbox
+
+__all__ = ["SANDBOX_PUBLISHABLE_KEY", "SANDBOX_SECRET_KEY", "Sandbox"]
