@@ -71,6 +71,10 @@ class InvalidRequest(GatewayError):
     """Stripe rejected a parameter; the message names it."""
 
 
+class NotFoundInStripe(InvalidRequest):
+    """Stripe has no object with that id (deleted, or from another account or mode)."""
+
+
 class AuthenticationFailed(GatewayError):
     """The API key was not accepted."""
 

@@ -6,12 +6,20 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import pytest
 import sqlalchemy as sa
 
+from billing_cli.config import Settings
 from billing_cli.repository import Database, migrations
+
+if TYPE_CHECKING:
+    from billing_cli.gateway import Gateway
+    from billing_cli.sandbox import Sandbox
 
 POSTGRES_URL = os.environ.get("BILLING_TEST_DATABASE_URL", "")
 _ISOLATED_PREFIXES = ("STRIPE_", "BILLING_")
@@ -85,3 +93,75 @@ def db_env(db: Database, monkeypatch: pytest.MonkeyPatch) -> Database:
     """The migrated database, also configured for CLI runs through BILLING_DATABASE_URL."""
     monkeypatch.setenv("BILLING_DATABASE_URL", db.url.render_as_string(hide_password=False))
     return db
+
+
+# -- Stripe: one local sandbox per test session, wiped before each test that uses it ----------
+
+
+@dataclass
+class StripeRequests:
+    """Every HTTP request stripe-python sent during a test, seen at the requests layer."""
+
+    sent: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def posts(self) -> list[str]:
+        return [path for method, path in self.sent if method == "POST"]
+
+    @property
+    def writes(self) -> list[tuple[str, str]]:
+        return [(m, p) for m, p in self.sent if m in {"POST", "DELETE"} and p.startswith("/v1/")]
+
+
+@pytest.fixture(scope="session")
+def sandbox_server() -> Iterator[Sandbox]:
+    from billing_cli.sandbox import Sandbox
+
+    with Sandbox() as server:
+        yield server
+
+
+@pytest.fixture
+def sandbox(sandbox_server: Sandbox, monkeypatch: pytest.MonkeyPatch) -> Sandbox:
+    """A wiped sandbox, configured for CLI runs through the STRIPE_* variables."""
+    sandbox_server.reset()
+    monkeypatch.setenv("STRIPE_SECRET_KEY", sandbox_server.secret_key)
+    monkeypatch.setenv("STRIPE_API_BASE", sandbox_server.api_base)
+    monkeypatch.setenv("STRIPE_MAX_NETWORK_RETRIES", "0")
+    return sandbox_server
+
+
+@pytest.fixture
+def sandbox_settings(sandbox: Sandbox) -> Settings:
+    return Settings(
+        stripe_secret_key=sandbox.secret_key,
+        stripe_api_base=sandbox.api_base,
+        stripe_max_network_retries=0,
+    )
+
+
+@pytest.fixture
+def gateway(sandbox_settings: Settings) -> Gateway:
+    """The real StripeGateway, over real HTTP, against the sandbox."""
+    from billing_cli.gateway import make_gateway
+
+    return make_gateway(sandbox_settings)
+
+
+@pytest.fixture
+def stripe_requests(monkeypatch: pytest.MonkeyPatch) -> StripeRequests:
+    """Record (and pass on) every request made through ``requests`` during the test.
+
+    A call-through spy, not a mock: it is how tests prove a dry run made zero Stripe POSTs.
+    """
+    import requests
+
+    seen = StripeRequests()
+    original = requests.Session.request
+
+    def spy(self: requests.Session, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+        seen.sent.append((method.upper(), urlsplit(url).path))
+        return original(self, method, url, *args, **kwargs)
+
+    monkeypatch.setattr(requests.Session, "request", spy)
+    return seen

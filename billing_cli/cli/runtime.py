@@ -17,6 +17,7 @@ from billing_cli.config import Settings, load_settings, resolve_operator
 from billing_cli.errors import ConfirmationDeclined
 
 if TYPE_CHECKING:
+    from billing_cli.gateway import Gateway
     from billing_cli.models import Invocation
     from billing_cli.repository import Database
 
@@ -48,6 +49,13 @@ class Runtime:
         if check_ready:
             self._database.check_ready()
         return self._database
+
+    def gateway(self, *, dry_run: bool) -> Gateway:
+        """The Stripe gateway; under ``dry_run`` writes are recorded instead of sent."""
+        from billing_cli.gateway import DryRunGateway, make_gateway
+
+        real = make_gateway(self.settings())
+        return DryRunGateway(real) if dry_run else real
 
     def invocation(self, ctx: typer.Context, *, dry_run: bool = False) -> Invocation:
         """Who runs what: the audit entry's operator, command and arguments."""

@@ -61,7 +61,12 @@ def build_app() -> web.Application:
     from localstripe import server as ls_server
 
     app = web.Application(
-        middlewares=[ls_server.error_middleware, _crash_middleware, _auth_middleware]
+        middlewares=[
+            ls_server.error_middleware,
+            _crash_middleware,
+            _auth_middleware,
+            extensions.idempotency_middleware,
+        ]
     )
     taken: set[tuple[str, str]] = set()
     for method, path, handler in extensions.ROUTES:

@@ -376,3 +376,21 @@ def test_sandbox_binds_loopback_only(sandbox: Sandbox) -> None:
         urllib.request.urlopen(request, timeout=5)
     assert info.value.code == 401
     assert json.loads(info.value.read())["error"]["type"] == "invalid_request_error"
+
+
+def test_idempotency_key_replays_the_first_answer(client: stripe.StripeClient) -> None:
+    options: stripe.RequestOptions = {"idempotency_key": "billing:test:same"}
+    first = client.v1.customers.create({"email": "a@a.test"}, options)
+    second = client.v1.customers.create({"email": "a@a.test"}, options)
+    assert first.id == second.id
+    assert len(client.v1.customers.list({"limit": 100}).data) == 1
+    with pytest.raises(stripe.IdempotencyError):
+        client.v1.customers.create({"email": "other@a.test"}, options)
+
+
+def test_wildcard_event_filter_with_many_matches(client: stripe.StripeClient) -> None:
+    for n in range(3):
+        client.v1.customers.create({"email": f"c{n}@a.test"})
+    events = client.v1.events.list({"type": "customer.*", "limit": 100}).data
+    assert len(events) >= 3
+    assert all(event.type.startswith("customer.") for event in events)

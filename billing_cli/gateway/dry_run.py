@@ -1,0 +1,319 @@
+"""``DryRunGateway``: the real code path with every Stripe write held back.
+
+``--dry-run`` must read real state and show every write it would make while making none
+(DESIGN 4). Rather than an ``if dry_run`` in every service, the service is handed this wrapper:
+reads go to the real gateway, writes are recorded in :attr:`DryRunGateway.planned` and answered
+with a plausible synthetic object (ids such as ``"(new price)"``, a subscription ``trialing``
+when a trial was asked for) so the service carries on exactly as it would for real.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from billing_cli.errors import Conflict
+from billing_cli.gateway.protocol import Gateway
+from billing_cli.gateway.types import (
+    CustomerInfo,
+    Interval,
+    InvoicePreview,
+    PaymentInfo,
+    PaymentMethodInfo,
+    PriceInfo,
+    ProductInfo,
+    ProrationBehavior,
+    SubscriptionInfo,
+)
+
+
+@dataclass(frozen=True)
+class PlannedWrite:
+    """One write a dry run would have sent; ``params`` never holds the idempotency key."""
+
+    operation: str
+    target: str
+    params: dict[str, object] = field(default_factory=dict)
+
+
+def _is_synthetic(object_id: str) -> bool:
+    return object_id.startswith("(")
+
+
+class DryRunGateway(Gateway):
+    """Reads pass through to ``inner``; writes are planned, not sent."""
+
+    def __init__(self, inner: Gateway, *, now: datetime | None = None) -> None:
+        self.inner = inner
+        self.planned: list[PlannedWrite] = []
+        self._now = now
+        self._subscriptions: dict[str, SubscriptionInfo] = {}
+
+    def _plan(self, operation: str, target: str, **params: object) -> None:
+        self.planned.append(PlannedWrite(operation, target, dict(params)))
+
+    def _clock(self) -> datetime:
+        return self._now or datetime.now(UTC).replace(microsecond=0)
+
+    # -- reads: straight through ---------------------------------------------------------------
+
+    def list_products(self) -> list[ProductInfo]:
+        return self.inner.list_products()
+
+    def list_prices(self) -> list[PriceInfo]:
+        return self.inner.list_prices()
+
+    def retrieve_customer(self, customer_id: str) -> CustomerInfo:
+        return self.inner.retrieve_customer(customer_id)
+
+    def list_customers(self, *, email: str | None = None) -> list[CustomerInfo]:
+        return self.inner.list_customers(email=email)
+
+    def list_payment_methods(self, customer_id: str) -> list[PaymentMethodInfo]:
+        if _is_synthetic(customer_id):
+            return []
+        return self.inner.list_payment_methods(customer_id)
+
+    def retrieve_subscription(self, subscription_id: str) -> SubscriptionInfo:
+        if subscription_id in self._subscriptions:
+            return self._subscriptions[subscription_id]
+        return self.inner.retrieve_subscription(subscription_id)
+
+    def list_subscriptions(self, *, customer_id: str) -> list[SubscriptionInfo]:
+        if _is_synthetic(customer_id):
+            return [s for s in self._subscriptions.values() if s.customer_id == customer_id]
+        return self.inner.list_subscriptions(customer_id=customer_id)
+
+    def preview_price_change(
+        self,
+        subscription_id: str,
+        *,
+        item_id: str,
+        price_id: str,
+        proration_behavior: ProrationBehavior,
+        proration_date: int | None,
+    ) -> InvoicePreview:
+        return self.inner.preview_price_change(
+            subscription_id,
+            item_id=item_id,
+            price_id=price_id,
+            proration_behavior=proration_behavior,
+            proration_date=proration_date,
+        )
+
+    def list_events(
+        self,
+        *,
+        types: Sequence[str] = (),
+        created_gte: int | None = None,
+        created_lte: int | None = None,
+        undelivered: bool = False,
+    ) -> list[dict[str, Any]]:
+        return self.inner.list_events(
+            types=types, created_gte=created_gte, created_lte=created_lte, undelivered=undelivered
+        )
+
+    def retrieve_event(self, event_id: str) -> dict[str, Any]:
+        return self.inner.retrieve_event(event_id)
+
+    # -- writes: planned -------------------------------------------------------------------------
+
+    def create_product(
+        self, *, name: str, metadata: Mapping[str, str], idempotency_key: str
+    ) -> ProductInfo:
+        self._plan("create_product", "(new product)", name=name, metadata=dict(metadata))
+        return ProductInfo("(new product)", name, True, dict(metadata))
+
+    def update_product(
+        self,
+        product_id: str,
+        *,
+        name: str | None = None,
+        active: bool | None = None,
+        metadata: Mapping[str, str] | None = None,
+        idempotency_key: str,
+    ) -> ProductInfo:
+        changes: dict[str, object] = {"name": name, "active": active}
+        if metadata is not None:
+            changes["metadata"] = dict(metadata)
+        self._plan(
+            "update_product", product_id, **{k: v for k, v in changes.items() if v is not None}
+        )
+        return ProductInfo(
+            product_id, name or "", True if active is None else active, dict(metadata or {})
+        )
+
+    def create_price(
+        self,
+        *,
+        product_id: str,
+        unit_amount: int,
+        currency: str,
+        interval: Interval | None,
+        interval_count: int,
+        lookup_key: str | None,
+        metadata: Mapping[str, str],
+        transfer_lookup_key: bool,
+        idempotency_key: str,
+    ) -> PriceInfo:
+        self._plan(
+            "create_price",
+            "(new price)",
+            product=product_id,
+            unit_amount=unit_amount,
+            currency=currency,
+            interval=interval,
+            interval_count=interval_count,
+            lookup_key=lookup_key,
+            transfer_lookup_key=transfer_lookup_key,
+            metadata=dict(metadata),
+        )
+        count = interval_count if interval is not None else None
+        return PriceInfo(
+            "(new price)",
+            product_id,
+            unit_amount,
+            currency,
+            interval,
+            count,
+            True,
+            lookup_key,
+            dict(metadata),
+        )
+
+    def archive_price(self, price_id: str, *, idempotency_key: str) -> PriceInfo:
+        self._plan("archive_price", price_id, active=False)
+        return PriceInfo(price_id, "", None, "", None, None, False, None, {})
+
+    def create_customer(
+        self, *, email: str, name: str, metadata: Mapping[str, str], idempotency_key: str
+    ) -> CustomerInfo:
+        self._plan(
+            "create_customer", "(new customer)", email=email, name=name, metadata=dict(metadata)
+        )
+        return CustomerInfo("(new customer)", email, name, dict(metadata), None)
+
+    def delete_customer(self, customer_id: str, *, idempotency_key: str) -> CustomerInfo:
+        self._plan("delete_customer", customer_id)
+        return CustomerInfo(customer_id, None, None, {}, None, deleted=True)
+
+    def attach_payment_method(
+        self, payment_method_id: str, *, customer_id: str, idempotency_key: str
+    ) -> PaymentMethodInfo:
+        self._plan("attach_payment_method", payment_method_id, customer=customer_id)
+        return PaymentMethodInfo(payment_method_id, "card", None, None, None)
+
+    def set_default_payment_method(
+        self, customer_id: str, payment_method_id: str, *, idempotency_key: str
+    ) -> CustomerInfo:
+        self._plan("set_default_payment_method", customer_id, payment_method=payment_method_id)
+        if _is_synthetic(customer_id):
+            return CustomerInfo(customer_id, None, None, {}, payment_method_id)
+        current = self.inner.retrieve_customer(customer_id)
+        return replace(current, default_payment_method=payment_method_id)
+
+    def create_subscription(
+        self,
+        *,
+        customer_id: str,
+        price_id: str,
+        trial_days: int | None,
+        default_payment_method: str | None,
+        metadata: Mapping[str, str],
+        idempotency_key: str,
+    ) -> SubscriptionInfo:
+        self._plan(
+            "create_subscription",
+            customer_id,
+            price=price_id,
+            trial_days=trial_days,
+            default_payment_method=default_payment_method,
+            metadata=dict(metadata),
+        )
+        now = self._clock()
+        trial_end = now + timedelta(days=trial_days) if trial_days else None
+        sub = SubscriptionInfo(
+            id="(new subscription)",
+            customer_id=customer_id,
+            status="trialing" if trial_end else "active",
+            price_id=price_id,
+            item_id="(new subscription item)",
+            current_period_start=now,
+            current_period_end=trial_end,
+            trial_end=trial_end,
+            cancel_at_period_end=False,
+            canceled_at=None,
+            latest_invoice_id=None if trial_end else "(new invoice)",
+            created=now,
+        )
+        self._subscriptions[sub.id] = sub
+        return sub
+
+    def _update_subscription(self, subscription_id: str, **changes: Any) -> SubscriptionInfo:
+        updated = replace(self.retrieve_subscription(subscription_id), **changes)
+        if _is_synthetic(subscription_id):
+            self._subscriptions[subscription_id] = updated
+        return updated
+
+    def change_subscription_price(
+        self,
+        subscription_id: str,
+        *,
+        item_id: str,
+        price_id: str,
+        proration_behavior: ProrationBehavior,
+        idempotency_key: str,
+    ) -> SubscriptionInfo:
+        self._plan(
+            "change_subscription_price",
+            subscription_id,
+            item=item_id,
+            price=price_id,
+            proration_behavior=proration_behavior,
+        )
+        return self._update_subscription(subscription_id, price_id=price_id)
+
+    def set_cancel_at_period_end(
+        self, subscription_id: str, value: bool, *, idempotency_key: str
+    ) -> SubscriptionInfo:
+        self._plan("set_cancel_at_period_end", subscription_id, cancel_at_period_end=value)
+        return self._update_subscription(subscription_id, cancel_at_period_end=value)
+
+    def cancel_subscription_now(
+        self, subscription_id: str, *, idempotency_key: str
+    ) -> SubscriptionInfo:
+        self._plan("cancel_subscription_now", subscription_id)
+        return self._update_subscription(
+            subscription_id, status="canceled", canceled_at=self._clock()
+        )
+
+    def create_payment(
+        self,
+        *,
+        customer_id: str,
+        amount: int,
+        currency: str,
+        description: str,
+        payment_method: str | None,
+        idempotency_key: str,
+    ) -> PaymentInfo:
+        method = payment_method
+        if method is None and not _is_synthetic(customer_id):
+            # Same check, same error as the real run: a dry run must fail where the run would.
+            method = self.inner.retrieve_customer(customer_id).default_payment_method
+            if not method:
+                raise Conflict(
+                    f"customer {customer_id} has no default payment method; "
+                    "attach one or name a payment method"
+                )
+        self._plan(
+            "create_payment",
+            customer_id,
+            amount=amount,
+            currency=currency,
+            description=description,
+            payment_method=method,
+        )
+        return PaymentInfo("(new payment)", amount, currency, "succeeded", description)

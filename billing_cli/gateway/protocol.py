@@ -1,0 +1,198 @@
+"""The ``Gateway`` protocol: every Stripe operation the services may ask for, and nothing else.
+
+Services receive an object of this shape as an argument (the real ``StripeGateway``, the
+``DryRunGateway`` around it, or a test fake), so none of them ever touches stripe-python. Reads
+return the project's own types; every write takes a required keyword-only ``idempotency_key``
+derived by the caller from the operation and its target (see :mod:`.idempotency`), so a re-run
+after a crash gets Stripe's first answer back instead of a second object or charge.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
+
+from billing_cli.gateway.types import (
+    CustomerInfo,
+    Interval,
+    InvoicePreview,
+    PaymentInfo,
+    PaymentMethodInfo,
+    PriceInfo,
+    ProductInfo,
+    ProrationBehavior,
+    SubscriptionInfo,
+)
+
+
+class Gateway(Protocol):
+    """Stripe as the services see it. Errors are always ``billing_cli.errors.GatewayError``s."""
+
+    # -- reads -----------------------------------------------------------------------------
+
+    def list_products(self) -> list[ProductInfo]:
+        """All products, active and archived (auto-paged, 100 a page)."""
+        ...
+
+    def list_prices(self) -> list[PriceInfo]:
+        """All prices, active and archived (auto-paged, 100 a page)."""
+        ...
+
+    def retrieve_customer(self, customer_id: str) -> CustomerInfo:
+        """One customer; a deleted one comes back with ``deleted=True``."""
+        ...
+
+    def list_customers(self, *, email: str | None = None) -> list[CustomerInfo]:
+        """All customers, or those with exactly this email."""
+        ...
+
+    def list_payment_methods(self, customer_id: str) -> list[PaymentMethodInfo]:
+        """The cards saved on a customer."""
+        ...
+
+    def retrieve_subscription(self, subscription_id: str) -> SubscriptionInfo:
+        """One subscription, whatever its status."""
+        ...
+
+    def list_subscriptions(self, *, customer_id: str) -> list[SubscriptionInfo]:
+        """Every subscription of a customer, canceled ones included."""
+        ...
+
+    def preview_price_change(
+        self,
+        subscription_id: str,
+        *,
+        item_id: str,
+        price_id: str,
+        proration_behavior: ProrationBehavior,
+        proration_date: int | None,
+    ) -> InvoicePreview:
+        """The invoice a price change would produce; a read with no side effect."""
+        ...
+
+    def list_events(
+        self,
+        *,
+        types: Sequence[str] = (),
+        created_gte: int | None = None,
+        created_lte: int | None = None,
+        undelivered: bool = False,
+    ) -> list[dict[str, Any]]:
+        """Events from the Events API as plain JSON dicts, oldest first."""
+        ...
+
+    def retrieve_event(self, event_id: str) -> dict[str, Any]:
+        """One event as a plain JSON dict."""
+        ...
+
+    # -- writes ----------------------------------------------------------------------------
+
+    def create_product(
+        self, *, name: str, metadata: Mapping[str, str], idempotency_key: str
+    ) -> ProductInfo:
+        """Create a product."""
+        ...
+
+    def update_product(
+        self,
+        product_id: str,
+        *,
+        name: str | None = None,
+        active: bool | None = None,
+        metadata: Mapping[str, str] | None = None,
+        idempotency_key: str,
+    ) -> ProductInfo:
+        """Change a product's name, active flag or metadata (only those given)."""
+        ...
+
+    def create_price(
+        self,
+        *,
+        product_id: str,
+        unit_amount: int,
+        currency: str,
+        interval: Interval | None,
+        interval_count: int,
+        lookup_key: str | None,
+        metadata: Mapping[str, str],
+        transfer_lookup_key: bool,
+        idempotency_key: str,
+    ) -> PriceInfo:
+        """Create a price (recurring unless ``interval`` is None)."""
+        ...
+
+    def archive_price(self, price_id: str, *, idempotency_key: str) -> PriceInfo:
+        """Set a price inactive: prices cannot change amount, so they are replaced and archived."""
+        ...
+
+    def create_customer(
+        self, *, email: str, name: str, metadata: Mapping[str, str], idempotency_key: str
+    ) -> CustomerInfo:
+        """Create a customer."""
+        ...
+
+    def delete_customer(self, customer_id: str, *, idempotency_key: str) -> CustomerInfo:
+        """Delete a customer (Stripe cancels its subscriptions)."""
+        ...
+
+    def attach_payment_method(
+        self, payment_method_id: str, *, customer_id: str, idempotency_key: str
+    ) -> PaymentMethodInfo:
+        """Attach a payment method to a customer."""
+        ...
+
+    def set_default_payment_method(
+        self, customer_id: str, payment_method_id: str, *, idempotency_key: str
+    ) -> CustomerInfo:
+        """Make a payment method the customer's default for invoices."""
+        ...
+
+    def create_subscription(
+        self,
+        *,
+        customer_id: str,
+        price_id: str,
+        trial_days: int | None,
+        default_payment_method: str | None,
+        metadata: Mapping[str, str],
+        idempotency_key: str,
+    ) -> SubscriptionInfo:
+        """Subscribe a customer to one price, with an optional trial."""
+        ...
+
+    def change_subscription_price(
+        self,
+        subscription_id: str,
+        *,
+        item_id: str,
+        price_id: str,
+        proration_behavior: ProrationBehavior,
+        idempotency_key: str,
+    ) -> SubscriptionInfo:
+        """Move a subscription's item to another price."""
+        ...
+
+    def set_cancel_at_period_end(
+        self, subscription_id: str, value: bool, *, idempotency_key: str
+    ) -> SubscriptionInfo:
+        """Schedule (True) or withdraw (False) the cancellation at the end of the period."""
+        ...
+
+    def cancel_subscription_now(
+        self, subscription_id: str, *, idempotency_key: str
+    ) -> SubscriptionInfo:
+        """Cancel a subscription immediately."""
+        ...
+
+    def create_payment(
+        self,
+        *,
+        customer_id: str,
+        amount: int,
+        currency: str,
+        description: str,
+        payment_method: str | None,
+        idempotency_key: str,
+    ) -> PaymentInfo:
+        """Charge a one-off amount off-session, with the customer's default method if none given."""
+        ...

@@ -1,0 +1,178 @@
+"""The read half of ``StripeGateway``: lists, retrievals and the invoice preview.
+
+Lists page through Stripe 100 objects at a time with ``auto_paging_iter`` (one request per page,
+never one per object). Every answer is converted with :mod:`.converters` before it leaves, and
+each call runs inside :func:`.calls.stripe_call` (logging and error translation).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import stripe
+
+from billing_cli.gateway import converters as conv
+from billing_cli.gateway.calls import stripe_call
+from billing_cli.gateway.types import (
+    CustomerInfo,
+    InvoicePreview,
+    PaymentMethodInfo,
+    PriceInfo,
+    ProductInfo,
+    ProrationBehavior,
+    SubscriptionInfo,
+)
+
+if TYPE_CHECKING:
+    from stripe.params import (
+        CustomerListParams,
+        EventListParams,
+        EventListParamsCreated,
+        InvoiceCreatePreviewParams,
+    )
+
+PAGE_SIZE = 100
+_MAX_TYPES = 20  # Stripe's limit for types[] in one events request
+
+
+class StripeReads:
+    """Reads over one ``StripeClient``; :class:`.stripe_gateway.StripeGateway` adds the writes."""
+
+    def __init__(self, client: stripe.StripeClient) -> None:
+        self._v1 = client.v1
+
+    # -- reads -----------------------------------------------------------------------------
+
+    def list_products(self) -> list[ProductInfo]:
+        """All products, active and archived: the product list returns both when unfiltered."""
+        with stripe_call("products.list"):
+            page = self._v1.products.list({"limit": PAGE_SIZE})
+            return [conv.product_info(p) for p in page.auto_paging_iter()]
+
+    def list_prices(self) -> list[PriceInfo]:
+        """All prices, active ones first.
+
+        Stripe documents the unfiltered price list as "your active prices", so active and
+        archived prices are listed separately (two paged lists, still never one call per price).
+        """
+        prices: dict[str, PriceInfo] = {}
+        for active in (True, False):
+            with stripe_call("prices.list", active=str(active).lower()):
+                page = self._v1.prices.list({"active": active, "limit": PAGE_SIZE})
+                for price in page.auto_paging_iter():
+                    info = conv.price_info(price)
+                    prices.setdefault(info.id, info)
+        return list(prices.values())
+
+    def retrieve_customer(self, customer_id: str) -> CustomerInfo:
+        """One customer (a deleted one too)."""
+        with stripe_call("customers.retrieve", customer=customer_id):
+            return conv.customer_info(self._v1.customers.retrieve(customer_id))
+
+    def list_customers(self, *, email: str | None = None) -> list[CustomerInfo]:
+        """Customers, filtered by exact email when given."""
+        params: CustomerListParams = {"limit": PAGE_SIZE}
+        if email is not None:
+            params["email"] = email
+        with stripe_call("customers.list"):
+            page = self._v1.customers.list(params)
+            return [conv.customer_info(c) for c in page.auto_paging_iter()]
+
+    def list_payment_methods(self, customer_id: str) -> list[PaymentMethodInfo]:
+        """The customer's cards (the only kind this tool charges)."""
+        with stripe_call("payment_methods.list", customer=customer_id):
+            page = self._v1.payment_methods.list(
+                {"customer": customer_id, "type": "card", "limit": PAGE_SIZE}
+            )
+            return [conv.payment_method_info(m) for m in page.auto_paging_iter()]
+
+    def retrieve_subscription(self, subscription_id: str) -> SubscriptionInfo:
+        """One subscription."""
+        with stripe_call("subscriptions.retrieve", subscription=subscription_id):
+            return conv.subscription_info(self._v1.subscriptions.retrieve(subscription_id))
+
+    def list_subscriptions(self, *, customer_id: str) -> list[SubscriptionInfo]:
+        """Every subscription of the customer; ``status=all`` includes canceled ones."""
+        with stripe_call("subscriptions.list", customer=customer_id):
+            page = self._v1.subscriptions.list(
+                {"customer": customer_id, "status": "all", "limit": PAGE_SIZE}
+            )
+            return [conv.subscription_info(s) for s in page.auto_paging_iter()]
+
+    def preview_price_change(
+        self,
+        subscription_id: str,
+        *,
+        item_id: str,
+        price_id: str,
+        proration_behavior: ProrationBehavior,
+        proration_date: int | None,
+    ) -> InvoicePreview:
+        """POST /v1/invoices/create_preview: a read, so it carries no idempotency key."""
+        params: InvoiceCreatePreviewParams = {
+            "subscription": subscription_id,
+            "subscription_details": {
+                "items": [{"id": item_id, "price": price_id}],
+                "proration_behavior": proration_behavior,
+            },
+        }
+        if proration_date is not None:
+            params["subscription_details"]["proration_date"] = proration_date
+        with stripe_call("invoices.create_preview", subscription=subscription_id, price=price_id):
+            return conv.invoice_preview(self._v1.invoices.create_preview(params))
+
+    def list_events(
+        self,
+        *,
+        types: Sequence[str] = (),
+        created_gte: int | None = None,
+        created_lte: int | None = None,
+        undelivered: bool = False,
+    ) -> list[dict[str, Any]]:
+        """Events as JSON dicts, oldest first (Stripe pages newest first).
+
+        Exact names go in ``types[]``, 20 a request (Stripe's limit); a wildcard pattern such
+        as ``invoice.*`` is only accepted alone in ``type``, so it gets a request of its own.
+        """
+        found: dict[str, dict[str, Any]] = {}
+        for query in _event_queries(types, created_gte, created_lte, undelivered):
+            with stripe_call("events.list"):
+                page = self._v1.events.list(query)
+                batch = [conv.as_dict(e) for e in page.auto_paging_iter()]
+            for event in reversed(batch):
+                found.setdefault(str(event["id"]), event)
+        # A stable sort keeps Stripe's own order among events of the same second.
+        return sorted(found.values(), key=lambda e: int(e.get("created") or 0))
+
+    def retrieve_event(self, event_id: str) -> dict[str, Any]:
+        """One event as a JSON dict."""
+        with stripe_call("events.retrieve", event=event_id):
+            return conv.as_dict(self._v1.events.retrieve(event_id))
+
+
+def _event_queries(
+    types: Sequence[str], created_gte: int | None, created_lte: int | None, undelivered: bool
+) -> list[EventListParams]:
+    """The list requests that together cover ``types`` (one request when no type is given)."""
+    base: EventListParams = {"limit": PAGE_SIZE}
+    created: EventListParamsCreated = {}
+    if created_gte is not None:
+        created["gte"] = created_gte
+    if created_lte is not None:
+        created["lte"] = created_lte
+    if created:
+        base["created"] = created
+    if undelivered:
+        base["delivery_success"] = False
+    queries: list[EventListParams] = []
+    for pattern in (t for t in types if "*" in t):
+        query = base.copy()
+        query["type"] = pattern
+        queries.append(query)
+    names = [t for t in types if "*" not in t]
+    for start in range(0, len(names), _MAX_TYPES):
+        query = base.copy()
+        query["types"] = names[start : start + _MAX_TYPES]
+        queries.append(query)
+    return queries or [base]

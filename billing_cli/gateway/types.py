@@ -1,0 +1,121 @@
+"""The small, frozen types the gateway hands to services instead of Stripe objects.
+
+Stripe objects never leave the gateway (STYLE habit 2): services and tests work with these plain
+dataclasses, which hold only the fields the tool acts on, already normalised across API versions
+(the billing period is read from the subscription or its first item, timestamps become UTC
+datetimes). Nothing here imports stripe, so services can import it without slowing the CLI down.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+
+Interval = Literal["day", "week", "month", "year"]
+"""Billing frequency of a recurring price."""
+
+ProrationBehavior = Literal["create_prorations", "none", "always_invoice"]
+"""How Stripe bills a mid-period price change."""
+
+Metadata = dict[str, str]
+
+
+@dataclass(frozen=True)
+class ProductInfo:
+    """A Stripe Product: what a plan is called in Stripe."""
+
+    id: str
+    name: str
+    active: bool
+    metadata: Metadata = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PriceInfo:
+    """A Stripe Price; ``interval`` is None for a one-time price."""
+
+    id: str
+    product_id: str
+    unit_amount: int | None
+    currency: str
+    interval: str | None
+    interval_count: int | None
+    active: bool
+    lookup_key: str | None
+    metadata: Metadata = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CustomerInfo:
+    """A Stripe Customer; a deleted customer keeps its id with ``deleted=True`` and no details."""
+
+    id: str
+    email: str | None
+    name: str | None
+    metadata: Metadata
+    default_payment_method: str | None
+    deleted: bool = False
+
+
+@dataclass(frozen=True)
+class PaymentMethodInfo:
+    """A saved payment method; for a non-card method ``brand`` is the method type."""
+
+    id: str
+    brand: str
+    last4: str | None
+    exp_month: int | None
+    exp_year: int | None
+
+
+@dataclass(frozen=True)
+class SubscriptionInfo:
+    """A Stripe Subscription reduced to its first (and, for this tool, only) item."""
+
+    id: str
+    customer_id: str
+    status: str
+    price_id: str | None
+    item_id: str | None
+    current_period_start: datetime | None
+    current_period_end: datetime | None
+    trial_end: datetime | None
+    cancel_at_period_end: bool
+    canceled_at: datetime | None
+    latest_invoice_id: str | None
+    created: datetime | None
+
+
+@dataclass(frozen=True)
+class PreviewLine:
+    """One line of a previewed invoice; ``proration`` marks the lines a price change creates."""
+
+    description: str | None
+    amount: int
+    currency: str
+    proration: bool
+    price_id: str | None
+    period_start: datetime | None
+    period_end: datetime | None
+
+
+@dataclass(frozen=True)
+class InvoicePreview:
+    """What the next invoice would be after a change: the total and the proration part of it."""
+
+    amount_due: int
+    currency: str
+    proration_amount: int
+    lines: tuple[PreviewLine, ...] = ()
+
+
+@dataclass(frozen=True)
+class PaymentInfo:
+    """A one-off charge (a PaymentIntent) and where it ended up."""
+
+    id: str
+    amount: int
+    currency: str
+    status: str
+    description: str | None

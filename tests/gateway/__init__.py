@@ -1,0 +1,1 @@
+"""Tests of the Stripe gateway: converters, error translation, idempotency, dry run, HTTP."""
