@@ -15,7 +15,19 @@ import typer
 from typer._click import Context as ClickContext  # the type TyperGroup.invoke declares
 from typer.core import TyperGroup
 
-from billing_cli.cli import audit_cmd, config_cmd, db_cmd, demo_cmd, tenants_cmd
+from billing_cli.cli import (
+    audit_cmd,
+    config_cmd,
+    db_cmd,
+    demo_cmd,
+    notifications_cmd,
+    payments_cmd,
+    plans_cmd,
+    sandbox_cmd,
+    subs_cmd,
+    tenants_cmd,
+    webhooks_cmd,
+)
 from billing_cli.cli.runtime import Runtime, runtime_of
 from billing_cli.errors import BillingError
 
@@ -88,10 +100,16 @@ def root(
 
 
 app.add_typer(tenants_cmd.app, name="tenants")
+app.add_typer(plans_cmd.app, name="plans")
+app.add_typer(subs_cmd.app, name="subs")
+app.add_typer(payments_cmd.app, name="payments")
+app.add_typer(webhooks_cmd.app, name="webhooks")
+app.add_typer(notifications_cmd.app, name="notifications")
 app.add_typer(audit_cmd.app, name="audit")
 app.add_typer(db_cmd.app, name="db")
 app.command("config")(config_cmd.show_config)
 app.command("demo")(demo_cmd.demo)
+app.command("sandbox")(sandbox_cmd.sandbox)
 
 
 def main() -> None:

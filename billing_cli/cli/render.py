@@ -98,11 +98,22 @@ def change(result: Change, *, json_output: bool) -> None:
 def changed_fields(
     before: dict[str, Any] | None, after: dict[str, Any] | None
 ) -> Iterable[tuple[str, Any, Any]]:
-    before = before or {}
-    after = after or {}
+    """The fields whose values differ; nested records are compared field by field."""
+    before = _flatten(before or {})
+    after = _flatten(after or {})
     for key in dict.fromkeys([*before, *after]):
         if before.get(key) != after.get(key):
             yield key, before.get(key), after.get(key)
+
+
+def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
 
 
 def _cell(value: Any) -> str:
@@ -115,3 +126,44 @@ def _cell(value: Any) -> str:
     if isinstance(value, dict | list):
         return escape(json.dumps(value, default=str))
     return escape(str(value))
+
+
+def side_by_side(
+    title: str, local: dict[str, Any], remote: dict[str, Any], differences: Sequence[str]
+) -> None:
+    """Local row against Stripe's live state; rows that differ are marked and coloured."""
+    from rich.table import Table
+
+    grid = Table(title=title, title_justify="left", header_style="bold")
+    for column in ("field", "local", "stripe", ""):
+        grid.add_column(column, overflow="fold")
+    for key in dict.fromkeys([*local, *remote]):
+        differs = key in differences
+        grid.add_row(
+            key,
+            _cell(local.get(key)),
+            _cell(remote.get(key)),
+            "differs" if differs else "",
+            style="bold red" if differs else None,
+        )
+    out().print(grid)
+    if differences:
+        err().print(f"{len(differences)} field(s) differ: {', '.join(differences)}")
+    else:
+        err().print("local row and Stripe agree")
+
+
+def proration_preview(preview: Any) -> None:
+    """Stripe's invoice preview for a plan change: the proration lines and the total."""
+    from billing_cli.money import format_money
+
+    rows = [
+        (line.description, format_money(line.amount, preview.currency))
+        for line in preview.lines
+        if line.proration
+    ]
+    table("Proration preview (from Stripe)", ("line", "amount"), rows, empty="no proration lines")
+    out().print(
+        f"proration: {format_money(preview.proration_amount, preview.currency)}; "
+        f"next invoice total: {format_money(preview.amount_due, preview.currency)}"
+    )

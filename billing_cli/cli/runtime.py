@@ -105,7 +105,10 @@ def configure_logging(*, verbose: bool, log_file: str) -> None:
     for handler in handlers:
         handler.setFormatter(formatter)
         logger.addHandler(handler)
-    logger.setLevel(logging.DEBUG if handlers else logging.WARNING)
+    if not handlers:  # without this, Python's last-resort handler prints warnings to stderr
+        handlers.append(logging.NullHandler())
+        logger.addHandler(handlers[0])
+    logger.setLevel(logging.DEBUG)
     logger.propagate = False
     logger._billing_configured = True  # type: ignore[attr-defined]
 

@@ -143,3 +143,27 @@ def reactivate(
         db, invocation=runtime.invocation(ctx, dry_run=dry_run), slug=slug
     )
     render.change(result, json_output=json_output)
+
+
+@app.command("remove")
+def remove(
+    ctx: typer.Context,
+    slug: Annotated[str, typer.Argument(help="The tenant's slug.")],
+    dry_run: DryRunOption = False,
+    yes: YesOption = False,
+    json_output: JsonOption = False,
+) -> None:
+    """Remove a tenant: cancel its subscription, delete its Stripe customer and its rows."""
+    from billing_cli.cli import render
+    from billing_cli.services import offboarding
+
+    runtime = runtime_of(ctx)
+    db = runtime.database()
+    runtime.confirm(f"remove tenant {slug} and its Stripe customer", yes=yes, dry_run=dry_run)
+    result = offboarding.remove_tenant(
+        db,
+        runtime.gateway(dry_run=dry_run),
+        invocation=runtime.invocation(ctx, dry_run=dry_run),
+        slug=slug,
+    )
+    render.change(result, json_output=json_output)

@@ -33,3 +33,11 @@ def list_recent(
 
 def count(*, session: Session) -> int:
     return session.exec(select(func.count()).select_from(AuditEntry)).one()
+
+
+def count_for_tenant(*, session: Session, tenant_slug: str) -> int:
+    """How many committed changes a tenant has had: a counter that moves with every change."""
+    statement = (
+        select(func.count()).select_from(AuditEntry).where(AuditEntry.tenant_slug == tenant_slug)
+    )
+    return session.exec(statement).one()

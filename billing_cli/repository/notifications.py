@@ -33,3 +33,12 @@ def list_recent(
     if kind is not None:
         statement = statement.where(Notification.kind == kind)
     return session.exec(statement).all()
+
+
+def delete_for_tenant(*, session: Session, tenant_id: int) -> int:
+    """Drop a removed tenant's outbox; returns how many went."""
+    rows = session.exec(select(Notification).where(Notification.tenant_id == tenant_id)).all()
+    for row in rows:
+        session.delete(row)
+    session.flush()
+    return len(rows)

@@ -39,6 +39,8 @@ localstripe behaviours replaced:
 - ``Idempotency-Key`` (ignored by localstripe) is honoured on ``POST /v1/...`` by
   ``idempotency_middleware``: the first answer is replayed, other parameters are refused with
   ``idempotency_error``.
+- ``Customer._api_delete``/``_api_retrieve``: a deleted customer is still retrievable, as
+  Stripe's ``{"id": ..., "object": "customer", "deleted": true}`` stub (localstripe: 404).
 - ``POST /_config/webhooks/{id}`` only accepts loopback URLs; ``DELETE /_config/data`` also
   forgets registered webhooks and undelivered events.
 
@@ -2250,3 +2252,19 @@ def install() -> None:
         return error
 
     ls.PaymentIntent.last_payment_error = property(last_payment_error)
+
+    # Stripe keeps answering GET /v1/customers/{id} after a delete, with a deleted stub.
+    original_customer_delete = ls.Customer._api_delete.__func__
+    original_customer_retrieve = ls.Customer._api_retrieve.__func__
+
+    def customer_delete(cls: Any, id: str) -> Any:
+        deleted = original_customer_delete(cls, id)
+        ls.store[f"_deleted_customer:{id}"] = deleted
+        return deleted
+
+    def customer_retrieve(cls: Any, id: str) -> Any:
+        tombstone = ls.store.get(f"_deleted_customer:{id}")
+        return tombstone if tombstone is not None else original_customer_retrieve(cls, id)
+
+    ls.Customer._api_delete = classmethod(customer_delete)
+    ls.Customer._api_retrieve = classmethod(customer_retrieve)

@@ -35,7 +35,8 @@ class Sandbox:
     secret_key = SANDBOX_SECRET_KEY
     publishable_key = SANDBOX_PUBLISHABLE_KEY
 
-    def __init__(self, *, start_timeout: float = _START_TIMEOUT_SECONDS) -> None:
+    def __init__(self, *, port: int = 0, start_timeout: float = _START_TIMEOUT_SECONDS) -> None:
+        self._port = port
         self._start_timeout = start_timeout
         self._proc: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
@@ -64,7 +65,15 @@ class Sandbox:
             prefix="billing-sandbox-", suffix=".log", delete=False
         )
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "billing_cli.sandbox", "--host", "127.0.0.1", "--port", "0"],
+            [
+                sys.executable,
+                "-m",
+                "billing_cli.sandbox",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self._port),
+            ],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=self._log,
@@ -84,6 +93,12 @@ class Sandbox:
                 f"(log: {self.log_path})"
             ) from exc
         return self
+
+    def wait(self) -> int:
+        """Block until the server process exits (``billing sandbox`` runs in the foreground)."""
+        if self._proc is None:
+            raise SandboxError("sandbox is not running")
+        return self._proc.wait()
 
     def stop(self) -> None:
         proc, self._proc, self._api_base = self._proc, None, None

@@ -1,0 +1,211 @@
+"""``billing subs``: create, upgrade, cancel, resume, show, list."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated
+
+import typer
+
+from billing_cli.cli.options import DryRunOption, JsonOption, YesOption
+from billing_cli.cli.runtime import runtime_of
+
+app = typer.Typer(
+    help="Tenants' Stripe subscriptions.", no_args_is_help=True, rich_markup_mode=None
+)
+
+TenantArgument = Annotated[str, typer.Argument(help="The tenant's slug.")]
+
+
+class Proration(StrEnum):
+    create_prorations = "create_prorations"
+    none = "none"
+    always_invoice = "always_invoice"
+
+
+class SubscriptionStatus(StrEnum):
+    trialing = "trialing"
+    active = "active"
+    past_due = "past_due"
+    unpaid = "unpaid"
+    canceled = "canceled"
+    incomplete = "incomplete"
+    incomplete_expired = "incomplete_expired"
+    paused = "paused"
+
+
+@app.command("create")
+def create(
+    ctx: typer.Context,
+    tenant: TenantArgument,
+    plan: Annotated[str, typer.Option("--plan", help="The plan's slug.")],
+    payment_method: Annotated[
+        str | None,
+        typer.Option("--payment-method", help="pm_... to attach and make the default."),
+    ] = None,
+    trial_days: Annotated[
+        int | None, typer.Option("--trial-days", help="Trial length (default: the plan's).")
+    ] = None,
+    dry_run: DryRunOption = False,
+    yes: YesOption = False,
+    json_output: JsonOption = False,
+) -> None:
+    """Subscribe a tenant to a plan (refused while it has one that has not ended)."""
+    from billing_cli.cli import render
+    from billing_cli.services import subscriptions
+
+    runtime = runtime_of(ctx)
+    db = runtime.database()
+    runtime.confirm(f"subscribe {tenant} to {plan}", yes=yes, dry_run=dry_run)
+    result = subscriptions.create_subscription(
+        db,
+        runtime.gateway(dry_run=dry_run),
+        invocation=runtime.invocation(ctx, dry_run=dry_run),
+        tenant_slug=tenant,
+        plan_slug=plan,
+        payment_method=payment_method,
+        trial_days=trial_days,
+    )
+    render.change(result, json_output=json_output)
+
+
+@app.command("upgrade")
+def upgrade(
+    ctx: typer.Context,
+    tenant: TenantArgument,
+    plan: Annotated[str, typer.Option("--plan", help="The new plan's slug.")],
+    proration: Annotated[
+        Proration, typer.Option("--proration", help="How Stripe bills the change.")
+    ] = Proration.create_prorations,
+    dry_run: DryRunOption = False,
+    yes: YesOption = False,
+    json_output: JsonOption = False,
+) -> None:
+    """Move a tenant to another plan; --dry-run shows Stripe's proration preview."""
+    from billing_cli.cli import render
+    from billing_cli.services import subscriptions
+
+    runtime = runtime_of(ctx)
+    db = runtime.database()
+    runtime.confirm(f"move {tenant} to {plan}", yes=yes, dry_run=dry_run)
+    result = subscriptions.upgrade_subscription(
+        db,
+        runtime.gateway(dry_run=dry_run),
+        invocation=runtime.invocation(ctx, dry_run=dry_run),
+        tenant_slug=tenant,
+        plan_slug=plan,
+        proration=proration.value,
+    )
+    if json_output:
+        render.emit_json(result.to_dict())
+        return
+    render.change(result.change, json_output=False)
+    if result.preview is not None:
+        render.proration_preview(result.preview)
+
+
+@app.command("cancel")
+def cancel(
+    ctx: typer.Context,
+    tenant: TenantArgument,
+    now: Annotated[
+        bool, typer.Option("--now", help="Cancel immediately (default: at period end).")
+    ] = False,
+    dry_run: DryRunOption = False,
+    yes: YesOption = False,
+    json_output: JsonOption = False,
+) -> None:
+    """Cancel a tenant's subscription at period end, or --now."""
+    from billing_cli.cli import render
+    from billing_cli.services import subscriptions
+
+    runtime = runtime_of(ctx)
+    db = runtime.database()
+    when = "now" if now else "at period end"
+    runtime.confirm(f"cancel {tenant}'s subscription {when}", yes=yes, dry_run=dry_run)
+    result = subscriptions.cancel_subscription(
+        db,
+        runtime.gateway(dry_run=dry_run),
+        invocation=runtime.invocation(ctx, dry_run=dry_run),
+        tenant_slug=tenant,
+        now=now,
+    )
+    render.change(result, json_output=json_output)
+
+
+@app.command("resume")
+def resume(
+    ctx: typer.Context,
+    tenant: TenantArgument,
+    dry_run: DryRunOption = False,
+    yes: YesOption = False,
+    json_output: JsonOption = False,
+) -> None:
+    """Withdraw a pending cancel-at-period-end (refused after the period ended)."""
+    from billing_cli.cli import render
+    from billing_cli.services import subscriptions
+
+    runtime = runtime_of(ctx)
+    db = runtime.database()
+    runtime.confirm(f"resume {tenant}'s subscription", yes=yes, dry_run=dry_run)
+    result = subscriptions.resume_subscription(
+        db,
+        runtime.gateway(dry_run=dry_run),
+        invocation=runtime.invocation(ctx, dry_run=dry_run),
+        tenant_slug=tenant,
+    )
+    render.change(result, json_output=json_output)
+
+
+@app.command("show")
+def show(ctx: typer.Context, tenant: TenantArgument, json_output: JsonOption = False) -> None:
+    """The local row and Stripe's live subscription side by side, differences marked."""
+    from billing_cli.cli import render
+    from billing_cli.services import subscriptions
+
+    runtime = runtime_of(ctx)
+    db = runtime.database()
+    result = subscriptions.show_subscription(db, runtime.gateway(dry_run=False), tenant_slug=tenant)
+    if json_output:
+        render.emit_json(result)
+        return
+    render.side_by_side(
+        f"Subscription of {tenant}", result["local"], result["stripe"], result["differences"]
+    )
+
+
+@app.command("list")
+def list_(
+    ctx: typer.Context,
+    status: Annotated[
+        SubscriptionStatus | None, typer.Option("--status", help="Only this status.")
+    ] = None,
+    json_output: JsonOption = False,
+) -> None:
+    """List subscriptions as recorded locally."""
+    from billing_cli.cli import render
+    from billing_cli.services import subscriptions
+
+    rows = subscriptions.list_subscriptions(
+        runtime_of(ctx).database(), status=status.value if status else None
+    )
+    if json_output:
+        render.emit_json(rows)
+        return
+    render.table(
+        "Subscriptions",
+        ("tenant", "plan", "status", "period end", "cancels", "failed", "subscription"),
+        (
+            (
+                r["tenant"],
+                r["plan"],
+                r["status"],
+                r["current_period_end"],
+                r["cancel_at_period_end"],
+                r["failed_payment_attempts"],
+                r["stripe_subscription_id"],
+            )
+            for r in rows
+        ),
+        empty="no subscriptions",
+    )
