@@ -32,7 +32,7 @@ def iso(value: datetime | None) -> str | None:
     """UTC ISO-8601 with a Z, or None."""
     if value is None:
         return None
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    return value.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def from_unix(value: int | None) -> datetime | None:

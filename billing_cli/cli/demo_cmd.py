@@ -1,8 +1,9 @@
-"""``billing demo``: a scripted tour that runs real ``billing`` commands on a throwaway database.
+"""``billing demo``: a scripted tour that runs real ``billing`` commands on a throwaway database
+and a local Stripe sandbox that the demo starts and stops itself.
 
 Each step is printed as the command line a person would type, then run in-process through the
-same app, so the demo shows exactly the tool's real output. The tour needs nothing installed by
-hand: a temporary SQLite file and (for the Stripe steps) a local sandbox the demo starts itself.
+same app, so the demo shows exactly the tool's real output. It needs no Stripe account, no
+server installed by hand and no network beyond 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -13,20 +14,146 @@ import sys
 import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-TENANT_STEPS: tuple[tuple[str, ...], ...] = (
-    ("db", "upgrade"),
+
+@dataclass(frozen=True)
+class Step:
+    """One command of the tour; ``expect`` is its exit code (1 for the declined card)."""
+
+    args: tuple[str, ...]
+    note: str = ""
+    expect: int = 0
+
+
+def _steps(*steps: Step | tuple[str, ...]) -> tuple[Step, ...]:
+    return tuple(step if isinstance(step, Step) else Step(step) for step in steps)
+
+
+SETUP = _steps(
+    Step(("db", "upgrade"), "a fresh tenant database"),
+    Step(
+        (
+            "plans",
+            "add",
+            "starter",
+            "--name",
+            "Starter",
+            "--amount",
+            "19.00",
+            "--currency",
+            "usd",
+            "--interval",
+            "month",
+            "--trial-days",
+            "14",
+        ),
+        "plans live in the database",
+    ),
+    (
+        "plans",
+        "add",
+        "pro",
+        "--name",
+        "Pro",
+        "--amount",
+        "49.00",
+        "--currency",
+        "usd",
+        "--interval",
+        "month",
+    ),
+    Step(("plans", "sync", "--dry-run"), "preview: what sync would create in Stripe"),
+    ("plans", "sync"),
+    Step(("plans", "sync"), "a second sync has nothing to do"),
+    ("plans", "list"),
+)
+
+TENANTS = _steps(
     ("tenants", "add", "acme", "--name", "Acme Inc", "--email", "billing@acme.test"),
     ("tenants", "add", "globex", "--name", "Globex", "--email", "ap@globex.test"),
-    ("tenants", "suspend", "globex", "--reason", "chargeback under review", "--dry-run"),
-    ("tenants", "suspend", "globex", "--reason", "chargeback under review"),
-    ("tenants", "list"),
-    ("tenants", "reactivate", "globex"),
-    ("audit", "list", "--limit", "5"),
+    ("tenants", "add", "initech", "--name", "Initech", "--email", "finance@initech.test"),
+    Step(
+        ("tenants", "suspend", "initech", "--reason", "chargeback under review", "--dry-run"),
+        "support previews a manual suspension",
+    ),
+)
+
+SUBSCRIPTIONS = _steps(
+    Step(
+        ("subs", "create", "acme", "--plan", "starter", "--payment-method", "pm_card_visa"),
+        "starter comes with a 14-day trial",
+    ),
+    Step(
+        (
+            "subs",
+            "create",
+            "globex",
+            "--plan",
+            "starter",
+            "--payment-method",
+            "pm_card_visa",
+            "--trial-days",
+            "0",
+        ),
+        "no trial: the first invoice is paid at once",
+    ),
+    Step(
+        (
+            "subs",
+            "upgrade",
+            "globex",
+            "--plan",
+            "pro",
+            "--proration",
+            "always_invoice",
+            "--dry-run",
+        ),
+        "Stripe's invoice preview shows what the upgrade bills",
+    ),
+    ("subs", "upgrade", "globex", "--plan", "pro", "--proration", "always_invoice"),
+    Step(
+        (
+            "payments",
+            "charge",
+            "globex",
+            "--amount",
+            "12.50",
+            "--currency",
+            "usd",
+            "--description",
+            "Extra seats",
+        ),
+        "a one-off charge",
+    ),
+    Step(
+        ("payments", "methods", "attach", "initech", "pm_card_chargeCustomerFail", "--default"),
+        "a card that attaches but fails every charge",
+    ),
+    Step(
+        (
+            "payments",
+            "charge",
+            "initech",
+            "--amount",
+            "5.00",
+            "--currency",
+            "usd",
+            "--description",
+            "Setup fee",
+        ),
+        "the decline is one clear line, exit code 1",
+        expect=1,
+    ),
+    Step(("subs", "cancel", "acme"), "cancel at period end..."),
+    Step(("subs", "resume", "acme"), "...and change our mind"),
+    ("subs", "show", "acme"),
+    ("subs", "list"),
+    ("audit", "list", "--limit", "6"),
 )
 
 
@@ -35,37 +162,83 @@ def demo(
         bool, typer.Option("--keep", help="Keep the demo database and print where it is.")
     ] = False,
 ) -> None:
-    """Run a scripted tour on a throwaway database (and a local Stripe sandbox)."""
+    """Run a scripted tour on a throwaway database and a local Stripe sandbox."""
+    from billing_cli.cli import render
+    from billing_cli.sandbox import Sandbox
+
+    with _scratch_environment(keep=keep) as workdir, Sandbox() as sandbox:
+        os.environ["STRIPE_API_BASE"] = sandbox.api_base
+        os.environ["STRIPE_SECRET_KEY"] = sandbox.secret_key
+        render.note(
+            f"[bold]billing demo[/bold]: database in {workdir}, "
+            f"local Stripe sandbox at {sandbox.api_base}"
+        )
+        for title, steps in (
+            ("Plans: local rows, synced to Stripe Products and Prices", SETUP),
+            ("Tenants", TENANTS),
+            ("Subscriptions and payments", SUBSCRIPTIONS),
+        ):
+            _section(title)
+            run_steps(steps)
+        render.note("\n[bold green]demo finished[/bold green]")
+        if keep:
+            render.note(f"kept: BILLING_DATABASE_URL={os.environ['BILLING_DATABASE_URL']}")
+
+
+def _section(title: str) -> None:
     from billing_cli.cli import render
 
-    with _scratch_environment(keep=keep) as workdir:
-        render.note(f"[bold]billing demo[/bold]: working in {workdir} (a throwaway database)")
-        run_steps(TENANT_STEPS)
-        render.note("[bold green]demo finished[/bold green]")
+    render.out().rule(f"[bold]{title}")
 
 
-def run_steps(steps: Sequence[Sequence[str]]) -> None:
-    """Run each step as ``billing ARGS``, stopping at the first unexpected failure."""
+def run_steps(steps: Sequence[Step]) -> None:
+    """Run each step as ``billing ARGS``; stop at the first step that ends unexpectedly."""
     from billing_cli.cli import render
     from billing_cli.cli.main import app
 
-    for args in steps:
-        render.out().print(f"\n[bold cyan]$ billing {shlex.join(args)}[/bold cyan]")
+    for step in steps:
+        if step.note:
+            render.out().print(f"\n[dim]# {step.note}[/dim]")
+        else:
+            render.out().print()
+        render.out().print(f"[bold cyan]$ billing {shlex.join(step.args)}[/bold cyan]")
         sys.stdout.flush()
-        try:
-            app(list(args), prog_name="billing", standalone_mode=False)
-        except SystemExit as stop:
-            if stop.code not in (0, None):
-                raise typer.Exit(int(stop.code) if isinstance(stop.code, int) else 1) from None
+        code = _run(app, step.args)
+        sys.stderr.flush()
+        if code != step.expect:
+            render.note(f"[red]demo stopped: exit code {code}, expected {step.expect}[/red]")
+            raise typer.Exit(1)
+
+
+def _run(app: typer.Typer, args: Sequence[str]) -> int:
+    """Exit code of one in-process run (Click returns it when not in standalone mode)."""
+    try:
+        result = app(list(args), prog_name="billing", standalone_mode=False)
+    except SystemExit as stop:
+        return stop.code if isinstance(stop.code, int) else 1
+    return result if isinstance(result, int) else 0
+
+
+_DEMO_VARIABLES = (
+    "BILLING_DATABASE_URL",
+    "BILLING_OPERATOR",
+    "STRIPE_API_BASE",
+    "STRIPE_SECRET_KEY",
+    "STRIPE_LIVE_MODE",
+    "STRIPE_WEBHOOK_SECRET",
+    "STRIPE_MAX_NETWORK_RETRIES",
+)
 
 
 @contextmanager
 def _scratch_environment(*, keep: bool) -> Iterator[Path]:
-    """A temp working directory and database URL, with the caller's settings put back after."""
+    """A temp database and demo settings, with the caller's environment put back after."""
     workdir = Path(tempfile.mkdtemp(prefix="billing-demo-"))
-    saved = {name: os.environ.get(name) for name in ("BILLING_DATABASE_URL", "BILLING_OPERATOR")}
+    saved = {name: os.environ.get(name) for name in _DEMO_VARIABLES}
     os.environ["BILLING_DATABASE_URL"] = f"sqlite:///{workdir / 'demo.db'}"
     os.environ["BILLING_OPERATOR"] = "demo"
+    os.environ["STRIPE_LIVE_MODE"] = "False"
+    os.environ["STRIPE_MAX_NETWORK_RETRIES"] = "0"
     try:
         yield workdir
     finally:

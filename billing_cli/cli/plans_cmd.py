@@ -1,11 +1,339 @@
-"""``billing plans``: Subscription plans and their Stripe Products and Prices."""
+"""``billing plans``: subscription plans and their Stripe Products and Prices.
+
+``add``/``update``/``deactivate``/``activate`` change local rows only; ``sync`` pushes them to
+Stripe; ``list`` shows both sides. Each command parses, calls one service, and renders; the
+progress bar of ``sync`` goes to stderr and only when stderr is a terminal.
+"""
 
 from __future__ import annotations
 
+from enum import StrEnum
+from typing import TYPE_CHECKING, Annotated, Any
+
 import typer
+
+from billing_cli.cli.options import DryRunOption, JsonOption, YesOption
+from billing_cli.cli.runtime import runtime_of
+
+if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
+
+    from billing_cli.services.plan_sync import SyncReport
 
 app = typer.Typer(
     help="Subscription plans and their Stripe Products and Prices.",
     no_args_is_help=True,
     rich_markup_mode=None,
 )
+
+
+class PlanInterval(StrEnum):
+    month = "month"
+    year = "year"
+
+
+NameOption = Annotated[str | None, typer.Option("--name", help="Display name.")]
+AmountOption = Annotated[
+    str | None, typer.Option("--amount", help="Price in major units, e.g. 29.00.")
+]
+CurrencyOption = Annotated[
+    str | None, typer.Option("--currency", help="Three-letter ISO code, e.g. usd.")
+]
+IntervalOption = Annotated[
+    PlanInterval | None, typer.Option("--interval", help="Billing interval.")
+]
+CountOption = Annotated[
+    int | None, typer.Option("--interval-count", help="Bill every N intervals (default 1).")
+]
+TrialOption = Annotated[
+    int | None, typer.Option("--trial-days", help="Trial length for new subscriptions.")
+]
+SlugArgument = Annotated[str, typer.Argument(help="The plan's slug, e.g. pro.")]
+
+
+@app.command("add")
+def add(
+    ctx: typer.Context,
+    slug: Annotated[str, typer.Argument(help="Unique short name, e.g. pro.")],
+    name: Annotated[str, typer.Option("--name", help="Display name.")],
+    amount: Annotated[str, typer.Option("--amount", help="Price in major units, e.g. 29.00.")],
+    currency: Annotated[str, typer.Option("--currency", help="Three-letter ISO code, e.g. usd.")],
+    interval: Annotated[PlanInterval, typer.Option("--interval", help="Billing interval.")],
+    interval_count: Annotated[
+        int, typer.Option("--interval-count", help="Bill every N intervals.")
+    ] = 1,
+    trial_days: Annotated[
+        int, typer.Option("--trial-days", help="Trial length for new subscriptions.")
+    ] = 0,
+    dry_run: DryRunOption = False,
+    yes: YesOption = False,
+    json_output: JsonOption = False,
+) -> None:
+    """Add a plan locally; `billing plans sync` creates it in Stripe."""
+    from billing_cli.cli import render
+    from billing_cli.services import plans
+
+    runtime = runtime_of(ctx)
+    db = runtime.database()
+    runtime.confirm(f"add plan {slug}", yes=yes, dry_run=dry_run)
+    result = plans.add_plan(
+        db,
+        invocation=runtime.invocation(ctx, dry_run=dry_run),
+        slug=slug,
+        name=name,
+        amount=amount,
+        currency=currency,
+        interval=interval.value,
+        interval_count=interval_count,
+        trial_days=trial_days,
+    )
+    render.change(result, json_output=json_output)
+
+
+@app.command("update")
+def update(
+    ctx: typer.Context,
+    slug: SlugArgument,
+    name: NameOption = None,
+    amount: AmountOption = None,
+    currency: CurrencyOption = None,
+    interval: IntervalOption = None,
+    interval_count: CountOption = None,
+    trial_days: TrialOption = None,
+    dry_run: DryRunOption = False,
+    yes: YesOption = False,
+    json_output: JsonOption = False,
+) -> None:
+    """Change a plan locally; a new amount, currency or interval becomes a new Price on sync."""
+    from billing_cli.cli import render
+    from billing_cli.services import plans
+
+    runtime = runtime_of(ctx)
+    db = runtime.database()
+    runtime.confirm(f"update plan {slug}", yes=yes, dry_run=dry_run)
+    result = plans.update_plan(
+        db,
+        invocation=runtime.invocation(ctx, dry_run=dry_run),
+        slug=slug,
+        name=name,
+        amount=amount,
+        currency=currency,
+        interval=interval.value if interval else None,
+        interval_count=interval_count,
+        trial_days=trial_days,
+    )
+    render.change(result, json_output=json_output)
+
+
+def _set_active(
+    ctx: typer.Context, slug: str, *, active: bool, dry_run: bool, yes: bool, json_output: bool
+) -> None:
+    from billing_cli.cli import render
+    from billing_cli.services import plans
+
+    runtime = runtime_of(ctx)
+    db = runtime.database()
+    verb = "activate" if active else "deactivate"
+    runtime.confirm(f"{verb} plan {slug}", yes=yes, dry_run=dry_run)
+    result = plans.set_plan_active(
+        db, invocation=runtime.invocation(ctx, dry_run=dry_run), slug=slug, active=active
+    )
+    render.change(result, json_output=json_output)
+
+
+@app.command("deactivate")
+def deactivate(
+    ctx: typer.Context,
+    slug: SlugArgument,
+    dry_run: DryRunOption = False,
+    yes: YesOption = False,
+    json_output: JsonOption = False,
+) -> None:
+    """Retire a plan; `plans sync --archive-stale` then archives its Price and Product."""
+    _set_active(ctx, slug, active=False, dry_run=dry_run, yes=yes, json_output=json_output)
+
+
+@app.command("activate")
+def activate(
+    ctx: typer.Context,
+    slug: SlugArgument,
+    dry_run: DryRunOption = False,
+    yes: YesOption = False,
+    json_output: JsonOption = False,
+) -> None:
+    """Bring a retired plan back; `plans sync` then revives it in Stripe."""
+    _set_active(ctx, slug, active=True, dry_run=dry_run, yes=yes, json_output=json_output)
+
+
+@app.command("list")
+def list_(
+    ctx: typer.Context,
+    local: Annotated[
+        bool, typer.Option("--local", help="Only the local rows; do not read Stripe.")
+    ] = False,
+    json_output: JsonOption = False,
+) -> None:
+    """Local plans beside their Stripe Product and Price: in sync, missing, drifted, ..."""
+    from billing_cli.cli import render
+    from billing_cli.services import plans
+
+    runtime = runtime_of(ctx)
+    db = runtime.database()
+    # A DryRunGateway around the real one: listing can never write, whatever happens below.
+    gateway = None if local else runtime.gateway(dry_run=True)
+    rows = plans.list_plans(db, gateway)
+    if json_output:
+        render.emit_json(rows)
+        return
+    render.table(
+        "Plans",
+        ("slug", "name", "price", "every", "active", "state", "Stripe product", "Stripe price"),
+        (_list_row(row) for row in rows),
+        empty="no plans; add one with `billing plans add`",
+    )
+
+
+def _list_row(row: dict[str, Any]) -> tuple[Any, ...]:
+    every = (
+        row["interval"]
+        if row["interval_count"] == 1
+        else (f"{row['interval_count']} {row['interval']}s")
+    )
+    stripe = row["stripe"] or {}
+    state = row["state"]
+    if row["differences"]:
+        state += ": " + "; ".join(row["differences"])
+    return (
+        row["slug"],
+        row["name"],
+        row["price"],
+        every,
+        row["active"],
+        state,
+        stripe.get("product_id") or row["stripe_product_id"],
+        stripe.get("price_id") or row["stripe_price_id"],
+    )
+
+
+@app.command("sync")
+def sync(
+    ctx: typer.Context,
+    archive_stale: Annotated[
+        bool,
+        typer.Option(
+            "--archive-stale", help="Archive the Stripe Price and Product of inactive plans."
+        ),
+    ] = False,
+    dry_run: DryRunOption = False,
+    yes: YesOption = False,
+    json_output: JsonOption = False,
+) -> None:
+    """Create, adopt, update or archive Stripe Products and Prices to match the plans."""
+    from billing_cli.cli import render
+    from billing_cli.services import plan_sync
+
+    runtime = runtime_of(ctx)
+    db = runtime.database()
+    runtime.confirm("sync plans to Stripe", yes=yes, dry_run=dry_run)
+    gateway = runtime.gateway(dry_run=dry_run)
+    with _progress_bar() as progress:
+        report = plan_sync.sync_plans(
+            db,
+            gateway,
+            invocation=runtime.invocation(ctx, dry_run=dry_run),
+            archive_stale=archive_stale,
+            progress=progress,
+        )
+    if json_output:
+        render.emit_json(report.to_dict())
+        return
+    _render_report(report)
+
+
+class _StderrProgress:
+    """A rich progress bar on stderr; silent when stderr is not a terminal."""
+
+    def __init__(self) -> None:
+        from billing_cli.cli import render
+
+        self._bar: Progress | None = None
+        self._task: TaskID | None = None
+        if render.err().is_terminal:
+            from rich.progress import Progress
+
+            self._bar = Progress(console=render.err(), transient=True)
+
+    def __enter__(self) -> _StderrProgress:
+        if self._bar is not None:
+            self._bar.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+    def start(self, total: int) -> None:
+        if self._bar is not None:
+            self._task = self._bar.add_task("syncing plans", total=total)
+
+    def advance(self, slug: str) -> None:
+        if self._bar is not None and self._task is not None:
+            self._bar.update(self._task, advance=1, description=f"synced {slug}")
+
+
+def _progress_bar() -> _StderrProgress:
+    return _StderrProgress()
+
+
+def _render_report(report: SyncReport) -> None:
+    from billing_cli.cli import render
+
+    render.table(
+        "Plans sync" + (" (dry run: nothing was sent or saved)" if report.dry_run else ""),
+        ("plan", "action", "Stripe product", "Stripe price", "details"),
+        (
+            (
+                r.slug,
+                r.action,
+                _moved(r.before["stripe_product_id"], r.after["stripe_product_id"]),
+                _moved(r.before["stripe_price_id"], r.after["stripe_price_id"]),
+                "; ".join(r.steps),
+            )
+            for r in report.plans
+        ),
+        empty="no plans; add one with `billing plans add`",
+    )
+    counts = ", ".join(f"{n} {action}" for action, n in report.counts().items() if n)
+    prefix = "[dry run] would make" if report.dry_run else "made"
+    render.out().print(
+        f"{prefix} {report.stripe_writes} Stripe writes; {counts or 'no plans'}", markup=False
+    )
+    if report.dry_run:
+        _render_planned(report)
+
+
+def _render_planned(report: SyncReport) -> None:
+    """Every Stripe write and database change the dry run held back."""
+    from billing_cli.cli import render
+
+    for result in report.plans:
+        for write in result.stripe_writes:
+            params = ", ".join(f"{k}={v!r}" for k, v in write["params"].items())
+            line = f"  would send Stripe {write['operation']} {write['target']}: {params}"
+            render.out().print(line, markup=False)
+        for column, before in result.before.items():
+            if before != result.after[column]:
+                line = (
+                    f"  would set plan {result.slug} {column}: {before} -> {result.after[column]}"
+                )
+                render.out().print(line, markup=False)
+        if result.changed:
+            render.out().print(
+                f"  would record an audit entry for plan:{result.slug}", markup=False
+            )
+
+
+def _moved(before: str | None, after: str | None) -> str:
+    if before == after:
+        return after or ""
+    return f"{before or '-'} -> {after or '-'}"

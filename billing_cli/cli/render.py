@@ -135,7 +135,7 @@ def side_by_side(
     from rich.table import Table
 
     grid = Table(title=title, title_justify="left", header_style="bold")
-    for column in ("field", "local", "stripe", ""):
+    for column in ("field", "local", "stripe", "check"):
         grid.add_column(column, overflow="fold")
     for key in dict.fromkeys([*local, *remote]):
         differs = key in differences
@@ -143,7 +143,7 @@ def side_by_side(
             key,
             _cell(local.get(key)),
             _cell(remote.get(key)),
-            "differs" if differs else "",
+            "DIFFERS" if differs else "ok",
             style="bold red" if differs else None,
         )
     out().print(grid)

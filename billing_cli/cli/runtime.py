@@ -92,25 +92,28 @@ def runtime_of(ctx: typer.Context) -> Runtime:
 
 
 def configure_logging(*, verbose: bool, log_file: str) -> None:
-    """Stripe-call and engine logs go to stderr with --verbose and to BILLING_LOG_FILE."""
+    """Stripe-call and engine logs go to stderr with --verbose and to BILLING_LOG_FILE.
+
+    Replaces the handlers of the previous run, so in-process runs (the demo, tests) each get
+    their own choice.
+    """
     logger = logging.getLogger("billing")
-    if getattr(logger, "_billing_configured", False):
-        return
+    for old in list(logger.handlers):
+        logger.removeHandler(old)
+        old.close()
     formatter = logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s")
     handlers: list[logging.Handler] = []
     if verbose:
         handlers.append(logging.StreamHandler(sys.stderr))
     if log_file:
         handlers.append(logging.FileHandler(log_file, encoding="utf-8"))
+    if not handlers:  # without one, Python's last-resort handler prints warnings to stderr
+        handlers.append(logging.NullHandler())
     for handler in handlers:
         handler.setFormatter(formatter)
         logger.addHandler(handler)
-    if not handlers:  # without this, Python's last-resort handler prints warnings to stderr
-        handlers.append(logging.NullHandler())
-        logger.addHandler(handlers[0])
     logger.setLevel(logging.DEBUG)
     logger.propagate = False
-    logger._billing_configured = True  # type: ignore[attr-defined]
 
 
 def scrubbed(arguments: dict[str, Any]) -> dict[str, Any]:

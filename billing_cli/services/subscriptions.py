@@ -39,6 +39,7 @@ from billing_cli.services.views import subscription_view
 ENDED_STATUSES = frozenset({"canceled", "incomplete_expired"})
 PRORATION_BEHAVIORS: tuple[ProrationBehavior, ...] = ("create_prorations", "none", "always_invoice")
 MAX_TRIAL_DAYS = 730  # Stripe's limit on trial_period_days
+_LOCAL_ONLY = frozenset({"failed_payment_attempts", "last_event_created"})
 
 
 @dataclass(frozen=True)
@@ -300,8 +301,9 @@ def show_subscription(db: Database, gateway: Gateway, *, tenant_slug: str) -> di
         local = subscription_row_view(session, row)
         live = gateway.retrieve_subscription(row.stripe_subscription_id)
         remote = subscription_view(_as_row(row, live), _plan_for_price(session, live.price_id))
-    fields = [key for key in local if key not in {"failed_payment_attempts", "last_event_created"}]
-    differences = [key for key in fields if local.get(key) != remote.get(key)]
+    local = {key: value for key, value in local.items() if key not in _LOCAL_ONLY}
+    remote = {key: value for key, value in remote.items() if key not in _LOCAL_ONLY}
+    differences = [key for key in local if local.get(key) != remote.get(key)]
     return {"tenant": tenant_slug, "local": local, "stripe": remote, "differences": differences}
 
 

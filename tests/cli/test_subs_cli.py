@@ -180,3 +180,33 @@ def test_json_is_pure(billing: Billing, ready: Database) -> None:
     )
     assert result.exit_code == 0
     assert json.loads(result.stdout)["dry_run"] is True
+
+
+def test_stripe_calls_are_logged_without_keys(
+    billing: Billing,
+    ready: Database,
+    monkeypatch,
+    tmp_path,  # type: ignore[no-untyped-def]
+) -> None:
+    log_file = tmp_path / "stripe.log"
+    monkeypatch.setenv("BILLING_LOG_FILE", str(log_file))
+    result = billing(
+        "--verbose",
+        "subs",
+        "create",
+        "acme",
+        "--plan",
+        "starter",
+        "--payment-method",
+        "pm_card_visa",
+    )
+    assert result.exit_code == 0, result.stderr
+    assert "stripe customers.create -> ok" in result.stderr
+    assert "stripe subscriptions.create" in result.stderr
+    logged = log_file.read_text()
+    assert "stripe subscriptions.create" in logged
+    for text in (logged, result.stderr):
+        assert "sk_test_sandbox" not in text
+        assert "billing:" not in text  # no idempotency key
+    quiet = billing("subs", "show", "acme")
+    assert "stripe subscriptions.retrieve" not in quiet.stderr  # only with --verbose

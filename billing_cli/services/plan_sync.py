@@ -1,0 +1,482 @@
+"""Plans sync: make Stripe's Products and Prices follow the subscription_plan table.
+
+Why it is shaped this way:
+
+- Stripe is read once per run (``list_products`` + ``list_prices``, 100 a page) into a
+  :class:`Catalog`; every decision is taken against that snapshot, so a sync costs a handful of
+  reads whatever the number of plans, and a second run finds nothing to do and writes nothing.
+- Objects are *adopted* before anything is created: a plan whose ids are not stored (the DB was
+  restored, or a run crashed after creating in Stripe) is matched to the Price holding its
+  lookup key, or to the Product / Price tagged ``billing_plan=<slug>`` in metadata.
+- Prices are immutable: a changed amount, currency or interval makes a new Price that takes
+  the plan's lookup key over (``transfer_lookup_key``), and the old one is archived. Existing
+  subscriptions keep the old price; this module never touches subscriptions.
+- Every write carries an idempotency key built from the operation, the slug and the values that
+  define the object (for a new price: product, amount, currency, interval and the price it
+  replaces; for a product update: the plan's revision, the observed and the wanted values), so a
+  re-run after a crash gets Stripe's first object back instead of a duplicate.
+- One transaction per plan: the ids and the audit entry of a plan commit together, right after
+  its Stripe writes. A failure on plan 7 leaves plans 1-6 synced and recorded; plan 7's Stripe
+  objects (if any were made) are adopted by the next run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from billing_cli.errors import BillingError
+from billing_cli.gateway import Gateway, Interval, PriceInfo, ProductInfo, idempotency_key
+from billing_cli.models import Invocation, SubscriptionPlan
+from billing_cli.money import format_money
+from billing_cli.repository import Database
+from billing_cli.repository import plans as plans_repo
+from billing_cli.services import audit
+
+METADATA_KEY = "billing_plan"
+ACTIONS = ("created", "adopted", "updated", "archived", "unchanged", "stale")
+
+
+def lookup_key_for(slug: str) -> str:
+    """The plan's lookup key: stable across price changes, so integrations can find its price."""
+    return f"billing_plan:{slug}"
+
+
+@dataclass(frozen=True)
+class PlanSpec:
+    """What a plan row says Stripe should hold, detached from its database session."""
+
+    slug: str
+    name: str
+    amount: int
+    currency: str
+    interval: str
+    interval_count: int
+    active: bool
+    product_id: str | None
+    price_id: str | None
+    revision: str
+
+    @classmethod
+    def of(cls, plan: SubscriptionPlan) -> PlanSpec:
+        stamp = plan.updated_at or plan.created_at
+        return cls(
+            slug=plan.slug,
+            name=plan.name,
+            amount=plan.amount,
+            currency=plan.currency,
+            interval=plan.interval,
+            interval_count=plan.interval_count,
+            active=plan.active,
+            product_id=plan.stripe_product_id,
+            price_id=plan.stripe_price_id,
+            revision=stamp.isoformat() if stamp else "",
+        )
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """One snapshot of Stripe's products and prices, indexed the ways matching needs."""
+
+    products: dict[str, ProductInfo]
+    prices: dict[str, PriceInfo]
+    by_lookup_key: dict[str, PriceInfo]
+    products_by_slug: dict[str, list[ProductInfo]]
+    prices_by_slug: dict[str, list[PriceInfo]]
+
+
+def read_catalog(gateway: Gateway) -> Catalog:
+    """List every product and price once (paged); never one retrieve per plan."""
+    products = {p.id: p for p in gateway.list_products()}
+    prices = {p.id: p for p in gateway.list_prices()}
+    products_by_slug: dict[str, list[ProductInfo]] = {}
+    for product in products.values():
+        if slug := product.metadata.get(METADATA_KEY):
+            products_by_slug.setdefault(slug, []).append(product)
+    prices_by_slug: dict[str, list[PriceInfo]] = {}
+    for price in prices.values():
+        if slug := price.metadata.get(METADATA_KEY):
+            prices_by_slug.setdefault(slug, []).append(price)
+    by_lookup = {p.lookup_key: p for p in prices.values() if p.lookup_key}
+    return Catalog(products, prices, by_lookup, products_by_slug, prices_by_slug)
+
+
+@dataclass(frozen=True)
+class Match:
+    """The Stripe objects that belong to a plan, and how each was found."""
+
+    product: ProductInfo | None
+    price: PriceInfo | None
+    product_found_by: str = ""
+    price_found_by: str = ""
+
+    @property
+    def adopts(self) -> bool:
+        """True when an object was found some other way than by its stored id."""
+        return self.product_found_by not in ("", "stored") or self.price_found_by not in (
+            "",
+            "stored",
+        )
+
+
+def match_plan(spec: PlanSpec, catalog: Catalog) -> Match:
+    """Stored ids first, then the lookup key, then metadata; never a guess by name."""
+    holder = catalog.by_lookup_key.get(lookup_key_for(spec.slug))
+    product, product_by = _find_product(spec, catalog, holder)
+    price, price_by = _find_price(spec, catalog, holder, product)
+    return Match(product, price, product_by, price_by)
+
+
+def _find_product(
+    spec: PlanSpec, catalog: Catalog, holder: PriceInfo | None
+) -> tuple[ProductInfo | None, str]:
+    if spec.product_id and spec.product_id in catalog.products:
+        return catalog.products[spec.product_id], "stored"
+    if holder is not None and holder.product_id in catalog.products:
+        return catalog.products[holder.product_id], "lookup key"
+    tagged = sorted(catalog.products_by_slug.get(spec.slug, []), key=lambda p: not p.active)
+    return (tagged[0], "metadata") if tagged else (None, "")
+
+
+def _find_price(
+    spec: PlanSpec, catalog: Catalog, holder: PriceInfo | None, product: ProductInfo | None
+) -> tuple[PriceInfo | None, str]:
+    if spec.price_id and spec.price_id in catalog.prices:
+        return catalog.prices[spec.price_id], "stored"
+    if holder is not None:
+        return holder, "lookup key"
+    tagged = [
+        p
+        for p in catalog.prices_by_slug.get(spec.slug, [])
+        if p.active and (product is None or p.product_id == product.id)
+    ]
+    exact = [p for p in tagged if not price_differences(spec, p)]
+    candidates = exact or tagged
+    return (candidates[0], "metadata") if candidates else (None, "")
+
+
+def every(interval: str | None, count: int | None) -> str:
+    """``month, 1`` -> ``"month"``; ``month, 3`` -> ``"3 months"``."""
+    if interval is None:
+        return "one-time"
+    return interval if (count or 1) == 1 else f"{count} {interval}s"
+
+
+def price_text(spec: PlanSpec) -> str:
+    """``"29.00 USD per month"``."""
+    money = format_money(spec.amount, spec.currency)
+    return f"{money} per {every(spec.interval, spec.interval_count)}"
+
+
+def price_differences(spec: PlanSpec, price: PriceInfo) -> list[str]:
+    """Why this price cannot serve the plan; any entry means a new Price is needed."""
+    found: list[str] = []
+    if price.unit_amount != spec.amount or price.currency != spec.currency:
+        stripe_amount = format_money(price.unit_amount, price.currency)
+        local = format_money(spec.amount, spec.currency)
+        found.append(f"amount {stripe_amount} in Stripe, {local} here")
+    if price.interval != spec.interval or (price.interval_count or 1) != spec.interval_count:
+        stripe_every = every(price.interval, price.interval_count)
+        found.append(
+            f"interval {stripe_every} in Stripe, {every(spec.interval, spec.interval_count)} here"
+        )
+    if not price.active:
+        found.append(f"price {price.id} is archived in Stripe")
+    return found
+
+
+def product_changes(spec: PlanSpec, product: ProductInfo) -> dict[str, Any]:
+    """The product fields sync would send: name, active, and the metadata tag."""
+    changes: dict[str, Any] = {}
+    if product.name != spec.name:
+        changes["name"] = spec.name
+    if not product.active:
+        changes["active"] = True
+    if product.metadata.get(METADATA_KEY) != spec.slug:
+        changes["metadata"] = {METADATA_KEY: spec.slug}
+    return changes
+
+
+def describe_product_changes(product: ProductInfo, changes: dict[str, Any]) -> list[str]:
+    """Operator-readable lines for :func:`product_changes`."""
+    lines: list[str] = []
+    if "name" in changes:
+        lines.append(f"name {product.name!r} in Stripe, {changes['name']!r} here")
+    if "active" in changes:
+        lines.append(f"product {product.id} is archived in Stripe")
+    if "metadata" in changes:
+        lines.append(f"product {product.id} lacks the {METADATA_KEY} metadata tag")
+    return lines
+
+
+# -- the sync ------------------------------------------------------------------------------------
+
+
+class SyncProgress(Protocol):
+    """What the CLI's progress bar listens to; the service knows nothing about terminals."""
+
+    def start(self, total: int) -> None: ...
+
+    def advance(self, slug: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class PlanSyncResult:
+    """What sync did (or, under ``--dry-run``, would do) for one plan."""
+
+    slug: str
+    action: str
+    before: dict[str, str | None]
+    after: dict[str, str | None]
+    steps: tuple[str, ...] = ()
+    stripe_writes: tuple[dict[str, Any], ...] = ()
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.stripe_writes) or self.before != self.after
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "slug": self.slug,
+            "action": self.action,
+            "before": self.before,
+            "after": self.after,
+            "steps": list(self.steps),
+            "stripe_writes": list(self.stripe_writes),
+        }
+
+
+@dataclass(frozen=True)
+class SyncReport:
+    """Every plan's result, in slug order, and the totals the summary shows."""
+
+    dry_run: bool
+    plans: tuple[PlanSyncResult, ...]
+
+    def counts(self) -> dict[str, int]:
+        totals = dict.fromkeys(ACTIONS, 0)
+        for result in self.plans:
+            totals[result.action] += 1
+        return totals
+
+    @property
+    def stripe_writes(self) -> int:
+        return sum(len(result.stripe_writes) for result in self.plans)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "dry_run": self.dry_run,
+            "summary": self.counts(),
+            "stripe_writes": self.stripe_writes,
+            "plans": [result.to_dict() for result in self.plans],
+        }
+
+
+def sync_plans(
+    db: Database,
+    gateway: Gateway,
+    *,
+    invocation: Invocation,
+    archive_stale: bool = False,
+    progress: SyncProgress | None = None,
+) -> SyncReport:
+    """Bring Stripe in line with every plan; one transaction and one audit entry per plan.
+
+    Under ``invocation.dry_run`` the caller hands in a ``DryRunGateway``: the same code runs,
+    writes are planned instead of sent, and every plan's transaction is rolled back.
+    """
+    with db.read() as session:
+        slugs = [plan.slug for plan in plans_repo.list_all(session=session)]
+    catalog = read_catalog(gateway)
+    if progress is not None:
+        progress.start(len(slugs))
+    results: list[PlanSyncResult] = []
+    for slug in slugs:
+        try:
+            results.append(_sync_one(db, gateway, catalog, slug, invocation, archive_stale))
+        except BillingError as error:
+            raise type(error)(
+                f"plans sync stopped at plan {slug!r} ({len(results)} of {len(slugs)} plans "
+                f"done and kept): {error.message}"
+            ) from error
+        if progress is not None:
+            progress.advance(slug)
+    return SyncReport(dry_run=invocation.dry_run, plans=tuple(results))
+
+
+def _sync_one(
+    db: Database,
+    gateway: Gateway,
+    catalog: Catalog,
+    slug: str,
+    invocation: Invocation,
+    archive_stale: bool,
+) -> PlanSyncResult:
+    with db.transaction(dry_run=invocation.dry_run) as session:
+        plan = plans_repo.get_by_slug(session=session, slug=slug)
+        if plan is None:  # removed by someone else since the list was read
+            ids: dict[str, str | None] = {"stripe_product_id": None, "stripe_price_id": None}
+            return PlanSyncResult(slug, "unchanged", ids, ids, ("plan no longer exists",))
+        result = _PlanSync(gateway, catalog, PlanSpec.of(plan)).run(archive_stale=archive_stale)
+        if result.changed:
+            plan.stripe_product_id = result.after["stripe_product_id"]
+            plan.stripe_price_id = result.after["stripe_price_id"]
+            plans_repo.add(session=session, plan=plan)
+            audit.record(
+                session,
+                invocation=invocation,
+                target=f"plan:{slug}",
+                outcome=f"plans sync: {result.action}",
+                before=result.before,
+                after={**result.after, "steps": list(result.steps)},
+            )
+        return result
+
+
+@dataclass
+class _PlanSync:
+    """The Stripe side of one plan's sync: decides, writes, and remembers what it did."""
+
+    gateway: Gateway
+    catalog: Catalog
+    spec: PlanSpec
+    steps: list[str] = field(default_factory=list)
+    writes: list[dict[str, Any]] = field(default_factory=list)
+    flags: set[str] = field(default_factory=set)
+
+    def run(self, *, archive_stale: bool) -> PlanSyncResult:
+        before: dict[str, str | None] = {
+            "stripe_product_id": self.spec.product_id,
+            "stripe_price_id": self.spec.price_id,
+        }
+        after: dict[str, str | None]
+        match = match_plan(self.spec, self.catalog)
+        if self.spec.active:
+            product = self._ensure_product(match)
+            price = self._ensure_price(match, product)
+            after = {"stripe_product_id": product.id, "stripe_price_id": price.id}
+        else:
+            after = self._retire(match, archive_stale=archive_stale)
+        if match.adopts:
+            self.flags.add("adopted")
+        return PlanSyncResult(
+            self.spec.slug, self._action(), before, after, tuple(self.steps), tuple(self.writes)
+        )
+
+    def _action(self) -> str:
+        for action in ("created", "archived", "adopted"):
+            if action in self.flags:
+                return action
+        if self.writes:
+            return "updated"
+        return "stale" if "stale" in self.flags else "unchanged"
+
+    def _record(self, operation: str, target: str, params: dict[str, Any]) -> None:
+        """Every write is listed in the result, real or planned, without its idempotency key."""
+        self.writes.append({"operation": operation, "target": target, "params": params})
+
+    def _ensure_product(self, match: Match) -> ProductInfo:
+        product = match.product
+        if product is None:
+            return self._create_product()
+        if match.product_found_by != "stored":
+            self.steps.append(f"adopted product {product.id} (by {match.product_found_by})")
+        changes = product_changes(self.spec, product)
+        return self._update_product(product, changes) if changes else product
+
+    def _create_product(self) -> ProductInfo:
+        slug, name = self.spec.slug, self.spec.name
+        params: dict[str, Any] = {"name": name, "metadata": {METADATA_KEY: slug}}
+        self._record("create_product", "(new product)", params)
+        key = idempotency_key("plan.create_product", slug, name)
+        product = self.gateway.create_product(**params, idempotency_key=key)
+        self.flags.add("created")
+        self.steps.append(f"created product {product.id}")
+        return product
+
+    def _update_product(self, product: ProductInfo, changes: dict[str, Any]) -> ProductInfo:
+        # The key holds the plan's revision and what was seen and wanted: a re-run after a crash
+        # replays the first answer, while a later, different change gets a key of its own.
+        observed = f"{product.name}|{product.active}|{product.metadata.get(METADATA_KEY, '')}"
+        wanted = "|".join(f"{k}={v}" for k, v in sorted(changes.items()))
+        key = idempotency_key(
+            "plan.update_product", self.spec.slug, product.id, self.spec.revision, observed, wanted
+        )
+        self._record("update_product", product.id, dict(changes))
+        updated = self.gateway.update_product(product.id, **changes, idempotency_key=key)
+        lines = describe_product_changes(product, changes)
+        self.steps.extend(f"updated product: {line}" for line in lines)
+        return updated
+
+    def _ensure_price(self, match: Match, product: ProductInfo) -> PriceInfo:
+        old = match.price
+        usable = old is not None and old.product_id == product.id
+        if old is not None and usable and not price_differences(self.spec, old):
+            if match.price_found_by != "stored":
+                self.steps.append(f"adopted price {old.id} (by {match.price_found_by})")
+            return old
+        new = self._create_price(product, replaces=old)
+        if old is not None and old.active:
+            self._archive_price(old)
+        return new
+
+    def _create_price(self, product: ProductInfo, *, replaces: PriceInfo | None) -> PriceInfo:
+        spec = self.spec
+        lookup_key = lookup_key_for(spec.slug)
+        interval: Interval = "year" if spec.interval == "year" else "month"
+        params: dict[str, Any] = {
+            "product_id": product.id,
+            "unit_amount": spec.amount,
+            "currency": spec.currency,
+            "interval": interval,
+            "interval_count": spec.interval_count,
+            "lookup_key": lookup_key,
+            "transfer_lookup_key": lookup_key in self.catalog.by_lookup_key,
+            "metadata": {METADATA_KEY: spec.slug},
+        }
+        # What defines this price, including the price it replaces: reverting 29 -> 39 -> 29
+        # makes a third price rather than replaying the (now archived) first one.
+        defining = (spec.amount, spec.currency, spec.interval, spec.interval_count)
+        replaced = replaces.id if replaces else ""
+        key = idempotency_key("plan.create_price", spec.slug, product.id, *defining, replaced)
+        self._record("create_price", "(new price)", params)
+        price = self.gateway.create_price(**params, idempotency_key=key)
+        text = f"created price {price.id} ({price_text(spec)})"
+        if replaces is not None:
+            reasons = price_differences(spec, replaces) or [
+                f"it belongs to product {replaces.product_id}"
+            ]
+            text += f" replacing {replaces.id}: {'; '.join(reasons)}"
+        self.steps.append(text)
+        return price
+
+    def _archive_price(self, price: PriceInfo) -> None:
+        key = idempotency_key("plan.archive_price", self.spec.slug, price.id)
+        self._record("archive_price", price.id, {"active": False})
+        self.gateway.archive_price(price.id, idempotency_key=key)
+        self.steps.append(f"archived price {price.id}")
+
+    def _retire(self, match: Match, *, archive_stale: bool) -> dict[str, str | None]:
+        product, price = match.product, match.price
+        live = [obj.id for obj in (price, product) if obj is not None and obj.active]
+        if live and not archive_stale:
+            self.flags.add("stale")
+            self.steps.append(f"inactive plan, but {', '.join(live)} active; see --archive-stale")
+        if live and archive_stale:
+            if price is not None and price.active:
+                self._archive_price(price)
+            if product is not None and product.active:
+                self._archive_product(product)
+            self.flags.add("archived")
+        return {
+            "stripe_product_id": product.id if product else self.spec.product_id,
+            "stripe_price_id": price.id if price else self.spec.price_id,
+        }
+
+    def _archive_product(self, product: ProductInfo) -> None:
+        key = idempotency_key(
+            "plan.archive_product", self.spec.slug, product.id, self.spec.revision
+        )
+        self._record("update_product", product.id, {"active": False})
+        self.gateway.update_product(product.id, active=False, idempotency_key=key)
+        self.steps.append(f"archived product {product.id}")
