@@ -3,8 +3,8 @@
 These functions only touch the database; Stripe follows with ``billing plans sync``
 (:mod:`.plan_sync`), so an operator can edit several plans, review ``plans list``, and then
 push everything in one reviewed step. ``plans list`` reads Stripe with two paged list calls and
-reports each plan's state using the same matching rules sync uses, so "in sync" there means a
-sync would write nothing for that plan.
+reports each plan's state using the same matching and drift rules sync uses (both take them from
+:mod:`.plan_catalog`), so "in sync" there means a sync would write nothing for that plan.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from billing_cli.money import check_currency, format_money, to_minor_units
 from billing_cli.repository import Database
 from billing_cli.repository import plans as plans_repo
 from billing_cli.services import audit
-from billing_cli.services.plan_sync import (
+from billing_cli.services.plan_catalog import (
     Match,
     PlanSpec,
     every,
@@ -30,7 +30,7 @@ from billing_cli.services.plan_sync import (
     product_changes,
     read_catalog,
 )
-from billing_cli.services.plan_sync import describe_product_changes as describe_product
+from billing_cli.services.plan_catalog import describe_product_changes as describe_product
 from billing_cli.services.tenants import check_slug
 from billing_cli.services.views import plan_view
 
