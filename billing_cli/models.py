@@ -118,6 +118,13 @@ class TenantSubscription(SQLModel, table=True):
     failed_payment_attempts: int = 0
     last_event_created: int | None = Field(default=None, sa_type=sa.BigInteger)
     updated_at: datetime | None = _ts()
+    # Webhook ordering (billing_cli.services.webhooks.policy): what Stripe last reported, and
+    # the order key of the newest event applied to each field group, so a stale event is refused.
+    stripe_price_id: str | None = Field(default=None, max_length=255)
+    stripe_status: str | None = Field(default=None, max_length=24)
+    subscription_event_key: str | None = Field(default=None, max_length=300)
+    payment_event_key: str | None = Field(default=None, max_length=300)
+    customer_event_key: str | None = Field(default=None, max_length=300)
 
 
 class WebhookEvent(SQLModel, table=True):

@@ -1,0 +1,196 @@
+"""The webhook engine: one entry point for the live endpoint, replay from Stripe and from files.
+
+:meth:`WebhookEngine.process` applies one event at most once and records it in the ledger
+(``webhook_event``) in the same transaction as its state change:
+
+- A malformed envelope, or a ``livemode`` that disagrees with the configured mode, raises
+  ``WebhookError`` before any database work: nothing is stored (the endpoint answers 400).
+- An id already ``processed`` or ``ignored`` is reported ``skipped`` (``force`` reprocesses).
+  On PostgreSQL an existing ledger row is read ``FOR UPDATE``; a new event's ledger row is
+  INSERTed in the transaction that applies it, so when two deliveries of a new id race the
+  unique index makes the second INSERT wait for the first transaction and then fail: the second
+  rolls back everything it did and reports ``skipped``. SQLite serialises writers, same result.
+- A handler error never escapes: the transaction is rolled back and, in a fresh one, the ledger
+  row is written ``failed`` with the error and ``attempts + 1``. A later ``process`` of the same
+  id (Stripe's retry, a replay, ``retry-failed``) applies it again.
+- ``dry_run`` runs the very same path and rolls everything back; ``changes`` says what would
+  have changed.
+
+Handlers are idempotent and order-independent (see :mod:`.policy`), which is what makes
+``force`` and retries safe. The engine holds no per-event state, so one instance can serve many
+threads; each call opens its own session.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from billing_cli.errors import WebhookError
+from billing_cli.models import EVENT_SOURCES, Change, Invocation, utcnow
+from billing_cli.repository import Database
+from billing_cli.services.webhooks import queries
+from billing_cli.services.webhooks.handlers import HANDLERS, Context, HandlerResult
+from billing_cli.services.webhooks.payloads import ParsedEvent, parse_event
+
+log = logging.getLogger("billing.webhooks")
+
+_DONE = ("processed", "ignored")
+_MAX_ERROR_LENGTH = 2000
+
+
+@dataclass(frozen=True)
+class EventOutcome:
+    """What processing one event did (or, under dry run, would do)."""
+
+    event_id: str
+    type: str
+    status: str  # "processed" | "ignored" | "skipped" | "failed"
+    reason: str = ""
+    changes: tuple[Change, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.event_id,
+            "type": self.type,
+            "status": self.status,
+            "reason": self.reason,
+            "changes": [change.to_dict() for change in self.changes],
+        }
+
+
+class WebhookEngine:
+    """Applies Stripe events to the tenant database; thread-safe, one session per call."""
+
+    def __init__(self, db: Database, *, live_mode: bool, max_failed_attempts: int) -> None:
+        self.db = db
+        self.live_mode = live_mode
+        self.max_failed_attempts = max_failed_attempts
+
+    def check(self, event: object) -> ParsedEvent:
+        """Parse the envelope and refuse an event from the other mode (raises WebhookError)."""
+        parsed = parse_event(event)
+        if parsed.livemode != self.live_mode:
+            expected, got = ("live", "test") if self.live_mode else ("test", "live")
+            raise WebhookError(
+                f"event {parsed.id} is a {got}-mode event but this tool runs in {expected} mode "
+                "(STRIPE_LIVE_MODE); refused"
+            )
+        return parsed
+
+    def process(
+        self,
+        event: Mapping[str, Any],
+        *,
+        source: str,
+        force: bool = False,
+        dry_run: bool = False,
+    ) -> EventOutcome:
+        """Apply one event at most once; see the module docstring for the guarantees."""
+        if source not in EVENT_SOURCES:
+            raise ValueError(f"source must be one of {EVENT_SOURCES}, not {source!r}")
+        parsed = self.check(event)
+        try:
+            return self._apply(parsed, source=source, force=force, dry_run=dry_run)
+        except queries.LedgerConflict:
+            return EventOutcome(
+                parsed.id, parsed.type, "skipped", "recorded at the same time by another delivery"
+            )
+        except Exception as error:  # a handler error must not escape: record it as failed
+            message = _one_line(error)
+            log.warning("event %s (%s) failed: %s", parsed.id, parsed.type, message)
+            try:
+                return self._record_failure(
+                    parsed, source=source, message=message, force=force, dry_run=dry_run
+                )
+            except queries.LedgerConflict:
+                return EventOutcome(parsed.id, parsed.type, "skipped", "recorded meanwhile")
+
+    def _apply(
+        self, parsed: ParsedEvent, *, source: str, force: bool, dry_run: bool
+    ) -> EventOutcome:
+        with self.db.transaction(dry_run=dry_run) as session:
+            row = queries.ledger_row(session=session, event_id=parsed.id)
+            if row is not None and row.status in _DONE and not force:
+                return EventOutcome(parsed.id, parsed.type, "skipped", f"already {row.status}")
+            context = Context(
+                session=session,
+                event=parsed,
+                invocation=Invocation(
+                    operator=f"webhook:{parsed.id}",
+                    command=f"webhook {parsed.type}",
+                    arguments={"source": source, "force": force},
+                    dry_run=dry_run,
+                ),
+                max_failed_attempts=self.max_failed_attempts,
+            )
+            handler = HANDLERS.get(parsed.type)
+            if handler is None:
+                result = HandlerResult("ignored", f"unhandled event type {parsed.type}")
+            else:
+                result = handler(context)
+            session.flush()  # the state change first: its errors are handler errors
+            now = utcnow()
+            if row is None:
+                values = _ledger_values(parsed, source=source, status=result.status, now=now)
+                values["processed_at"] = now
+                queries.insert_ledger_row(session=session, values=values)
+            else:
+                row.status = result.status
+                row.attempts += 1
+                row.error = None
+                row.processed_at = now
+                row.payload = parsed.payload
+                row.api_version = parsed.api_version
+                session.add(row)
+            log.info("event %s (%s) %s %s", parsed.id, parsed.type, result.status, result.reason)
+            return EventOutcome(
+                parsed.id, parsed.type, result.status, result.reason, tuple(context.changes)
+            )
+
+    def _record_failure(
+        self, parsed: ParsedEvent, *, source: str, message: str, force: bool, dry_run: bool
+    ) -> EventOutcome:
+        failed = EventOutcome(parsed.id, parsed.type, "failed", message)
+        if dry_run:
+            return failed
+        with self.db.transaction() as session:
+            row = queries.ledger_row(session=session, event_id=parsed.id)
+            if row is None:
+                values = _ledger_values(parsed, source=source, status="failed", now=utcnow())
+                values["error"] = message
+                queries.insert_ledger_row(session=session, values=values)
+                return failed
+            if row.status in _DONE and not force:
+                return EventOutcome(parsed.id, parsed.type, "skipped", f"already {row.status}")
+            row.status = "failed"
+            row.attempts += 1
+            row.error = message
+            row.payload = parsed.payload
+            session.add(row)
+        return failed
+
+
+def _ledger_values(parsed: ParsedEvent, *, source: str, status: str, now: Any) -> dict[str, Any]:
+    return {
+        "stripe_event_id": parsed.id,
+        "type": parsed.type,
+        "created": parsed.created,
+        "api_version": parsed.api_version,
+        "livemode": parsed.livemode,
+        "source": source,
+        "status": status,
+        "attempts": 1,
+        "error": None,
+        "received_at": now,
+        "processed_at": None,
+        "payload": parsed.payload,
+    }
+
+
+def _one_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    message = f"{type(error).__name__}: {text[0]}" if text else type(error).__name__
+    return message[:_MAX_ERROR_LENGTH]

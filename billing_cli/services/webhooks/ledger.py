@@ -1,0 +1,62 @@
+"""Reading the webhook ledger and the notification outbox, for ``webhooks list/show`` and
+``notifications list``. Read-only: nothing here needs Stripe."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from billing_cli.errors import NotFound
+from billing_cli.repository import Database
+from billing_cli.repository import events as events_repo
+from billing_cli.repository import notifications as notifications_repo
+from billing_cli.repository import tenants as tenants_repo
+from billing_cli.services.views import event_view, notification_view
+
+
+def list_events(
+    db: Database,
+    *,
+    status: str | None = None,
+    types: tuple[str, ...] = (),
+    since: datetime | None = None,
+    limit: int = 50,
+) -> list[dict[str, Any]]:
+    """Ledger rows, newest first."""
+    with db.read() as session:
+        rows = events_repo.list_recent(
+            session=session,
+            status=status,
+            types=types,
+            since=int(since.timestamp()) if since else None,
+            limit=limit,
+        )
+        return [event_view(row) for row in rows]
+
+
+def show_event(db: Database, *, event_id: str) -> dict[str, Any]:
+    """One ledger row with its payload: what arrived and what processing it did."""
+    with db.read() as session:
+        row = events_repo.get(session=session, event_id=event_id)
+        if row is None:
+            raise NotFound(
+                f"no event {event_id!r} in the ledger; `billing webhooks list` shows them"
+            )
+        return event_view(row, with_payload=True)
+
+
+def list_notifications(
+    db: Database, *, tenant_slug: str | None = None, kind: str | None = None, limit: int = 100
+) -> list[dict[str, Any]]:
+    """The outbox, newest first, for one tenant or all."""
+    with db.read() as session:
+        tenant_id = None
+        if tenant_slug is not None:
+            tenant = tenants_repo.get_by_slug(session=session, slug=tenant_slug)
+            if tenant is None:
+                raise NotFound(f"no tenant {tenant_slug!r}; `billing tenants list` shows them")
+            tenant_id = tenant.id
+        rows = notifications_repo.list_recent(
+            session=session, tenant_id=tenant_id, kind=kind, limit=limit
+        )
+        return [notification_view(notification, tenant) for notification, tenant in rows]

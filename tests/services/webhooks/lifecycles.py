@@ -1,0 +1,169 @@
+"""Realistic subscription lifecycles as event lists, for the ordering property test and the bench.
+
+A lifecycle is what Stripe would send about one tenant, oldest first: the subscription created
+(maybe trialing, with the trial ending), its first invoice paid, renewals failing with a rising
+``attempt_count`` (past_due), maybe a successful retry, a plan change, cancel at period end, the
+deletion and the customer's deletion; each event in a random API shape.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Any
+
+from tests import events as ev
+
+DAY = 86_400
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The choices that make one lifecycle (drawn by hypothesis or by a seeded random)."""
+
+    trial: bool = False
+    failures: int = 0
+    recover: bool = False
+    plan_change: bool = False
+    cancel_at_period_end: bool = False
+    deleted: bool = False
+    customer_deleted: bool = False
+    email_change: bool = False
+    upcoming: bool = False
+
+
+def lifecycle(
+    plan: Plan,
+    *,
+    slug: str,
+    customer_id: str,
+    subscription_id: str,
+    prices: tuple[str, str],
+    start: int,
+    steps: list[int],
+    shapes: list[ev.Shape],
+    id_prefix: str,
+) -> list[dict[str, Any]]:
+    """The events of one tenant's lifecycle, oldest first.
+
+    ``steps`` are the seconds between consecutive events (cycled; 0 makes same-second events),
+    ``shapes`` the API shape of each event (cycled).
+    """
+    out: list[dict[str, Any]] = []
+    clock = [start]
+    price = [prices[0]]
+    status = ["trialing" if plan.trial else "active"]
+    cancel = [False]
+    period = [start, start + 30 * DAY]
+    trial_end = start + 14 * DAY if plan.trial else None
+
+    def tick() -> tuple[int, str, ev.Shape]:
+        n = len(out)
+        clock[0] += steps[n % len(steps)]
+        return clock[0], f"evt_{id_prefix}{n:04d}", shapes[n % len(shapes)]
+
+    def sub(type_: str, **extra: Any) -> None:
+        created, event_id, shape = tick()
+        fields: dict[str, Any] = {
+            "status": status[0],
+            "price_id": price[0],
+            "period_start": period[0],
+            "period_end": period[1],
+            "trial_end": trial_end,
+            "cancel_at_period_end": cancel[0],
+        }
+        fields.update(extra)
+        out.append(
+            ev.subscription_event(
+                type_,
+                event_id=event_id,
+                created=created,
+                subscription_id=subscription_id,
+                customer_id=customer_id,
+                tenant=slug,
+                shape=shape,
+                **fields,
+            )
+        )
+
+    def invoice(type_: str, *, attempt_count: int, paid: bool) -> None:
+        created, event_id, shape = tick()
+        out.append(
+            ev.invoice_event(
+                type_,
+                event_id=event_id,
+                created=created,
+                subscription_id=subscription_id,
+                customer_id=customer_id,
+                attempt_count=attempt_count,
+                paid=paid,
+                tenant=slug,
+                shape=shape,
+            )
+        )
+
+    def customer(type_: str, **extra: Any) -> None:
+        created, event_id, shape = tick()
+        out.append(
+            ev.customer_event(
+                type_,
+                event_id=event_id,
+                created=created,
+                customer_id=customer_id,
+                tenant=slug,
+                shape=shape,
+                **extra,
+            )
+        )
+
+    sub("customer.subscription.created")
+    invoice("invoice.paid", attempt_count=0 if plan.trial else 1, paid=True)
+    if plan.trial:
+        sub("customer.subscription.trial_will_end")
+        status[0] = "active"
+        sub("customer.subscription.updated")
+        invoice("invoice.paid", attempt_count=1, paid=True)
+    if plan.email_change:
+        customer("customer.updated", email=f"accounts@{slug}.example", name=slug.upper())
+    if plan.upcoming:
+        invoice("invoice.upcoming", attempt_count=0, paid=False)
+    if plan.failures:
+        period[:] = [period[1], period[1] + 30 * DAY]
+        for attempt in range(1, plan.failures + 1):
+            invoice("invoice.payment_failed", attempt_count=attempt, paid=False)
+            if attempt == 1:
+                status[0] = "past_due"
+                sub("customer.subscription.updated")
+        if plan.recover:
+            invoice("invoice.payment_succeeded", attempt_count=plan.failures + 1, paid=True)
+            status[0] = "active"
+            sub("customer.subscription.updated")
+    if plan.plan_change:
+        price[0] = prices[1]
+        sub("customer.subscription.updated")
+    if plan.cancel_at_period_end:
+        cancel[0] = True
+        sub("customer.subscription.updated")
+    if plan.deleted:
+        status[0] = "canceled"
+        sub("customer.subscription.deleted", canceled_at=clock[0])
+        if plan.customer_deleted:
+            customer("customer.deleted")
+    return out
+
+
+def random_plan(rng: random.Random) -> Plan:
+    """A lifecycle plan for the bench: most tenants pay, some fail, a few leave."""
+    failures = rng.choice((0, 0, 0, 1, 2, 3, 4))
+    deleted = rng.random() < 0.2
+    return Plan(
+        trial=rng.random() < 0.5,
+        failures=failures,
+        recover=failures > 0 and rng.random() < 0.6,
+        plan_change=rng.random() < 0.3,
+        cancel_at_period_end=rng.random() < 0.2,
+        deleted=deleted,
+        customer_deleted=deleted and rng.random() < 0.5,
+        email_change=rng.random() < 0.2,
+        upcoming=rng.random() < 0.5,
+    )
