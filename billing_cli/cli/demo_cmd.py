@@ -12,13 +12,18 @@ import os
 import shlex
 import sys
 import tempfile
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    from billing_cli.repository import Database
+    from billing_cli.sandbox import Sandbox
 
 
 @dataclass(frozen=True)
@@ -156,6 +161,49 @@ SUBSCRIPTIONS = _steps(
     ("audit", "list", "--limit", "6"),
 )
 
+DUNNING_SETUP = _steps(
+    ("tenants", "add", "hooli", "--name", "Hooli", "--email", "billing@hooli.test"),
+    Step(("subs", "create", "hooli", "--plan", "starter"), "a trial needs no card up front"),
+    Step(
+        ("payments", "methods", "attach", "hooli", "pm_card_chargeCustomerFail", "--default"),
+        "the card on file will fail",
+    ),
+)
+
+AFTER_SUSPENSION = _steps(
+    Step(
+        ("tenants", "list", "--status", "suspended"),
+        "three failed attempts (BILLING_MAX_FAILED_ATTEMPTS): suspended by billing",
+    ),
+    ("notifications", "list", "--tenant", "hooli"),
+    Step(
+        ("payments", "methods", "attach", "hooli", "pm_card_visa", "--default"),
+        "support helps the customer put a working card on file",
+    ),
+)
+
+AFTER_RECOVERY = _steps(
+    Step(("tenants", "show", "hooli"), "the payment reactivated the tenant (billing suspension)"),
+    Step(("webhooks", "list", "--limit", "8"), "the ledger: every event, once"),
+    Step(
+        ("webhooks", "replay", "--since", "1h", "--type", "invoice.*", "--dry-run"),
+        "on-call replays the last hour from Stripe's Events API: already processed",
+    ),
+    Step(
+        (
+            "webhooks",
+            "replay",
+            "--since",
+            "1h",
+            "--type",
+            "invoice.payment_failed",
+            "--force",
+            "--dry-run",
+        ),
+        "even forced, old failures cannot undo the newer payment: nothing would change",
+    ),
+)
+
 
 def demo(
     keep: Annotated[
@@ -163,26 +211,73 @@ def demo(
     ] = False,
 ) -> None:
     """Run a scripted tour on a throwaway database and a local Stripe sandbox."""
+    from billing_cli.cli import demo_webhooks as hooks
     from billing_cli.cli import render
+    from billing_cli.repository import Database
     from billing_cli.sandbox import Sandbox
 
+    secret = hooks.new_webhook_secret()
     with _scratch_environment(keep=keep) as workdir, Sandbox() as sandbox:
         os.environ["STRIPE_API_BASE"] = sandbox.api_base
         os.environ["STRIPE_SECRET_KEY"] = sandbox.secret_key
+        os.environ["STRIPE_WEBHOOK_SECRET"] = secret
         render.note(
             f"[bold]billing demo[/bold]: database in {workdir}, "
             f"local Stripe sandbox at {sandbox.api_base}"
         )
-        for title, steps in (
-            ("Plans: local rows, synced to Stripe Products and Prices", SETUP),
-            ("Tenants", TENANTS),
-            ("Subscriptions and payments", SUBSCRIPTIONS),
-        ):
-            _section(title)
-            run_steps(steps)
+        _section("Plans: local rows, synced to Stripe Products and Prices")
+        run_steps(SETUP[:1])  # the endpoint needs the schema
+        db = Database(os.environ["BILLING_DATABASE_URL"])
+        with hooks.endpoint_in_thread(db, secret=secret) as url:
+            sandbox.register_webhook(url, secret)
+            render.note(f"webhook endpoint listening at {url}; the sandbox delivers to it")
+            run_steps(SETUP[1:])
+            _section("Tenants")
+            run_steps(TENANTS)
+            _section("Subscriptions and payments")
+            run_steps(SUBSCRIPTIONS)
+            _section("Webhooks: failed payments, suspension, recovery, replay")
+            run_steps(DUNNING_SETUP)
+            sub = hooks.subscription_id(db, "hooli")
+            _sandbox_step(
+                db,
+                sandbox,
+                "(sandbox) the trial ends; the first charge is declined",
+                lambda: sandbox.end_trial(sub),
+            )
+            _sandbox_step(
+                db,
+                sandbox,
+                "(sandbox) Stripe retries the invoice: declined again",
+                lambda: sandbox.renew(sub),
+            )
+            _sandbox_step(
+                db, sandbox, "(sandbox) third attempt: declined", lambda: sandbox.renew(sub)
+            )
+            run_steps(AFTER_SUSPENSION)
+            _sandbox_step(
+                db,
+                sandbox,
+                "(sandbox) Stripe retries the invoice with the new card",
+                lambda: sandbox.renew(sub),
+            )
+            run_steps(AFTER_RECOVERY)
+        db.dispose()
         render.note("\n[bold green]demo finished[/bold green]")
         if keep:
             render.note(f"kept: BILLING_DATABASE_URL={os.environ['BILLING_DATABASE_URL']}")
+
+
+def _sandbox_step(db: Database, sandbox: Sandbox, note: str, action: Callable[[], object]) -> None:
+    """Move the sandbox's clock, then wait until its webhooks are processed, and say so."""
+    from billing_cli.cli import render
+    from billing_cli.cli.demo_webhooks import ledger_ids, wait_for_delivery
+
+    render.out().print(f"\n[bold magenta]# {note}[/bold magenta]")
+    since, known = int(time.time()), ledger_ids(db)
+    action()
+    delivered = wait_for_delivery(db, sandbox, since=since, known=known)
+    render.out().print(f"[dim]  {delivered} webhook event(s) delivered and processed[/dim]")
 
 
 def _section(title: str) -> None:

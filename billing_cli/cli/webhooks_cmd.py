@@ -17,6 +17,7 @@ import typer
 
 from billing_cli.cli.options import DryRunOption, JsonOption, YesOption
 from billing_cli.cli.runtime import Runtime, runtime_of
+from billing_cli.cli.webhooks_serve_cmd import serve
 
 if TYPE_CHECKING:
     from billing_cli.services.webhooks import EventOutcome, WebhookEngine
@@ -27,6 +28,7 @@ app = typer.Typer(
     no_args_is_help=True,
     rich_markup_mode=None,
 )
+app.command("serve")(serve)
 
 
 class LedgerStatus(StrEnum):

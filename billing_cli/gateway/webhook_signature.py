@@ -1,0 +1,79 @@
+"""Checking the ``Stripe-Signature`` of a webhook delivery, and turning its body into a dict.
+
+It sits in the gateway because stripe-python does the check (``WebhookSignature.verify_header``:
+the same parser, constant-time comparison and tolerance rule Stripe ships), and only the gateway
+imports stripe. The web endpoint calls :func:`verify_signature` before anything else, so a
+delivery that fails here is answered 400 and never reaches the event engine or the database.
+
+Every failure is one :class:`~billing_cli.errors.WebhookError` with a short reason of our own:
+stripe-python's messages are long and carry the header, and none of ours ever echo the secret.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from billing_cli.errors import WebhookError
+
+DEFAULT_TOLERANCE_SECONDS = 300
+
+# stripe-python's message fragments -> our one-line reasons (its messages are advice to a
+# developer, too long for a log line).
+_REASONS = (
+    ("Unable to extract timestamp", "malformed Stripe-Signature header"),
+    ("expected scheme", "no v1 signature in the Stripe-Signature header"),
+    ("matching the expected signature", "signature does not match the payload"),
+    ("tolerance zone", "timestamp outside the tolerance"),
+    ("No Stripe-Signature header", "missing Stripe-Signature header"),
+    ("No webhook secret", "no webhook secret configured"),
+)
+
+
+def load_verifier() -> None:
+    """Import stripe now, so the first delivery does not pay for it (called at app start)."""
+    import stripe  # noqa: F401
+
+
+def verify_signature(
+    payload: bytes,
+    header: str | None,
+    secret: str,
+    *,
+    tolerance: int = DEFAULT_TOLERANCE_SECONDS,
+) -> dict[str, Any]:
+    """Verify ``header`` over the raw ``payload`` with ``secret``; return the event as a dict.
+
+    Raises :class:`WebhookError` for a missing or malformed header, a signature that does not
+    match, a timestamp older than ``tolerance`` seconds, or a body that is not a JSON object.
+    """
+    import stripe
+
+    if not secret.strip():
+        raise WebhookError("no webhook secret configured")
+    if not header:
+        raise WebhookError("missing Stripe-Signature header")
+    try:
+        text = payload.decode("utf-8")
+    except UnicodeDecodeError:
+        raise WebhookError("body is not UTF-8") from None
+    try:
+        stripe.WebhookSignature.verify_header(text, header, secret, tolerance)
+    except stripe.SignatureVerificationError as error:
+        raise WebhookError(_reason(str(error), tolerance)) from None
+    try:
+        event = json.loads(text)
+    except (ValueError, RecursionError):
+        raise WebhookError("body is not valid JSON") from None
+    if not isinstance(event, dict):
+        raise WebhookError("body is JSON but not an object")
+    return event
+
+
+def _reason(message: str, tolerance: int) -> str:
+    for fragment, reason in _REASONS:
+        if fragment in message:
+            if reason.startswith("timestamp"):
+                return f"{reason} ({tolerance} s)"
+            return reason
+    return "signature verification failed"

@@ -1,0 +1,295 @@
+"""``billing webhooks serve`` as an operator runs it: a real process, its settings, its signals,
+and the sandbox's own signed webhooks arriving while the CLI subscribes a tenant."""
+
+from __future__ import annotations
+
+import math
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+import requests
+import typer
+from typer.testing import CliRunner
+
+from billing_cli.cli import main as cli_main
+from billing_cli.cli import webhooks_serve_cmd
+from billing_cli.models import SubscriptionPlan, utcnow
+from billing_cli.repository import Database
+from billing_cli.repository import plans as plans_repo
+from billing_cli.services import tenants
+from tests import events
+from tests.cli.conftest import Billing
+from tests.factories import add_tenant
+from tests.signing import signed_delivery
+from tests.web import ROOT, SECRET, SERVE_SCRIPT, ServeProcess, deliver, reply, wait_until
+
+if TYPE_CHECKING:
+    from billing_cli.gateway import Gateway
+    from billing_cli.sandbox import Sandbox
+
+
+@pytest.fixture
+def billing() -> Billing:
+    return Billing()
+
+
+def serve_app() -> typer.Typer:
+    """The root app with ``webhooks serve`` registered, as the lead registers it."""
+    app = typer.Typer(cls=cli_main.BillingGroup, pretty_exceptions_enable=False)
+    app.callback()(cli_main.root)
+    webhooks = typer.Typer()
+    webhooks.command("serve")(webhooks_serve_cmd.serve)
+    app.add_typer(webhooks, name="webhooks")
+    return app
+
+
+def _env(db: Database) -> dict[str, str]:
+    return {
+        "BILLING_DATABASE_URL": db.url.render_as_string(hide_password=False),
+        "STRIPE_WEBHOOK_SECRET": SECRET,
+    }
+
+
+# -- refusals, in process ---------------------------------------------------------------------
+
+
+def test_serve_refuses_to_start_without_a_webhook_secret(db_env: Database) -> None:
+    result = CliRunner().invoke(serve_app(), ["webhooks", "serve", "--port", "0"])
+    assert result.exit_code == 1
+    assert result.stderr.startswith("Error: STRIPE_WEBHOOK_SECRET is not set;")
+    assert result.stderr.count("\n") == 1
+
+
+def test_serve_refuses_a_database_that_is_not_migrated(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("STRIPE_WEBHOOK_SECRET", SECRET)
+    monkeypatch.setenv("BILLING_DATABASE_URL", f"sqlite:///{tmp_path / 'absent.db'}")
+    result = CliRunner().invoke(serve_app(), ["webhooks", "serve", "--port", "0"])
+    assert result.exit_code == 1
+    assert "run `billing db upgrade`" in result.stderr
+    assert SECRET not in result.stderr
+
+
+def test_serve_help_imports_neither_the_server_nor_stripe_nor_sqlalchemy() -> None:
+    probe = SERVE_SCRIPT.replace(
+        'app(prog_name="billing")',
+        "try:\n    app(prog_name='billing')\nexcept SystemExit:\n    pass\n"
+        "heavy = sorted(m for m in ('starlette', 'uvicorn', 'stripe', 'sqlalchemy')"
+        " if m in sys.modules)\n"
+        "print('HEAVY=' + ','.join(heavy), file=sys.stderr)",
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe, "webhooks", "serve", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=ROOT,
+    )
+    assert "--port" in result.stdout
+    assert "HEAVY=\n" in result.stderr, result.stderr
+
+
+# -- the process ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("how", ["SIGTERM", "SIGINT"])
+def test_serve_answers_then_stops_cleanly_on_a_signal(db: Database, how: str) -> None:
+    with ServeProcess(_env(db)) as server:
+        assert requests.get(server.url + "/healthz", timeout=10).status_code == 200
+        ok = deliver(server.url, events.event("charge.refunded", {"id": "ch_1"}))
+        assert (ok.status_code, reply(ok)["status"]) == (200, "ignored")
+        assert server.proc is not None
+        server.proc.send_signal(getattr(signal, how))
+        exit_code = server.proc.wait(timeout=10)
+
+        assert exit_code == 0, server.stderr()
+        assert server.stderr().splitlines()[-1] == f"stopped ({how})"
+        with pytest.raises(requests.ConnectionError):
+            requests.get(server.url + "/healthz", timeout=2)
+
+
+def test_serve_with_several_workers_shares_the_port_and_stops_cleanly(db: Database) -> None:
+    with ServeProcess(_env(db), "--workers", "2") as server:
+        assert "2 worker processes" in server.stderr().splitlines()[0]
+        wait_until(lambda: _healthy(server.url), timeout=30, what="the workers to answer /healthz")
+        for n in range(20):
+            response = deliver(server.url, events.event("charge.refunded", {"id": f"ch_{n}"}))
+            assert (response.status_code, reply(response)["status"]) == (200, "ignored")
+        assert server.terminate(timeout=20) == 0, server.stderr()
+        assert server.stderr().splitlines()[-1] == "stopped (SIGTERM)"
+    assert len(_ledger_types(db)) == 20
+
+
+def _healthy(url: str) -> bool:
+    try:
+        return requests.get(url + "/healthz", timeout=2).status_code == 200
+    except requests.ConnectionError:
+        return False
+
+
+def test_serve_announces_where_it_listens_without_showing_secrets(db: Database) -> None:
+    with ServeProcess(_env(db)) as server:
+        first = server.stderr().splitlines()[0]
+        assert first.startswith(f"listening on {server.url}/webhooks/stripe/ (database ")
+        assert SECRET not in server.stderr()
+        assert server.terminate() == 0
+
+
+def test_serve_takes_its_path_and_body_cap_from_the_command_line(db: Database) -> None:
+    with ServeProcess(_env(db), "--path", "/hooks/stripe", "--max-body-kib", "1") as server:
+        small = events.event("charge.refunded", {"id": "ch_1"})
+        body = events.event("charge.refunded", {"id": "ch_2", "padding": "x" * 2048})
+        for event, expected in ((small, 200), (body, 413)):
+            data, headers = signed_delivery(event, SECRET)
+            response = requests.post(
+                server.url + "/hooks/stripe", data=data, headers=headers, timeout=10
+            )
+            assert response.status_code == expected
+        assert server.terminate() == 0
+
+
+# -- end to end: the sandbox's webhooks to the running endpoint --------------------------------
+
+
+def _synced_plan(db: Database, gateway: Gateway) -> None:
+    """Plan ``basic`` with a real Product and Price in the sandbox (what `plans sync` makes)."""
+    product = gateway.create_product(name="Basic", metadata={}, idempotency_key="e2e-product")
+    price = gateway.create_price(
+        product_id=product.id,
+        unit_amount=2000,
+        currency="usd",
+        interval="month",
+        interval_count=1,
+        lookup_key=None,
+        metadata={},
+        transfer_lookup_key=False,
+        idempotency_key="e2e-price",
+    )
+    with db.transaction() as session:
+        plans_repo.add(
+            session=session,
+            plan=SubscriptionPlan(
+                slug="basic",
+                name="Basic",
+                amount=2000,
+                currency="usd",
+                interval="month",
+                stripe_product_id=product.id,
+                stripe_price_id=price.id,
+                created_at=utcnow(),
+                updated_at=utcnow(),
+            ),
+        )
+
+
+def _use_card(sandbox: Sandbox, subscription_id: str, customer_id: str, card: str) -> None:
+    """Switch the subscription to another test card (Stripe's dashboard or portal would)."""
+    import stripe
+
+    client = stripe.StripeClient(
+        sandbox.secret_key, base_addresses={"api": sandbox.api_base}, max_network_retries=0
+    )
+    method = client.v1.payment_methods.attach(card, {"customer": customer_id})
+    client.v1.subscriptions.update(subscription_id, {"default_payment_method": method.id})
+
+
+def _next_second() -> None:
+    """Wait for the next wall-clock second.
+
+    Event ``created`` times have one-second resolution and the engine orders events of one
+    subscription by them; in real life a renewal comes a month after the payment before it, in
+    the sandbox within the same second, where the order of two events is a tie to break."""
+    now = time.time()
+    time.sleep(math.ceil(now) - now + 0.01)
+
+
+def _ledger_types(db: Database) -> list[tuple[str, str]]:
+    import sqlalchemy as sa
+
+    with db.connect() as connection:
+        rows = connection.execute(sa.text("SELECT type, status FROM webhook_event ORDER BY id"))
+        return [(str(t), str(s)) for t, s in rows]
+
+
+@pytest.mark.sandbox
+def test_the_sandbox_webhooks_keep_the_database_in_step_while_the_cli_subscribes(
+    db_env: Database, sandbox: Sandbox, gateway: Gateway, billing: Billing
+) -> None:
+    db = db_env
+    add_tenant(db, "acme")
+    _synced_plan(db, gateway)
+    with ServeProcess(_env(db)) as server:
+        sandbox.register_webhook(f"{server.url}/webhooks/stripe/", SECRET)
+
+        created = billing(
+            "subs", "create", "acme", "--plan", "basic", "--payment-method", "pm_card_visa"
+        )
+        assert created.exit_code == 0, created.stderr
+
+        def subscription() -> dict[str, Any]:
+            row = tenants.show_tenant(db, slug="acme").subscription
+            assert row is not None
+            return row
+
+        def delivered(event_type: str, count: int = 1) -> bool:
+            return _ledger_types(db).count((event_type, "processed")) >= count
+
+        wait_until(lambda: delivered("invoice.payment_succeeded"), timeout=15, what="payment")
+        sub = subscription()
+        assert sub["status"] == "active"
+        sub_id, customer_id = sub["stripe_subscription_id"], sub["stripe_customer_id"]
+
+        _use_card(sandbox, sub_id, customer_id, "pm_card_chargeCustomerFail")
+        _next_second()
+        for attempt in (1, 2, 3):
+            sandbox.renew(sub_id)
+            wait_until(
+                lambda n=attempt: delivered("invoice.payment_failed", n),
+                timeout=15,
+                what=f"failed payment {attempt}",
+            )
+
+        def suspended() -> bool:
+            tenant = tenants.show_tenant(db, slug="acme").tenant
+            return tenant["status"] == "suspended" and tenant["suspended_by"] == "billing"
+
+        wait_until(suspended, timeout=15, what="the tenant to be suspended by billing")
+        sub = subscription()
+        assert (sub["status"], sub["failed_payment_attempts"]) == ("past_due", 3)
+
+        # Back to a good card: the next collection pays and the webhook reactivates the tenant.
+        _use_card(sandbox, sub_id, customer_id, "pm_card_visa")
+        _next_second()
+        sandbox.renew(sub_id)
+        wait_until(
+            lambda: tenants.show_tenant(db, slug="acme").tenant["status"] == "active",
+            timeout=15,
+            what="the tenant to be reactivated",
+        )
+        sub = subscription()
+        assert (sub["status"], sub["failed_payment_attempts"]) == ("active", 0)
+        assert all(status != "failed" for _, status in _ledger_types(db))
+        assert server.terminate() == 0
+
+
+def test_serve_reports_a_port_in_use_in_one_line(
+    db_env: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import socket
+
+    monkeypatch.setenv("STRIPE_WEBHOOK_SECRET", SECRET)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = CliRunner().invoke(serve_app(), ["webhooks", "serve", "--port", str(port)])
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"Error: cannot listen on 127.0.0.1:{port}: ")
+    assert result.stderr.count("\n") == 1

@@ -1,0 +1,87 @@
+"""``verify_signature``: Stripe's signature rules, checked against our own signer."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from billing_cli.errors import WebhookError
+from billing_cli.gateway.webhook_signature import verify_signature
+from tests.signing import sign
+
+SECRET = "whsec_unit_0123456789abcdefghijklmnop"
+BODY = json.dumps({"id": "evt_1", "type": "invoice.paid", "data": {"object": {}}}).encode()
+
+
+def test_a_payload_signed_as_stripe_signs_is_accepted_and_parsed() -> None:
+    assert verify_signature(BODY, sign(BODY, SECRET), SECRET)["id"] == "evt_1"
+
+
+def test_any_matching_v1_signature_is_enough_as_during_a_secret_rotation() -> None:
+    good = sign(BODY, SECRET)
+    old = sign(BODY, "whsec_old_secret_0123456789")
+    t, v1 = good.split(",")
+    header = f"{t},{old.split(',')[1]},{v1},v0=ignored"
+    assert verify_signature(BODY, header, SECRET)["type"] == "invoice.paid"
+
+
+def test_a_timestamp_within_the_tolerance_is_accepted() -> None:
+    header = sign(BODY, SECRET, timestamp=int(time.time()) - 290)
+    assert verify_signature(BODY, header, SECRET)["id"] == "evt_1"
+
+
+@pytest.mark.parametrize(
+    ("body", "header", "reason"),
+    [
+        (BODY, None, "missing Stripe-Signature header"),
+        (BODY, "", "missing Stripe-Signature header"),
+        (BODY, "garbage", "malformed Stripe-Signature header"),
+        (BODY, "t=notanumber,v1=abc", "malformed Stripe-Signature header"),
+        (BODY, f"t={int(time.time())}", "no v1 signature"),
+        (BODY, sign(BODY, "whsec_someone_else_0123456789"), "signature does not match"),
+        (BODY + b" ", sign(BODY, SECRET), "signature does not match"),
+        (BODY, sign(BODY, SECRET, timestamp=int(time.time()) - 301), "timestamp outside"),
+        (b"{not json", sign(b"{not json", SECRET), "not valid JSON"),
+        (b"[1, 2]", sign(b"[1, 2]", SECRET), "not an object"),
+        (b'"evt"', sign(b'"evt"', SECRET), "not an object"),
+        (b"\xff\xfe", sign(b"\xff\xfe", SECRET), "not UTF-8"),
+        (b"[" * 100_000, sign(b"[" * 100_000, SECRET), "not valid JSON"),
+    ],
+    ids=[
+        "no header",
+        "empty header",
+        "garbage header",
+        "bad timestamp",
+        "no v1",
+        "other secret",
+        "tampered body",
+        "stale",
+        "not json",
+        "array",
+        "string",
+        "not utf-8",
+        "deeply nested",
+    ],
+)
+def test_every_bad_delivery_is_one_webhook_error_that_never_shows_the_secret(
+    body: bytes, header: str | None, reason: str
+) -> None:
+    with pytest.raises(WebhookError) as caught:
+        verify_signature(body, header, SECRET)
+    message = str(caught.value)
+    assert reason in message
+    assert SECRET not in message
+    assert "\n" not in message
+
+
+def test_an_unconfigured_secret_refuses_everything() -> None:
+    with pytest.raises(WebhookError, match="no webhook secret configured"):
+        verify_signature(BODY, sign(BODY, ""), "")
+
+
+def test_the_tolerance_is_configurable() -> None:
+    header = sign(BODY, SECRET, timestamp=int(time.time()) - 100)
+    with pytest.raises(WebhookError, match=r"tolerance \(60 s\)"):
+        verify_signature(BODY, header, SECRET, tolerance=60)
