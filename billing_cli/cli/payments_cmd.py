@@ -36,13 +36,13 @@ def charge(
 
     code = check_currency(currency)
     minor = to_minor_units(amount, code)
-    runtime = runtime_of(ctx)
-    db = runtime.database()
-    runtime.confirm(f"charge {tenant} {format_money(minor, code)}", yes=yes, dry_run=dry_run)
+    db, gateway, invocation = runtime_of(ctx).begin_stripe_change(
+        ctx, what=f"charge {tenant} {format_money(minor, code)}", dry_run=dry_run, yes=yes
+    )
     result = payments.charge(
         db,
-        runtime.gateway(dry_run=dry_run),
-        invocation=runtime.invocation(ctx, dry_run=dry_run),
+        gateway,
+        invocation=invocation,
         tenant_slug=tenant,
         amount=minor,
         currency=code,
@@ -92,13 +92,13 @@ def attach(
     from billing_cli.cli import render
     from billing_cli.services import payments
 
-    runtime = runtime_of(ctx)
-    db = runtime.database()
-    runtime.confirm(f"attach {payment_method} to {tenant}", yes=yes, dry_run=dry_run)
+    db, gateway, invocation = runtime_of(ctx).begin_stripe_change(
+        ctx, what=f"attach {payment_method} to {tenant}", dry_run=dry_run, yes=yes
+    )
     result = payments.attach_method(
         db,
-        runtime.gateway(dry_run=dry_run),
-        invocation=runtime.invocation(ctx, dry_run=dry_run),
+        gateway,
+        invocation=invocation,
         tenant_slug=tenant,
         payment_method=payment_method,
         make_default=default,

@@ -73,12 +73,12 @@ def add(
     from billing_cli.cli import render
     from billing_cli.services import plans
 
-    runtime = runtime_of(ctx)
-    db = runtime.database()
-    runtime.confirm(f"add plan {slug}", yes=yes, dry_run=dry_run)
+    db, invocation = runtime_of(ctx).begin_change(
+        ctx, what=f"add plan {slug}", dry_run=dry_run, yes=yes
+    )
     result = plans.add_plan(
         db,
-        invocation=runtime.invocation(ctx, dry_run=dry_run),
+        invocation=invocation,
         slug=slug,
         name=name,
         amount=amount,
@@ -232,15 +232,14 @@ def sync(
     from billing_cli.cli import render
     from billing_cli.services import plan_sync
 
-    runtime = runtime_of(ctx)
-    db = runtime.database()
-    runtime.confirm("sync plans to Stripe", yes=yes, dry_run=dry_run)
-    gateway = runtime.gateway(dry_run=dry_run)
+    db, gateway, invocation = runtime_of(ctx).begin_stripe_change(
+        ctx, what="sync plans to Stripe", dry_run=dry_run, yes=yes
+    )
     with _progress_bar() as progress:
         report = plan_sync.sync_plans(
             db,
             gateway,
-            invocation=runtime.invocation(ctx, dry_run=dry_run),
+            invocation=invocation,
             archive_stale=archive_stale,
             progress=progress,
         )

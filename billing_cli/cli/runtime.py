@@ -70,6 +70,21 @@ class Runtime:
             dry_run=dry_run,
         )
 
+    def begin_change(
+        self, ctx: typer.Context, *, what: str, dry_run: bool, yes: bool
+    ) -> tuple[Database, Invocation]:
+        """What a command that writes to the database needs, after the live-mode confirmation."""
+        db = self.database()
+        self.confirm(what, yes=yes, dry_run=dry_run)
+        return db, self.invocation(ctx, dry_run=dry_run)
+
+    def begin_stripe_change(
+        self, ctx: typer.Context, *, what: str, dry_run: bool, yes: bool
+    ) -> tuple[Database, Gateway, Invocation]:
+        """As :meth:`begin_change`, plus the gateway (recording, not sending, under dry run)."""
+        db, invocation = self.begin_change(ctx, what=what, dry_run=dry_run, yes=yes)
+        return db, self.gateway(dry_run=dry_run), invocation
+
     def confirm(self, what: str, *, yes: bool, dry_run: bool) -> None:
         """In live mode, a real mutation needs ``--yes`` or a typed yes at a terminal."""
         if dry_run or yes or not self.settings().stripe_live_mode:

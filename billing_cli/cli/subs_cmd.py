@@ -54,13 +54,13 @@ def create(
     from billing_cli.cli import render
     from billing_cli.services import subscriptions
 
-    runtime = runtime_of(ctx)
-    db = runtime.database()
-    runtime.confirm(f"subscribe {tenant} to {plan}", yes=yes, dry_run=dry_run)
+    db, gateway, invocation = runtime_of(ctx).begin_stripe_change(
+        ctx, what=f"subscribe {tenant} to {plan}", dry_run=dry_run, yes=yes
+    )
     result = subscriptions.create_subscription(
         db,
-        runtime.gateway(dry_run=dry_run),
-        invocation=runtime.invocation(ctx, dry_run=dry_run),
+        gateway,
+        invocation=invocation,
         tenant_slug=tenant,
         plan_slug=plan,
         payment_method=payment_method,
@@ -85,13 +85,13 @@ def upgrade(
     from billing_cli.cli import render
     from billing_cli.services import subscriptions
 
-    runtime = runtime_of(ctx)
-    db = runtime.database()
-    runtime.confirm(f"move {tenant} to {plan}", yes=yes, dry_run=dry_run)
+    db, gateway, invocation = runtime_of(ctx).begin_stripe_change(
+        ctx, what=f"move {tenant} to {plan}", dry_run=dry_run, yes=yes
+    )
     result = subscriptions.upgrade_subscription(
         db,
-        runtime.gateway(dry_run=dry_run),
-        invocation=runtime.invocation(ctx, dry_run=dry_run),
+        gateway,
+        invocation=invocation,
         tenant_slug=tenant,
         plan_slug=plan,
         proration=proration.value,
@@ -119,14 +119,14 @@ def cancel(
     from billing_cli.cli import render
     from billing_cli.services import subscriptions
 
-    runtime = runtime_of(ctx)
-    db = runtime.database()
     when = "now" if now else "at period end"
-    runtime.confirm(f"cancel {tenant}'s subscription {when}", yes=yes, dry_run=dry_run)
+    db, gateway, invocation = runtime_of(ctx).begin_stripe_change(
+        ctx, what=f"cancel {tenant}'s subscription {when}", dry_run=dry_run, yes=yes
+    )
     result = subscriptions.cancel_subscription(
         db,
-        runtime.gateway(dry_run=dry_run),
-        invocation=runtime.invocation(ctx, dry_run=dry_run),
+        gateway,
+        invocation=invocation,
         tenant_slug=tenant,
         now=now,
     )
@@ -145,13 +145,13 @@ def resume(
     from billing_cli.cli import render
     from billing_cli.services import subscriptions
 
-    runtime = runtime_of(ctx)
-    db = runtime.database()
-    runtime.confirm(f"resume {tenant}'s subscription", yes=yes, dry_run=dry_run)
+    db, gateway, invocation = runtime_of(ctx).begin_stripe_change(
+        ctx, what=f"resume {tenant}'s subscription", dry_run=dry_run, yes=yes
+    )
     result = subscriptions.resume_subscription(
         db,
-        runtime.gateway(dry_run=dry_run),
-        invocation=runtime.invocation(ctx, dry_run=dry_run),
+        gateway,
+        invocation=invocation,
         tenant_slug=tenant,
     )
     render.change(result, json_output=json_output)

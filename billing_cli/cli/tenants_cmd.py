@@ -32,12 +32,10 @@ def add(
     from billing_cli.cli import render
     from billing_cli.services import tenants
 
-    runtime = runtime_of(ctx)
-    db = runtime.database()
-    runtime.confirm(f"add tenant {slug}", yes=yes, dry_run=dry_run)
-    result = tenants.add_tenant(
-        db, invocation=runtime.invocation(ctx, dry_run=dry_run), slug=slug, name=name, email=email
+    db, invocation = runtime_of(ctx).begin_change(
+        ctx, what=f"add tenant {slug}", dry_run=dry_run, yes=yes
     )
+    result = tenants.add_tenant(db, invocation=invocation, slug=slug, name=name, email=email)
     render.change(result, json_output=json_output)
 
 
@@ -115,12 +113,10 @@ def suspend(
     from billing_cli.cli import render
     from billing_cli.services import tenants
 
-    runtime = runtime_of(ctx)
-    db = runtime.database()
-    runtime.confirm(f"suspend tenant {slug}", yes=yes, dry_run=dry_run)
-    result = tenants.suspend_tenant(
-        db, invocation=runtime.invocation(ctx, dry_run=dry_run), slug=slug, reason=reason
+    db, invocation = runtime_of(ctx).begin_change(
+        ctx, what=f"suspend tenant {slug}", dry_run=dry_run, yes=yes
     )
+    result = tenants.suspend_tenant(db, invocation=invocation, slug=slug, reason=reason)
     render.change(result, json_output=json_output)
 
 
@@ -136,12 +132,10 @@ def reactivate(
     from billing_cli.cli import render
     from billing_cli.services import tenants
 
-    runtime = runtime_of(ctx)
-    db = runtime.database()
-    runtime.confirm(f"reactivate tenant {slug}", yes=yes, dry_run=dry_run)
-    result = tenants.reactivate_tenant(
-        db, invocation=runtime.invocation(ctx, dry_run=dry_run), slug=slug
+    db, invocation = runtime_of(ctx).begin_change(
+        ctx, what=f"reactivate tenant {slug}", dry_run=dry_run, yes=yes
     )
+    result = tenants.reactivate_tenant(db, invocation=invocation, slug=slug)
     render.change(result, json_output=json_output)
 
 
@@ -157,13 +151,13 @@ def remove(
     from billing_cli.cli import render
     from billing_cli.services import offboarding
 
-    runtime = runtime_of(ctx)
-    db = runtime.database()
-    runtime.confirm(f"remove tenant {slug} and its Stripe customer", yes=yes, dry_run=dry_run)
+    db, gateway, invocation = runtime_of(ctx).begin_stripe_change(
+        ctx, what=f"remove tenant {slug} and its Stripe customer", dry_run=dry_run, yes=yes
+    )
     result = offboarding.remove_tenant(
         db,
-        runtime.gateway(dry_run=dry_run),
-        invocation=runtime.invocation(ctx, dry_run=dry_run),
+        gateway,
+        invocation=invocation,
         slug=slug,
     )
     render.change(result, json_output=json_output)
