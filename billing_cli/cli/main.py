@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 import typer
 from typer._click import Context as ClickContext  # the type TyperGroup.invoke declares
+from typer._click.exceptions import NoArgsIsHelpError, UsageError
 from typer.core import TyperGroup
 
 from billing_cli.cli import (
@@ -35,9 +36,17 @@ from billing_cli.errors import BillingError
 class BillingGroup(TyperGroup):
     """The root group; turns errors into one line and an exit code."""
 
+    def parse_args(self, ctx: ClickContext, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except UsageError as error:
+            raise typer.Exit(_usage_line(error)) from None
+
     def invoke(self, ctx: ClickContext) -> Any:
         try:
             return super().invoke(ctx)
+        except UsageError as error:  # a subcommand's bad option, missing argument, bad choice
+            raise typer.Exit(_usage_line(error)) from None
         except BillingError as error:
             _print_error(str(error))
             raise typer.Exit(error.exit_code) from None
@@ -53,6 +62,19 @@ class BillingGroup(TyperGroup):
         finally:
             if isinstance(ctx.obj, Runtime):
                 ctx.obj.close()
+
+
+def _usage_line(error: UsageError) -> int:
+    """Click's usage error as one line naming the command's --help; returns the exit code.
+
+    A group run without a command keeps Click's answer: its help text.
+    """
+    if isinstance(error, NoArgsIsHelpError):
+        error.show()
+        return error.exit_code
+    where = error.ctx.command_path if error.ctx is not None else "billing"
+    _print_error(f"{error.format_message()} (see `{where} --help`)")
+    return error.exit_code
 
 
 def _is_usage_error(error: Exception) -> bool:

@@ -81,8 +81,19 @@ def test_bad_input_exits_2_and_changes_nothing(billing: Billing, db_env: Databas
     assert row_counts(db_env)["tenant"] == 0
     missing_option = billing("tenants", "add", "acme")
     assert missing_option.exit_code == 2
+    assert missing_option.stderr == (
+        "Error: Missing option '--name'. (see `billing tenants add --help`)\n"
+    )
     bad_choice = billing("tenants", "list", "--status", "sleeping")
     assert bad_choice.exit_code == 2
+    assert bad_choice.stderr.startswith("Error: Invalid value for '--status'")
+    assert len(bad_choice.stderr.splitlines()) == 1
+    unknown = billing("tenants", "evict", "acme")
+    assert (unknown.exit_code, unknown.stderr) == (
+        2,
+        "Error: No such command 'evict'. (see `billing tenants --help`)\n",
+    )
+    assert "Usage: billing tenants" in billing("tenants").stderr  # a bare group shows its help
 
 
 def test_unmigrated_database_names_the_fix(billing: Billing) -> None:
