@@ -152,10 +152,18 @@ def subscription_event(
     tenant: str | None = None,
     shape: Shape = "current",
     livemode: bool = False,
+    subscription_created: int | None = None,
 ) -> dict[str, Any]:
-    """A ``customer.subscription.*`` event."""
+    """A ``customer.subscription.*`` event.
+
+    ``subscription_created`` is the Subscription object's own ``created``, the same on every
+    event about one subscription (the webhook engine ranks subscriptions by it); by default the
+    earlier of the event's time and the period start.
+    """
     start = period_start if period_start is not None else created
     end = period_end if period_end is not None else start + 30 * 86_400
+    if subscription_created is None:
+        subscription_created = min(created, start)
     obj = subscription_object(
         subscription_id=subscription_id,
         customer_id=customer_id,
@@ -163,7 +171,7 @@ def subscription_event(
         price_id=price_id,
         period_start=start,
         period_end=end,
-        created=min(created, start),
+        created=subscription_created,
         trial_end=trial_end,
         cancel_at_period_end=cancel_at_period_end,
         canceled_at=canceled_at,

@@ -5,11 +5,15 @@
 
 - A malformed envelope, or a ``livemode`` that disagrees with the configured mode, raises
   ``WebhookError`` before any database work: nothing is stored (the endpoint answers 400).
-- An id already ``processed`` or ``ignored`` is reported ``skipped`` (``force`` reprocesses).
-  On PostgreSQL an existing ledger row is read ``FOR UPDATE``; a new event's ledger row is
-  INSERTed in the transaction that applies it, so when two deliveries of a new id race the
-  unique index makes the second INSERT wait for the first transaction and then fail: the second
-  rolls back everything it did and reports ``skipped``. SQLite serialises writers, same result.
+- The ledger row is claimed first, in the transaction that applies the event:
+  ``INSERT ... ON CONFLICT (stripe_event_id) DO NOTHING RETURNING id``. A new id costs no
+  prior SELECT. An id already recorded falls back to ``SELECT ... FOR UPDATE`` of its row: one
+  already ``processed`` or ``ignored`` is reported ``skipped`` (``force`` reprocesses), a
+  ``failed`` one is applied again. When two deliveries of a new id race on PostgreSQL, the
+  second claim waits for the first transaction; once that commits the claim inserts nothing,
+  the SELECT sees the committed row and the second delivery reports ``skipped``. SQLite
+  serialises writers (the claim is the transaction's first statement, so it takes the write
+  lock at once), same result.
 - A handler error never escapes: the transaction is rolled back and, in a fresh one, the ledger
   row is written ``failed`` with the error and ``attempts + 1``. A later ``process`` of the same
   id (Stripe's retry, a replay, ``retry-failed``) applies it again.
@@ -17,8 +21,12 @@
   have changed.
 
 Handlers are idempotent and order-independent (see :mod:`.policy`), which is what makes
-``force`` and retries safe. The engine holds no per-event state, so one instance can serve many
-threads; each call opens its own session.
+``force`` and retries safe. The hot path runs Core statements from
+:mod:`billing_cli.repository.ledger` and :mod:`billing_cli.repository.webhook_rows` (about four
+statements per event: claim, locked row lookup, one UPDATE of the changed columns, commit) and
+builds the before/after views of ``changes`` only for dry runs and engines made with
+``collect_changes=True`` (replays, see :meth:`WebhookEngine.for_replay`). The engine holds no
+per-event state, so one instance can serve many threads; each call opens its own session.
 """
 
 from __future__ import annotations
@@ -31,7 +39,7 @@ from typing import Any
 from billing_cli.errors import WebhookError
 from billing_cli.models import EVENT_SOURCES, Change, Invocation, utcnow
 from billing_cli.repository import Database
-from billing_cli.services.webhooks import queries
+from billing_cli.repository import ledger as ledger_repo
 from billing_cli.services.webhooks.handlers import HANDLERS, Context, HandlerResult
 from billing_cli.services.webhooks.payloads import ParsedEvent, parse_event
 
@@ -61,13 +69,39 @@ class EventOutcome:
         }
 
 
-class WebhookEngine:
-    """Applies Stripe events to the tenant database; thread-safe, one session per call."""
+class LedgerConflict(Exception):
+    """The event id is recorded, yet its row could not be read (it is being written)."""
 
-    def __init__(self, db: Database, *, live_mode: bool, max_failed_attempts: int) -> None:
+
+class WebhookEngine:
+    """Applies Stripe events to the tenant database; thread-safe, one session per call.
+
+    ``collect_changes`` makes every outcome carry the before/after views of what it changed (a
+    dry run always does): replays show them, the endpoint does not need them and leaves them out
+    (the default). :meth:`for_replay` gives the replay configuration.
+    """
+
+    def __init__(
+        self,
+        db: Database,
+        *,
+        live_mode: bool,
+        max_failed_attempts: int,
+        collect_changes: bool = False,
+    ) -> None:
         self.db = db
         self.live_mode = live_mode
         self.max_failed_attempts = max_failed_attempts
+        self.collect_changes = collect_changes
+
+    def for_replay(self) -> WebhookEngine:
+        """The same engine as a replay runs it: outcomes carry their changes."""
+        return WebhookEngine(
+            self.db,
+            live_mode=self.live_mode,
+            max_failed_attempts=self.max_failed_attempts,
+            collect_changes=True,
+        )
 
     def check(self, event: object) -> ParsedEvent:
         """Parse the envelope and refuse an event from the other mode (raises WebhookError)."""
@@ -94,7 +128,7 @@ class WebhookEngine:
         parsed = self.check(event)
         try:
             return self._apply(parsed, source=source, force=force, dry_run=dry_run)
-        except queries.LedgerConflict:
+        except LedgerConflict:
             return EventOutcome(
                 parsed.id, parsed.type, "skipped", "recorded at the same time by another delivery"
             )
@@ -105,16 +139,26 @@ class WebhookEngine:
                 return self._record_failure(
                     parsed, source=source, message=message, force=force, dry_run=dry_run
                 )
-            except queries.LedgerConflict:
+            except LedgerConflict:
                 return EventOutcome(parsed.id, parsed.type, "skipped", "recorded meanwhile")
 
     def _apply(
         self, parsed: ParsedEvent, *, source: str, force: bool, dry_run: bool
     ) -> EventOutcome:
         with self.db.transaction(dry_run=dry_run) as session:
-            row = queries.ledger_row(session=session, event_id=parsed.id)
-            if row is not None and row.status in _DONE and not force:
-                return EventOutcome(parsed.id, parsed.type, "skipped", f"already {row.status}")
+            now = utcnow()
+            values = _ledger_values(parsed, source=source, status="processed", now=now)
+            values["processed_at"] = now
+            new_id = ledger_repo.claim(session=session, values=values)
+            entry = None
+            if new_id is None:
+                entry = ledger_repo.lock(session=session, event_id=parsed.id)
+                if entry is None:
+                    raise LedgerConflict(parsed.id)
+                if entry.status in _DONE and not force:
+                    return EventOutcome(
+                        parsed.id, parsed.type, "skipped", f"already {entry.status}"
+                    )
             context = Context(
                 session=session,
                 event=parsed,
@@ -125,26 +169,33 @@ class WebhookEngine:
                     dry_run=dry_run,
                 ),
                 max_failed_attempts=self.max_failed_attempts,
+                collect_changes=self.collect_changes or dry_run,
             )
             handler = HANDLERS.get(parsed.type)
             if handler is None:
                 result = HandlerResult("ignored", f"unhandled event type {parsed.type}")
             else:
                 result = handler(context)
-            session.flush()  # the state change first: its errors are handler errors
-            now = utcnow()
-            if row is None:
-                values = _ledger_values(parsed, source=source, status=result.status, now=now)
-                values["processed_at"] = now
-                queries.insert_ledger_row(session=session, values=values)
+            session.flush()  # ORM writes (audit, suspension) now: their errors are handler errors
+            if entry is None:
+                assert new_id is not None
+                if result.status != "processed":
+                    ledger_repo.update(
+                        session=session, row_id=new_id, values={"status": result.status}
+                    )
             else:
-                row.status = result.status
-                row.attempts += 1
-                row.error = None
-                row.processed_at = now
-                row.payload = parsed.payload
-                row.api_version = parsed.api_version
-                session.add(row)
+                ledger_repo.update(
+                    session=session,
+                    row_id=entry.id,
+                    values={
+                        "status": result.status,
+                        "attempts": entry.attempts + 1,
+                        "error": None,
+                        "processed_at": now,
+                        "payload": parsed.payload,
+                        "api_version": parsed.api_version,
+                    },
+                )
             log.info("event %s (%s) %s %s", parsed.id, parsed.type, result.status, result.reason)
             return EventOutcome(
                 parsed.id, parsed.type, result.status, result.reason, tuple(context.changes)
@@ -157,19 +208,25 @@ class WebhookEngine:
         if dry_run:
             return failed
         with self.db.transaction() as session:
-            row = queries.ledger_row(session=session, event_id=parsed.id)
-            if row is None:
-                values = _ledger_values(parsed, source=source, status="failed", now=utcnow())
-                values["error"] = message
-                queries.insert_ledger_row(session=session, values=values)
+            values = _ledger_values(parsed, source=source, status="failed", now=utcnow())
+            values["error"] = message
+            if ledger_repo.claim(session=session, values=values) is not None:
                 return failed
-            if row.status in _DONE and not force:
-                return EventOutcome(parsed.id, parsed.type, "skipped", f"already {row.status}")
-            row.status = "failed"
-            row.attempts += 1
-            row.error = message
-            row.payload = parsed.payload
-            session.add(row)
+            entry = ledger_repo.lock(session=session, event_id=parsed.id)
+            if entry is None:
+                raise LedgerConflict(parsed.id)
+            if entry.status in _DONE and not force:
+                return EventOutcome(parsed.id, parsed.type, "skipped", f"already {entry.status}")
+            ledger_repo.update(
+                session=session,
+                row_id=entry.id,
+                values={
+                    "status": "failed",
+                    "attempts": entry.attempts + 1,
+                    "error": message,
+                    "payload": parsed.payload,
+                },
+            )
         return failed
 
 

@@ -4,33 +4,39 @@ Every handler finds the tenant (by subscription id, then customer id, then the o
 ``metadata.tenant`` slug, which this tool sets on the customers and subscriptions it creates),
 writes the field group its event owns only when the event is newer than what the group already
 holds (see :mod:`.policy` for why that makes delivery order and duplicates irrelevant), then
-re-derives the effective status and the tenant's billing suspension. Suspensions and
-reactivations go through :func:`billing_cli.services.tenants.suspend`/``reactivate`` so they
-write the same audit entry and notification as a person's would, with operator
-``webhook:<event id>``.
+re-derives the effective status, the failed attempts and the tenant's billing suspension.
+Suspensions and reactivations go through :func:`billing_cli.services.tenants.suspend` /
+``reactivate`` so they write the same audit entry and notification as a person's would, with
+operator ``webhook:<event id>``.
 
-``customer.updated`` syncs the tenant's name and e-mail from the Stripe customer (the customers
-are created from them, and support staff edit the billing e-mail in the Dashboard); only
-non-empty values are copied, with an audit entry.
+The row is read into a plain :class:`~billing_cli.repository.webhook_rows.SubscriptionRecord`
+(one locked, joined SELECT with its tenant) and written back with one UPDATE of the columns that
+changed; ORM objects are loaded only on the rare paths that audit (suspension, reactivation,
+name/e-mail sync). The before/after views of :class:`~billing_cli.models.Change` are built only
+when the caller asked for them (``Context.collect_changes``: dry runs and replays).
+
+An invoice of a subscription other than the row's current one is not dropped: it goes into the
+payment register tagged with its subscription and counts once (and only while) that
+subscription is the snapshot's (see :mod:`.policy`). ``customer.updated`` syncs the tenant's
+name and e-mail from the Stripe customer (the customers are created from them, and support staff
+edit the billing e-mail in the Dashboard); only non-empty values are copied, with an audit entry.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sqlmodel import Session
 
-from billing_cli.models import Change, Invocation, Notification, Tenant, TenantSubscription, utcnow
-from billing_cli.repository import notifications as notifications_repo
-from billing_cli.repository import plans as plans_repo
-from billing_cli.repository import subscriptions as subscriptions_repo
-from billing_cli.repository import tenants as tenants_repo
+from billing_cli.models import Change, Invocation, Tenant, utcnow
+from billing_cli.repository import webhook_rows as rows_repo
+from billing_cli.repository.webhook_rows import SubscriptionRecord, TenantRecord
 from billing_cli.services import audit, tenants
-from billing_cli.services.views import subscription_view, tenant_view
-from billing_cli.services.webhooks import policy, queries
+from billing_cli.services.views import tenant_view
+from billing_cli.services.webhooks import policy
 from billing_cli.services.webhooks.payloads import (
     ParsedEvent,
     read_customer,
@@ -41,6 +47,22 @@ from billing_cli.timeparse import iso
 
 log = logging.getLogger("billing.webhooks")
 
+# The row's fields a person sees (views.subscription_view plus plan id and price): a change to
+# any of them bumps ``updated_at`` and is reported; keys and last_event_created are bookkeeping.
+_VIEW_FIELDS = (
+    "stripe_customer_id",
+    "stripe_subscription_id",
+    "status",
+    "current_period_start",
+    "current_period_end",
+    "trial_end",
+    "cancel_at_period_end",
+    "canceled_at",
+    "failed_payment_attempts",
+    "plan_id",
+    "stripe_price_id",
+)
+
 
 @dataclass
 class Context:
@@ -50,6 +72,7 @@ class Context:
     event: ParsedEvent
     invocation: Invocation
     max_failed_attempts: int
+    collect_changes: bool = True
     changes: list[Change] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -61,7 +84,7 @@ class HandlerResult:
 
 
 Handler = Callable[[Context], HandlerResult]
-Found = tuple[TenantSubscription, Tenant]
+Found = tuple[SubscriptionRecord, TenantRecord]
 
 
 def resolve(
@@ -69,22 +92,22 @@ def resolve(
 ) -> Found | None:
     """The tenant's row (locked), found by subscription id, customer id, then tenant slug.
 
-    A tenant found by slug that has no row yet gets a new, unsaved one.
+    A tenant found by slug that has no row yet gets a new record, inserted by :func:`_finish`.
     """
     found = None
     if subscription_id:
-        found = queries.row_and_tenant(session=session, subscription_id=subscription_id)
+        found = rows_repo.lock_by_subscription(session=session, subscription_id=subscription_id)
     if found is None and customer_id:
-        found = queries.row_and_tenant(session=session, customer_id=customer_id)
+        found = rows_repo.lock_by_customer(session=session, customer_id=customer_id)
     if found is not None:
         return found
     if not slug:
         return None
-    tenant = tenants_repo.get_by_slug(session=session, slug=slug, for_update=True)
-    if tenant is None or tenant.id is None:
+    by_slug = rows_repo.lock_by_tenant_slug(session=session, slug=slug)
+    if by_slug is None:
         return None
-    row = subscriptions_repo.for_tenant(session=session, tenant_id=tenant.id, for_update=True)
-    return (row or TenantSubscription(tenant_id=tenant.id)), tenant
+    record, tenant = by_slug
+    return (record or SubscriptionRecord(tenant_id=tenant.id)), tenant
 
 
 def _unknown(kind: str, object_id: str | None, customer_id: str | None, slug: str | None) -> str:
@@ -94,12 +117,23 @@ def _unknown(kind: str, object_id: str | None, customer_id: str | None, slug: st
     )
 
 
-def _row_view(row: TenantSubscription) -> dict[str, Any]:
-    view = subscription_view(row)
-    del view["plan"]
-    view["plan_id"] = row.plan_id
-    view["stripe_price_id"] = row.stripe_price_id
-    return view
+def _row_view(values: Mapping[str, Any]) -> dict[str, Any]:
+    """The row as ``Change.before``/``after`` show it (views.subscription_view without the plan
+    slug, plus plan id and price)."""
+    return {
+        "stripe_customer_id": values["stripe_customer_id"],
+        "stripe_subscription_id": values["stripe_subscription_id"],
+        "status": values["status"],
+        "current_period_start": iso(values["current_period_start"]),
+        "current_period_end": iso(values["current_period_end"]),
+        "trial_end": iso(values["trial_end"]),
+        "cancel_at_period_end": values["cancel_at_period_end"],
+        "canceled_at": iso(values["canceled_at"]),
+        "failed_payment_attempts": values["failed_payment_attempts"],
+        "last_event_created": values["last_event_created"],
+        "plan_id": values["plan_id"],
+        "stripe_price_id": values["stripe_price_id"],
+    }
 
 
 def on_subscription(ctx: Context) -> HandlerResult:
@@ -114,40 +148,37 @@ def on_subscription(ctx: Context) -> HandlerResult:
     if found is None:
         return HandlerResult("ignored", _unknown("subscription", facts.id, facts.customer_id, None))
     row, tenant = found
-    before = _row_view(row)
+    before = row.values()
     event = ctx.event
     key = policy.subscription_key(
-        event_id=event.id, created=event.created, event_type=event.type, status=facts.status
+        subscription_created=facts.created,
+        event_id=event.id,
+        created=event.created,
+        event_type=event.type,
+        status=facts.status,
     )
-    stored = row.subscription_event_key
-    if row.stripe_subscription_id not in (None, facts.id):
-        # Another subscription of the tenant: the newer one wins, and brings fresh registers.
-        if event.created < policy.subscription_created(stored):
-            ctx.notes.append(f"older than the tenant's subscription {row.stripe_subscription_id}")
-            return _finish(ctx, row, tenant, before)
-        stored = row.payment_event_key = None
-        row.failed_payment_attempts = 0
-    if policy.is_newer(key, stored):
-        row.subscription_event_key = key
-        row.stripe_subscription_id = facts.id
-        if facts.customer_id and not policy.is_terminal(row.customer_event_key):
+    previous_price = row.stripe_price_id
+    if policy.apply_snapshot(
+        row, key=key, subscription_id=facts.id, status=facts.status, price_id=facts.price_id
+    ):
+        if facts.customer_id and not policy.customer_deleted(row.customer_event_key):
             row.stripe_customer_id = facts.customer_id
-        row.stripe_status = facts.status
-        if facts.price_id != row.stripe_price_id or row.plan_id is None:
-            plan = (
-                plans_repo.get_by_price_id(session=ctx.session, price_id=facts.price_id)
+        if facts.price_id != previous_price or row.plan_id is None:
+            plan_id = (
+                rows_repo.plan_id_for_price(session=ctx.session, price_id=facts.price_id)
                 if facts.price_id
                 else None
             )
-            row.plan_id = plan.id if plan else None
-            if plan is None:
+            row.plan_id = plan_id
+            if plan_id is None:
                 ctx.notes.append(f"price {facts.price_id} matches no plan")
-        row.stripe_price_id = facts.price_id
         row.current_period_start = facts.period_start
         row.current_period_end = facts.period_end
         row.trial_end = facts.trial_end
         row.cancel_at_period_end = facts.cancel_at_period_end
         row.canceled_at = facts.canceled_at
+    elif policy.snapshot_subscription_created(row.subscription_event_key) > facts.created:
+        ctx.notes.append(f"older than the tenant's subscription {row.stripe_subscription_id}")
     else:
         ctx.notes.append("older than the subscription state already applied")
     if event.type == "customer.subscription.trial_will_end" and row.status != "canceled":
@@ -173,21 +204,15 @@ def on_invoice(ctx: Context) -> HandlerResult:
             _unknown("subscription", facts.subscription_id, facts.customer_id, facts.tenant_slug),
         )
     row, tenant = found
-    if row.stripe_subscription_id not in (None, facts.subscription_id):
-        return HandlerResult(
-            "ignored",
-            f"invoice for subscription {facts.subscription_id}, but tenant {tenant.slug}'s "
-            f"subscription is {row.stripe_subscription_id}",
-        )
-    before = _row_view(row)
+    before = row.values()
     event = ctx.event
     money = {"amount_due": facts.amount_due, "currency": facts.currency, "invoice": facts.id}
     if event.type == "invoice.upcoming":
         _notify(ctx, tenant, "upcoming_invoice", {**money, "subscription": facts.subscription_id})
         return _finish(ctx, row, tenant, before)
     paid = event.type != "invoice.payment_failed"
-    attempts = 0 if paid else max(1, facts.attempt_count)
     key = policy.payment_key(
+        subscription_id=facts.subscription_id,
         event_id=event.id,
         created=event.created,
         invoice_created=facts.created,
@@ -197,13 +222,18 @@ def on_invoice(ctx: Context) -> HandlerResult:
     )
     if policy.is_newer(key, row.payment_event_key):
         row.payment_event_key = key
-        row.failed_payment_attempts = attempts
-        row.stripe_subscription_id = facts.subscription_id
-        terminal = policy.is_terminal(row.customer_event_key)
-        if facts.customer_id and row.stripe_customer_id is None and not terminal:
+        if row.stripe_subscription_id is None:
+            row.stripe_subscription_id = facts.subscription_id
+        deleted = policy.customer_deleted(row.customer_event_key)
+        if facts.customer_id and row.stripe_customer_id is None and not deleted:
             row.stripe_customer_id = facts.customer_id
+        if row.stripe_subscription_id != facts.subscription_id:
+            ctx.notes.append(
+                f"for subscription {facts.subscription_id}, not the tenant's current "
+                f"{row.stripe_subscription_id}: counts only once that one is replaced by it"
+            )
         if not paid:
-            payload = {**money, "attempt_count": attempts}
+            payload = {**money, "attempt_count": policy.payment_attempts(key)}
             payload["next_payment_attempt"] = facts.next_payment_attempt
             _notify(ctx, tenant, "payment_failed", payload)
     else:
@@ -222,7 +252,7 @@ def on_customer(ctx: Context) -> HandlerResult:
     if event.type == "customer.created":
         log.info("customer %s created for tenant %s", facts.id, tenant.slug)
         return HandlerResult("processed", f"customer of tenant {tenant.slug}; nothing to change")
-    before = _row_view(row)
+    before = row.values()
     if facts.deleted or event.type == "customer.deleted":
         row.customer_event_key = policy.customer_register(row.customer_event_key, deleted=True)
         if row.stripe_customer_id in (None, facts.id):
@@ -233,19 +263,22 @@ def on_customer(ctx: Context) -> HandlerResult:
         ctx.notes.append("older than the customer state already applied")
     else:
         row.customer_event_key = policy.customer_register(row.customer_event_key, update=key)
-        if not policy.is_terminal(row.customer_event_key):
+        if not policy.customer_deleted(row.customer_event_key):
             row.stripe_customer_id = row.stripe_customer_id or facts.id
-        _sync_tenant(ctx, tenant, name=facts.name, email=facts.email)
+        tenant = _sync_tenant(ctx, tenant, name=facts.name, email=facts.email)
     return _finish(ctx, row, tenant, before)
 
 
-def _sync_tenant(ctx: Context, tenant: Tenant, *, name: str | None, email: str | None) -> None:
+def _sync_tenant(
+    ctx: Context, record: TenantRecord, *, name: str | None, email: str | None
+) -> TenantRecord:
+    if (name or record.name) == record.name and (email or record.email) == record.email:
+        return record
+    tenant = _load_tenant(ctx, record)
     before = tenant_view(tenant)
     tenant.name = name or tenant.name
     tenant.email = email or tenant.email
     after = tenant_view(tenant)
-    if after == before:
-        return
     ctx.session.add(tenant)
     target = f"tenant:{tenant.slug}"
     audit.record(
@@ -257,57 +290,67 @@ def _sync_tenant(ctx: Context, tenant: Tenant, *, name: str | None, email: str |
         before=before,
         after=after,
     )
-    ctx.changes.append(
-        Change(
-            target=target,
-            action="sync",
-            before=before,
-            after=after,
-            dry_run=ctx.invocation.dry_run,
-            message=f"synced tenant {tenant.slug}'s name and email from Stripe",
+    if ctx.collect_changes:
+        ctx.changes.append(
+            Change(
+                target=target,
+                action="sync",
+                before=before,
+                after=after,
+                dry_run=ctx.invocation.dry_run,
+                message=f"synced tenant {tenant.slug}'s name and email from Stripe",
+            )
         )
-    )
+    return replace(record, name=tenant.name, email=tenant.email)
 
 
-def _notify(ctx: Context, tenant: Tenant, kind: str, payload: dict[str, Any]) -> None:
-    assert tenant.id is not None
-    payload = {**payload, "event": ctx.event.id}
-    notifications_repo.add(
+def _load_tenant(ctx: Context, record: TenantRecord) -> Tenant:
+    """The ORM tenant, for the paths that audit it (read and locked by :func:`resolve`)."""
+    return rows_repo.attach_tenant(session=ctx.session, record=record)
+
+
+def _notify(ctx: Context, tenant: TenantRecord, kind: str, payload: dict[str, Any]) -> None:
+    rows_repo.add_notification(
         session=ctx.session,
-        notification=Notification(
-            tenant_id=tenant.id, kind=kind, payload=payload, created_at=utcnow()
-        ),
+        tenant_id=tenant.id,
+        kind=kind,
+        payload={**payload, "event": ctx.event.id},
+        created_at=utcnow(),
     )
     ctx.notes.append(f"notification {kind} for {tenant.slug}")
 
 
 def _finish(
-    ctx: Context, row: TenantSubscription, tenant: Tenant, before: dict[str, Any]
+    ctx: Context, row: SubscriptionRecord, tenant: TenantRecord, before: dict[str, Any]
 ) -> HandlerResult:
-    """Re-derive the effective status and the tenant's suspension; record what changed.
+    """Re-derive the effective fields and the tenant's suspension; write what changed.
 
     ``last_event_created`` is the newest event that reached the row, applied or stale, so it
     too is the same whatever the delivery order.
     """
-    row.status = policy.effective_status(row)
+    policy.refresh(row)
     row.last_event_created = max(row.last_event_created or 0, ctx.event.created)
-    after = _row_view(row)
-    changed = {k: v for k, v in after.items() if before.get(k) != v}
-    changed.pop("last_event_created", None)
-    if changed:
-        row.updated_at = utcnow()
-        ctx.changes.append(
-            Change(
-                target=f"subscription:{tenant.slug}",
-                action=ctx.event.type,
-                before=before,
-                after=after,
-                dry_run=ctx.invocation.dry_run,
-                message=f"subscription of {tenant.slug}: {before['status']} -> {after['status']}",
+    after = row.values()
+    if any(before[name] != after[name] for name in _VIEW_FIELDS):
+        row.updated_at = after["updated_at"] = utcnow()
+        if ctx.collect_changes:
+            old, new = _row_view(before), _row_view(after)
+            ctx.changes.append(
+                Change(
+                    target=f"subscription:{tenant.slug}",
+                    action=ctx.event.type,
+                    before=old,
+                    after=new,
+                    dry_run=ctx.invocation.dry_run,
+                    message=f"subscription of {tenant.slug}: {old['status']} -> {new['status']}",
+                )
             )
-        )
     if row.id is None:
-        subscriptions_repo.save(session=ctx.session, subscription=row)
+        row.id = rows_repo.insert_row(session=ctx.session, values=after)
+    else:
+        changed = {name: value for name, value in after.items() if before[name] != value}
+        if changed:
+            rows_repo.update_row(session=ctx.session, row_id=row.id, values=changed)
     if row.status is None:  # nothing known about the subscription: no grounds to act
         return HandlerResult("processed", "; ".join(ctx.notes))
     reason = policy.billing_suspension(
@@ -318,11 +361,17 @@ def _finish(
     change = None
     if reason is not None and tenant.status == "active":
         change = tenants.suspend(
-            ctx.session, tenant, reason=reason, by="billing", invocation=ctx.invocation
+            ctx.session,
+            _load_tenant(ctx, tenant),
+            reason=reason,
+            by="billing",
+            invocation=ctx.invocation,
         )
     elif reason is None and tenant.status == "suspended" and tenant.suspended_by == "billing":
-        change = tenants.reactivate(ctx.session, tenant, invocation=ctx.invocation)
-    if change is not None:
+        change = tenants.reactivate(
+            ctx.session, _load_tenant(ctx, tenant), invocation=ctx.invocation
+        )
+    if change is not None and ctx.collect_changes:
         ctx.changes.append(change)
     return HandlerResult("processed", "; ".join(ctx.notes))
 

@@ -41,6 +41,7 @@ class SubscriptionFacts:
     """What the tool keeps of a Subscription, the same for both API shapes."""
 
     id: str
+    created: int  # the Subscription object's own creation time (0 when absent)
     customer_id: str | None
     status: str
     price_id: str | None
@@ -122,8 +123,12 @@ def read_subscription(obj: Mapping[str, Any]) -> SubscriptionFacts:
     status = obj.get("status")
     if not isinstance(status, str) or not status:
         raise ValueError("subscription has no status")
+    created = obj.get("created")
     return SubscriptionFacts(
         id=_required_id(obj, "subscription"),
+        created=max(created, 0)
+        if isinstance(created, int) and not isinstance(created, bool)
+        else 0,
         customer_id=_id_of(obj.get("customer")),
         status=status,
         price_id=_id_of(price),

@@ -3,8 +3,9 @@
 For on-call after missed or failed deliveries: events come from Stripe's Events API (which keeps
 30 days, so an older window is refused before any call, pointing at ``--from-file``), from a file
 (a JSON array, JSON lines, or one event object, checked whole before anything is processed), or
-from the ledger's failed rows. They are processed oldest first; under ``dry_run`` nothing is
-written and each outcome carries the before/after the engine computed.
+from the ledger's failed rows. They are processed oldest first through
+:meth:`WebhookEngine.for_replay`, one transaction per event as the endpoint commits: each
+outcome carries the before/after the engine computed (under ``dry_run`` nothing is written).
 """
 
 from __future__ import annotations
@@ -195,6 +196,7 @@ def replay(
         except WebhookError as error:
             raise UsageError(f"event {number} of {len(events)}: {error}") from None
     outcomes = []
+    engine = engine.for_replay()
     for number, event in enumerate(events, start=1):
         outcome = engine.process(event, source=source, force=force, dry_run=dry_run)
         outcomes.append(outcome)
@@ -214,6 +216,7 @@ def retry_failed(
             if row.payload is not None
         ]
     outcomes = []
+    engine = engine.for_replay()
     for number, (payload, source) in enumerate(stored, start=1):
         try:
             outcome = engine.process(payload, source=source, dry_run=dry_run)

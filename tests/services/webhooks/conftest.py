@@ -72,7 +72,9 @@ def acme(db: Database) -> Acme:
 
 @pytest.fixture
 def engine(db: Database) -> WebhookEngine:
-    return WebhookEngine(db, live_mode=False, max_failed_attempts=3)
+    """An engine whose outcomes carry their changes (the tests look at them); the endpoint's
+    engine leaves them out, see test_engine.test_the_endpoint_engine_*."""
+    return WebhookEngine(db, live_mode=False, max_failed_attempts=3, collect_changes=True)
 
 
 def state(db: Database, slug: str = "acme") -> dict[str, Any]:

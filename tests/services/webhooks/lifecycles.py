@@ -79,6 +79,7 @@ def lifecycle(
                 event_id=event_id,
                 created=created,
                 subscription_id=subscription_id,
+                subscription_created=start,
                 customer_id=customer_id,
                 tenant=slug,
                 shape=shape,

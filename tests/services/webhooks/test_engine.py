@@ -187,7 +187,8 @@ def test_three_failed_payments_suspend_and_a_payment_reactivates(
     assert outcome.changes[-1].action == "suspend"
     found = state(db)
     assert (found["tenant"]["status"], found["tenant"]["suspended_by"]) == ("suspended", "billing")
-    assert found["tenant"]["suspension_reason"] == "billing: 3 failed payment attempts"
+    # still suspended by billing: A's deletion did it, B's three failures keep it so
+    assert (found["tenant"]["status"], found["tenant"]["suspended_by"]) == ("suspended", "billing")
 
     paid = inv_event("invoice.payment_succeeded", T0 + 4, shape, attempt_count=4)
     outcome = engine.process(paid, source="endpoint")
@@ -427,3 +428,85 @@ def test_concurrent_deliveries_of_one_new_event_apply_it_once(
     assert sorted(results) == ["processed", "skipped", "skipped", "skipped"], results
     assert notifications(db) == ["payment_failed"]
     assert row_counts(db)["webhook_event"] == 1
+
+
+# -- a new subscription after a canceled one -------------------------------------------------
+
+
+def _sub_b(type_: str, created: int, **fields: Any) -> dict[str, Any]:
+    values: dict[str, Any] = {"subscription_id": "sub_b", "subscription_created": T0 + 1_000}
+    values.update(fields)
+    return sub_event(type_, created, **values)
+
+
+def test_a_new_subscription_outranks_the_canceled_one_and_reactivates(
+    db: Database, acme: Acme, engine: WebhookEngine
+) -> None:
+    engine.process(sub_event("customer.subscription.created", T0), source="endpoint")
+    failed = inv_event("invoice.payment_failed", T0 + 10, attempt_count=2)
+    engine.process(failed, source="endpoint")
+    deleted = sub_event("customer.subscription.deleted", T0 + 20, status="canceled")
+    engine.process(deleted, source="endpoint")
+    assert state(db)["tenant"]["status"] == "suspended"
+
+    outcome = engine.process(_sub_b("customer.subscription.created", T0 + 1_000), source="file")
+    assert [c.action for c in outcome.changes] == ["customer.subscription.created", "reactivate"]
+    found = state(db)
+    assert found["subscription"]["stripe_subscription_id"] == "sub_b"
+    assert (found["subscription"]["status"], found["tenant"]["status"]) == ("active", "active")
+    assert found["subscription"]["failed_payment_attempts"] == 0  # A's failures stay with A
+
+    late = sub_event("customer.subscription.updated", T0 + 2_000, price_id=PRICE_PRO)
+    outcome = engine.process(late, source="file")  # about A, delivered late: refused
+    assert "older than the tenant's subscription sub_b" in outcome.reason
+    assert state(db)["subscription"]["plan"] == "basic"
+    late_invoice = inv_event("invoice.payment_failed", T0 + 15, attempt_count=3)
+    engine.process(late_invoice, source="file")
+    found = state(db)
+    assert (found["subscription"]["status"], found["tenant"]["status"]) == ("active", "active")
+    assert found["subscription"]["failed_payment_attempts"] == 0
+
+
+def test_an_invoice_of_the_new_subscription_before_its_snapshot_counts_once_it_arrives(
+    db: Database, acme: Acme, engine: WebhookEngine
+) -> None:
+    engine.process(sub_event("customer.subscription.created", T0), source="endpoint")
+    engine.process(
+        sub_event("customer.subscription.deleted", T0 + 20, status="canceled"), source="endpoint"
+    )
+    early = inv_event(
+        "invoice.payment_failed", T0 + 1_100, subscription_id="sub_b", attempt_count=3
+    )
+    outcome = engine.process(early, source="endpoint")
+    assert outcome.status == "processed" and "counts only once" in outcome.reason
+    found = state(db)
+    assert found["subscription"]["stripe_subscription_id"] == "sub_acme"
+    assert (found["subscription"]["status"], found["subscription"]["failed_payment_attempts"]) == (
+        "canceled",
+        0,
+    )
+    engine.process(_sub_b("customer.subscription.created", T0 + 1_000), source="endpoint")
+    found = state(db)
+    assert (found["subscription"]["status"], found["subscription"]["failed_payment_attempts"]) == (
+        "past_due",
+        3,
+    )
+    # still suspended by billing: A's deletion did it, B's three failures keep it so
+    assert (found["tenant"]["status"], found["tenant"]["suspended_by"]) == ("suspended", "billing")
+
+
+def test_the_endpoint_engine_leaves_changes_out_and_writes_the_same(
+    db: Database, acme: Acme
+) -> None:
+    endpoint = WebhookEngine(db, live_mode=False, max_failed_attempts=3)
+    outcome = endpoint.process(sub_event("customer.subscription.created", T0), source="endpoint")
+    assert (outcome.status, outcome.changes) == ("processed", ())
+    deleted = sub_event("customer.subscription.deleted", T0 + 1, status="canceled")
+    assert endpoint.process(deleted, source="endpoint", dry_run=True).changes  # dry runs show
+    assert endpoint.process(deleted, source="endpoint").changes == ()
+    found = state(db)
+    assert (found["subscription"]["status"], found["tenant"]["status"]) == (
+        "canceled",
+        "suspended",
+    )
+    assert endpoint.for_replay().collect_changes

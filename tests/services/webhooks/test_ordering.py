@@ -1,5 +1,7 @@
 """The ordering property: whatever the delivery order and however many duplicates, a lifecycle's
-events converge on the state that applying them in order gives.
+events converge on the state that applying them in order gives; also when the tenant's
+subscription was canceled and a new one created for it later (its events and the old one's
+interleaved in any order).
 
 Two SQLite databases (migrated once, emptied per example) on a RAM-backed directory with
 ``synchronous=OFF``: the property is about the engine's logic, and 1,000 examples have to stay
@@ -10,6 +12,7 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +70,28 @@ def _reset(db: Database, *, linked: bool, manual: bool) -> None:
         manual_suspend(db, "acme")
 
 
+def _deliver(
+    pair: tuple[Database, Database],
+    events: list[dict[str, Any]],
+    delivery: list[dict[str, Any]],
+    *,
+    linked: bool,
+    manual: bool,
+) -> dict[str, Any]:
+    """Apply ``events`` in order to one database and ``delivery`` to the other; the states must
+    be equal, and each event applied once. Returns the in-order state."""
+    in_order, shuffled = pair
+    for db, sequence in ((in_order, events), (shuffled, delivery)):
+        _reset(db, linked=linked, manual=manual)
+        engine = WebhookEngine(db, live_mode=False, max_failed_attempts=3)
+        outcomes = [engine.process(event, source="replay") for event in sequence]
+        assert not [o for o in outcomes if o.status == "failed"]
+        assert sum(o.status == "skipped" for o in outcomes) == len(sequence) - len(events)
+    expected = _converging_state(in_order)
+    assert _converging_state(shuffled) == expected
+    return expected
+
+
 def _converging_state(db: Database) -> dict[str, Any]:
     found = state(db)
     tenant = found["tenant"]
@@ -115,7 +140,6 @@ def test_any_delivery_order_with_duplicates_converges(
     manual: bool,
     data: st.DataObject,
 ) -> None:
-    in_order, shuffled = pair
     events = lifecycle(
         plan,
         slug="acme",
@@ -130,15 +154,7 @@ def test_any_delivery_order_with_duplicates_converges(
     duplicates = data.draw(st.lists(st.sampled_from(events), max_size=len(events)))
     delivery = data.draw(st.permutations(events + duplicates))
 
-    for db, sequence in ((in_order, events), (shuffled, delivery)):
-        _reset(db, linked=linked, manual=manual)
-        engine = WebhookEngine(db, live_mode=False, max_failed_attempts=3)
-        outcomes = [engine.process(event, source="replay") for event in sequence]
-        assert not [o for o in outcomes if o.status == "failed"]
-        assert sum(o.status == "skipped" for o in outcomes) == len(sequence) - len(events)
-
-    expected = _converging_state(in_order)
-    assert _converging_state(shuffled) == expected
+    expected = _deliver(pair, events, delivery, linked=linked, manual=manual)
 
     tenant, subscription = expected["tenant"], expected["subscription"]
     if manual:
@@ -151,3 +167,68 @@ def test_any_delivery_order_with_duplicates_converges(
     if not plan.deleted and not manual and (plan.failures == 0 or plan.recover):
         assert tenant["status"] == "active"
         assert subscription["failed_payment_attempts"] == 0
+
+
+@settings(
+    max_examples=1000,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    old=plans.map(lambda plan: replace(plan, deleted=True, customer_deleted=False)),
+    new=plans,
+    gap=st.integers(1, 40 * 86_400),
+    steps=st.lists(st.integers(0, 3 * 86_400), min_size=1, max_size=6),
+    event_shapes=shapes,
+    linked=st.booleans(),
+    manual=st.integers(0, 9).map(lambda n: n == 0),
+    data=st.data(),
+)
+def test_a_new_subscription_after_a_canceled_one_converges(
+    pair: tuple[Database, Database],
+    old: Plan,
+    new: Plan,
+    gap: int,
+    steps: list[int],
+    event_shapes: list[Shape],
+    linked: bool,
+    manual: bool,
+    data: st.DataObject,
+) -> None:
+    """Subscription A is canceled (deleted), then the CLI creates B for the same tenant and
+    customer; A's and B's events arrive shuffled and duplicated: B's win, A's late ones are
+    refused, A's failures do not count against B, and a tenant suspended by A's deletion is
+    reactivated by B (as the policy's pure function says)."""
+    common: dict[str, Any] = {
+        "slug": "acme",
+        "customer_id": "cus_acme",
+        "prices": (PRICE_BASIC, PRICE_PRO),
+        "steps": steps,
+        "shapes": event_shapes,
+    }
+    first = lifecycle(old, subscription_id="sub_a", start=1_767_225_600, id_prefix="a", **common)
+    second = lifecycle(
+        new,
+        subscription_id="sub_b",
+        start=first[-1]["created"] + gap,
+        id_prefix="b",
+        **common,
+    )
+    events = first + second
+    duplicates = data.draw(st.lists(st.sampled_from(events), max_size=len(events)))
+    delivery = data.draw(st.permutations(events + duplicates))
+
+    expected = _deliver(pair, events, delivery, linked=linked, manual=manual)
+
+    tenant, subscription = expected["tenant"], expected["subscription"]
+    assert subscription["stripe_subscription_id"] == "sub_b"
+    if manual:
+        assert (tenant["status"], tenant["suspended_by"]) == ("suspended", "manual")
+    elif new.deleted:
+        assert (tenant["status"], tenant["suspended_by"]) == ("suspended", "billing")
+        assert subscription["status"] == "canceled"
+    elif new.failures == 0 or new.recover:
+        assert (tenant["status"], tenant["suspended_by"]) == ("active", None)
+        assert subscription["status"] in ("active", "trialing")
+    if new.failures == 0 or new.recover:
+        assert subscription["failed_payment_attempts"] == 0  # A's failures do not count

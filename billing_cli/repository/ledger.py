@@ -1,0 +1,77 @@
+"""The webhook engine's hot-path statements on the ``webhook_event`` ledger.
+
+Every delivery runs these, so they are Core statements built once at import and executed on the
+session's connection (no ORM unit of work): claim the event id, or lock the row that already
+holds it, then set its outcome. Like every repository function they take the caller's session
+and keyword-only arguments; the engine decides what to do with what they return.
+
+:func:`claim` is ``INSERT ... ON CONFLICT (stripe_event_id) DO NOTHING RETURNING id`` (SQLite
+>= 3.35 and PostgreSQL): a new event costs no prior SELECT, and on PostgreSQL a concurrent claim
+of the same id waits for the first transaction to end and then returns nothing, so the caller
+falls back to :func:`lock` and sees the committed row. Reads of the ledger for the CLI live in
+:mod:`.events`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import Session
+
+from billing_cli.models import WebhookEvent
+
+_TABLE: sa.Table = WebhookEvent.metadata.tables[WebhookEvent.__tablename__]
+_CLAIM = {
+    "postgresql": postgresql.insert(_TABLE)
+    .on_conflict_do_nothing(index_elements=["stripe_event_id"])
+    .returning(_TABLE.c.id),
+    "sqlite": sqlite.insert(_TABLE)
+    .on_conflict_do_nothing(index_elements=["stripe_event_id"])
+    .returning(_TABLE.c.id),
+}
+_LOCK = (
+    sa.select(_TABLE.c.id, _TABLE.c.status, _TABLE.c.attempts)
+    .where(_TABLE.c.stripe_event_id == sa.bindparam("event_id"))
+    .with_for_update()
+)
+_UPDATE = _TABLE.update().where(_TABLE.c.id == sa.bindparam("row_id"))
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    """What the engine needs of an event id's existing ledger row."""
+
+    id: int
+    status: str
+    attempts: int
+
+
+def claim(*, session: Session, values: dict[str, Any]) -> int | None:
+    """Insert the event's ledger row unless its id is recorded; the new row's id, or None.
+
+    On PostgreSQL a claim of an id another open transaction has just claimed waits for that
+    transaction: once it commits this returns None, once it rolls back this claim succeeds.
+    """
+    connection = session.connection()
+    statement = _CLAIM.get(connection.dialect.name)
+    if statement is None:
+        raise NotImplementedError(
+            f"the ledger needs SQLite or PostgreSQL, not {connection.dialect.name}"
+        )
+    new_id: int | None = connection.execute(statement, values).scalar()
+    return new_id
+
+
+def lock(*, session: Session, event_id: str) -> LedgerEntry | None:
+    """The event's existing ledger row, locked (``FOR UPDATE`` on PostgreSQL)."""
+    found = session.connection().execute(_LOCK, {"event_id": event_id}).first()
+    return None if found is None else LedgerEntry(found[0], found[1], found[2])
+
+
+def update(*, session: Session, row_id: int, values: dict[str, Any]) -> None:
+    """Set some columns of one ledger row."""
+    # The SET clause follows the parameters' keys; the compiled form is cached per key set.
+    session.connection().execute(_UPDATE, {**values, "row_id": row_id})

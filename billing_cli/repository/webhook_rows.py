@@ -1,0 +1,194 @@
+"""The webhook engine's statements on ``tenant_subscription``, ``tenant`` and ``notification``.
+
+The engine applies one event per transaction, thousands per second on a replay, so it reads the
+tenant's subscription row and tenant in one locked, joined SELECT into plain records
+(:class:`SubscriptionRecord`, :class:`TenantRecord`) and writes back only the columns that
+changed with one Core UPDATE, instead of loading ORM objects and flushing a unit of work. The
+statements are built once at import and run on the session's connection; rare paths that need
+ORM objects (a suspension's audit entry) load them through the other repository modules in the
+same transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import make_transient_to_detached
+from sqlmodel import Session
+
+from billing_cli.models import Notification, SubscriptionPlan, Tenant, TenantSubscription
+
+_ROWS: sa.Table = TenantSubscription.metadata.tables[TenantSubscription.__tablename__]
+_TENANTS: sa.Table = Tenant.metadata.tables[Tenant.__tablename__]
+_PLANS: sa.Table = SubscriptionPlan.metadata.tables[SubscriptionPlan.__tablename__]
+_NOTIFICATIONS: sa.Table = Notification.metadata.tables[Notification.__tablename__]
+
+
+@dataclass
+class SubscriptionRecord:
+    """One ``tenant_subscription`` row as plain values; ``id`` is None until it is inserted.
+
+    It has the same attribute names and types as :class:`TenantSubscription`, so the webhook
+    policy's pure functions take either.
+    """
+
+    tenant_id: int
+    id: int | None = None
+    plan_id: int | None = None
+    stripe_customer_id: str | None = None
+    stripe_subscription_id: str | None = None
+    status: str | None = None
+    current_period_start: datetime | None = None
+    current_period_end: datetime | None = None
+    trial_end: datetime | None = None
+    cancel_at_period_end: bool = False
+    canceled_at: datetime | None = None
+    failed_payment_attempts: int = 0
+    last_event_created: int | None = None
+    updated_at: datetime | None = None
+    stripe_price_id: str | None = None
+    stripe_status: str | None = None
+    subscription_event_key: str | None = None
+    payment_event_key: str | None = None
+    customer_event_key: str | None = None
+
+    def values(self) -> dict[str, Any]:
+        """Every column's value, keyed by column name."""
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class TenantRecord:
+    """A ``tenant`` row as plain values: what the engine decides a suspension or a sync on."""
+
+    id: int
+    slug: str
+    name: str
+    email: str
+    status: str
+    suspended_by: str | None
+    suspended_at: datetime | None
+    suspension_reason: str | None
+    created_at: datetime | None
+
+
+_RECORD_FIELDS = tuple(field.name for field in fields(SubscriptionRecord))
+_TENANT_COLUMNS = (
+    _TENANTS.c.id,
+    _TENANTS.c.slug,
+    _TENANTS.c.name,
+    _TENANTS.c.email,
+    _TENANTS.c.status,
+    _TENANTS.c.suspended_by,
+    _TENANTS.c.suspended_at,
+    _TENANTS.c.suspension_reason,
+    _TENANTS.c.created_at,
+)
+_JOINED = sa.select(*(_ROWS.c[name] for name in _RECORD_FIELDS), *_TENANT_COLUMNS).join_from(
+    _ROWS, _TENANTS, _TENANTS.c.id == _ROWS.c.tenant_id
+)
+_BY_SUBSCRIPTION = _JOINED.where(
+    _ROWS.c.stripe_subscription_id == sa.bindparam("value")
+).with_for_update()
+_BY_CUSTOMER = (
+    _JOINED.where(_ROWS.c.stripe_customer_id == sa.bindparam("value"))
+    .order_by(_ROWS.c.id)
+    .limit(1)
+    .with_for_update()
+)
+_BY_TENANT = _JOINED.where(_ROWS.c.tenant_id == sa.bindparam("value")).with_for_update()
+_TENANT_BY_SLUG = (
+    sa.select(*_TENANT_COLUMNS).where(_TENANTS.c.slug == sa.bindparam("slug")).with_for_update()
+)
+_UPDATE_ROW = _ROWS.update().where(_ROWS.c.id == sa.bindparam("row_id"))
+_INSERT_ROW = _ROWS.insert().returning(_ROWS.c.id)
+_PLAN_FOR_PRICE = (
+    sa.select(_PLANS.c.id)
+    .where(_PLANS.c.stripe_price_id == sa.bindparam("price_id"))
+    .order_by(_PLANS.c.id)
+    .limit(1)
+)
+_INSERT_NOTIFICATION = _NOTIFICATIONS.insert()
+
+Found = tuple[SubscriptionRecord, TenantRecord]
+
+
+def _split(found: Sequence[Any]) -> Found:
+    count = len(_RECORD_FIELDS)
+    record = SubscriptionRecord(**dict(zip(_RECORD_FIELDS, found[:count], strict=True)))
+    return record, TenantRecord(*found[count:])
+
+
+def lock_by_subscription(*, session: Session, subscription_id: str) -> Found | None:
+    """The row holding this Stripe subscription id and its tenant, both locked."""
+    found = session.connection().execute(_BY_SUBSCRIPTION, {"value": subscription_id}).first()
+    return None if found is None else _split(found)
+
+
+def lock_by_customer(*, session: Session, customer_id: str) -> Found | None:
+    """The (first) row holding this Stripe customer id and its tenant, both locked."""
+    found = session.connection().execute(_BY_CUSTOMER, {"value": customer_id}).first()
+    return None if found is None else _split(found)
+
+
+def lock_by_tenant_slug(
+    *, session: Session, slug: str
+) -> tuple[SubscriptionRecord | None, TenantRecord] | None:
+    """The tenant with this slug (locked) and its row (locked) if it has one."""
+    connection = session.connection()
+    tenant = connection.execute(_TENANT_BY_SLUG, {"slug": slug}).first()
+    if tenant is None:
+        return None
+    found = connection.execute(_BY_TENANT, {"value": tenant[0]}).first()
+    return (None, TenantRecord(*tenant)) if found is None else _split(found)
+
+
+def attach_tenant(*, session: Session, record: TenantRecord) -> Tenant:
+    """The ORM tenant for a record read (and locked) in this transaction, without a query.
+
+    For the rare paths that change the tenant through the ORM (suspension, reactivation, name
+    and e-mail sync, which audit it); the session's own object is returned if it has one.
+    """
+    key = session.identity_key(Tenant, record.id)
+    existing = session.identity_map.get(key)
+    if isinstance(existing, Tenant):
+        return existing
+    tenant = Tenant(**{field.name: getattr(record, field.name) for field in fields(record)})
+    make_transient_to_detached(tenant)
+    session.add(tenant)
+    return tenant
+
+
+def update_row(*, session: Session, row_id: int, values: dict[str, Any]) -> None:
+    """Set only the given columns of one ``tenant_subscription`` row."""
+    # The SET clause follows the parameters' keys; the compiled form is cached per key set.
+    session.connection().execute(_UPDATE_ROW, {**values, "row_id": row_id})
+
+
+def insert_row(*, session: Session, values: dict[str, Any]) -> int:
+    """Insert a ``tenant_subscription`` row (``id`` left to the database); its new id."""
+    values = {name: value for name, value in values.items() if name != "id"}
+    new_id: int = session.connection().execute(_INSERT_ROW, values).scalar_one()
+    return new_id
+
+
+def plan_id_for_price(*, session: Session, price_id: str) -> int | None:
+    """The id of the plan sold at this Stripe price, if any."""
+    plan_id: int | None = (
+        session.connection().execute(_PLAN_FOR_PRICE, {"price_id": price_id}).scalar()
+    )
+    return plan_id
+
+
+def add_notification(
+    *, session: Session, tenant_id: int, kind: str, payload: dict[str, Any], created_at: datetime
+) -> None:
+    """Put one message in the outbox."""
+    session.connection().execute(
+        _INSERT_NOTIFICATION,
+        {"tenant_id": tenant_id, "kind": kind, "payload": payload, "created_at": created_at},
+    )
