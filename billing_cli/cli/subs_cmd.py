@@ -65,6 +65,7 @@ def create(
         plan_slug=plan,
         payment_method=payment_method,
         trial_days=trial_days,
+        max_failed_attempts=runtime_of(ctx).settings().max_failed_attempts,
     )
     render.change(result, json_output=json_output)
 
@@ -95,6 +96,7 @@ def upgrade(
         tenant_slug=tenant,
         plan_slug=plan,
         proration=proration.value,
+        max_failed_attempts=runtime_of(ctx).settings().max_failed_attempts,
     )
     if json_output:
         render.emit_json(result.to_dict())
@@ -129,6 +131,7 @@ def cancel(
         invocation=invocation,
         tenant_slug=tenant,
         now=now,
+        max_failed_attempts=runtime_of(ctx).settings().max_failed_attempts,
     )
     render.change(result, json_output=json_output)
 
@@ -153,6 +156,7 @@ def resume(
         gateway,
         invocation=invocation,
         tenant_slug=tenant,
+        max_failed_attempts=runtime_of(ctx).settings().max_failed_attempts,
     )
     render.change(result, json_output=json_output)
 

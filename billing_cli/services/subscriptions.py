@@ -35,6 +35,7 @@ from billing_cli.services import tenants as tenant_rules
 from billing_cli.services.customers import TENANT_METADATA_KEY, ensure_customer
 from billing_cli.services.stripe_ops import planned_writes, stripe_row, tenant_key
 from billing_cli.services.views import subscription_view
+from billing_cli.services.webhooks import policy
 
 ENDED_STATUSES = frozenset({"canceled", "incomplete_expired"})
 PRORATION_BEHAVIORS: tuple[ProrationBehavior, ...] = ("create_prorations", "none", "always_invoice")
@@ -64,6 +65,7 @@ def create_subscription(
     plan_slug: str,
     payment_method: str | None = None,
     trial_days: int | None = None,
+    max_failed_attempts: int = 3,
 ) -> Change:
     """Subscribe a tenant to a plan; refused while it has a subscription that has not ended."""
     _check_payment_method(payment_method)
@@ -97,6 +99,9 @@ def create_subscription(
             ),
         )
         apply_subscription(session, row, info)
+        follow_billing_policy(
+            session, tenant, row, invocation=invocation, max_failed_attempts=max_failed_attempts
+        )
         trial = f", trial until {info.trial_end:%Y-%m-%d}" if info.trial_end else ""
         verb = "would subscribe" if invocation.dry_run else "subscribed"
         return _finish(
@@ -122,6 +127,7 @@ def upgrade_subscription(
     plan_slug: str,
     proration: str = "create_prorations",
     preview: bool | None = None,
+    max_failed_attempts: int = 3,
 ) -> UpgradeResult:
     """Move a tenant's subscription to another plan's price.
 
@@ -173,6 +179,9 @@ def upgrade_subscription(
             ),
         )
         apply_subscription(session, row, info)
+        follow_billing_policy(
+            session, tenant, row, invocation=invocation, max_failed_attempts=max_failed_attempts
+        )
         old_plan = before.get("plan") or live.price_id
         verb = "would move" if invocation.dry_run else "moved"
         change = _finish(
@@ -190,7 +199,13 @@ def upgrade_subscription(
 
 
 def cancel_subscription(
-    db: Database, gateway: Gateway, *, invocation: Invocation, tenant_slug: str, now: bool
+    db: Database,
+    gateway: Gateway,
+    *,
+    invocation: Invocation,
+    tenant_slug: str,
+    now: bool,
+    max_failed_attempts: int = 3,
 ) -> Change:
     """Cancel at the end of the period (default) or at once (``now``, suspends the tenant)."""
     with db.transaction(dry_run=invocation.dry_run) as session:
@@ -222,10 +237,9 @@ def cancel_subscription(
         else:
             info = gateway.set_cancel_at_period_end(live.id, True, idempotency_key=key)
         apply_subscription(session, row, info)
-        if now:
-            tenant_rules.suspend(
-                session, tenant, reason="subscription canceled", by="billing", invocation=invocation
-            )
+        follow_billing_policy(
+            session, tenant, row, invocation=invocation, max_failed_attempts=max_failed_attempts
+        )
         when = "now" if now else f"at period end ({_date(info.current_period_end)})"
         verb = "would cancel" if invocation.dry_run else "canceled"
         if not now:
@@ -248,7 +262,12 @@ def cancel_subscription(
 
 
 def resume_subscription(
-    db: Database, gateway: Gateway, *, invocation: Invocation, tenant_slug: str
+    db: Database,
+    gateway: Gateway,
+    *,
+    invocation: Invocation,
+    tenant_slug: str,
+    max_failed_attempts: int = 3,
 ) -> Change:
     """Withdraw a pending cancellation; refused once the period has ended."""
     with db.transaction(dry_run=invocation.dry_run) as session:
@@ -276,6 +295,9 @@ def resume_subscription(
             idempotency_key=tenant_key(session, tenant, "subscription.resume", live.id),
         )
         apply_subscription(session, row, info)
+        follow_billing_policy(
+            session, tenant, row, invocation=invocation, max_failed_attempts=max_failed_attempts
+        )
         verb = "would resume" if invocation.dry_run else "resumed"
         return _finish(
             session,
@@ -317,19 +339,61 @@ def list_subscriptions(db: Database, *, status: str | None = None) -> list[dict[
 
 
 def apply_subscription(session: Session, row: TenantSubscription, info: SubscriptionInfo) -> None:
-    """Copy Stripe's answer onto the local row (plan resolved from the price id)."""
-    plan = _plan_for_price(session, info.price_id)
-    row.stripe_subscription_id = info.id
-    row.stripe_customer_id = info.customer_id or row.stripe_customer_id
-    row.status = info.status
-    row.plan_id = plan.id if plan else row.plan_id
-    row.current_period_start = info.current_period_start
-    row.current_period_end = info.current_period_end
-    row.trial_end = info.trial_end
-    row.cancel_at_period_end = info.cancel_at_period_end
-    row.canceled_at = info.canceled_at
-    row.updated_at = utcnow()
+    """Write Stripe's answer onto the local row through the webhook engine's registers.
+
+    The answer is written like an event of this second (``policy.local_snapshot_key``), so a
+    webhook delivered late about an older state of the subscription cannot undo it, while a
+    newer one still wins. When the row already holds a newer snapshot, only the effective
+    fields are recomputed.
+    """
+    now = utcnow()
+    created = int((info.created or now).timestamp())
+    key = policy.local_snapshot_key(
+        subscription_created=created, status=info.status, at=now.timestamp()
+    )
+    applied = policy.apply_local_snapshot(
+        row,
+        subscription_id=info.id,
+        subscription_created=created,
+        status=info.status,
+        price_id=info.price_id,
+        key=key,
+    )
+    if applied:
+        plan = _plan_for_price(session, info.price_id)
+        row.stripe_customer_id = info.customer_id or row.stripe_customer_id
+        row.plan_id = plan.id if plan else row.plan_id
+        row.current_period_start = info.current_period_start
+        row.current_period_end = info.current_period_end
+        row.trial_end = info.trial_end
+        row.cancel_at_period_end = info.cancel_at_period_end
+        row.canceled_at = info.canceled_at
+    row.updated_at = now
     subscriptions_repo.save(session=session, subscription=row)
+
+
+def follow_billing_policy(
+    session: Session,
+    tenant: Tenant,
+    row: TenantSubscription,
+    *,
+    invocation: Invocation,
+    max_failed_attempts: int,
+) -> Change | None:
+    """Suspend or reactivate the tenant as the webhook engine would for this row's state."""
+    reason = policy.billing_suspension(
+        status=row.status, attempts=row.failed_payment_attempts, max_attempts=max_failed_attempts
+    )
+    action = policy.tenant_action(
+        reason=reason, status=tenant.status, suspended_by=tenant.suspended_by
+    )
+    if action == "suspend" and reason is not None:
+        return tenant_rules.suspend(
+            session, tenant, reason=reason, by="billing", invocation=invocation
+        )
+    if action == "reactivate":
+        return tenant_rules.reactivate(session, tenant, invocation=invocation)
+    return None
 
 
 # -- helpers ---------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 
 import pytest
@@ -185,9 +186,16 @@ def test_cancel_now_suspends_and_blocks_resume(
     assert (tenant["status"], tenant["suspended_by"]) == ("suspended", "billing")
     with pytest.raises(Conflict, match="cannot be resumed"):
         subscriptions.resume_subscription(db, gateway, invocation=invocation(), tenant_slug="acme")
-    # A new subscription after the old one ended is allowed, and is a new object.
+    # A new subscription after the old one ended is allowed, is a new object, becomes the
+    # tenant's subscription, and lifts the billing suspension that the cancellation caused.
+    # Stripe stamps subscriptions to the second and the order key ranks subscriptions by that
+    # stamp (see policy.py): start the new one in a later second, as any real re-subscription is.
+    time.sleep(max(0.0, 1.05 - (time.time() % 1)))
     fresh = subscribe(db, gateway)
     assert fresh.after is not None and fresh.after["stripe_subscription_id"] != sub_id
+    assert fresh.after["status"] == "active"
+    tenant = tenants.show_tenant(db, slug="acme").tenant
+    assert (tenant["status"], tenant["suspended_by"]) == ("active", None)
 
 
 def test_show_side_by_side_flags_drift(
@@ -214,3 +222,49 @@ def test_bad_input(db: Database, gateway: Gateway, plans: dict[str, str]) -> Non
         subscriptions.cancel_subscription(
             db, gateway, invocation=invocation(), tenant_slug="acme", now=False
         )
+
+
+def test_a_late_older_webhook_cannot_undo_a_support_change(
+    db: Database, gateway: Gateway, plans: dict[str, str]
+) -> None:
+    """CLI writes go through the webhook engine's registers: an event about the state before
+    the upgrade, delivered after it, changes nothing; a newer event still applies."""
+    from billing_cli.services.webhooks import WebhookEngine
+    from tests.events import subscription_event
+
+    add_tenant(db, "acme")
+    created = subscribe(db, gateway).after
+    assert created is not None
+    sub_id, customer_id = created["stripe_subscription_id"], created["stripe_customer_id"]
+    subscriptions.upgrade_subscription(
+        db,
+        gateway,
+        invocation=invocation(),
+        tenant_slug="acme",
+        plan_slug="pro",
+        proration="none",
+    )
+    live = gateway.retrieve_subscription(sub_id)
+    assert live.created is not None
+    sub_created = int(live.created.timestamp())
+
+    def event(created_at: int, price: str, event_id: str) -> dict[str, object]:
+        return subscription_event(
+            "customer.subscription.updated",
+            event_id=event_id,
+            created=created_at,
+            subscription_id=sub_id,
+            customer_id=customer_id,
+            status="active",
+            price_id=price,
+            subscription_created=sub_created,
+        )
+
+    engine = WebhookEngine(db, live_mode=False, max_failed_attempts=3)
+    now = int(time.time())
+    stale = engine.process(event(now - 30, plans["starter"], "evt_stale"), source="endpoint")
+    assert stale.status == "processed"
+    assert tenants.show_tenant(db, slug="acme").subscription["plan"] == "pro"  # type: ignore[index]
+    newer = engine.process(event(now + 30, plans["starter"], "evt_newer"), source="endpoint")
+    assert newer.status == "processed"
+    assert tenants.show_tenant(db, slug="acme").subscription["plan"] == "starter"  # type: ignore[index]

@@ -358,8 +358,11 @@ def _finish(
         attempts=row.failed_payment_attempts,
         max_attempts=ctx.max_failed_attempts,
     )
+    action = policy.tenant_action(
+        reason=reason, status=tenant.status, suspended_by=tenant.suspended_by
+    )
     change = None
-    if reason is not None and tenant.status == "active":
+    if action == "suspend" and reason is not None:
         change = tenants.suspend(
             ctx.session,
             _load_tenant(ctx, tenant),
@@ -367,7 +370,7 @@ def _finish(
             by="billing",
             invocation=ctx.invocation,
         )
-    elif reason is None and tenant.status == "suspended" and tenant.suspended_by == "billing":
+    elif action == "reactivate":
         change = tenants.reactivate(
             ctx.session, _load_tenant(ctx, tenant), invocation=ctx.invocation
         )

@@ -15,6 +15,10 @@ a duplicate has an equal key (which changes nothing):
     subscription of the tenant outranks everything about an older one: after a cancellation
     the CLI may create a new subscription for the same tenant, whose events then apply, while
     the old subscription's late events are refused;
+    Stripe stamps ``created`` to the second, so two subscriptions of one tenant created in the
+    same second tie here and the canceled one wins (a tie-break preferring the live one would
+    not be a total order, and convergence needs one). No real re-subscription follows the
+    previous subscription's creation within a second; a script that does so should wait.
   - *canceled* (1 for ``customer.subscription.deleted`` or status ``canceled``) comes next, so a
     deletion is terminal for its subscription: no later-delivered or same-second update of
     that subscription revives it;
@@ -23,7 +27,8 @@ a duplicate has an equal key (which changes nothing):
 
   :func:`local_snapshot_key` gives the key of a write the CLI makes from Stripe's own answer
   (``subs create/upgrade/cancel/resume``) at unix time ``at``: it ranks like an event created
-  at ``at`` and wins a tie with an event of the same second (rank 9, id ``local``).
+  at ``at`` and wins a tie with an event of the same second (rank 9, id ``local.<µs>``, so
+  two CLI writes of one second keep their order).
 - the *payment state* from ``invoice.payment_failed``/``payment_succeeded``/``paid``, keyed
   ``<event created>:<invoice created>:<invoice period end>:<paid>:<attempt_count>:<event id>``
   ``|<subscription id>``: within one second a later invoice beats an earlier one, a paid
@@ -94,13 +99,18 @@ def subscription_key(
     return _snapshot_key(subscription_created, canceled, created, rank, event_id)
 
 
-def local_snapshot_key(*, subscription_created: int, status: str, at: int) -> str:
+def local_snapshot_key(*, subscription_created: int, status: str, at: float) -> str:
     """Order key of a snapshot the CLI writes from Stripe's answer at unix time ``at``.
 
-    It ranks like an event created at ``at`` about the same subscription and beats such an
-    event of the same second; a canceled status is terminal for the subscription as for events.
+    It ranks like an event created in second ``at`` about the same subscription and beats such
+    an event of the same second; two CLI writes of one second are ordered by their microseconds
+    (the id part, ``local.<µs>``). A canceled status is terminal for the subscription as for
+    events.
     """
-    return _snapshot_key(subscription_created, status == "canceled", at, _LOCAL_RANK, _LOCAL_ID)
+    second = int(at)
+    micro = min(round((at - second) * 1_000_000), 999_999)
+    local_id = f"{_LOCAL_ID}.{micro:06d}"
+    return _snapshot_key(subscription_created, status == "canceled", second, _LOCAL_RANK, local_id)
 
 
 def _snapshot_key(
@@ -227,7 +237,7 @@ def apply_local_snapshot(
 
     For ``billing_cli.services.subscriptions`` after ``subs create/upgrade/cancel/resume``::
 
-        at = int(utcnow().timestamp())
+        at = utcnow().timestamp()
         key = policy.local_snapshot_key(
             subscription_created=int(info.created.timestamp()), status=info.status, at=at
         )
@@ -298,4 +308,17 @@ def billing_suspension(*, status: str | None, attempts: int, max_attempts: int) 
         return "billing: subscription canceled"
     if status in ("past_due", "unpaid") and attempts >= max_attempts:
         return f"billing: {attempts} failed payment attempts"
+    return None
+
+
+def tenant_action(*, reason: str | None, status: str, suspended_by: str | None) -> str | None:
+    """What billing does to a tenant's access: "suspend", "reactivate" or nothing.
+
+    ``reason`` is :func:`billing_suspension`'s answer. A manual suspension is never lifted here;
+    only a person lifts it (``billing tenants reactivate``).
+    """
+    if reason is not None and status == "active":
+        return "suspend"
+    if reason is None and status == "suspended" and suspended_by == "billing":
+        return "reactivate"
     return None

@@ -79,3 +79,10 @@ def test_apply_local_snapshot_switches_subscriptions_and_recomputes_the_status()
         key=stale,
     )
     assert (row.stripe_subscription_id, row.subscription_event_key) == ("sub_b", new)
+
+
+def test_two_local_writes_of_one_second_keep_their_order() -> None:
+    first = policy.local_snapshot_key(subscription_created=T0, status="trialing", at=T0 + 5.25)
+    second = policy.local_snapshot_key(subscription_created=T0, status="active", at=T0 + 5.75)
+    assert policy.is_newer(second, first)
+    assert not policy.is_newer(first, second)
