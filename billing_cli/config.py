@@ -7,7 +7,6 @@ value for one command. Secrets are only ever shown through :func:`mask`.
 
 from __future__ import annotations
 
-import getpass
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
@@ -164,6 +163,8 @@ def resolve_operator(explicit: str | None, settings: Settings) -> str:
         return explicit
     if settings.operator:
         return settings.operator
+    import getpass
+
     try:
         return getpass.getuser()
     except (KeyError, OSError):

@@ -9,7 +9,6 @@ after each one the demo waits until every event it caused is in the ledger befor
 from __future__ import annotations
 
 import secrets
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -41,16 +40,15 @@ def endpoint_in_thread(db: Database, *, secret: str) -> Iterator[str]:
     """Serve the webhook endpoint on a free loopback port; yields its URL."""
     import uvicorn
 
+    from billing_cli.cli.serving import listening_socket
     from billing_cli.services.webhooks import WebhookEngine
     from billing_cli.web.app import DEFAULT_PATH, create_app
 
     engine = WebhookEngine(db, live_mode=False, max_failed_attempts=3)
     app = create_app(engine=engine, webhook_secret=secret)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
+    sock = listening_socket("127.0.0.1", 0, backlog=config.backlog)
+    port = sock.getsockname()[1]
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()

@@ -5,7 +5,6 @@ Kept in the Typer context object. Nothing here is built at import time or for ``
 
 from __future__ import annotations
 
-import logging
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -112,6 +111,8 @@ def configure_logging(*, verbose: bool, log_file: str) -> None:
     Replaces the handlers of the previous run, so in-process runs (the demo, tests) each get
     their own choice.
     """
+    import logging
+
     logger = logging.getLogger("billing")
     for old in list(logger.handlers):
         logger.removeHandler(old)

@@ -23,7 +23,7 @@ from typing import IO, Any, Self
 
 import requests
 
-from billing_cli.cli.webhooks_serve_cmd import listening_socket
+from billing_cli.cli.serving import listening_socket
 from tests.signing import signed_delivery
 
 SECRET = "whsec_test_0123456789abcdefghijklmnop"

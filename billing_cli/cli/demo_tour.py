@@ -1,0 +1,344 @@
+"""The tour behind ``billing demo``: real ``billing`` commands run on a throwaway database and
+a local Stripe sandbox that the demo starts and stops itself.
+
+Each step is printed as the command line a person would type, then run in-process through the
+same app, so the demo shows exactly the tool's real output. It needs no Stripe account, no
+server installed by hand and no network beyond 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import typer
+
+if TYPE_CHECKING:
+    from billing_cli.repository import Database
+    from billing_cli.sandbox import Sandbox
+
+
+@dataclass(frozen=True)
+class Step:
+    """One command of the tour; ``expect`` is its exit code (1 for the declined card)."""
+
+    args: tuple[str, ...]
+    note: str = ""
+    expect: int = 0
+
+
+def _steps(*steps: Step | tuple[str, ...]) -> tuple[Step, ...]:
+    return tuple(step if isinstance(step, Step) else Step(step) for step in steps)
+
+
+SETUP = _steps(
+    Step(("db", "upgrade"), "a fresh tenant database"),
+    Step(
+        (
+            "plans",
+            "add",
+            "starter",
+            "--name",
+            "Starter",
+            "--amount",
+            "19.00",
+            "--currency",
+            "usd",
+            "--interval",
+            "month",
+            "--trial-days",
+            "14",
+        ),
+        "plans live in the database",
+    ),
+    (
+        "plans",
+        "add",
+        "pro",
+        "--name",
+        "Pro",
+        "--amount",
+        "49.00",
+        "--currency",
+        "usd",
+        "--interval",
+        "month",
+    ),
+    Step(("plans", "sync", "--dry-run"), "preview: what sync would create in Stripe"),
+    ("plans", "sync"),
+    Step(("plans", "sync"), "a second sync has nothing to do"),
+    ("plans", "list"),
+)
+
+TENANTS = _steps(
+    ("tenants", "add", "acme", "--name", "Acme Inc", "--email", "billing@acme.test"),
+    ("tenants", "add", "globex", "--name", "Globex", "--email", "ap@globex.test"),
+    ("tenants", "add", "initech", "--name", "Initech", "--email", "finance@initech.test"),
+    Step(
+        ("tenants", "suspend", "initech", "--reason", "chargeback under review", "--dry-run"),
+        "support previews a manual suspension",
+    ),
+)
+
+SUBSCRIPTIONS = _steps(
+    Step(
+        ("subs", "create", "acme", "--plan", "starter", "--payment-method", "pm_card_visa"),
+        "starter comes with a 14-day trial",
+    ),
+    Step(
+        (
+            "subs",
+            "create",
+            "globex",
+            "--plan",
+            "starter",
+            "--payment-method",
+            "pm_card_visa",
+            "--trial-days",
+            "0",
+        ),
+        "no trial: the first invoice is paid at once",
+    ),
+    Step(
+        (
+            "subs",
+            "upgrade",
+            "globex",
+            "--plan",
+            "pro",
+            "--proration",
+            "always_invoice",
+            "--dry-run",
+        ),
+        "Stripe's invoice preview shows what the upgrade bills",
+    ),
+    ("subs", "upgrade", "globex", "--plan", "pro", "--proration", "always_invoice"),
+    Step(
+        (
+            "payments",
+            "charge",
+            "globex",
+            "--amount",
+            "12.50",
+            "--currency",
+            "usd",
+            "--description",
+            "Extra seats",
+        ),
+        "a one-off charge",
+    ),
+    Step(
+        ("payments", "methods", "attach", "initech", "pm_card_chargeCustomerFail", "--default"),
+        "a card that attaches but fails every charge",
+    ),
+    Step(
+        (
+            "payments",
+            "charge",
+            "initech",
+            "--amount",
+            "5.00",
+            "--currency",
+            "usd",
+            "--description",
+            "Setup fee",
+        ),
+        "the decline is one clear line, exit code 1",
+        expect=1,
+    ),
+    Step(("subs", "cancel", "acme"), "cancel at period end..."),
+    Step(("subs", "resume", "acme"), "...and change our mind"),
+    ("subs", "show", "acme"),
+    ("subs", "list"),
+    ("audit", "list", "--limit", "6"),
+)
+
+DUNNING_SETUP = _steps(
+    ("tenants", "add", "hooli", "--name", "Hooli", "--email", "billing@hooli.test"),
+    Step(("subs", "create", "hooli", "--plan", "starter"), "a trial needs no card up front"),
+    Step(
+        ("payments", "methods", "attach", "hooli", "pm_card_chargeCustomerFail", "--default"),
+        "the card on file will fail",
+    ),
+)
+
+AFTER_SUSPENSION = _steps(
+    Step(
+        ("tenants", "list", "--status", "suspended"),
+        "three failed attempts (BILLING_MAX_FAILED_ATTEMPTS): suspended by billing",
+    ),
+    ("notifications", "list", "--tenant", "hooli"),
+    Step(
+        ("payments", "methods", "attach", "hooli", "pm_card_visa", "--default"),
+        "support helps the customer put a working card on file",
+    ),
+)
+
+AFTER_RECOVERY = _steps(
+    Step(("tenants", "show", "hooli"), "the payment reactivated the tenant (billing suspension)"),
+    Step(("webhooks", "list", "--limit", "8"), "the ledger: every event, once"),
+    Step(
+        ("webhooks", "replay", "--since", "1h", "--type", "invoice.*", "--dry-run"),
+        "on-call replays the last hour from Stripe's Events API: already processed",
+    ),
+    Step(
+        (
+            "webhooks",
+            "replay",
+            "--since",
+            "1h",
+            "--type",
+            "invoice.payment_failed",
+            "--force",
+            "--dry-run",
+        ),
+        "even forced, old failures cannot undo the newer payment: nothing would change",
+    ),
+)
+
+
+def run_tour(*, keep: bool) -> None:
+    """The tour behind ``billing demo``; ``keep`` keeps the demo database."""
+    from billing_cli.cli import demo_webhooks as hooks
+    from billing_cli.cli import render
+    from billing_cli.repository import Database
+    from billing_cli.sandbox import Sandbox
+
+    secret = hooks.new_webhook_secret()
+    with _scratch_environment(keep=keep) as workdir, Sandbox() as sandbox:
+        os.environ["STRIPE_API_BASE"] = sandbox.api_base
+        os.environ["STRIPE_SECRET_KEY"] = sandbox.secret_key
+        os.environ["STRIPE_WEBHOOK_SECRET"] = secret
+        render.note(
+            f"[bold]billing demo[/bold]: database in {workdir}, "
+            f"local Stripe sandbox at {sandbox.api_base}"
+        )
+        _section("Plans: local rows, synced to Stripe Products and Prices")
+        run_steps(SETUP[:1])  # the endpoint needs the schema
+        db = Database(os.environ["BILLING_DATABASE_URL"])
+        with hooks.endpoint_in_thread(db, secret=secret) as url:
+            sandbox.register_webhook(url, secret)
+            render.note(f"webhook endpoint listening at {url}; the sandbox delivers to it")
+            run_steps(SETUP[1:])
+            _section("Tenants")
+            run_steps(TENANTS)
+            _section("Subscriptions and payments")
+            run_steps(SUBSCRIPTIONS)
+            _section("Webhooks: failed payments, suspension, recovery, replay")
+            run_steps(DUNNING_SETUP)
+            sub = hooks.subscription_id(db, "hooli")
+            _sandbox_step(
+                db,
+                sandbox,
+                "(sandbox) the trial ends; the first charge is declined",
+                lambda: sandbox.end_trial(sub),
+            )
+            _sandbox_step(
+                db,
+                sandbox,
+                "(sandbox) Stripe retries the invoice: declined again",
+                lambda: sandbox.renew(sub),
+            )
+            _sandbox_step(
+                db, sandbox, "(sandbox) third attempt: declined", lambda: sandbox.renew(sub)
+            )
+            run_steps(AFTER_SUSPENSION)
+            _sandbox_step(
+                db,
+                sandbox,
+                "(sandbox) Stripe retries the invoice with the new card",
+                lambda: sandbox.renew(sub),
+            )
+            run_steps(AFTER_RECOVERY)
+        db.dispose()
+        render.note("\n[bold green]demo finished[/bold green]")
+        if keep:
+            render.note(f"kept: BILLING_DATABASE_URL={os.environ['BILLING_DATABASE_URL']}")
+
+
+def _sandbox_step(db: Database, sandbox: Sandbox, note: str, action: Callable[[], object]) -> None:
+    """Move the sandbox's clock, then wait until its webhooks are processed, and say so."""
+    from billing_cli.cli import render
+    from billing_cli.cli.demo_webhooks import ledger_ids, wait_for_delivery
+
+    render.out().print(f"\n[bold magenta]# {note}[/bold magenta]")
+    since, known = int(time.time()), ledger_ids(db)
+    action()
+    delivered = wait_for_delivery(db, sandbox, since=since, known=known)
+    render.out().print(f"[dim]  {delivered} webhook event(s) delivered and processed[/dim]")
+
+
+def _section(title: str) -> None:
+    from billing_cli.cli import render
+
+    render.out().rule(f"[bold]{title}")
+
+
+def run_steps(steps: Sequence[Step]) -> None:
+    """Run each step as ``billing ARGS``; stop at the first step that ends unexpectedly."""
+    from billing_cli.cli import render
+    from billing_cli.cli.main import app
+
+    for step in steps:
+        if step.note:
+            render.out().print(f"\n[dim]# {step.note}[/dim]")
+        else:
+            render.out().print()
+        render.out().print(f"[bold cyan]$ billing {shlex.join(step.args)}[/bold cyan]")
+        sys.stdout.flush()
+        code = _run(app, step.args)
+        sys.stderr.flush()
+        if code != step.expect:
+            render.note(f"[red]demo stopped: exit code {code}, expected {step.expect}[/red]")
+            raise typer.Exit(1)
+
+
+def _run(app: typer.Typer, args: Sequence[str]) -> int:
+    """Exit code of one in-process run (Click returns it when not in standalone mode)."""
+    try:
+        result = app(list(args), prog_name="billing", standalone_mode=False)
+    except SystemExit as stop:
+        return stop.code if isinstance(stop.code, int) else 1
+    return result if isinstance(result, int) else 0
+
+
+_DEMO_VARIABLES = (
+    "BILLING_DATABASE_URL",
+    "BILLING_OPERATOR",
+    "STRIPE_API_BASE",
+    "STRIPE_SECRET_KEY",
+    "STRIPE_LIVE_MODE",
+    "STRIPE_WEBHOOK_SECRET",
+    "STRIPE_MAX_NETWORK_RETRIES",
+)
+
+
+@contextmanager
+def _scratch_environment(*, keep: bool) -> Iterator[Path]:
+    """A temp database and demo settings, with the caller's environment put back after."""
+    workdir = Path(tempfile.mkdtemp(prefix="billing-demo-"))
+    saved = {name: os.environ.get(name) for name in _DEMO_VARIABLES}
+    os.environ["BILLING_DATABASE_URL"] = f"sqlite:///{workdir / 'demo.db'}"
+    os.environ["BILLING_OPERATOR"] = "demo"
+    os.environ["STRIPE_LIVE_MODE"] = "False"
+    os.environ["STRIPE_MAX_NETWORK_RETRIES"] = "0"
+    try:
+        yield workdir
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        if not keep:
+            import shutil
+
+            shutil.rmtree(workdir, ignore_errors=True)

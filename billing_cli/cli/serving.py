@@ -1,0 +1,121 @@
+"""What ``billing webhooks serve`` needs once it runs: the app factory for worker processes, the
+listening socket, and signal handling. Kept apart from the command's module so that
+``billing --help`` does not import socket, signal and threading machinery."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from billing_cli.cli.runtime import Runtime
+from billing_cli.errors import ConfigError
+
+if TYPE_CHECKING:
+    from starlette.applications import Starlette
+
+
+@dataclass(frozen=True)
+class EndpointFactory:
+    """What a worker needs to build the app; picklable, because uvicorn spawns its workers."""
+
+    env_file: str | None
+    verbose: bool
+    path: str
+    max_body_bytes: int
+
+    def __call__(self) -> Starlette:
+        """uvicorn's app factory, called in each worker process."""
+        env_file = Path(self.env_file) if self.env_file else None
+        return self.build(Runtime(env_file=env_file, verbose=self.verbose))
+
+    def build(self, runtime: Runtime) -> Starlette:
+        from billing_cli.services.webhooks import WebhookEngine
+        from billing_cli.web import create_app
+
+        settings = runtime.settings()
+        engine = WebhookEngine(
+            runtime.database(),
+            live_mode=settings.stripe_live_mode,
+            max_failed_attempts=settings.max_failed_attempts,
+        )
+        return create_app(
+            engine=engine,
+            webhook_secret=settings.stripe_webhook_secret,
+            path=self.path,
+            max_body_bytes=self.max_body_bytes,
+        )
+
+
+def run_workers(config: Any, sock: socket.socket, received: list[int]) -> None:
+    """uvicorn's supervisor: SIGTERM/SIGINT stop every worker gracefully, then return."""
+    from uvicorn.supervisors.multiprocess import SIGNALS, Multiprocess
+
+    previous = {sig: signal.getsignal(sig) for sig in SIGNALS}
+    supervisor = Multiprocess(config, sockets=[sock])  # installs its own handlers
+
+    def note_then_forward(sig: int, _frame: object) -> None:
+        received.append(sig)
+        supervisor.signal_queue.append(sig)
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, note_then_forward)
+    try:
+        supervisor.run()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def listening_socket(host: str, port: int, *, backlog: int) -> socket.socket:
+    """A listening TCP socket, bound here rather than by uvicorn: the real port (for ``--port 0``)
+    can be announced, connections queue from the moment it is announced, and a port in use is
+    a one-line error instead of uvicorn's log and exit code 3."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    # proto=IPPROTO_TCP matters: asyncio only sets TCP_NODELAY on accepted sockets whose proto
+    # says TCP, and without it every response waits ~40 ms on Nagle + delayed ACK (uvicorn writes
+    # the headers and the body separately). uvicorn's own ``Config.bind_socket`` leaves it 0.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+        sock.listen(backlog)
+    except OSError as error:
+        sock.close()
+        raise ConfigError(f"cannot listen on {host}:{port}: {error.strerror or error}") from None
+    sock.set_inheritable(True)
+    return sock
+
+
+@contextmanager
+def signals_noted(received: list[int]) -> Iterator[None]:
+    """Let a stop signal end the command with exit 0.
+
+    uvicorn catches SIGTERM/SIGINT, shuts down gracefully, then re-raises the signal to the
+    handler that was there before it; with Python's defaults that kills the process (SIGTERM) or
+    raises KeyboardInterrupt (SIGINT). The handler installed here just notes the signal, so an
+    orderly stop is an orderly exit.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    stop_signals = (signal.SIGINT, signal.SIGTERM)
+    previous = {
+        sig: signal.signal(sig, lambda sig, _frame: received.append(sig)) for sig in stop_signals
+    }
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def say(line: str) -> None:
+    sys.stderr.write(line + "\n")
+    sys.stderr.flush()
