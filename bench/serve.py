@@ -50,13 +50,7 @@ SECRET = "whsec_bench_0123456789abcdefghijklmnop"
 PRICE_ID = "price_bench_basic"
 DEFAULT_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1/billing_dev"
 SERVE_SCRIPT = """
-from billing_cli.cli import webhooks_cmd, webhooks_serve_cmd
 from billing_cli.cli.main import app
-if not any(
-    c.callback is webhooks_serve_cmd.serve or c.name == "serve"
-    for c in webhooks_cmd.app.registered_commands
-):
-    webhooks_cmd.app.command("serve")(webhooks_serve_cmd.serve)
 app(prog_name="billing")
 """
 EVENTS_PER_TENANT = 8

@@ -30,16 +30,10 @@ SECRET = "whsec_test_0123456789abcdefghijklmnop"
 WEBHOOK_PATH = "/webhooks/stripe/"
 ROOT = Path(__file__).resolve().parents[2]
 
-# Runs the real CLI; registers ``webhooks serve`` first if the root app does not have it yet.
+# Runs the real CLI, as the console script does.
 SERVE_SCRIPT = """
 import sys
-from billing_cli.cli import webhooks_cmd, webhooks_serve_cmd
 from billing_cli.cli.main import app
-if not any(
-    c.callback is webhooks_serve_cmd.serve or c.name == "serve"
-    for c in webhooks_cmd.app.registered_commands
-):
-    webhooks_cmd.app.command("serve")(webhooks_serve_cmd.serve)
 app(prog_name="billing")
 """
 

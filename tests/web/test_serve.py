@@ -17,7 +17,6 @@ import typer
 from typer.testing import CliRunner
 
 from billing_cli.cli import main as cli_main
-from billing_cli.cli import webhooks_serve_cmd
 from billing_cli.models import SubscriptionPlan, utcnow
 from billing_cli.repository import Database
 from billing_cli.repository import plans as plans_repo
@@ -39,13 +38,8 @@ def billing() -> Billing:
 
 
 def serve_app() -> typer.Typer:
-    """The root app with ``webhooks serve`` registered, as the lead registers it."""
-    app = typer.Typer(cls=cli_main.BillingGroup, pretty_exceptions_enable=False)
-    app.callback()(cli_main.root)
-    webhooks = typer.Typer()
-    webhooks.command("serve")(webhooks_serve_cmd.serve)
-    app.add_typer(webhooks, name="webhooks")
-    return app
+    """The real root app (``billing webhooks serve`` is registered there)."""
+    return cli_main.app
 
 
 def _env(db: Database) -> dict[str, str]:
