@@ -10,6 +10,12 @@ and keyword-only arguments; the engine decides what to do with what they return.
 of the same id waits for the first transaction to end and then returns nothing, so the caller
 falls back to :func:`lock` and sees the committed row. Reads of the ledger for the CLI live in
 :mod:`.events`.
+
+On PostgreSQL the engine saves the claim's round trip: it holds the claim as a
+:class:`PendingClaim` and the handler's first locked read of ``tenant_subscription`` carries it
+as a data-modifying CTE (:func:`claim_cte`, see :mod:`.webhook_rows`), one statement for both.
+That read raises :class:`ClaimTaken` when the claim inserted nothing; :func:`settle` runs a
+claim no read carried.
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ _LOCK = (
     .where(_TABLE.c.stripe_event_id == sa.bindparam("event_id"))
     .with_for_update()
 )
+_CLAIM_CTES: dict[tuple[str, ...], sa.CTE] = {}
 _UPDATE = _TABLE.update().where(_TABLE.c.id == sa.bindparam("row_id"))
 
 
@@ -47,6 +54,58 @@ class LedgerEntry:
     id: int
     status: str
     attempts: int
+
+
+class ClaimTaken(Exception):
+    """A claim carried by another statement inserted nothing: the event id is recorded."""
+
+
+@dataclass
+class PendingClaim:
+    """A claim of the event's ledger row not sent yet (PostgreSQL: it rides on a locked read).
+
+    ``settled`` once a statement ran it; ``new_id`` is then the new row's id (None: the id was
+    already recorded, and the statement raised :class:`ClaimTaken`).
+    """
+
+    values: dict[str, Any]
+    settled: bool = False
+    new_id: int | None = None
+
+
+def defers_claims(*, session: Session) -> bool:
+    """Whether claims on this session's database can ride on a locked read (PostgreSQL)."""
+    return session.get_bind().dialect.name == "postgresql"
+
+
+def claim_cte(columns: tuple[str, ...]) -> sa.CTE:
+    """PostgreSQL's claim as a data-modifying CTE ``claim`` with bind parameters ``claim_<column>``
+    (see :func:`claim_parameters`); it returns the new row's ``id``, or no row."""
+    cte = _CLAIM_CTES.get(columns)
+    if cte is None:
+        insert = (
+            postgresql.insert(_TABLE)
+            .values(
+                {name: sa.bindparam(f"claim_{name}", type_=_TABLE.c[name].type) for name in columns}
+            )
+            .on_conflict_do_nothing(index_elements=["stripe_event_id"])
+            .returning(_TABLE.c.id)
+        )
+        cte = _CLAIM_CTES[columns] = insert.cte("claim")
+    return cte
+
+
+def claim_parameters(values: dict[str, Any]) -> dict[str, Any]:
+    """The parameters of :func:`claim_cte` for these ledger values."""
+    return {f"claim_{name}": value for name, value in values.items()}
+
+
+def settle(*, session: Session, pending: PendingClaim) -> int | None:
+    """Run a pending claim that no statement carried; the new row's id, or None."""
+    if not pending.settled:
+        pending.new_id = claim(session=session, values=pending.values)
+        pending.settled = True
+    return pending.new_id
 
 
 def claim(*, session: Session, values: dict[str, Any]) -> int | None:

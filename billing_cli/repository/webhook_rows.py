@@ -7,6 +7,14 @@ changed with one Core UPDATE, instead of loading ORM objects and flushing a unit
 statements are built once at import and run on the session's connection; rare paths that need
 ORM objects (a suspension's audit entry) load them through the other repository modules in the
 same transaction.
+
+The locking reads take an optional :class:`~billing_cli.repository.ledger.PendingClaim`
+(PostgreSQL only): the first read of an event then carries the engine's ledger claim as a
+data-modifying CTE, ``WITH claim AS (INSERT ... ON CONFLICT DO NOTHING RETURNING id), found AS
+(<the locked read>) SELECT (SELECT id FROM claim), found.* FROM (one row) LEFT JOIN found``, so
+claim and read cost one round trip and the answer always has one row. When the claim inserted
+nothing the read raises :class:`~billing_cli.repository.ledger.ClaimTaken` before the handler
+changes anything.
 """
 
 from __future__ import annotations
@@ -21,6 +29,8 @@ from sqlalchemy.orm import make_transient_to_detached
 from sqlmodel import Session
 
 from billing_cli.models import Notification, SubscriptionPlan, Tenant, TenantSubscription
+from billing_cli.repository import ledger
+from billing_cli.repository.ledger import PendingClaim
 
 _ROWS: sa.Table = TenantSubscription.metadata.tables[TenantSubscription.__tablename__]
 _TENANTS: sa.Table = Tenant.metadata.tables[Tenant.__tablename__]
@@ -113,6 +123,8 @@ _PLAN_FOR_PRICE = (
     .limit(1)
 )
 _INSERT_NOTIFICATION = _NOTIFICATIONS.insert()
+_MERGED: dict[tuple[str, tuple[str, ...]], sa.Select[Any]] = {}
+_READS = {"subscription": _BY_SUBSCRIPTION, "customer": _BY_CUSTOMER, "slug": _TENANT_BY_SLUG}
 
 Found = tuple[SubscriptionRecord, TenantRecord]
 
@@ -123,24 +135,62 @@ def _split(found: Sequence[Any]) -> Found:
     return record, TenantRecord(*found[count:])
 
 
-def lock_by_subscription(*, session: Session, subscription_id: str) -> Found | None:
+def _merged(read: str, columns: tuple[str, ...]) -> sa.Select[Any]:
+    """The locked read ``read`` carrying the claim of these ledger columns (PostgreSQL)."""
+    statement = _MERGED.get((read, columns))
+    if statement is None:
+        claim = ledger.claim_cte(columns)
+        found = _READS[read].cte("found")
+        claimed = sa.select(sa.select(claim.c.id).scalar_subquery().label("claimed_id")).subquery(
+            "claimed"
+        )
+        statement = sa.select(claimed.c.claimed_id, *found.c).select_from(
+            claimed.outerjoin(found, sa.true())
+        )
+        _MERGED[(read, columns)] = statement
+    return statement
+
+
+def _read(
+    session: Session, read: str, parameters: dict[str, Any], claim: PendingClaim | None
+) -> Sequence[Any] | None:
+    """The first row of a locked read, with the pending claim if one is given and unsent."""
+    connection = session.connection()
+    if claim is None or claim.settled:
+        return connection.execute(_READS[read], parameters).first()
+    statement = _merged(read, tuple(claim.values))
+    parameters = {**parameters, **ledger.claim_parameters(claim.values)}
+    row = connection.execute(statement, parameters).first()
+    assert row is not None  # the outer join keeps the one row of the claim's answer
+    claim.settled, claim.new_id = True, row[0]
+    if claim.new_id is None:
+        raise ledger.ClaimTaken(claim.values["stripe_event_id"])
+    # every read's first column is a non-null id: None means the read found nothing
+    return None if row[1] is None else row[1:]
+
+
+def lock_by_subscription(
+    *, session: Session, subscription_id: str, claim: PendingClaim | None = None
+) -> Found | None:
     """The row holding this Stripe subscription id and its tenant, both locked."""
-    found = session.connection().execute(_BY_SUBSCRIPTION, {"value": subscription_id}).first()
+    found = _read(session, "subscription", {"value": subscription_id}, claim)
     return None if found is None else _split(found)
 
 
-def lock_by_customer(*, session: Session, customer_id: str) -> Found | None:
+def lock_by_customer(
+    *, session: Session, customer_id: str, claim: PendingClaim | None = None
+) -> Found | None:
     """The (first) row holding this Stripe customer id and its tenant, both locked."""
-    found = session.connection().execute(_BY_CUSTOMER, {"value": customer_id}).first()
+    found = _read(session, "customer", {"value": customer_id}, claim)
     return None if found is None else _split(found)
 
 
 def lock_by_tenant_slug(
-    *, session: Session, slug: str
+    *, session: Session, slug: str, claim: PendingClaim | None = None
 ) -> tuple[SubscriptionRecord | None, TenantRecord] | None:
     """The tenant with this slug (locked) and its row (locked) if it has one."""
     connection = session.connection()
-    tenant = connection.execute(_TENANT_BY_SLUG, {"slug": slug}).first()
+    tenant = _read(session, "slug", {"slug": slug}, claim)
     if tenant is None:
         return None
     found = connection.execute(_BY_TENANT, {"value": tenant[0]}).first()

@@ -14,6 +14,14 @@
   the SELECT sees the committed row and the second delivery reports ``skipped``. SQLite
   serialises writers (the claim is the transaction's first statement, so it takes the write
   lock at once), same result.
+- On PostgreSQL the claim saves its own round trip: it rides, as a data-modifying CTE, on the
+  handler's first locked read of the tenant's row (a ``PendingClaim`` until then), which every
+  handler makes before changing anything. If it inserted nothing the
+  read raises ``ClaimTaken``; the ledger row is then locked as above and a done one reported
+  ``skipped``, while one to apply again (``failed``, or ``force``) rolls back and starts over
+  claiming first. A handler that returns without a read (an ignored event) gets its claim run
+  after it; if that inserts nothing, the same start-over applies. Racing deliveries wait in
+  the combined statement (for the row lock or the claim) and end the same way.
 - A handler error never escapes: the transaction is rolled back and, in a fresh one, the ledger
   row is written ``failed`` with the error and ``attempts + 1``. A later ``process`` of the same
   id (Stripe's retry, a replay, ``retry-failed``) applies it again.
@@ -23,7 +31,8 @@
 Handlers are idempotent and order-independent (see :mod:`.policy`), which is what makes
 ``force`` and retries safe. The hot path runs Core statements from
 :mod:`billing_cli.repository.ledger` and :mod:`billing_cli.repository.webhook_rows` (about four
-statements per event: claim, locked row lookup, one UPDATE of the changed columns, commit) and
+statements per event: claim, locked row lookup, one UPDATE of the changed columns, commit;
+claim and lookup are one statement on PostgreSQL) and
 builds the before/after views of ``changes`` only for dry runs and engines made with
 ``collect_changes=True`` (replays, see :meth:`WebhookEngine.for_replay`). The engine holds no
 per-event state, so one instance can serve many threads; each call opens its own session.
@@ -35,6 +44,8 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from sqlmodel import Session
 
 from billing_cli.errors import WebhookError
 from billing_cli.models import EVENT_SOURCES, Change, Invocation, utcnow
@@ -71,6 +82,10 @@ class EventOutcome:
 
 class LedgerConflict(Exception):
     """The event id is recorded, yet its row could not be read (it is being written)."""
+
+
+class _ClaimFirst(Exception):
+    """A deferred claim cannot stand: roll back and apply the event again, claiming first."""
 
 
 class WebhookEngine:
@@ -145,20 +160,37 @@ class WebhookEngine:
     def _apply(
         self, parsed: ParsedEvent, *, source: str, force: bool, dry_run: bool
     ) -> EventOutcome:
+        try:
+            return self._apply_once(
+                parsed, source=source, force=force, dry_run=dry_run, defer_claim=True
+            )
+        except _ClaimFirst:
+            # the deferred claim met a recorded id that must be applied again (failed, or
+            # force), or it was run after a handler: start over, claiming first
+            return self._apply_once(
+                parsed, source=source, force=force, dry_run=dry_run, defer_claim=False
+            )
+
+    def _apply_once(
+        self, parsed: ParsedEvent, *, source: str, force: bool, dry_run: bool, defer_claim: bool
+    ) -> EventOutcome:
         with self.db.transaction(dry_run=dry_run) as session:
             now = utcnow()
             values = _ledger_values(parsed, source=source, status="processed", now=now)
             values["processed_at"] = now
-            new_id = ledger_repo.claim(session=session, values=values)
-            entry = None
-            if new_id is None:
-                entry = ledger_repo.lock(session=session, event_id=parsed.id)
-                if entry is None:
-                    raise LedgerConflict(parsed.id)
-                if entry.status in _DONE and not force:
-                    return EventOutcome(
-                        parsed.id, parsed.type, "skipped", f"already {entry.status}"
-                    )
+            pending = None
+            entry: ledger_repo.LedgerEntry | None = None
+            if defer_claim and ledger_repo.defers_claims(session=session):
+                # PostgreSQL: the handler's first locked read carries the claim
+                pending = ledger_repo.PendingClaim(values)
+                new_id = None
+            else:
+                new_id = ledger_repo.claim(session=session, values=values)
+                if new_id is None:
+                    recorded = self._recorded(parsed, session=session, force=force)
+                    if isinstance(recorded, EventOutcome):
+                        return recorded
+                    entry = recorded
             context = Context(
                 session=session,
                 event=parsed,
@@ -170,13 +202,25 @@ class WebhookEngine:
                 ),
                 max_failed_attempts=self.max_failed_attempts,
                 collect_changes=self.collect_changes or dry_run,
+                claim=pending,
             )
             handler = HANDLERS.get(parsed.type)
-            if handler is None:
-                result = HandlerResult("ignored", f"unhandled event type {parsed.type}")
-            else:
-                result = handler(context)
+            try:
+                if handler is None:
+                    result = HandlerResult("ignored", f"unhandled event type {parsed.type}")
+                else:
+                    result = handler(context)
+            except ledger_repo.ClaimTaken:
+                # raised by the handler's first read, before it changed anything
+                recorded = self._recorded(parsed, session=session, force=force)
+                if isinstance(recorded, EventOutcome):
+                    return recorded
+                raise _ClaimFirst from None
             session.flush()  # ORM writes (audit, suspension) now: their errors are handler errors
+            if pending is not None:
+                new_id = ledger_repo.settle(session=session, pending=pending)
+                if new_id is None:  # recorded meanwhile; the handler's work must not count
+                    raise _ClaimFirst
             if entry is None:
                 assert new_id is not None
                 if result.status != "processed":
@@ -200,6 +244,18 @@ class WebhookEngine:
             return EventOutcome(
                 parsed.id, parsed.type, result.status, result.reason, tuple(context.changes)
             )
+
+    @staticmethod
+    def _recorded(
+        parsed: ParsedEvent, *, session: Session, force: bool
+    ) -> ledger_repo.LedgerEntry | EventOutcome:
+        """The event id's recorded ledger row, locked, or the outcome "skipped" if it is done."""
+        entry = ledger_repo.lock(session=session, event_id=parsed.id)
+        if entry is None:
+            raise LedgerConflict(parsed.id)
+        if entry.status in _DONE and not force:
+            return EventOutcome(parsed.id, parsed.type, "skipped", f"already {entry.status}")
+        return entry
 
     def _record_failure(
         self, parsed: ParsedEvent, *, source: str, message: str, force: bool, dry_run: bool

@@ -15,6 +15,12 @@ changed; ORM objects are loaded only on the rare paths that audit (suspension, r
 name/e-mail sync). The before/after views of :class:`~billing_cli.models.Change` are built only
 when the caller asked for them (``Context.collect_changes``: dry runs and replays).
 
+On PostgreSQL the engine leaves its ledger claim pending (``Context.claim``) and the first
+locked read of :func:`resolve` carries it (one round trip for both); that read raises
+``ClaimTaken`` if the event id is already recorded. So every handler calls :func:`resolve`
+before any other database work, and a handler that returns before resolving changes nothing
+(the engine then runs the claim itself).
+
 An invoice of a subscription other than the row's current one is not dropped: it goes into the
 payment register tagged with its subscription and counts once (and only while) that
 subscription is the snapshot's (see :mod:`.policy`). ``customer.updated`` syncs the tenant's
@@ -33,6 +39,7 @@ from sqlmodel import Session
 
 from billing_cli.models import Change, Invocation, Tenant, utcnow
 from billing_cli.repository import webhook_rows as rows_repo
+from billing_cli.repository.ledger import PendingClaim
 from billing_cli.repository.webhook_rows import SubscriptionRecord, TenantRecord
 from billing_cli.services import audit, tenants
 from billing_cli.services.views import tenant_view
@@ -73,6 +80,7 @@ class Context:
     invocation: Invocation
     max_failed_attempts: int
     collect_changes: bool = True
+    claim: PendingClaim | None = None  # the engine's claim, carried by the first locked read
     changes: list[Change] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -88,22 +96,26 @@ Found = tuple[SubscriptionRecord, TenantRecord]
 
 
 def resolve(
-    session: Session, *, subscription_id: str | None, customer_id: str | None, slug: str | None
+    ctx: Context, *, subscription_id: str | None, customer_id: str | None, slug: str | None
 ) -> Found | None:
     """The tenant's row (locked), found by subscription id, customer id, then tenant slug.
 
     A tenant found by slug that has no row yet gets a new record, inserted by :func:`_finish`.
+    The first read carries ``ctx.claim`` (later ones see it settled).
     """
+    session, claim = ctx.session, ctx.claim
     found = None
     if subscription_id:
-        found = rows_repo.lock_by_subscription(session=session, subscription_id=subscription_id)
+        found = rows_repo.lock_by_subscription(
+            session=session, subscription_id=subscription_id, claim=claim
+        )
     if found is None and customer_id:
-        found = rows_repo.lock_by_customer(session=session, customer_id=customer_id)
+        found = rows_repo.lock_by_customer(session=session, customer_id=customer_id, claim=claim)
     if found is not None:
         return found
     if not slug:
         return None
-    by_slug = rows_repo.lock_by_tenant_slug(session=session, slug=slug)
+    by_slug = rows_repo.lock_by_tenant_slug(session=session, slug=slug, claim=claim)
     if by_slug is None:
         return None
     record, tenant = by_slug
@@ -140,7 +152,7 @@ def on_subscription(ctx: Context) -> HandlerResult:
     """customer.subscription.created/updated/deleted/trial_will_end: the snapshot register."""
     facts = read_subscription(ctx.event.obj)
     found = resolve(
-        ctx.session,
+        ctx,
         subscription_id=facts.id,
         customer_id=facts.customer_id,
         slug=facts.tenant_slug,
@@ -193,7 +205,7 @@ def on_invoice(ctx: Context) -> HandlerResult:
     if facts.subscription_id is None:
         return HandlerResult("ignored", f"invoice {facts.id} is not for a subscription")
     found = resolve(
-        ctx.session,
+        ctx,
         subscription_id=facts.subscription_id,
         customer_id=facts.customer_id,
         slug=facts.tenant_slug,
@@ -244,7 +256,7 @@ def on_invoice(ctx: Context) -> HandlerResult:
 def on_customer(ctx: Context) -> HandlerResult:
     """customer.created: log; updated: sync name and e-mail; deleted: forget the customer id."""
     facts = read_customer(ctx.event.obj)
-    found = resolve(ctx.session, subscription_id=None, customer_id=facts.id, slug=facts.tenant_slug)
+    found = resolve(ctx, subscription_id=None, customer_id=facts.id, slug=facts.tenant_slug)
     if found is None:
         return HandlerResult("ignored", _unknown("customer", facts.id, None, facts.tenant_slug))
     row, tenant = found
