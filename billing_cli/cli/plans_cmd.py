@@ -108,12 +108,12 @@ def update(
     from billing_cli.cli import render
     from billing_cli.services import plans
 
-    runtime = runtime_of(ctx)
-    db = runtime.database()
-    runtime.confirm(f"update plan {slug}", yes=yes, dry_run=dry_run)
+    db, invocation = runtime_of(ctx).begin_change(
+        ctx, what=f"update plan {slug}", dry_run=dry_run, yes=yes
+    )
     result = plans.update_plan(
         db,
-        invocation=runtime.invocation(ctx, dry_run=dry_run),
+        invocation=invocation,
         slug=slug,
         name=name,
         amount=amount,
@@ -131,13 +131,11 @@ def _set_active(
     from billing_cli.cli import render
     from billing_cli.services import plans
 
-    runtime = runtime_of(ctx)
-    db = runtime.database()
     verb = "activate" if active else "deactivate"
-    runtime.confirm(f"{verb} plan {slug}", yes=yes, dry_run=dry_run)
-    result = plans.set_plan_active(
-        db, invocation=runtime.invocation(ctx, dry_run=dry_run), slug=slug, active=active
+    db, invocation = runtime_of(ctx).begin_change(
+        ctx, what=f"{verb} plan {slug}", dry_run=dry_run, yes=yes
     )
+    result = plans.set_plan_active(db, invocation=invocation, slug=slug, active=active)
     render.change(result, json_output=json_output)
 
 

@@ -16,6 +16,7 @@ from billing_cli.gateway import Gateway
 from billing_cli.models import Change, Invocation
 from billing_cli.money import format_money
 from billing_cli.repository import Database
+from billing_cli.repository import subscriptions as subscriptions_repo
 from billing_cli.services import audit
 from billing_cli.services import tenants as tenant_rules
 from billing_cli.services.customers import ensure_customer
@@ -94,8 +95,9 @@ def list_methods(db: Database, gateway: Gateway, *, tenant_slug: str) -> list[di
     """The tenant's saved payment methods, the default one marked."""
     with db.read() as session:
         tenant = tenant_rules.require_tenant(session, tenant_slug)
-        row = stripe_row(session, tenant, create=False)
-        customer_id = row.stripe_customer_id
+        assert tenant.id is not None
+        row = subscriptions_repo.for_tenant(session=session, tenant_id=tenant.id)
+        customer_id = row.stripe_customer_id if row else None
     if not customer_id:
         return []
     default = gateway.retrieve_customer(customer_id).default_payment_method

@@ -384,16 +384,14 @@ def follow_billing_policy(
     reason = policy.billing_suspension(
         status=row.status, attempts=row.failed_payment_attempts, max_attempts=max_failed_attempts
     )
-    action = policy.tenant_action(
-        reason=reason, status=tenant.status, suspended_by=tenant.suspended_by
+    return tenant_rules.follow_billing(
+        session,
+        reason=reason,
+        status=tenant.status,
+        suspended_by=tenant.suspended_by,
+        load=lambda: tenant,
+        invocation=invocation,
     )
-    if action == "suspend" and reason is not None:
-        return tenant_rules.suspend(
-            session, tenant, reason=reason, by="billing", invocation=invocation
-        )
-    if action == "reactivate":
-        return tenant_rules.reactivate(session, tenant, invocation=invocation)
-    return None
 
 
 # -- helpers ---------------------------------------------------------------------------------

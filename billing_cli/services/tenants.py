@@ -9,6 +9,7 @@ so both paths obey the same rule and write the same audit entry and notification
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -208,6 +209,29 @@ def reactivate(session: Session, tenant: Tenant, *, invocation: Invocation) -> C
         dry_run=invocation.dry_run,
         message=f"{verb} tenant {tenant.slug}",
     )
+
+
+def follow_billing(
+    session: Session,
+    *,
+    reason: str | None,
+    status: str,
+    suspended_by: str | None,
+    load: Callable[[], Tenant],
+    invocation: Invocation,
+) -> Change | None:
+    """Make the tenant's access follow billing: suspend (``by="billing"``) when ``reason`` says
+    billing wants it suspended, lift a *billing* suspension when it does not, and never lift a
+    manual one (only a person does, with ``billing tenants reactivate``).
+
+    ``status``/``suspended_by`` are the tenant's current values; ``load`` yields the ORM tenant,
+    called only when something changes (the webhook engine reads plain records on its hot path).
+    """
+    if reason is not None and status == "active":
+        return suspend(session, load(), reason=reason, by="billing", invocation=invocation)
+    if reason is None and status == "suspended" and suspended_by == "billing":
+        return reactivate(session, load(), invocation=invocation)
+    return None
 
 
 def _notify(session: Session, tenant: Tenant, *, kind: str, payload: dict[str, Any]) -> None:

@@ -17,13 +17,11 @@ import typer
 from typer.testing import CliRunner
 
 from billing_cli.cli import main as cli_main
-from billing_cli.models import SubscriptionPlan, utcnow
 from billing_cli.repository import Database
-from billing_cli.repository import plans as plans_repo
 from billing_cli.services import tenants
 from tests import events
 from tests.cli.conftest import Billing
-from tests.factories import add_tenant
+from tests.factories import add_synced_plan, add_tenant
 from tests.signing import signed_delivery
 from tests.web import ROOT, SECRET, SERVE_SCRIPT, ServeProcess, deliver, reply, wait_until
 
@@ -152,37 +150,6 @@ def test_serve_takes_its_path_and_body_cap_from_the_command_line(db: Database) -
 # -- end to end: the sandbox's webhooks to the running endpoint --------------------------------
 
 
-def _synced_plan(db: Database, gateway: Gateway) -> None:
-    """Plan ``basic`` with a real Product and Price in the sandbox (what `plans sync` makes)."""
-    product = gateway.create_product(name="Basic", metadata={}, idempotency_key="e2e-product")
-    price = gateway.create_price(
-        product_id=product.id,
-        unit_amount=2000,
-        currency="usd",
-        interval="month",
-        interval_count=1,
-        lookup_key=None,
-        metadata={},
-        transfer_lookup_key=False,
-        idempotency_key="e2e-price",
-    )
-    with db.transaction() as session:
-        plans_repo.add(
-            session=session,
-            plan=SubscriptionPlan(
-                slug="basic",
-                name="Basic",
-                amount=2000,
-                currency="usd",
-                interval="month",
-                stripe_product_id=product.id,
-                stripe_price_id=price.id,
-                created_at=utcnow(),
-                updated_at=utcnow(),
-            ),
-        )
-
-
 def _use_card(sandbox: Sandbox, subscription_id: str, customer_id: str, card: str) -> None:
     """Switch the subscription to another test card (Stripe's dashboard or portal would)."""
     import stripe
@@ -218,7 +185,7 @@ def test_the_sandbox_webhooks_keep_the_database_in_step_while_the_cli_subscribes
 ) -> None:
     db = db_env
     add_tenant(db, "acme")
-    _synced_plan(db, gateway)
+    add_synced_plan(db, gateway, "basic", amount=2000)  # what `plans sync` makes
     with ServeProcess(_env(db)) as server:
         sandbox.register_webhook(f"{server.url}/webhooks/stripe/", SECRET)
 

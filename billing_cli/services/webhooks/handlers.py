@@ -370,22 +370,14 @@ def _finish(
         attempts=row.failed_payment_attempts,
         max_attempts=ctx.max_failed_attempts,
     )
-    action = policy.tenant_action(
-        reason=reason, status=tenant.status, suspended_by=tenant.suspended_by
+    change = tenants.follow_billing(
+        ctx.session,
+        reason=reason,
+        status=tenant.status,
+        suspended_by=tenant.suspended_by,
+        load=lambda: _load_tenant(ctx, tenant),
+        invocation=ctx.invocation,
     )
-    change = None
-    if action == "suspend" and reason is not None:
-        change = tenants.suspend(
-            ctx.session,
-            _load_tenant(ctx, tenant),
-            reason=reason,
-            by="billing",
-            invocation=ctx.invocation,
-        )
-    elif action == "reactivate":
-        change = tenants.reactivate(
-            ctx.session, _load_tenant(ctx, tenant), invocation=ctx.invocation
-        )
     if change is not None and ctx.collect_changes:
         ctx.changes.append(change)
     return HandlerResult("processed", "; ".join(ctx.notes))

@@ -152,10 +152,6 @@ def snapshot_subscription_created(key: str | None) -> int:
     return int(key.split(":", 1)[0]) if key else -1
 
 
-def snapshot_is_canceled(key: str | None) -> bool:
-    return key is not None and key.split(":", 2)[1] == "1"
-
-
 def snapshot_event_created(key: str | None) -> int:
     """The event (or local write) time of a snapshot key; -1 for none."""
     return int(key.split(":", 3)[2]) if key else -1
@@ -308,17 +304,4 @@ def billing_suspension(*, status: str | None, attempts: int, max_attempts: int) 
         return "billing: subscription canceled"
     if status in ("past_due", "unpaid") and attempts >= max_attempts:
         return f"billing: {attempts} failed payment attempts"
-    return None
-
-
-def tenant_action(*, reason: str | None, status: str, suspended_by: str | None) -> str | None:
-    """What billing does to a tenant's access: "suspend", "reactivate" or nothing.
-
-    ``reason`` is :func:`billing_suspension`'s answer. A manual suspension is never lifted here;
-    only a person lifts it (``billing tenants reactivate``).
-    """
-    if reason is not None and status == "active":
-        return "suspend"
-    if reason is None and status == "suspended" and suspended_by == "billing":
-        return "reactivate"
     return None
