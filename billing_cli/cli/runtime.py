@@ -8,7 +8,7 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import typer
 
@@ -130,9 +130,3 @@ def configure_logging(*, verbose: bool, log_file: str) -> None:
         logger.addHandler(handler)
     logger.setLevel(logging.DEBUG)
     logger.propagate = False
-
-
-def scrubbed(arguments: dict[str, Any]) -> dict[str, Any]:
-    from billing_cli.services.audit import scrub_arguments
-
-    return scrub_arguments(arguments)

@@ -31,10 +31,6 @@ def list_recent(
     return session.exec(statement).all()
 
 
-def count(*, session: Session) -> int:
-    return session.exec(select(func.count()).select_from(AuditEntry)).one()
-
-
 def count_for_tenant(*, session: Session, tenant_slug: str) -> int:
     """How many committed changes a tenant has had: a counter that moves with every change."""
     statement = (

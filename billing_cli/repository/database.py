@@ -33,14 +33,6 @@ def _enable_sqlite_foreign_keys(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def describe_url(url: str) -> str:
-    """The URL without its password, for messages."""
-    try:
-        return sa.make_url(url).render_as_string(hide_password=True)
-    except exc.ArgumentError:
-        return "<unparseable database URL>"
-
-
 class Database:
     """An engine on the tenant database plus the session and schema checks services need."""
 

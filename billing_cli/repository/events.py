@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlmodel import Session, col, func, select
+from sqlmodel import Session, col, select
 
 from billing_cli.models import WebhookEvent
 
@@ -47,7 +47,3 @@ def failed(*, session: Session) -> Sequence[WebhookEvent]:
         .order_by(col(WebhookEvent.created), col(WebhookEvent.id))
     )
     return session.exec(statement).all()
-
-
-def count(*, session: Session) -> int:
-    return session.exec(select(func.count()).select_from(WebhookEvent)).one()

@@ -18,28 +18,6 @@ def for_tenant(
     return session.exec(statement).first()
 
 
-def by_subscription_id(
-    *, session: Session, subscription_id: str, for_update: bool = False
-) -> TenantSubscription | None:
-    statement = select(TenantSubscription).where(
-        TenantSubscription.stripe_subscription_id == subscription_id
-    )
-    if for_update:
-        statement = statement.with_for_update()
-    return session.exec(statement).first()
-
-
-def by_customer_id(
-    *, session: Session, customer_id: str, for_update: bool = False
-) -> TenantSubscription | None:
-    statement = select(TenantSubscription).where(
-        TenantSubscription.stripe_customer_id == customer_id
-    )
-    if for_update:
-        statement = statement.with_for_update()
-    return session.exec(statement).first()
-
-
 def list_with_tenants(
     *, session: Session, status: str | None = None
 ) -> Sequence[tuple[TenantSubscription, Tenant]]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlmodel import Session, col, func, select
+from sqlmodel import Session, col, select
 
 from billing_cli.models import Tenant
 
@@ -39,7 +39,3 @@ def add(*, session: Session, tenant: Tenant) -> Tenant:
 def delete(*, session: Session, tenant: Tenant) -> None:
     session.delete(tenant)
     session.flush()
-
-
-def count(*, session: Session) -> int:
-    return session.exec(select(func.count()).select_from(Tenant)).one()

@@ -265,11 +265,6 @@ class _Resource:
         if persist:
             ls.store[f"{self.object}:{self.id}"] = self
 
-    @property
-    def _key_id(self) -> str:
-        assert self.id is not None
-        return self.id
-
     def _export(self, expand: list[str] | None = None) -> JSON:
         raise NotImplementedError
 
