@@ -31,6 +31,8 @@ class Settings:
     stripe_live_mode: bool = False
     stripe_api_base: str = ""
     stripe_max_network_retries: int = 2
+    stripe_timeout: float = 20.0
+    stripe_time_budget: float = 45.0
     database_url: str = DEFAULT_DATABASE_URL
     operator: str = ""
     max_failed_attempts: int = 3
@@ -129,6 +131,8 @@ def _from_mapping(values: Mapping[str, str]) -> Settings:
         stripe_max_network_retries=_integer(
             "STRIPE_MAX_NETWORK_RETRIES", text("STRIPE_MAX_NETWORK_RETRIES", "2"), minimum=0
         ),
+        stripe_timeout=_seconds("STRIPE_TIMEOUT", text("STRIPE_TIMEOUT", "20")),
+        stripe_time_budget=_seconds("STRIPE_TIME_BUDGET", text("STRIPE_TIME_BUDGET", "45")),
         database_url=text("BILLING_DATABASE_URL") or DEFAULT_DATABASE_URL,
         operator=text("BILLING_OPERATOR"),
         max_failed_attempts=_integer(
@@ -154,6 +158,17 @@ def _integer(name: str, raw: str, *, minimum: int) -> int:
         raise ConfigError(f"{name} must be a whole number, not {raw!r}") from None
     if value < minimum:
         raise ConfigError(f"{name} must be at least {minimum}, not {value}")
+    return value
+
+
+def _seconds(name: str, raw: str) -> float:
+    """A positive number of seconds, at most ten minutes."""
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number of seconds, not {raw!r}") from None
+    if not 0 < value <= 600:
+        raise ConfigError(f"{name} must be between 0 and 600 seconds, not {raw}")
     return value
 
 

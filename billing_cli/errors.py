@@ -56,7 +56,14 @@ class ConfirmationDeclined(BillingError):
 
 
 class GatewayError(BillingError):
-    """Stripe refused a request or could not be reached."""
+    """Stripe refused a request or could not be reached.
+
+    ``ambiguous`` says whether Stripe may have acted although the call failed: a timeout, a
+    cut response, a 5xx, a 409 or a 429 after every retry tells nothing about that. A write that
+    ends so leaves its intent open, and re-running the command finishes it with the same key.
+    """
+
+    ambiguous: bool = False
 
 
 class CardDeclined(GatewayError):
@@ -65,6 +72,14 @@ class CardDeclined(GatewayError):
 
 class RateLimited(GatewayError):
     """Stripe answered 429 after the client's own retries."""
+
+    ambiguous = True
+
+
+class StripeServerError(GatewayError):
+    """Stripe answered 5xx (or 409) after every retry: the request may or may not have acted."""
+
+    ambiguous = True
 
 
 class InvalidRequest(GatewayError):
@@ -85,6 +100,14 @@ class PermissionMissing(GatewayError):
 
 class StripeUnreachable(GatewayError):
     """No answer from Stripe (network error or timeout) after retries."""
+
+    ambiguous = True
+
+
+class OutcomeUnknown(GatewayError):
+    """A Stripe write ended without a definite answer; its intent stays open for a re-run."""
+
+    ambiguous = True
 
 
 class IdempotencyConflict(GatewayError):

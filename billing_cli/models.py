@@ -28,6 +28,8 @@ SUBSCRIPTION_STATUSES = (
 )
 EVENT_SOURCES = ("endpoint", "replay", "file")
 EVENT_STATUSES = ("processed", "failed", "ignored", "skipped")
+INTENT_STATUSES = ("pending", "succeeded", "failed", "unknown")
+OPEN_INTENT_STATUSES = ("pending", "unknown")
 
 
 def utcnow() -> datetime:
@@ -178,6 +180,40 @@ class Notification(SQLModel, table=True):
     sent_at: datetime | None = _ts()
 
 
+class StripeIntent(SQLModel, table=True):
+    """The write journal: one row per Stripe write (or multi-step write) the tool means to make.
+
+    The row is committed *before* Stripe is called, and its idempotency keys are derived from its
+    id, so a re-run after a timeout or a crash finds it and sends the same keys whatever else was
+    committed in between. ``open_scope`` holds ``family:target`` while the intent is open and
+    NULL once it is closed; its unique index lets one intent per tenant and operation family be
+    open at a time, on SQLite and PostgreSQL alike. ``steps`` keeps the recovery points of a
+    multi-step command (customer, payment method, subscription).
+    """
+
+    __tablename__ = "stripe_intent"
+
+    id: str = Field(primary_key=True, max_length=40)
+    operation: str = Field(max_length=64, index=True)
+    family: str = Field(max_length=32)
+    target: str = Field(max_length=255)
+    tenant_slug: str | None = Field(default=None, max_length=64, index=True)
+    params_hash: str = Field(max_length=64)
+    params: dict[str, Any] | None = _json()
+    idempotency_key: str = Field(max_length=255)
+    status: str = Field(default="pending", max_length=16, index=True)
+    open_scope: str | None = Field(default=None, max_length=300, unique=True)
+    steps: dict[str, Any] | None = _json()
+    stripe_object_id: str | None = Field(default=None, max_length=255)
+    error: str | None = Field(default=None, sa_type=sa.Text)
+    operator: str = Field(max_length=200)
+    command: str = Field(max_length=200)
+    attempts: int = 1
+    created_at: datetime | None = _ts(index=True)
+    updated_at: datetime | None = _ts()
+    finished_at: datetime | None = _ts()
+
+
 @dataclass(frozen=True)
 class Invocation:
     """Who runs which command with which arguments; what an audit entry records."""
@@ -200,6 +236,7 @@ class Change:
     changed: bool = True
     message: str = ""
     stripe_writes: tuple[dict[str, Any], ...] = ()
+    side_effects: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -211,4 +248,5 @@ class Change:
             "before": self.before,
             "after": self.after,
             "stripe_writes": list(self.stripe_writes),
+            "side_effects": list(self.side_effects),
         }

@@ -90,6 +90,8 @@ def change(result: Change, *, json_output: bool) -> None:
     diff = list(changed_fields(result.before, result.after))
     if diff and result.changed:
         table(None, ("field", "before", "after"), diff)
+    for effect in result.side_effects:
+        out().print(f"  {effect}")
     for write in result.stripe_writes:
         verb = "would send" if result.dry_run else "sent"
         out().print(f"  {verb} Stripe {write.get('operation')} {write.get('target', '')}")

@@ -26,6 +26,7 @@ from billing_cli.errors import (
     NotFoundInStripe,
     PermissionMissing,
     RateLimited,
+    StripeServerError,
     StripeUnreachable,
 )
 
@@ -83,6 +84,8 @@ def translate(exc: stripe.StripeError, *, subject: str = "") -> GatewayError:
             + message.split(". ")[0].rstrip(".")
         )
     status = f" (HTTP {exc.http_status})" if exc.http_status else ""
+    if isinstance(exc, stripe.APIError) or (exc.http_status or 0) >= 500 or exc.http_status == 409:
+        return StripeServerError(f"Stripe error{status} after retries: {message}")
     return GatewayError(f"Stripe error{status}: {message}")
 
 

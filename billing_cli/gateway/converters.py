@@ -171,6 +171,7 @@ def subscription_info(obj: Any) -> SubscriptionInfo:
         canceled_at=timestamp(d.get("canceled_at")),
         latest_invoice_id=_ref(d.get("latest_invoice")),
         created=timestamp(d.get("created")),
+        metadata=_metadata(d.get("metadata")),
     )
 
 
@@ -234,4 +235,16 @@ def payment_info(obj: Any) -> PaymentInfo:
         currency=_text(d.get("currency")) or "",
         status=_text(d.get("status")) or "",
         description=_text(d.get("description")),
+        metadata=_metadata(d.get("metadata")),
+        failure=_payment_error(d.get("last_payment_error")),
     )
+
+
+def _payment_error(value: Any) -> str | None:
+    """``decline_code: message`` from a PaymentIntent's last_payment_error."""
+    error = _map(value)
+    if not error:
+        return None
+    code = _text(error.get("decline_code")) or _text(error.get("code")) or "declined"
+    message = _text(error.get("message"))
+    return f"{code}: {message}" if message else code

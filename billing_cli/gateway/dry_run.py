@@ -86,6 +86,14 @@ class DryRunGateway(Gateway):
             return [s for s in self._subscriptions.values() if s.customer_id == customer_id]
         return self.inner.list_subscriptions(customer_id=customer_id)
 
+    def list_payments(self, *, customer_id: str) -> list[PaymentInfo]:
+        if _is_synthetic(customer_id):
+            return []
+        return self.inner.list_payments(customer_id=customer_id)
+
+    def retrieve_price(self, price_id: str) -> PriceInfo:
+        return self.inner.retrieve_price(price_id)
+
     def preview_price_change(
         self,
         subscription_id: str,
@@ -298,6 +306,7 @@ class DryRunGateway(Gateway):
         description: str,
         payment_method: str | None,
         idempotency_key: str,
+        metadata: Mapping[str, str] | None = None,
     ) -> PaymentInfo:
         method = payment_method
         if method is None and not _is_synthetic(customer_id):
@@ -316,4 +325,4 @@ class DryRunGateway(Gateway):
             description=description,
             payment_method=method,
         )
-        return PaymentInfo("(new payment)", amount, currency, "succeeded", description)
+        return PaymentInfo("(new payment)", amount, currency, "not sent", description)

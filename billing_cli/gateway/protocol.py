@@ -58,6 +58,14 @@ class Gateway(Protocol):
         """Every subscription of a customer, canceled ones included."""
         ...
 
+    def list_payments(self, *, customer_id: str) -> list[PaymentInfo]:
+        """The customer's PaymentIntents, newest first (auto-paged)."""
+        ...
+
+    def retrieve_price(self, price_id: str) -> PriceInfo:
+        """One price, archived or not."""
+        ...
+
     def preview_price_change(
         self,
         subscription_id: str,
@@ -193,6 +201,7 @@ class Gateway(Protocol):
         description: str,
         payment_method: str | None,
         idempotency_key: str,
+        metadata: Mapping[str, str] | None = None,
     ) -> PaymentInfo:
         """Charge a one-off amount off-session, with the customer's default method if none given."""
         ...

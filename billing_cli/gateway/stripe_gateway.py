@@ -235,6 +235,7 @@ class StripeGateway(StripeReads):
         description: str,
         payment_method: str | None,
         idempotency_key: str,
+        metadata: Mapping[str, str] | None = None,
     ) -> PaymentInfo:
         """A confirmed off-session PaymentIntent; Stripe does not pick the default by itself."""
         method = payment_method or self.retrieve_customer(customer_id).default_payment_method
@@ -254,6 +255,8 @@ class StripeGateway(StripeReads):
             "confirm": True,
             "off_session": True,
         }
+        if metadata:
+            params["metadata"] = dict(metadata)
         with stripe_call("payment_intents.create", customer=customer_id, payment_method=method):
             intent = self._v1.payment_intents.create(params, _options(idempotency_key))
         return conv.payment_info(intent)

@@ -17,6 +17,7 @@ from billing_cli.gateway.calls import stripe_call
 from billing_cli.gateway.types import (
     CustomerInfo,
     InvoicePreview,
+    PaymentInfo,
     PaymentMethodInfo,
     PriceInfo,
     ProductInfo,
@@ -99,6 +100,17 @@ class StripeReads:
                 {"customer": customer_id, "status": "all", "limit": PAGE_SIZE}
             )
             return [conv.subscription_info(s) for s in page.auto_paging_iter()]
+
+    def list_payments(self, *, customer_id: str) -> list[PaymentInfo]:
+        """The customer's PaymentIntents (used to find a charge by its intent's metadata)."""
+        with stripe_call("payment_intents.list", customer=customer_id):
+            page = self._v1.payment_intents.list({"customer": customer_id, "limit": PAGE_SIZE})
+            return [conv.payment_info(p) for p in page.auto_paging_iter()]
+
+    def retrieve_price(self, price_id: str) -> PriceInfo:
+        """One price (an archived one too)."""
+        with stripe_call("prices.retrieve", price=price_id):
+            return conv.price_info(self._v1.prices.retrieve(price_id))
 
     def preview_price_change(
         self,

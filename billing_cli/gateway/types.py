@@ -85,6 +85,7 @@ class SubscriptionInfo:
     canceled_at: datetime | None
     latest_invoice_id: str | None
     created: datetime | None
+    metadata: Metadata = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -119,3 +120,5 @@ class PaymentInfo:
     currency: str
     status: str
     description: str | None
+    metadata: Metadata = field(default_factory=dict)
+    failure: str | None = None

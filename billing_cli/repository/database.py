@@ -27,10 +27,26 @@ def _sqlite_path(url: sa.URL) -> Path | None:
 
 
 def _enable_sqlite_foreign_keys(dbapi_connection: Any, _record: Any) -> None:
+    # pysqlite's own transaction handling would BEGIN lazily and DEFERRED; _begin_sqlite takes
+    # over, so a write transaction can start IMMEDIATE.
+    dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=5000")
     cursor.close()
+
+
+def _begin_sqlite(connection: sa.Connection) -> None:
+    """Start SQLite transactions ourselves: IMMEDIATE for writers, DEFERRED for readers.
+
+    A DEFERRED transaction takes SQLite's write lock only at its first write, so two writers
+    that both read first (``tenants suspend`` twice) both see the old state and both write:
+    the audit trail then shows two suspensions, each from ``active``. ``BEGIN IMMEDIATE`` takes
+    the write lock at the start, so writers queue (up to ``busy_timeout``) as row locks make
+    them queue on PostgreSQL.
+    """
+    mode = connection.get_execution_options().get("sqlite_begin", "DEFERRED")
+    connection.exec_driver_sql(f"BEGIN {mode}")
 
 
 class Database:
@@ -51,6 +67,8 @@ class Database:
             raise DatabaseError(f"cannot use database {self.display_url}: {error}") from None
         if self.url.get_backend_name() == "sqlite":
             event.listen(self.engine, "connect", _enable_sqlite_foreign_keys)
+            event.listen(self.engine, "begin", _begin_sqlite)
+        self._writer = self.engine.execution_options(sqlite_begin="IMMEDIATE")
 
     @property
     def dialect(self) -> str:
@@ -88,9 +106,14 @@ class Database:
             yield connection
 
     @contextmanager
-    def transaction(self, *, dry_run: bool = False) -> Iterator[Session]:
-        """A session whose work commits at the end, or is rolled back under ``dry_run``."""
-        with translate_errors(self.display_url), Session(self.engine) as session:
+    def transaction(self, *, dry_run: bool = False, write: bool = True) -> Iterator[Session]:
+        """A session whose work commits at the end, or is rolled back under ``dry_run``.
+
+        A ``write`` transaction on SQLite begins IMMEDIATE (see :func:`_begin_sqlite`). Keep it
+        short: nothing that waits on the network belongs inside it.
+        """
+        engine = self._writer if write else self.engine
+        with translate_errors(self.display_url), Session(engine) as session:
             try:
                 yield session
                 if dry_run:
@@ -103,7 +126,7 @@ class Database:
 
     def read(self) -> AbstractContextManager[Session]:
         """A session for queries only: whatever happens in it is rolled back."""
-        return self.transaction(dry_run=True)
+        return self.transaction(dry_run=True, write=False)
 
     def dispose(self) -> None:
         self.engine.dispose()

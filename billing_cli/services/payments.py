@@ -1,26 +1,35 @@
-"""One-off charges and saved payment methods.
+"""One-off charges and saved payment methods, through the intent journal.
 
-A charge is a confirmed off-session PaymentIntent. Its idempotency key ties it to the tenant,
-the amount, the currency, the description and the tenant's generation (see
-:mod:`.stripe_ops`), so a re-run after a timeout cannot charge twice, while a deliberate second
-charge tomorrow is a new charge. A declined charge is recorded in the audit trail too: support
-needs to see the attempt, and nothing else was changed.
+A charge is a confirmed off-session PaymentIntent made under its intent's key (:mod:`.journal`):
+a re-run after a timeout, a cut response or a crash reuses the open intent and its key, so
+Stripe answers with the first PaymentIntent instead of charging again, whatever was committed
+for the tenant in between. A declined charge closes the intent as failed and is audited:
+support needs to see the attempt; a new attempt is then a new intent (and a new charge).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from sqlmodel import Session
+
 from billing_cli.errors import Conflict, GatewayError, UsageError
-from billing_cli.gateway import Gateway
+from billing_cli.gateway import Gateway, PaymentInfo
 from billing_cli.models import Change, Invocation
 from billing_cli.money import format_money
 from billing_cli.repository import Database
 from billing_cli.repository import subscriptions as subscriptions_repo
-from billing_cli.services import audit
+from billing_cli.services import audit, journal
 from billing_cli.services import tenants as tenant_rules
-from billing_cli.services.customers import ensure_customer
-from billing_cli.services.stripe_ops import planned_writes, stripe_row, tenant_key
+from billing_cli.services.journal import INTENT_METADATA_KEY, Intent
+from billing_cli.services.stripe_ops import (
+    TENANT_METADATA_KEY,
+    TenantRef,
+    customer_step,
+    default_method_step,
+    planned_writes,
+    stripe_row,
+)
 
 MAX_DESCRIPTION = 500
 
@@ -38,56 +47,103 @@ def charge(
     """Charge ``amount`` (minor units) to the tenant's default payment method."""
     if not description.strip() or len(description) > MAX_DESCRIPTION:
         raise UsageError(f"--description must be 1-{MAX_DESCRIPTION} characters")
+    text = description.strip()
     shown = format_money(amount, currency)
+    with db.read() as session:
+        tenant = TenantRef.of(session, tenant_rules.require_tenant(session, tenant_slug))
+    customer_id = tenant.customer_id
+    if not customer_id:
+        raise Conflict(
+            f"tenant {tenant.slug} has no Stripe customer yet; attach a payment method "
+            "with `billing payments methods attach` first"
+        )
+    target = f"payment:{tenant.slug}"
+    intent = journal.begin(
+        db,
+        operation="payment.charge",
+        target=target,
+        tenant_slug=tenant.slug,
+        params={"customer": customer_id, "amount": amount, "currency": currency, "text": text},
+        invocation=invocation,
+    )
     try:
-        with db.transaction(dry_run=invocation.dry_run) as session:
-            tenant = tenant_rules.require_tenant(session, tenant_slug, for_update=True)
-            row = stripe_row(session, tenant, create=False)
-            if not row.stripe_customer_id:
-                raise Conflict(
-                    f"tenant {tenant.slug} has no Stripe customer yet; attach a payment method "
-                    "with `billing payments methods attach` first"
-                )
-            payment = gateway.create_payment(
-                customer_id=row.stripe_customer_id,
-                amount=amount,
-                currency=currency,
-                description=description.strip(),
-                payment_method=None,
-                idempotency_key=tenant_key(
-                    session, tenant, "payment.create", amount, currency, description.strip()
-                ),
-            )
-            after = {
-                "payment_intent": payment.id,
-                "status": payment.status,
-                "amount": payment.amount,
-                "currency": payment.currency,
-                "description": payment.description,
-            }
-            audit.record(
-                session,
-                invocation=invocation,
-                target=f"payment:{tenant.slug}",
-                tenant_slug=tenant.slug,
-                outcome=f"charged {shown} ({payment.status})",
-                before=None,
-                after=after,
-            )
+        payment = _payment_step(db, gateway, intent, tenant, customer_id, amount, currency, text)
     except GatewayError as error:
-        if not invocation.dry_run:
-            _record_failure(db, invocation, tenant_slug, f"charge of {shown} failed: {error}")
+        if not error.ambiguous:
+            journal.fail(
+                db,
+                intent,
+                invocation=invocation,
+                target=target,
+                outcome=f"charge of {shown} failed: {error.message}",
+                error=error,
+            )
         raise
-    verb = "would charge" if invocation.dry_run else "charged"
+    after = {
+        "payment_intent": payment.id,
+        "status": payment.status,
+        "amount": payment.amount,
+        "currency": payment.currency,
+        "description": payment.description,
+    }
+    with db.transaction(dry_run=invocation.dry_run) as session:
+        audit.record(
+            session,
+            invocation=invocation,
+            target=target,
+            tenant_slug=tenant.slug,
+            outcome=f"charged {shown} ({payment.status})",
+            before=None,
+            after=after,
+        )
+        journal.close(session, intent, succeeded=True, object_id=payment.id)
+    if invocation.dry_run:
+        message = (
+            f"would attempt to charge {tenant.slug} {shown}: {text} "
+            "(the card may still decline; nothing was sent)"
+        )
+    else:
+        message = f"charged {tenant.slug} {shown}: {text} ({payment.id}, {payment.status})"
     return Change(
-        target=f"payment:{tenant_slug}",
+        target=target,
         action="charge",
         before=None,
         after=after,
         dry_run=invocation.dry_run,
-        message=f"{verb} {tenant_slug} {shown}: {description.strip()} ({payment.id}, "
-        f"{payment.status})",
+        message=message,
         stripe_writes=planned_writes(gateway),
+    )
+
+
+def _payment_step(
+    db: Database,
+    gateway: Gateway,
+    intent: Intent,
+    tenant: TenantRef,
+    customer_id: str,
+    amount: int,
+    currency: str,
+    text: str,
+) -> PaymentInfo:
+    """Create the PaymentIntent once; past Stripe's key window, find it by metadata first."""
+    if intent.key_may_have_expired():
+        for found in gateway.list_payments(customer_id=customer_id):
+            if found.metadata.get(INTENT_METADATA_KEY) == intent.id:
+                return found
+    return journal.call(
+        db,
+        intent,
+        "payment",
+        lambda key: gateway.create_payment(
+            customer_id=customer_id,
+            amount=amount,
+            currency=currency,
+            description=text,
+            payment_method=None,
+            idempotency_key=key,
+            metadata={TENANT_METADATA_KEY: tenant.slug} | intent.metadata(),
+        ),
+        what=f"the charge of {format_money(amount, currency)} to {tenant.slug}",
     )
 
 
@@ -127,43 +183,51 @@ def attach_method(
     """Attach a payment method (creating the customer on first need), optionally as default."""
     if not payment_method.startswith("pm_"):
         raise UsageError(f"payment method must be an id like pm_..., not {payment_method!r}")
-    with db.transaction(dry_run=invocation.dry_run) as session:
-        tenant = tenant_rules.require_tenant(session, tenant_slug, for_update=True)
-        row = stripe_row(session, tenant)
-        customer_id = ensure_customer(session, gateway, tenant, row)
-        method = gateway.attach_payment_method(
-            payment_method,
-            customer_id=customer_id,
-            idempotency_key=tenant_key(session, tenant, "payment_method.attach", payment_method),
-        )
+    with db.read() as session:
+        tenant = TenantRef.of(session, tenant_rules.require_tenant(session, tenant_slug))
+    target = f"payment_method:{tenant.slug}"
+    intent = journal.begin(
+        db,
+        operation="payment_method.attach",
+        target=target,
+        tenant_slug=tenant.slug,
+        params={"payment_method": payment_method, "default": make_default},
+        invocation=invocation,
+    )
+    try:
+        customer_id = customer_step(db, gateway, intent, tenant)
         if make_default:
-            gateway.set_default_payment_method(
-                customer_id,
-                method.id,
-                idempotency_key=tenant_key(
-                    session, tenant, "payment_method.default", payment_method
-                ),
+            method_id = default_method_step(db, gateway, intent, customer_id, payment_method)
+        else:
+            method_id = _attach_only(db, gateway, intent, customer_id, payment_method)
+    except GatewayError as error:
+        if not error.ambiguous:
+            journal.fail(
+                db,
+                intent,
+                invocation=invocation,
+                target=target,
+                outcome=f"attaching {payment_method} failed: {error.message}",
+                error=error,
             )
-        after = {
-            "payment_method": method.id,
-            "brand": method.brand,
-            "last4": method.last4,
-            "default": make_default,
-            "customer": customer_id,
-        }
+        raise
+    after = {"payment_method": method_id, "default": make_default, "customer": customer_id}
+    with db.transaction(dry_run=invocation.dry_run) as session:
+        _link_customer(session, tenant_slug, customer_id)
         audit.record(
             session,
             invocation=invocation,
-            target=f"payment_method:{tenant.slug}",
+            target=target,
             tenant_slug=tenant.slug,
-            outcome=f"attached {method.id}" + (" as default" if make_default else ""),
+            outcome=f"attached {method_id}" + (" as default" if make_default else ""),
             before=None,
             after=after,
         )
+        journal.close(session, intent, succeeded=True, object_id=method_id)
     verb = "would attach" if invocation.dry_run else "attached"
     default = " as the default" if make_default else ""
     return Change(
-        target=f"payment_method:{tenant_slug}",
+        target=target,
         action="attach",
         before=None,
         after=after,
@@ -173,14 +237,30 @@ def attach_method(
     )
 
 
-def _record_failure(db: Database, invocation: Invocation, tenant_slug: str, outcome: str) -> None:
-    with db.transaction() as session:
-        audit.record(
-            session,
-            invocation=invocation,
-            target=f"payment:{tenant_slug}",
-            tenant_slug=tenant_slug,
-            outcome=outcome[:500],
-            before=None,
-            after=None,
-        )
+def _attach_only(
+    db: Database, gateway: Gateway, intent: Intent, customer_id: str, payment_method: str
+) -> str:
+    method_id = intent.steps.get("payment_method")
+    if method_id:
+        return str(method_id)
+    attached = journal.call(
+        db,
+        intent,
+        "attach",
+        lambda key: (
+            gateway.attach_payment_method(
+                payment_method, customer_id=customer_id, idempotency_key=key
+            ).id
+        ),
+        what=f"attaching {payment_method}",
+    )
+    journal.record_step(db, intent, "payment_method", attached)
+    return attached
+
+
+def _link_customer(session: Session, tenant_slug: str, customer_id: str) -> None:
+    tenant = tenant_rules.require_tenant(session, tenant_slug, for_update=True)
+    row = stripe_row(session, tenant)
+    if row.stripe_customer_id != customer_id:
+        row.stripe_customer_id = customer_id
+        subscriptions_repo.save(session=session, subscription=row)

@@ -32,11 +32,18 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from billing_cli.errors import BillingError
-from billing_cli.gateway import Gateway, Interval, PriceInfo, ProductInfo, idempotency_key
+from billing_cli.gateway import (
+    DryRunGateway,
+    Gateway,
+    Interval,
+    PriceInfo,
+    ProductInfo,
+    idempotency_key,
+)
 from billing_cli.models import Invocation
 from billing_cli.repository import Database
 from billing_cli.repository import plans as plans_repo
-from billing_cli.services import audit
+from billing_cli.services import audit, journal
 from billing_cli.services.plan_catalog import (
     METADATA_KEY,
     Catalog,
@@ -154,25 +161,85 @@ def _sync_one(
     invocation: Invocation,
     archive_stale: bool,
 ) -> PlanSyncResult:
-    with db.transaction(dry_run=invocation.dry_run) as session:
+    """One plan in the journal's three phases; a plan that needs no Stripe write gets no intent.
+
+    The decision is taken first against the catalogue snapshot with a recording gateway (no
+    request is sent). When Stripe must change, the intent is recorded and committed, the writes
+    are sent with no transaction open, and the ids, the audit entry and the intent's close are
+    committed together. The writes' keys come from the plan's slug and the values that define
+    each object, which are exactly the intent's parameters, so they too are the same on every
+    re-run of the same sync.
+    """
+    with db.read() as session:
         plan = plans_repo.get_by_slug(session=session, slug=slug)
         if plan is None:  # removed by someone else since the list was read
             ids: dict[str, str | None] = {"stripe_product_id": None, "stripe_price_id": None}
             return PlanSyncResult(slug, "unchanged", ids, ids, ("plan no longer exists",))
-        result = _PlanSync(gateway, catalog, PlanSpec.of(plan)).run(archive_stale=archive_stale)
-        if result.changed:
+        spec = PlanSpec.of(plan)
+    planner = gateway if isinstance(gateway, DryRunGateway) else DryRunGateway(gateway)
+    planned = _PlanSync(planner, catalog, spec).run(archive_stale=archive_stale)
+    if not planned.stripe_writes or invocation.dry_run:
+        result = planned
+        intent = None
+    else:
+        intent = journal.begin(
+            db,
+            operation="plan.sync",
+            target=f"plan:{slug}",
+            tenant_slug=None,
+            params={**_defining(spec), "archive_stale": archive_stale},
+            invocation=invocation,
+        )
+        result = journal.call(
+            db,
+            intent,
+            "sync",
+            lambda _key: _PlanSync(gateway, catalog, spec).run(archive_stale=archive_stale),
+            what=f"syncing plan {slug}",
+        )
+    if result.changed:
+        _record(db, invocation, slug, result, intent)
+    return result
+
+
+def _defining(spec: PlanSpec) -> dict[str, Any]:
+    return {
+        "slug": spec.slug,
+        "name": spec.name,
+        "amount": spec.amount,
+        "currency": spec.currency,
+        "interval": spec.interval,
+        "interval_count": spec.interval_count,
+        "active": spec.active,
+    }
+
+
+def _record(
+    db: Database,
+    invocation: Invocation,
+    slug: str,
+    result: PlanSyncResult,
+    intent: journal.Intent | None,
+) -> None:
+    """Phase 3: the plan's Stripe ids, its audit entry and the intent's close, together."""
+    with db.transaction(dry_run=invocation.dry_run) as session:
+        plan = plans_repo.get_by_slug(session=session, slug=slug)
+        if plan is not None:
             plan.stripe_product_id = result.after["stripe_product_id"]
             plan.stripe_price_id = result.after["stripe_price_id"]
             plans_repo.add(session=session, plan=plan)
-            audit.record(
-                session,
-                invocation=invocation,
-                target=f"plan:{slug}",
-                outcome=f"plans sync: {result.action}",
-                before=result.before,
-                after={**result.after, "steps": list(result.steps)},
+        audit.record(
+            session,
+            invocation=invocation,
+            target=f"plan:{slug}",
+            outcome=f"plans sync: {result.action}",
+            before=result.before,
+            after={**result.after, "steps": list(result.steps)},
+        )
+        if intent is not None:
+            journal.close(
+                session, intent, succeeded=True, object_id=result.after["stripe_price_id"]
             )
-        return result
 
 
 @dataclass

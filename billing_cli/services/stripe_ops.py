@@ -1,30 +1,53 @@
-"""What every service that writes to Stripe shares: idempotency keys that survive a crash, the
-list of writes a dry run would make, and the tenant's local Stripe row.
+"""What every service that writes to Stripe shares between the journal's phases.
 
-An idempotency key must be the same when an operator re-runs a command after a crash or a
-timeout (so Stripe hands back the first result) and different for the next deliberate change of
-the same kind (so a second, intended charge is not swallowed by Stripe's 24-hour replay). Keys
-therefore combine the operation, its target, its parameters, and the tenant's *generation*: the
-number of committed audit entries for the tenant. A crash before the local commit leaves the
-generation unchanged (same key on re-run); a completed change moves it on (new key next time).
+Phase 1 and phase 3 are short transactions; between them, with no session open, a service holds
+only plain values: a :class:`TenantRef` instead of the ORM tenant. The Stripe steps that several
+commands share (the tenant's customer, a payment method made the default) are here, each a
+recovery point of its intent (:mod:`.journal`), so a re-run resumes after the last step done.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from sqlmodel import Session
 
-from billing_cli.gateway import DryRunGateway, Gateway, idempotency_key
+from billing_cli.gateway import DryRunGateway, Gateway
 from billing_cli.models import Tenant, TenantSubscription, utcnow
-from billing_cli.repository import audit as audit_repo
+from billing_cli.repository import Database
 from billing_cli.repository import subscriptions as subscriptions_repo
+from billing_cli.services import journal
+from billing_cli.services.journal import Intent
+
+TENANT_METADATA_KEY = "tenant"
 
 
-def tenant_key(session: Session, tenant: Tenant, operation: str, *parts: str | int) -> str:
-    """An idempotency key for ``operation`` on ``tenant`` at its current generation."""
-    generation = audit_repo.count_for_tenant(session=session, tenant_slug=tenant.slug)
-    return idempotency_key(operation, tenant.slug, generation, *parts)
+@dataclass(frozen=True)
+class TenantRef:
+    """The tenant as read in phase 1: what the Stripe steps need, detached from any session."""
+
+    id: int
+    slug: str
+    name: str
+    email: str
+    customer_id: str | None
+    subscription_id: str | None
+    subscription_status: str | None
+
+    @classmethod
+    def of(cls, session: Session, tenant: Tenant) -> TenantRef:
+        assert tenant.id is not None
+        row = subscriptions_repo.for_tenant(session=session, tenant_id=tenant.id)
+        return cls(
+            id=tenant.id,
+            slug=tenant.slug,
+            name=tenant.name,
+            email=tenant.email,
+            customer_id=row.stripe_customer_id if row else None,
+            subscription_id=row.stripe_subscription_id if row else None,
+            subscription_status=row.status if row else None,
+        )
 
 
 def planned_writes(gateway: Gateway) -> tuple[dict[str, Any], ...]:
@@ -46,3 +69,74 @@ def stripe_row(session: Session, tenant: Tenant, *, create: bool = True) -> Tena
         if create:
             subscriptions_repo.save(session=session, subscription=row)
     return row
+
+
+def customer_step(db: Database, gateway: Gateway, intent: Intent, tenant: TenantRef) -> str:
+    """The tenant's Stripe customer id: stored, made by an earlier run, adopted, or created.
+
+    An existing customer tagged with the tenant's slug is adopted before one is created (a run
+    may have created it and died before recording it, possibly more than a day ago).
+    """
+    known = tenant.customer_id or intent.steps.get("customer")
+    if known:
+        return str(known)
+    customer_id = _adopt(gateway, tenant) or journal.call(
+        db,
+        intent,
+        "customer",
+        lambda key: (
+            gateway.create_customer(
+                email=tenant.email,
+                name=tenant.name,
+                metadata={TENANT_METADATA_KEY: tenant.slug, "tenant_id": str(tenant.id)}
+                | intent.metadata(),
+                idempotency_key=key,
+            ).id
+        ),
+        what=f"creating {tenant.slug}'s Stripe customer",
+    )
+    journal.record_step(db, intent, "customer", customer_id)
+    return customer_id
+
+
+def default_method_step(
+    db: Database, gateway: Gateway, intent: Intent, customer_id: str, payment_method: str
+) -> str:
+    """Attach ``payment_method`` and make it the default; returns the attached id.
+
+    A test token such as pm_card_visa becomes a new PaymentMethod with an id of its own, so the
+    default is set to the id ``attach`` returned (remembered as a recovery point).
+    """
+    method_id = intent.steps.get("payment_method")
+    if not method_id:
+        method_id = journal.call(
+            db,
+            intent,
+            "attach",
+            lambda key: (
+                gateway.attach_payment_method(
+                    payment_method, customer_id=customer_id, idempotency_key=key
+                ).id
+            ),
+            what=f"attaching {payment_method}",
+        )
+        journal.record_step(db, intent, "payment_method", method_id)
+    if not intent.steps.get("default"):
+        journal.call(
+            db,
+            intent,
+            "default",
+            lambda key: gateway.set_default_payment_method(
+                customer_id, str(method_id), idempotency_key=key
+            ),
+            what=f"making {method_id} the default payment method",
+        )
+        journal.record_step(db, intent, "default", True)
+    return str(method_id)
+
+
+def _adopt(gateway: Gateway, tenant: TenantRef) -> str | None:
+    for customer in gateway.list_customers(email=tenant.email):
+        if not customer.deleted and customer.metadata.get(TENANT_METADATA_KEY) == tenant.slug:
+            return customer.id
+    return None

@@ -1,22 +1,26 @@
 """The subscription lifecycle as support staff say it: create, upgrade, cancel, resume.
 
-Each command reads the live subscription from Stripe before acting, so a re-run after a crash
-sees that the change already happened and reports it instead of repeating it; every write
-carries a crash-stable idempotency key (see :mod:`.stripe_ops`). The local row is updated from
-Stripe's answer in the same transaction as the audit entry. A subscription that ends here
-suspends the tenant (``suspended_by=billing``), as the ``customer.subscription.deleted`` webhook
-would, so local state does not wait for the webhook.
+Every Stripe write goes through the intent journal (:mod:`.journal`) in three phases: check and
+record the intent in one short transaction; call Stripe with the intent's keys and no
+transaction open; apply Stripe's answer through the webhook engine's registers, with the audit
+entry and the intent's close, in one transaction. A re-run after a timeout or a crash finds the
+open intent and finishes it (same keys, so Stripe hands back its first answer, and the audit
+entry is written then); an update that Stripe already applied is recognised from the live
+subscription. A subscription that ends here suspends the tenant (``suspended_by=billing``), as
+the ``customer.subscription.deleted`` webhook would, so local state does not wait for the
+webhook.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlmodel import Session
 
-from billing_cli.errors import Conflict, NotFound, UsageError
+from billing_cli.errors import CardDeclined, Conflict, GatewayError, NotFound, UsageError
 from billing_cli.gateway import Gateway, InvoicePreview, ProrationBehavior, SubscriptionInfo
 from billing_cli.models import (
     Change,
@@ -30,10 +34,17 @@ from billing_cli.money import format_money
 from billing_cli.repository import Database
 from billing_cli.repository import plans as plans_repo
 from billing_cli.repository import subscriptions as subscriptions_repo
-from billing_cli.services import audit
+from billing_cli.services import audit, journal
 from billing_cli.services import tenants as tenant_rules
-from billing_cli.services.customers import TENANT_METADATA_KEY, ensure_customer
-from billing_cli.services.stripe_ops import planned_writes, stripe_row, tenant_key
+from billing_cli.services.journal import INTENT_METADATA_KEY, Intent
+from billing_cli.services.stripe_ops import (
+    TENANT_METADATA_KEY,
+    TenantRef,
+    customer_step,
+    default_method_step,
+    planned_writes,
+    stripe_row,
+)
 from billing_cli.services.views import subscription_view
 from billing_cli.services.webhooks import policy
 
@@ -56,6 +67,23 @@ class UpgradeResult:
         return data
 
 
+@dataclass(frozen=True)
+class _PlanRef:
+    """The plan as read in phase 1."""
+
+    slug: str
+    amount: int
+    currency: str
+    interval: str
+    interval_count: int
+    trial_days: int
+    price_id: str
+
+
+class _NothingToDo(Exception):
+    """Raised inside a phase-1 check when Stripe already shows the asked-for state."""
+
+
 def create_subscription(
     db: Database,
     gateway: Gateway,
@@ -67,55 +95,85 @@ def create_subscription(
     trial_days: int | None = None,
     max_failed_attempts: int = 3,
 ) -> Change:
-    """Subscribe a tenant to a plan; refused while it has a subscription that has not ended."""
+    """Subscribe a tenant to a plan; refused while it has a subscription that has not ended.
+
+    Steps, each a recovery point of the intent: the customer (adopted or created), the payment
+    method (attached and made the default), the subscription. A first payment that fails
+    leaves Stripe's subscription ``incomplete``: that is recorded, audited, and reported as a
+    failure (exit 1) with the reason.
+    """
     _check_payment_method(payment_method)
     if trial_days is not None and not 0 <= trial_days <= MAX_TRIAL_DAYS:
         raise UsageError(f"--trial-days must be between 0 and {MAX_TRIAL_DAYS}")
-    with db.transaction(dry_run=invocation.dry_run) as session:
-        tenant = tenant_rules.require_tenant(session, tenant_slug, for_update=True)
-        plan = _require_synced_plan(session, plan_slug)
-        row = stripe_row(session, tenant)
-        if row.stripe_subscription_id and row.status not in ENDED_STATUSES:
+    with db.read() as session:
+        tenant = TenantRef.of(session, tenant_rules.require_tenant(session, tenant_slug))
+        plan = _plan_ref(_require_synced_plan(session, plan_slug))
+    _check_price_matches(gateway, plan)
+    days = plan.trial_days if trial_days is None else trial_days
+    params = {
+        "tenant": tenant.slug,
+        "plan": plan.slug,
+        "price": plan.price_id,
+        "payment_method": payment_method,
+        "trial_days": days,
+    }
+
+    def check(session: Session) -> None:
+        row = subscriptions_repo.for_tenant(session=session, tenant_id=tenant.id, for_update=True)
+        if row is not None and row.stripe_subscription_id and row.status not in ENDED_STATUSES:
             raise Conflict(
                 f"tenant {tenant.slug} already has subscription {row.stripe_subscription_id} "
                 f"({row.status}); use `billing subs upgrade` or cancel it first"
             )
-        before = subscription_row_view(session, row)
-        customer_id = ensure_customer(session, gateway, tenant, row)
+
+    intent = _begin(db, invocation, "subscription.create", tenant.slug, params, check)
+    target = f"subscription:{tenant.slug}"
+    try:
+        customer_id = customer_step(db, gateway, intent, tenant)
         method_id = (
-            _attach_default(session, gateway, tenant, customer_id, payment_method)
+            default_method_step(db, gateway, intent, customer_id, payment_method)
             if payment_method
             else None
         )
-        days = plan.trial_days if trial_days is None else trial_days
-        info = gateway.create_subscription(
-            customer_id=customer_id,
-            price_id=_price_id(plan),
-            trial_days=days or None,
-            default_payment_method=method_id,
-            metadata={TENANT_METADATA_KEY: tenant.slug, "plan": plan.slug},
-            idempotency_key=tenant_key(
-                session, tenant, "subscription.create", customer_id, _price_id(plan), days
-            ),
+        info = _subscription_step(db, gateway, intent, tenant, plan, customer_id, method_id, days)
+    except GatewayError as error:
+        if not error.ambiguous:
+            journal.fail(
+                db,
+                intent,
+                invocation=invocation,
+                target=target,
+                outcome=f"subscribing to {plan.slug} failed: {error.message}",
+                error=error,
+            )
+        raise
+    incomplete = info.status in {"incomplete", "incomplete_expired"}
+    trial = f", trial until {info.trial_end:%Y-%m-%d}" if info.trial_end else ""
+    verb = "would subscribe" if invocation.dry_run else "subscribed"
+    change = _apply(
+        db,
+        gateway,
+        invocation,
+        intent,
+        info,
+        tenant_slug=tenant.slug,
+        customer_id=customer_id,
+        action="create",
+        outcome=f"subscribed to {plan.slug} ({info.status})"
+        + (": first payment failed" if incomplete else ""),
+        message=f"{verb} {tenant.slug} to {plan.slug} "
+        f"({format_money(plan.amount, plan.currency)}/{plan.interval}){trial}",
+        max_failed_attempts=max_failed_attempts,
+        succeeded=not incomplete,
+    )
+    if incomplete:
+        raise CardDeclined(
+            f"subscription {info.id} for {tenant.slug} is {info.status}: its first payment "
+            f"failed ({_payment_failure(gateway, info)}); nothing else was charged. Attach a "
+            "working card and pay the open invoice, or cancel it with `billing subs cancel "
+            f"{tenant.slug} --now`"
         )
-        apply_subscription(session, row, info)
-        follow_billing_policy(
-            session, tenant, row, invocation=invocation, max_failed_attempts=max_failed_attempts
-        )
-        trial = f", trial until {info.trial_end:%Y-%m-%d}" if info.trial_end else ""
-        verb = "would subscribe" if invocation.dry_run else "subscribed"
-        return _finish(
-            session,
-            gateway,
-            invocation,
-            tenant,
-            row,
-            before,
-            action="create",
-            outcome=f"subscribed to {plan.slug} ({info.status})",
-            message=f"{verb} {tenant.slug} to {plan.slug} "
-            f"({format_money(plan.amount, plan.currency)}/{plan.interval}){trial}",
-        )
+    return change
 
 
 def upgrade_subscription(
@@ -135,67 +193,71 @@ def upgrade_subscription(
     would bill; the preview is a read, it changes nothing in Stripe.
     """
     behavior = _check_proration(proration)
-    with db.transaction(dry_run=invocation.dry_run) as session:
-        tenant = tenant_rules.require_tenant(session, tenant_slug, for_update=True)
-        plan = _require_synced_plan(session, plan_slug)
-        row, live = _live_subscription(session, gateway, tenant)
-        before = subscription_row_view(session, row)
-        if live.price_id == plan.stripe_price_id:
-            apply_subscription(session, row, live)
-            return UpgradeResult(
-                _unchanged(
-                    tenant,
-                    before,
-                    subscription_row_view(session, row),
-                    invocation,
-                    f"{tenant.slug} is already on {plan.slug}",
-                ),
-                None,
-            )
-        if live.item_id is None:
-            raise Conflict(f"subscription {live.id} has no item to change")
-        invoice_preview = None
-        if invocation.dry_run if preview is None else preview:
-            invoice_preview = gateway.preview_price_change(
-                live.id,
-                item_id=live.item_id,
-                price_id=_price_id(plan),
-                proration_behavior=behavior,
-                proration_date=int(utcnow().timestamp()),
-            )
-        info = gateway.change_subscription_price(
-            live.id,
-            item_id=live.item_id,
-            price_id=_price_id(plan),
-            proration_behavior=behavior,
-            idempotency_key=tenant_key(
-                session,
-                tenant,
-                "subscription.change_price",
-                live.id,
-                live.price_id or "",
-                _price_id(plan),
-                behavior,
+    with db.read() as session:
+        plan = _plan_ref(_require_synced_plan(session, plan_slug))
+    tenant, live = _live(db, gateway, tenant_slug)
+    _check_price_matches(gateway, plan)
+    if live.item_id is None:
+        raise Conflict(f"subscription {live.id} has no item to change")
+    item_id = live.item_id
+    params = {
+        "subscription": live.id,
+        "plan": plan.slug,
+        "price": plan.price_id,
+        "proration": behavior,
+    }
+    done = live.price_id == plan.price_id
+    try:
+        intent = _begin_update(
+            db, invocation, "subscription.upgrade", tenant, params, done=done, live=live
+        )
+    except _NothingToDo:
+        return UpgradeResult(
+            _sync_unchanged(
+                db, invocation, tenant, live, f"{tenant.slug} is already on {plan.slug}"
             ),
+            None,
         )
-        apply_subscription(session, row, info)
-        follow_billing_policy(
-            session, tenant, row, invocation=invocation, max_failed_attempts=max_failed_attempts
+    invoice_preview = None
+    if not done and (invocation.dry_run if preview is None else preview):
+        invoice_preview = gateway.preview_price_change(
+            live.id,
+            item_id=item_id,
+            price_id=plan.price_id,
+            proration_behavior=behavior,
+            proration_date=int(utcnow().timestamp()),
         )
-        old_plan = before.get("plan") or live.price_id
-        verb = "would move" if invocation.dry_run else "moved"
-        change = _finish(
-            session,
-            gateway,
-            invocation,
-            tenant,
-            row,
-            before,
-            action="upgrade",
-            outcome=f"plan {old_plan} -> {plan.slug} ({behavior})",
-            message=f"{verb} {tenant.slug} from {old_plan} to {plan.slug} (proration: {behavior})",
-        )
-        return UpgradeResult(change, invoice_preview)
+    info = _update_step(
+        db,
+        invocation,
+        intent,
+        live,
+        done=done,
+        what=f"moving {tenant.slug} to {plan.slug}",
+        send=lambda key: gateway.change_subscription_price(
+            live.id,
+            item_id=item_id,
+            price_id=plan.price_id,
+            proration_behavior=behavior,
+            idempotency_key=key,
+        ),
+    )
+    old_plan = _plan_slug_of(db, live.price_id if not done else intent.steps.get("from"))
+    verb = "would move" if invocation.dry_run else "moved"
+    change = _apply(
+        db,
+        gateway,
+        invocation,
+        intent,
+        info,
+        tenant_slug=tenant.slug,
+        action="upgrade",
+        outcome=f"plan {old_plan or '?'} -> {plan.slug} ({behavior})",
+        message=f"{verb} {tenant.slug} from {old_plan or 'its plan'} to {plan.slug} "
+        f"(proration: {behavior})",
+        max_failed_attempts=max_failed_attempts,
+    )
+    return UpgradeResult(change, invoice_preview)
 
 
 def cancel_subscription(
@@ -208,57 +270,49 @@ def cancel_subscription(
     max_failed_attempts: int = 3,
 ) -> Change:
     """Cancel at the end of the period (default) or at once (``now``, suspends the tenant)."""
-    with db.transaction(dry_run=invocation.dry_run) as session:
-        tenant = tenant_rules.require_tenant(session, tenant_slug, for_update=True)
-        row, live = _live_subscription(session, gateway, tenant, allow_ended=True)
-        before = subscription_row_view(session, row)
-        if live.status in ENDED_STATUSES:
-            apply_subscription(session, row, live)
-            return _unchanged(
-                tenant,
-                before,
-                subscription_row_view(session, row),
-                invocation,
-                f"subscription {live.id} is already canceled",
-            )
-        if not now and live.cancel_at_period_end:
-            apply_subscription(session, row, live)
-            return _unchanged(
-                tenant,
-                before,
-                subscription_row_view(session, row),
-                invocation,
-                f"subscription {live.id} already cancels at period end "
-                f"({_date(live.current_period_end)})",
-            )
-        key = tenant_key(session, tenant, "subscription.cancel", live.id, "now" if now else "end")
+    tenant, live = _live(db, gateway, tenant_slug, allow_ended=True)
+    params = {"subscription": live.id, "now": now}
+    done = live.status in ENDED_STATUSES or (not now and live.cancel_at_period_end)
+    try:
+        intent = _begin_update(
+            db, invocation, "subscription.cancel", tenant, params, done=done, live=live
+        )
+    except _NothingToDo:
+        why = (
+            f"subscription {live.id} is already canceled"
+            if live.status in ENDED_STATUSES
+            else f"subscription {live.id} already cancels at period end "
+            f"({_date(live.current_period_end)})"
+        )
+        return _sync_unchanged(db, invocation, tenant, live, why)
+
+    def send(key: str) -> SubscriptionInfo:
         if now:
-            info = gateway.cancel_subscription_now(live.id, idempotency_key=key)
-        else:
-            info = gateway.set_cancel_at_period_end(live.id, True, idempotency_key=key)
-        apply_subscription(session, row, info)
-        follow_billing_policy(
-            session, tenant, row, invocation=invocation, max_failed_attempts=max_failed_attempts
-        )
-        when = "now" if now else f"at period end ({_date(info.current_period_end)})"
+            return gateway.cancel_subscription_now(live.id, idempotency_key=key)
+        return gateway.set_cancel_at_period_end(live.id, True, idempotency_key=key)
+
+    info = _update_step(
+        db, invocation, intent, live, done=done, what=f"canceling {live.id}", send=send
+    )
+    when = "now" if now else f"at period end ({_date(info.current_period_end)})"
+    if now:
         verb = "would cancel" if invocation.dry_run else "canceled"
-        if not now:
-            verb = (
-                "would schedule cancellation of"
-                if invocation.dry_run
-                else "scheduled cancellation of"
-            )
-        return _finish(
-            session,
-            gateway,
-            invocation,
-            tenant,
-            row,
-            before,
-            action="cancel",
-            outcome=f"canceled {when}",
-            message=f"{verb} {tenant.slug}'s subscription {live.id} {when}",
+    else:
+        verb = (
+            "would schedule cancellation of" if invocation.dry_run else "scheduled cancellation of"
         )
+    return _apply(
+        db,
+        gateway,
+        invocation,
+        intent,
+        info,
+        tenant_slug=tenant.slug,
+        action="cancel",
+        outcome=f"canceled {when}",
+        message=f"{verb} {tenant.slug}'s subscription {live.id} {when}",
+        max_failed_attempts=max_failed_attempts,
+    )
 
 
 def resume_subscription(
@@ -270,46 +324,45 @@ def resume_subscription(
     max_failed_attempts: int = 3,
 ) -> Change:
     """Withdraw a pending cancellation; refused once the period has ended."""
-    with db.transaction(dry_run=invocation.dry_run) as session:
-        tenant = tenant_rules.require_tenant(session, tenant_slug, for_update=True)
-        row, live = _live_subscription(session, gateway, tenant, allow_ended=True)
-        before = subscription_row_view(session, row)
-        period_over = live.current_period_end is not None and live.current_period_end <= utcnow()
-        if live.status in ENDED_STATUSES or (live.cancel_at_period_end and period_over):
-            raise Conflict(
-                f"subscription {live.id} has ended ({live.status}) and cannot be resumed; "
-                "start a new one with `billing subs create`"
-            )
-        if not live.cancel_at_period_end:
-            apply_subscription(session, row, live)
-            return _unchanged(
-                tenant,
-                before,
-                subscription_row_view(session, row),
-                invocation,
-                f"subscription {live.id} is not scheduled to cancel",
-            )
-        info = gateway.set_cancel_at_period_end(
-            live.id,
-            False,
-            idempotency_key=tenant_key(session, tenant, "subscription.resume", live.id),
+    tenant, live = _live(db, gateway, tenant_slug, allow_ended=True)
+    period_over = live.current_period_end is not None and live.current_period_end <= utcnow()
+    if live.status in ENDED_STATUSES or (live.cancel_at_period_end and period_over):
+        raise Conflict(
+            f"subscription {live.id} has ended ({live.status}) and cannot be resumed; "
+            "start a new one with `billing subs create`"
         )
-        apply_subscription(session, row, info)
-        follow_billing_policy(
-            session, tenant, row, invocation=invocation, max_failed_attempts=max_failed_attempts
+    params = {"subscription": live.id}
+    done = not live.cancel_at_period_end
+    try:
+        intent = _begin_update(
+            db, invocation, "subscription.resume", tenant, params, done=done, live=live
         )
-        verb = "would resume" if invocation.dry_run else "resumed"
-        return _finish(
-            session,
-            gateway,
-            invocation,
-            tenant,
-            row,
-            before,
-            action="resume",
-            outcome="pending cancellation withdrawn",
-            message=f"{verb} {tenant.slug}'s subscription {live.id}",
+    except _NothingToDo:
+        return _sync_unchanged(
+            db, invocation, tenant, live, f"subscription {live.id} is not scheduled to cancel"
         )
+    info = _update_step(
+        db,
+        invocation,
+        intent,
+        live,
+        done=done,
+        what=f"resuming {live.id}",
+        send=lambda key: gateway.set_cancel_at_period_end(live.id, False, idempotency_key=key),
+    )
+    verb = "would resume" if invocation.dry_run else "resumed"
+    return _apply(
+        db,
+        gateway,
+        invocation,
+        intent,
+        info,
+        tenant_slug=tenant.slug,
+        action="resume",
+        outcome="pending cancellation withdrawn",
+        message=f"{verb} {tenant.slug}'s subscription {live.id}",
+        max_failed_attempts=max_failed_attempts,
+    )
 
 
 def show_subscription(db: Database, gateway: Gateway, *, tenant_slug: str) -> dict[str, Any]:
@@ -397,42 +450,191 @@ def follow_billing_policy(
 # -- helpers ---------------------------------------------------------------------------------
 
 
-def _finish(
-    session: Session,
+def _begin(
+    db: Database,
+    invocation: Invocation,
+    operation: str,
+    tenant_slug: str,
+    params: dict[str, Any],
+    check: Callable[[Session], None] | None,
+) -> Intent:
+    return journal.begin(
+        db,
+        operation=operation,
+        target=f"subscription:{tenant_slug}",
+        tenant_slug=tenant_slug,
+        params=params,
+        invocation=invocation,
+        check=check,
+    )
+
+
+def _begin_update(
+    db: Database,
+    invocation: Invocation,
+    operation: str,
+    tenant: TenantRef,
+    params: dict[str, Any],
+    *,
+    done: bool,
+    live: SubscriptionInfo,
+) -> Intent:
+    """Phase 1 of an update; raises :class:`_NothingToDo` when Stripe already shows the change
+    and no interrupted run of it is open (an open one is finished: applied and audited)."""
+
+    def check(_session: Session) -> None:
+        if done:
+            raise _NothingToDo
+
+    intent = _begin(db, invocation, operation, tenant.slug, params, check)
+    if not done and "from" not in intent.steps:
+        journal.record_step(db, intent, "from", live.price_id)
+    return intent
+
+
+def _update_step(
+    db: Database,
+    invocation: Invocation,
+    intent: Intent,
+    live: SubscriptionInfo,
+    *,
+    done: bool,
+    what: str,
+    send: Callable[[str], SubscriptionInfo],
+) -> SubscriptionInfo:
+    """Phase 2 of an update: skipped when an interrupted run's write already shows in Stripe."""
+    if done:
+        return live
+    try:
+        return journal.call(db, intent, "update", send, what=what)
+    except GatewayError as error:
+        if not error.ambiguous:
+            journal.fail(
+                db,
+                intent,
+                invocation=invocation,
+                target=intent.target,
+                outcome=f"{what} failed: {error.message}",
+                error=error,
+            )
+        raise
+
+
+def _subscription_step(
+    db: Database,
+    gateway: Gateway,
+    intent: Intent,
+    tenant: TenantRef,
+    plan: _PlanRef,
+    customer_id: str,
+    method_id: str | None,
+    days: int,
+) -> SubscriptionInfo:
+    """Create the subscription once: a recorded one is read back; past Stripe's key window
+    one carrying this intent's id is looked for before anything is created."""
+    known = intent.steps.get("subscription")
+    if known:
+        return gateway.retrieve_subscription(str(known))
+    if intent.key_may_have_expired():
+        for found in gateway.list_subscriptions(customer_id=customer_id):
+            if found.metadata.get(INTENT_METADATA_KEY) == intent.id:
+                journal.record_step(db, intent, "subscription", found.id)
+                return found
+    info = journal.call(
+        db,
+        intent,
+        "subscription",
+        lambda key: gateway.create_subscription(
+            customer_id=customer_id,
+            price_id=plan.price_id,
+            trial_days=days or None,
+            default_payment_method=method_id,
+            metadata={TENANT_METADATA_KEY: tenant.slug, "plan": plan.slug} | intent.metadata(),
+            idempotency_key=key,
+        ),
+        what=f"creating {tenant.slug}'s subscription",
+    )
+    journal.record_step(db, intent, "subscription", info.id)
+    return info
+
+
+def _apply(
+    db: Database,
     gateway: Gateway,
     invocation: Invocation,
-    tenant: Tenant,
-    row: TenantSubscription,
-    before: dict[str, Any],
+    intent: Intent,
+    info: SubscriptionInfo,
     *,
+    tenant_slug: str,
     action: str,
     outcome: str,
     message: str,
+    max_failed_attempts: int,
+    customer_id: str | None = None,
+    succeeded: bool = True,
 ) -> Change:
-    after = subscription_row_view(session, row)
-    audit.record(
-        session,
-        invocation=invocation,
-        target=f"subscription:{tenant.slug}",
-        tenant_slug=tenant.slug,
-        outcome=outcome,
-        before=before,
-        after=after,
-    )
+    """Phase 3: Stripe's answer through the registers, the tenant policy, the audit entry and
+    the intent's close, in one transaction."""
+    target = f"subscription:{tenant_slug}"
+    with db.transaction(dry_run=invocation.dry_run) as session:
+        tenant = tenant_rules.require_tenant(session, tenant_slug, for_update=True)
+        row = stripe_row(session, tenant)
+        before = subscription_row_view(session, row)
+        if customer_id:
+            row.stripe_customer_id = customer_id
+        apply_subscription(session, row, info)
+        effect = follow_billing_policy(
+            session, tenant, row, invocation=invocation, max_failed_attempts=max_failed_attempts
+        )
+        after = subscription_row_view(session, row)
+        audit.record(
+            session,
+            invocation=invocation,
+            target=target,
+            tenant_slug=tenant_slug,
+            outcome=outcome,
+            before=before,
+            after=after,
+        )
+        journal.close(
+            session,
+            intent,
+            succeeded=succeeded,
+            object_id=info.id,
+            error=None if succeeded else outcome,
+        )
     return Change(
-        target=f"subscription:{tenant.slug}",
+        target=target,
         action=action,
         before=before,
         after=after,
         dry_run=invocation.dry_run,
         message=message,
         stripe_writes=planned_writes(gateway),
+        side_effects=side_effects(effect),
     )
 
 
-def _unchanged(
-    tenant: Tenant, before: dict[str, Any], after: dict[str, Any], invocation: Invocation, why: str
+def side_effects(effect: Change | None) -> tuple[str, ...]:
+    """What else the change does to the tenant: its suspension or reactivation, and the
+    notification that goes with it (shown by dry runs too)."""
+    if effect is None or not effect.changed:
+        return ()
+    kind = "suspended" if effect.action == "suspend" else "reactivated"
+    return (effect.message, f"{'would queue' if effect.dry_run else 'queued'} notification: {kind}")
+
+
+def _sync_unchanged(
+    db: Database, invocation: Invocation, tenant: TenantRef, live: SubscriptionInfo, why: str
 ) -> Change:
+    """Nothing to send: the local row still takes Stripe's live state (no audit entry)."""
+    with db.transaction(dry_run=invocation.dry_run) as session:
+        locked = tenant_rules.require_tenant(session, tenant.slug, for_update=True)
+        row = stripe_row(session, locked, create=False)
+        before = subscription_row_view(session, row)
+        if row.id is not None:
+            apply_subscription(session, row, live)
+        after = subscription_row_view(session, row)
     return Change(
         target=f"subscription:{tenant.slug}",
         action="none",
@@ -444,39 +646,71 @@ def _unchanged(
     )
 
 
-def _live_subscription(
-    session: Session, gateway: Gateway, tenant: Tenant, *, allow_ended: bool = False
-) -> tuple[TenantSubscription, SubscriptionInfo]:
-    row = stripe_row(session, tenant, create=False)
-    if row.id is None or not row.stripe_subscription_id:
+def _live(
+    db: Database, gateway: Gateway, tenant_slug: str, *, allow_ended: bool = False
+) -> tuple[TenantRef, SubscriptionInfo]:
+    """The tenant (read in a short transaction) and its subscription as Stripe has it now."""
+    with db.read() as session:
+        tenant = TenantRef.of(session, tenant_rules.require_tenant(session, tenant_slug))
+    if not tenant.subscription_id:
         raise NotFound(
             f"tenant {tenant.slug} has no subscription; start one with `billing subs create`"
         )
-    live = gateway.retrieve_subscription(row.stripe_subscription_id)
+    live = gateway.retrieve_subscription(tenant.subscription_id)
     if live.status in ENDED_STATUSES and not allow_ended:
         raise Conflict(
             f"subscription {live.id} has ended ({live.status}); "
             "start a new one with `billing subs create`"
         )
-    return row, live
+    return tenant, live
 
 
-def _attach_default(
-    session: Session, gateway: Gateway, tenant: Tenant, customer_id: str, payment_method: str
-) -> str:
-    """Attach and make default; returns the attached method's id (a test token such as
-    pm_card_visa becomes a new PaymentMethod with an id of its own)."""
-    method = gateway.attach_payment_method(
-        payment_method,
-        customer_id=customer_id,
-        idempotency_key=tenant_key(session, tenant, "payment_method.attach", payment_method),
+def _plan_ref(plan: SubscriptionPlan) -> _PlanRef:
+    return _PlanRef(
+        slug=plan.slug,
+        amount=plan.amount,
+        currency=plan.currency,
+        interval=plan.interval,
+        interval_count=plan.interval_count,
+        trial_days=plan.trial_days,
+        price_id=_price_id(plan),
     )
-    gateway.set_default_payment_method(
-        customer_id,
-        method.id,
-        idempotency_key=tenant_key(session, tenant, "payment_method.default", payment_method),
-    )
-    return method.id
+
+
+def _check_price_matches(gateway: Gateway, plan: _PlanRef) -> None:
+    """Refuse a plan changed locally but not synced: Stripe would bill its old price."""
+    price = gateway.retrieve_price(plan.price_id)
+    local = (plan.amount, plan.currency, plan.interval, plan.interval_count)
+    remote = (price.unit_amount, price.currency, price.interval, price.interval_count or 1)
+    if local != remote or not price.active:
+        billed = (
+            f"{format_money(price.unit_amount or 0, price.currency)}/{price.interval}"
+            if price.active
+            else "an archived price"
+        )
+        raise Conflict(
+            f"plan {plan.slug} is {format_money(plan.amount, plan.currency)}/{plan.interval} "
+            f"here but its Stripe price {plan.price_id} is {billed}; "
+            "run `billing plans sync` first"
+        )
+
+
+def _plan_slug_of(db: Database, price_id: str | None) -> str | None:
+    with db.read() as session:
+        plan = _plan_for_price(session, price_id)
+        return plan.slug if plan else price_id
+
+
+def _payment_failure(gateway: Gateway, info: SubscriptionInfo) -> str:
+    """Why the first payment failed, from the customer's newest PaymentIntent when it says."""
+    try:
+        payments = gateway.list_payments(customer_id=info.customer_id)
+    except GatewayError:
+        payments = []
+    for payment in payments:
+        if payment.failure:
+            return payment.failure
+    return f"see invoice {info.latest_invoice_id}" if info.latest_invoice_id else "payment failed"
 
 
 def _require_synced_plan(session: Session, slug: str) -> SubscriptionPlan:

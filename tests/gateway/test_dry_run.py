@@ -164,7 +164,7 @@ def test_payment_uses_the_default_method_and_fails_like_the_real_run() -> None:
         payment_method=None,
         idempotency_key="k",
     )
-    assert (payment.id, payment.amount, payment.status) == ("(new payment)", 500, "succeeded")
+    assert (payment.id, payment.amount, payment.status) == ("(new payment)", 500, "not sent")
     assert gw.planned[0].params["payment_method"] == "pm_1"
     gw, _ = dry(ReadOnlyFake(default_payment_method=None))
     with pytest.raises(Conflict, match="no default payment method"):

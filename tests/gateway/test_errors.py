@@ -16,6 +16,7 @@ from billing_cli.errors import (
     InvalidRequest,
     PermissionMissing,
     RateLimited,
+    StripeServerError,
     StripeUnreachable,
 )
 from billing_cli.gateway.calls import scrub, stripe_call, translate
@@ -79,8 +80,26 @@ CASES: list[tuple[stripe.StripeError, type[GatewayError], str]] = [
         IdempotencyConflict,
         "idempotency key was already used with different parameters",
     ),
-    (stripe.APIError("Something went wrong", http_status=500), GatewayError, "(HTTP 500)"),
+    (stripe.APIError("Something went wrong", http_status=500), StripeServerError, "(HTTP 500)"),
+    (stripe.StripeError("odd", http_status=418), GatewayError, "(HTTP 418)"),
 ]
+
+
+@pytest.mark.parametrize(
+    ("exc", "ambiguous"),
+    [
+        (stripe.APIError("boom", http_status=500), True),
+        (stripe.APIConnectionError("timed out"), True),
+        (stripe.RateLimitError("slow down", http_status=429), True),
+        (stripe.CardError("declined", "card", "card_declined", http_status=402), False),
+        (stripe.InvalidRequestError("bad", "amount", http_status=400), False),
+    ],
+)
+def test_only_failures_that_may_have_acted_are_ambiguous(
+    exc: stripe.StripeError, ambiguous: bool
+) -> None:
+    """An ambiguous error leaves a write's intent open for a safe re-run; others close it."""
+    assert translate(exc).ambiguous is ambiguous
 
 
 @pytest.mark.parametrize(("exc", "expected", "text"), CASES)
