@@ -188,7 +188,9 @@ class StripeIntent(SQLModel, table=True):
     committed in between. ``open_scope`` holds ``family:target`` while the intent is open and
     NULL once it is closed; its unique index lets one intent per tenant and operation family be
     open at a time, on SQLite and PostgreSQL alike. ``steps`` keeps the recovery points of a
-    multi-step command (customer, payment method, subscription).
+    multi-step command (customer, payment method, subscription). ``runner`` and ``lease_until``
+    say which process is working on it, so an identical command started while the first is
+    still waiting on Stripe is refused instead of racing it.
     """
 
     __tablename__ = "stripe_intent"
@@ -209,6 +211,8 @@ class StripeIntent(SQLModel, table=True):
     operator: str = Field(max_length=200)
     command: str = Field(max_length=200)
     attempts: int = 1
+    runner: str | None = Field(default=None, max_length=120)
+    lease_until: datetime | None = _ts()
     created_at: datetime | None = _ts(index=True)
     updated_at: datetime | None = _ts()
     finished_at: datetime | None = _ts()

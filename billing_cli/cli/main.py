@@ -25,6 +25,7 @@ from billing_cli.cli import (
     config_cmd,
     db_cmd,
     demo_cmd,
+    intents_cmd,
     notifications_cmd,
     payments_cmd,
     plans_cmd,
@@ -158,6 +159,7 @@ COMMAND_GROUPS: dict[str, typer.Typer] = {
     "payments": payments_cmd.app,
     "webhooks": webhooks_cmd.app,
     "notifications": notifications_cmd.app,
+    "intents": intents_cmd.app,
     "audit": audit_cmd.app,
     "db": db_cmd.app,
 }

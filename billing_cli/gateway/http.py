@@ -63,7 +63,11 @@ class RetryingSession(requests.Session):
             try:
                 response = super().request(method, url, *args, **kwargs)
                 _ = response.content  # a body cut mid-way fails here, inside the retry loop
-            except (requests.ConnectionError, requests.Timeout) as error:
+            except (
+                requests.ConnectionError,
+                requests.Timeout,
+                requests.exceptions.ChunkedEncodingError,
+            ) as error:
                 delay = self._backoff(attempt)
                 if not self._may_retry(attempt, delay, deadline):
                     raise

@@ -1862,6 +1862,18 @@ async def _list_subscriptions(request: web.Request) -> web.Response:
     return _list_response("/v1/subscriptions", subs, data, expand)
 
 
+async def _list_payment_intents(request: web.Request) -> web.Response:
+    """``GET /v1/payment_intents`` (localstripe has no list): newest first, by customer."""
+    data = await _params(request)
+    expand = _pop_expand(data)
+    intents: list[Any] = _newest_first(_all("payment_intent", ls.PaymentIntent))
+    if "customer" in data:
+        customer = data.pop("customer")
+        intents = [pi for pi in intents if pi.customer == customer]
+    _unknown(data, {"limit", "starting_after", "ending_before"})
+    return _list_response("/v1/payment_intents", intents, data, expand)
+
+
 async def _list_subscription_items(request: web.Request) -> web.Response:
     data = await _params(request)
     expand = _pop_expand(data)
@@ -2135,6 +2147,7 @@ ROUTES: list[tuple[str, str, Handler]] = [
     ("POST", "/v1/prices/{id}", _update_price),
     ("POST", "/v1/products/{id}", _update_product),
     ("POST", "/v1/payment_intents", _create_payment_intent),
+    ("GET", "/v1/payment_intents", _list_payment_intents),
     ("POST", "/v1/subscriptions", _create_subscription),
     ("GET", "/v1/subscriptions", _list_subscriptions),
     ("GET", "/v1/subscriptions/{id}", _retrieve_subscription),

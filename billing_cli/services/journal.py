@@ -33,7 +33,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import secrets
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -43,7 +45,7 @@ from sqlmodel import Session
 
 from billing_cli.errors import Conflict, DatabaseError, GatewayError, OutcomeUnknown
 from billing_cli.gateway import idempotency_key
-from billing_cli.models import Invocation, StripeIntent, utcnow
+from billing_cli.models import OPEN_INTENT_STATUSES, Invocation, StripeIntent, utcnow
 from billing_cli.repository import Database
 from billing_cli.repository import intents as intents_repo
 from billing_cli.services import audit
@@ -52,6 +54,7 @@ T = TypeVar("T")
 
 INTENT_METADATA_KEY = "billing_intent"
 KEY_WINDOW = timedelta(hours=23)  # Stripe keeps keys at least 24 h; stay well inside that
+LEASE = timedelta(minutes=5)  # how long a run may hold an intent before another may take over
 FAMILIES = {
     "subscription.create": "subscription",
     "subscription.upgrade": "subscription",
@@ -104,13 +107,15 @@ def begin(
     params: dict[str, Any],
     invocation: Invocation,
     check: Callable[[Session], None] | None = None,
+    supersede: bool = False,
 ) -> Intent:
     """Phase 1: record (or reuse) the intent in one short transaction and commit it.
 
     ``check`` runs first in the same transaction: the service's own refusals (unknown tenant,
     a live subscription already there) so nothing is recorded for a refused command. It is not
     run again for a re-run of an open intent, whose checks already passed before the write that
-    may have happened.
+    may have happened. ``supersede`` lets a new intent with other parameters replace an open
+    one, for operations whose re-run finds what an interrupted run made (plans sync adopts).
     """
     family = FAMILIES[operation]
     scope = f"{family}:{tenant_slug or target}"
@@ -118,6 +123,10 @@ def begin(
     try:
         with db.transaction(dry_run=invocation.dry_run) as session:
             existing = intents_repo.open_in_scope(session=session, scope=scope)
+            if existing is not None and supersede and existing.params_hash != digest:
+                _close_row(existing, succeeded=False, error="superseded by a newer run")
+                session.flush()
+                existing = None
             if existing is not None:
                 return _reuse(
                     existing, operation=operation, digest=digest, dry_run=invocation.dry_run
@@ -134,6 +143,13 @@ def begin(
                 "same moment; see `billing intents list --open`"
             ) from None
         raise
+
+
+def has_open(db: Database, *, operation: str, target: str) -> bool:
+    """Whether an intent of ``operation``'s family is open for ``target`` (no tenant scope)."""
+    with db.read() as session:
+        scope = f"{FAMILIES[operation]}:{target}"
+        return intents_repo.open_in_scope(session=session, scope=scope) is not None
 
 
 def record_step(db: Database, intent: Intent, name: str, value: Any) -> None:
@@ -179,16 +195,28 @@ def close(
     if intent.dry_run:
         return
     row = _require(session, intent.id)
+    if row.status not in OPEN_INTENT_STATUSES:  # another run applied it first: roll this back
+        raise Conflict(
+            f"intent {intent.id} was finished by another run meanwhile ({row.status}); "
+            "nothing more was changed"
+        )
+    _close_row(row, succeeded=succeeded, object_id=object_id, error=error)
+    row.steps = dict(intent.steps)
+    session.add(row)
+    session.flush()
+
+
+def _close_row(
+    row: StripeIntent, *, succeeded: bool, object_id: str | None = None, error: str | None = None
+) -> None:
     now = utcnow()
     row.status = "succeeded" if succeeded else "failed"
     row.open_scope = None
+    row.lease_until = None
     row.stripe_object_id = object_id or row.stripe_object_id
     row.error = error
     row.updated_at = now
     row.finished_at = now
-    row.steps = dict(intent.steps)
-    session.add(row)
-    session.flush()
 
 
 def fail(
@@ -237,9 +265,50 @@ def _reuse(existing: StripeIntent, *, operation: str, digest: str, dry_run: bool
             f"(intent {existing.id}, {existing.status}, started {started} by {existing.operator}); "
             f"finish it first: `billing intents resume {existing.id}`"
         )
+    if not dry_run:
+        _take_lease(existing)
     existing.attempts += 1
     existing.updated_at = utcnow()
     return _handle(existing, dry_run=dry_run)
+
+
+def _take_lease(existing: StripeIntent) -> None:
+    """Refuse to race a run that is still working on the intent; take over a dead one's.
+
+    A run on this machine whose process is gone (killed, crashed) is taken over at once; a run
+    elsewhere, only once its lease has expired.
+    """
+    now = utcnow()
+    held = existing.lease_until is not None and existing.lease_until > now
+    if held and _runner_alive(existing.runner):
+        raise Conflict(
+            f"intent {existing.id} ({existing.operation} on {existing.target}) is being run "
+            f"right now by {existing.operator} ({existing.runner}); wait for it, then see "
+            f"`billing intents show {existing.id}`"
+        )
+    existing.runner = runner_id()
+    existing.lease_until = now + LEASE
+
+
+def runner_id() -> str:
+    """This process, as ``host:pid``."""
+    return f"{socket.gethostname()[:100]}:{os.getpid()}"
+
+
+def _runner_alive(runner: str | None) -> bool:
+    """False only when the runner is a process of this host that no longer exists."""
+    if not runner or ":" not in runner:
+        return False
+    host, _, pid = runner.rpartition(":")
+    if host != socket.gethostname()[:100] or not pid.isdigit():
+        return True  # another machine's run: trust its lease
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _record(
@@ -266,6 +335,8 @@ def _record(
         status="pending",
         open_scope=scope,
         steps={},
+        runner=runner_id(),
+        lease_until=now + LEASE,
         operator=invocation.operator[:200],
         command=invocation.command[:200],
         attempts=1,
@@ -300,6 +371,7 @@ def _leave_unknown(db: Database, intent: Intent, error: GatewayError) -> None:
     with db.transaction() as session:
         row = _require(session, intent.id)
         row.status = "unknown"
+        row.lease_until = None
         row.error = error.message
         row.steps = {**(row.steps or {}), **intent.steps}
         row.updated_at = utcnow()

@@ -178,7 +178,8 @@ def _sync_one(
         spec = PlanSpec.of(plan)
     planner = gateway if isinstance(gateway, DryRunGateway) else DryRunGateway(gateway)
     planned = _PlanSync(planner, catalog, spec).run(archive_stale=archive_stale)
-    if not planned.stripe_writes or invocation.dry_run:
+    interrupted = journal.has_open(db, operation="plan.sync", target=f"plan:{slug}")
+    if invocation.dry_run or not (planned.stripe_writes or interrupted):
         result = planned
         intent = None
     else:
@@ -189,6 +190,7 @@ def _sync_one(
             tenant_slug=None,
             params={**_defining(spec), "archive_stale": archive_stale},
             invocation=invocation,
+            supersede=True,  # a re-run adopts what an interrupted run created
         )
         result = journal.call(
             db,
@@ -197,7 +199,7 @@ def _sync_one(
             lambda _key: _PlanSync(gateway, catalog, spec).run(archive_stale=archive_stale),
             what=f"syncing plan {slug}",
         )
-    if result.changed:
+    if result.changed or intent is not None:  # an interrupted run's intent is closed here
         _record(db, invocation, slug, result, intent)
     return result
 

@@ -35,6 +35,8 @@ def upgrade() -> None:
         sa.Column("operator", sa.String(length=200), nullable=False),
         sa.Column("command", sa.String(length=200), nullable=False),
         sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("runner", sa.String(length=120), nullable=True),
+        sa.Column("lease_until", sa.DateTime(timezone=True), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),

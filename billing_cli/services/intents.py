@@ -1,0 +1,204 @@
+"""What on-call needs of the Stripe write journal: see open intents, finish one, give one up.
+
+``resume`` re-runs the command an intent was recorded for, with its recorded parameters: the
+journal then finds the open intent and finishes it under the same keys (see :mod:`.journal`).
+``abandon`` closes an open intent without touching Stripe; it exists for the case a person has
+checked in Stripe's dashboard that the write did not happen and the command cannot be re-run
+as it was (the tenant or plan changed since). It is audited.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from billing_cli.errors import Conflict, NotFound, UsageError
+from billing_cli.gateway import Gateway
+from billing_cli.models import OPEN_INTENT_STATUSES, Change, Invocation, StripeIntent, utcnow
+from billing_cli.repository import Database
+from billing_cli.repository import intents as intents_repo
+from billing_cli.services import audit
+
+
+def intent_view(intent: StripeIntent) -> dict[str, Any]:
+    """An intent as people and scripts see it (never its idempotency key)."""
+    return {
+        "id": intent.id,
+        "operation": intent.operation,
+        "target": intent.target,
+        "tenant": intent.tenant_slug,
+        "status": intent.status,
+        "stripe_object": intent.stripe_object_id,
+        "attempts": intent.attempts,
+        "operator": intent.operator,
+        "command": intent.command,
+        "params": intent.params,
+        "steps": intent.steps,
+        "error": intent.error,
+        "created_at": intent.created_at.isoformat() if intent.created_at else None,
+        "finished_at": intent.finished_at.isoformat() if intent.finished_at else None,
+    }
+
+
+def list_intents(
+    db: Database, *, open_only: bool = False, tenant_slug: str | None = None, limit: int = 50
+) -> list[dict[str, Any]]:
+    with db.read() as session:
+        rows = intents_repo.list_recent(
+            session=session, open_only=open_only, tenant_slug=tenant_slug, limit=limit
+        )
+        return [intent_view(row) for row in rows]
+
+
+def show_intent(db: Database, *, intent_id: str) -> dict[str, Any]:
+    with db.read() as session:
+        return intent_view(_require(db, session, intent_id))
+
+
+def resume_intent(
+    db: Database,
+    gateway: Gateway,
+    *,
+    invocation: Invocation,
+    intent_id: str,
+    max_failed_attempts: int,
+) -> Change:
+    """Re-run an open intent's command with its recorded parameters."""
+    with db.read() as session:
+        intent = _require(db, session, intent_id)
+        if intent.status not in OPEN_INTENT_STATUSES:
+            raise Conflict(f"intent {intent_id} is already {intent.status}; nothing to resume")
+        operation, params, tenant = intent.operation, dict(intent.params or {}), intent.tenant_slug
+    return _run(db, gateway, invocation, operation, params, tenant, max_failed_attempts)
+
+
+def abandon_intent(db: Database, *, invocation: Invocation, intent_id: str, reason: str) -> Change:
+    """Close an open intent as failed without calling Stripe (audited, with the reason)."""
+    if not reason.strip():
+        raise UsageError("--reason is required: say what was checked in Stripe")
+    with db.transaction(dry_run=invocation.dry_run) as session:
+        intent = intents_repo.get(session=session, intent_id=intent_id, for_update=True)
+        if intent is None:
+            raise NotFound(f"no intent {intent_id}; `billing intents list` shows them")
+        if intent.status not in OPEN_INTENT_STATUSES:
+            raise Conflict(f"intent {intent_id} is already {intent.status}")
+        before = intent_view(intent)
+        now = utcnow()
+        intent.status = "failed"
+        intent.open_scope = None
+        intent.error = f"abandoned by {invocation.operator}: {reason.strip()}"[:2000]
+        intent.finished_at = now
+        intent.updated_at = now
+        session.add(intent)
+        after = intent_view(intent)
+        audit.record(
+            session,
+            invocation=invocation,
+            target=f"intent:{intent_id}",
+            tenant_slug=intent.tenant_slug,
+            outcome=f"abandoned {intent.operation} on {intent.target}",
+            before={"status": before["status"]},
+            after={"status": after["status"], "error": after["error"]},
+        )
+    verb = "would abandon" if invocation.dry_run else "abandoned"
+    return Change(
+        target=f"intent:{intent_id}",
+        action="abandon",
+        before={"status": before["status"]},
+        after={"status": after["status"]},
+        dry_run=invocation.dry_run,
+        message=f"{verb} intent {intent_id} ({before['operation']} on {before['target']}); "
+        "Stripe was not called",
+    )
+
+
+def _require(db: Database, session: Any, intent_id: str) -> StripeIntent:
+    intent = intents_repo.get(session=session, intent_id=intent_id)
+    if intent is None:
+        raise NotFound(f"no intent {intent_id}; `billing intents list` shows them")
+    return intent
+
+
+def _run(
+    db: Database,
+    gateway: Gateway,
+    invocation: Invocation,
+    operation: str,
+    params: dict[str, Any],
+    tenant: str | None,
+    max_failed_attempts: int,
+) -> Change:
+    """Dispatch to the service that recorded the intent (imports kept local: no cycles)."""
+    from billing_cli.services import offboarding, payments, plan_sync, subscriptions
+
+    common: dict[str, Any] = {"invocation": invocation}
+    if operation == "subscription.create":
+        return subscriptions.create_subscription(
+            db,
+            gateway,
+            **common,
+            tenant_slug=str(tenant),
+            plan_slug=params["plan"],
+            payment_method=params.get("payment_method"),
+            trial_days=params.get("trial_days"),
+            max_failed_attempts=max_failed_attempts,
+        )
+    if operation == "subscription.upgrade":
+        return subscriptions.upgrade_subscription(
+            db,
+            gateway,
+            **common,
+            tenant_slug=str(tenant),
+            plan_slug=params["plan"],
+            proration=params["proration"],
+            preview=False,
+            max_failed_attempts=max_failed_attempts,
+        ).change
+    if operation == "subscription.cancel":
+        return subscriptions.cancel_subscription(
+            db,
+            gateway,
+            **common,
+            tenant_slug=str(tenant),
+            now=bool(params["now"]),
+            max_failed_attempts=max_failed_attempts,
+        )
+    if operation == "subscription.resume":
+        return subscriptions.resume_subscription(
+            db, gateway, **common, tenant_slug=str(tenant), max_failed_attempts=max_failed_attempts
+        )
+    if operation == "payment.charge":
+        return payments.charge(
+            db,
+            gateway,
+            **common,
+            tenant_slug=str(tenant),
+            amount=int(params["amount"]),
+            currency=params["currency"],
+            description=params["text"],
+        )
+    if operation == "payment_method.attach":
+        return payments.attach_method(
+            db,
+            gateway,
+            **common,
+            tenant_slug=str(tenant),
+            payment_method=params["payment_method"],
+            make_default=bool(params["default"]),
+        )
+    if operation == "tenant.remove":
+        return offboarding.remove_tenant(db, gateway, **common, slug=str(tenant))
+    if operation == "plan.sync":
+        report = plan_sync.sync_plans(
+            db, gateway, **common, archive_stale=bool(params.get("archive_stale"))
+        )
+        mine = [result for result in report.plans if result.slug == params["slug"]]
+        done = mine[0].action if mine else "unchanged"
+        return Change(
+            target=f"plan:{params['slug']}",
+            action="sync",
+            before=mine[0].before if mine else None,
+            after=mine[0].after if mine else None,
+            dry_run=invocation.dry_run,
+            message=f"plans sync finished; plan {params['slug']}: {done}",
+        )
+    raise Conflict(f"intent operation {operation!r} cannot be resumed by this version")
