@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlmodel import Session, col, func, select
+from sqlmodel import Session, col, select
 
 from billing_cli.models import AuditEntry
 
@@ -29,11 +29,3 @@ def list_recent(
     if since is not None:
         statement = statement.where(col(AuditEntry.at) >= since)
     return session.exec(statement).all()
-
-
-def count_for_tenant(*, session: Session, tenant_slug: str) -> int:
-    """How many committed changes a tenant has had: a counter that moves with every change."""
-    statement = (
-        select(func.count()).select_from(AuditEntry).where(AuditEntry.tenant_slug == tenant_slug)
-    )
-    return session.exec(statement).one()
