@@ -77,9 +77,10 @@ class FaultProxy:
         return None
 
     def writes_to(self, path_prefix: str, method: str = "POST") -> int:
-        """How many requests of ``method`` under ``path_prefix`` reached the sandbox."""
+        """How many requests of ``method`` under ``path_prefix`` (``$``: exactly) reached it."""
+        probe = Fault("status", "before", method, path_prefix)
         with self.lock:
-            return sum(1 for m, p in self.forwarded if m == method and p.startswith(path_prefix))
+            return sum(1 for m, p in self.forwarded if probe.matches(m, p))
 
 
 def _handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:

@@ -36,6 +36,7 @@ import json
 import os
 import secrets
 import socket
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -291,19 +292,25 @@ def _take_lease(existing: StripeIntent) -> None:
 
 
 def runner_id() -> str:
-    """This process, as ``host:pid``."""
-    return f"{socket.gethostname()[:100]}:{os.getpid()}"
+    """This process and thread, as ``host:pid:thread``."""
+    return f"{socket.gethostname()[:80]}:{os.getpid()}:{threading.get_ident()}"
 
 
 def _runner_alive(runner: str | None) -> bool:
-    """False only when the runner is a process of this host that no longer exists."""
-    if not runner or ":" not in runner:
+    """False when the runner is known to be gone: a process of this host that no longer
+    exists, or this very thread (a sequential re-run in one process). True otherwise: another
+    machine's run, another live process, another live thread of this one."""
+    parts = (runner or "").rsplit(":", 2)
+    if len(parts) != 3 or not parts[1].isdigit():
         return False
-    host, _, pid = runner.rpartition(":")
-    if host != socket.gethostname()[:100] or not pid.isdigit():
-        return True  # another machine's run: trust its lease
+    host, pid, thread = parts[0], int(parts[1]), parts[2]
+    if host != socket.gethostname()[:80]:
+        return True
+    if pid == os.getpid():
+        me = str(threading.get_ident())
+        return thread != me and thread in {str(t.ident) for t in threading.enumerate()}
     try:
-        os.kill(int(pid), 0)
+        os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -353,3 +354,39 @@ def test_intents_list_show_and_resume(
     assert billing.json("intents", "list", "--open") == []
     charges = stripe_client.v1.payment_intents.list({"customer": customer_of(ready)}).data
     assert len(charges) == 1
+
+
+@pytest.mark.parametrize(
+    ("command", "create_path"),
+    [
+        (SUBSCRIBE, "/v1/subscriptions$"),
+        (CHARGE_ARGS, "/v1/payment_intents$"),
+    ],
+    ids=["subscribe", "charge"],
+)
+def test_past_the_key_window_the_object_is_found_before_anything_is_created(
+    billing: Billing,
+    ready: Database,
+    proxy: FaultProxy,
+    stripe_client: stripe.StripeClient,
+    command: tuple[str, ...],
+    create_path: str,
+) -> None:
+    """Stripe forgets keys after 24 h: the re-run finds the object by metadata.billing_intent."""
+    import sqlalchemy as sa
+
+    if command is CHARGE_ARGS:
+        billing("payments", "methods", "attach", "acme", "pm_card_visa", "--default")
+    proxy.arm(Fault("status", "after", "POST", create_path, status=500))
+    assert billing(*command).exit_code == 1
+    proxy.clear()
+    with ready.connect() as connection, connection.begin():
+        connection.execute(
+            sa.text("update stripe_intent set created_at = :at where status = 'unknown'"),
+            {"at": datetime.now(UTC) - timedelta(days=2)},
+        )
+    sent_before = proxy.writes_to(create_path)
+    result = billing(*command)
+    assert result.exit_code == 0, result.stderr
+    assert proxy.writes_to(create_path) == sent_before  # nothing created again
+    assert all(i.status == "succeeded" for i in intents(ready))

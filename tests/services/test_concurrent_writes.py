@@ -21,16 +21,21 @@ from tests.factories import add_tenant, invocation
 
 
 def race(count: int, work: Callable[[int], Any]) -> list[Any]:
-    """Run ``work(i)`` in ``count`` threads started together; results or the errors raised."""
-    barrier = threading.Barrier(count)
+    """Run ``work(i)`` in ``count`` threads started together; results or the errors raised.
+
+    No thread ends before all have finished ``work``: a winner is still "running" (as it would
+    be while it waits on Stripe) when the others try.
+    """
+    start, finish = threading.Barrier(count), threading.Barrier(count)
     results: list[Any] = [None] * count
 
     def run(index: int) -> None:
-        barrier.wait()
+        start.wait()
         try:
             results[index] = work(index)
         except BillingError as error:
             results[index] = error
+        finish.wait()
 
     threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
     for thread in threads:
