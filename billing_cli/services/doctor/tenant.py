@@ -194,7 +194,9 @@ def _check_suspension(
         )
     elif state.status == "suspended":
         if wanted:
-            report.add("tenant suspension", "ok", f"suspended by billing: {wanted} ({facts})")
+            report.add(
+                "tenant suspension", "ok", f"suspended, as the policy wants: {wanted} ({facts})"
+            )
         else:
             report.add(
                 "tenant suspension",
