@@ -10,6 +10,10 @@ the signing secret) done through the gateway, safe to repeat:
 - The default events are every type the webhook handlers know (``handlers.HANDLERS``, which
   covers the ten the design lists and ``invoice.paid``), so a new handler is subscribed by
   the next ``setup`` without anyone editing a list.
+- Idempotency keys are per run: a re-run after a lost answer lists the endpoints first and
+  finds the one created, and an update sets the event list absolutely, so a key only has to
+  cover stripe-python's retries within the run. A key reused across runs would be wrong here:
+  Stripe would replay an old answer (a deleted endpoint, an update since undone) unapplied.
 - Plan, call, apply: nothing is read from the database first; the Stripe write is made with
   no transaction open; the audit entry (endpoint before and after, never the secret) is
   written afterwards in one short transaction. A dry run reads the real endpoints, records
@@ -22,6 +26,7 @@ goes nowhere else: not into :class:`~billing_cli.models.Change`, the audit trail
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -109,6 +114,10 @@ class SetupResult:
         }
 
 
+def _run_id() -> str:
+    return uuid.uuid4().hex
+
+
 def find_endpoint(
     endpoints: Sequence[WebhookEndpointInfo], url: str
 ) -> tuple[WebhookEndpointInfo | None, list[WebhookEndpointInfo]]:
@@ -131,17 +140,21 @@ def setup_endpoint(
     wanted = tuple(sorted(set(event_types)))
     pinned = gateway.pinned_api_version()
     current, others = find_endpoint(gateway.list_webhook_endpoints(), url)
-    warnings = [
-        f"{len(others)} more endpoint(s) for this URL ({', '.join(e.id for e in others)}): "
-        "Stripe delivers each event to every one of them"
-    ] * bool(others)
+    warnings: list[str] = []
+    if others:
+        warnings.append(
+            f"{len(others)} more endpoint(s) for this URL ({', '.join(e.id for e in others)}): "
+            "Stripe delivers each event to every one of them"
+        )
     if current is None:
         endpoint = gateway.create_webhook_endpoint(
             url=url,
             enabled_events=wanted,
             api_version=pinned,
             metadata=_CREATED_BY,
-            idempotency_key=idempotency_key("webhook_endpoints.create", url, pinned, *wanted),
+            # Not derived from the URL: a re-run finds a created endpoint by listing, and a key
+            # replayed after the endpoint was deleted would answer with the deleted one.
+            idempotency_key=idempotency_key("webhook_endpoints.create", url, _run_id()),
         )
         before = None
         added, removed = wanted, tuple[str, ...]()
@@ -172,9 +185,9 @@ def setup_endpoint(
             current.id,
             enabled_events=wanted,
             disabled=False,
-            idempotency_key=idempotency_key(
-                "webhook_endpoints.update", current.id, "enabled", *wanted
-            ),
+            # An absolute setting, safe to send twice; a key replayed from an earlier run
+            # (the endpoint edited back since) would answer without applying anything.
+            idempotency_key=idempotency_key("webhook_endpoints.update", current.id, _run_id()),
         )
         enabled_again = "" if current.enabled else "; enabled it again"
         message = (

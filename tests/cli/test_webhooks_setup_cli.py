@@ -180,3 +180,15 @@ def test_endpoints_lists_missing_handled_types(billing: Billing, ready: Database
     (listed,) = _endpoints(billing)
     assert "invoice.paid" in listed["missing_handled_events"]
     assert listed["api_version_matches"] is True
+
+
+def test_a_change_made_again_after_it_was_undone_is_applied_again(
+    billing: Billing, ready: Database
+) -> None:
+    fewer = ("--events", "customer.created")
+    billing.json("webhooks", "setup", URL)
+    for _ in range(2):  # the same transition twice: Stripe must not answer from a stale key
+        assert billing.json("webhooks", "setup", URL, *fewer)["action"] == "update"
+        assert _endpoints(billing)[0]["enabled_events"] == ["customer.created"]
+        assert billing.json("webhooks", "setup", URL)["action"] == "update"
+        assert _endpoints(billing)[0]["enabled_events"] == list(default_event_types())
