@@ -37,6 +37,8 @@ class Settings:
     operator: str = ""
     max_failed_attempts: int = 3
     log_file: str = ""
+    webhook_url: str = ""
+    database_role: str = ""
 
     def require_stripe(self) -> str:
         """Return the secret key after checking it exists and matches the configured mode.
@@ -139,6 +141,8 @@ def _from_mapping(values: Mapping[str, str]) -> Settings:
             "BILLING_MAX_FAILED_ATTEMPTS", text("BILLING_MAX_FAILED_ATTEMPTS", "3"), minimum=1
         ),
         log_file=text("BILLING_LOG_FILE"),
+        webhook_url=text("BILLING_WEBHOOK_URL"),
+        database_role=text("BILLING_DATABASE_ROLE"),
     )
 
 

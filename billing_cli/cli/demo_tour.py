@@ -76,6 +76,7 @@ SETUP = _steps(
     ("plans", "sync"),
     Step(("plans", "sync"), "a second sync has nothing to do"),
     ("plans", "list"),
+    Step(("doctor",), "the whole chain checked in one go: settings, database, Stripe, endpoint"),
 )
 
 TENANTS = _steps(
@@ -184,10 +185,11 @@ AFTER_SUSPENSION = _steps(
 
 AFTER_RECOVERY = _steps(
     Step(("tenants", "show", "hooli"), "the payment reactivated the tenant (billing suspension)"),
+    Step(("doctor", "--tenant", "hooli"), "hooli against Stripe, its events, and the policy"),
     Step(("webhooks", "list", "--limit", "8"), "the ledger: every event, once"),
     Step(
         ("webhooks", "replay", "--since", "1h", "--type", "invoice.*", "--dry-run"),
-        "on-call replays the last hour from Stripe's Events API: already processed",
+        "on-call replays the last hour from Stripe's Events API: handled ones already processed",
     ),
     Step(
         (
@@ -212,11 +214,9 @@ def run_tour(*, keep: bool) -> None:
     from billing_cli.repository import Database
     from billing_cli.sandbox import Sandbox
 
-    secret = hooks.new_webhook_secret()
     with _scratch_environment(keep=keep) as workdir, Sandbox() as sandbox:
         os.environ["STRIPE_API_BASE"] = sandbox.api_base
         os.environ["STRIPE_SECRET_KEY"] = sandbox.secret_key
-        os.environ["STRIPE_WEBHOOK_SECRET"] = secret
         render.note(
             f"[bold]billing demo[/bold]: database in {workdir}, "
             f"local Stripe sandbox at {sandbox.api_base}"
@@ -224,8 +224,7 @@ def run_tour(*, keep: bool) -> None:
         _section("Plans: local rows, synced to Stripe Products and Prices")
         run_steps(SETUP[:1])  # the endpoint needs the schema
         db = Database(os.environ["BILLING_DATABASE_URL"])
-        with hooks.endpoint_in_thread(db, secret=secret) as url:
-            sandbox.register_webhook(url, secret)
+        with hooks.endpoint_in_thread(db, secret_for=_set_up_endpoint(workdir)) as url:
             render.note(f"webhook endpoint listening at {url}; the sandbox delivers to it")
             run_steps(SETUP[1:])
             _section("Tenants")
@@ -262,6 +261,29 @@ def run_tour(*, keep: bool) -> None:
         render.note("\n[bold green]demo finished[/bold green]")
         if keep:
             render.note(f"kept: BILLING_DATABASE_URL={os.environ['BILLING_DATABASE_URL']}")
+
+
+def _set_up_endpoint(workdir: Path) -> Callable[[str], str]:
+    """``billing webhooks setup URL --write-env``, then the secret and URL it wrote."""
+
+    def set_up(url: str) -> str:
+        from dotenv import dotenv_values
+
+        env_file = workdir / ".env"
+        run_steps(
+            _steps(
+                Step(
+                    ("webhooks", "setup", url, "--write-env", str(env_file)),
+                    "register the endpoint with Stripe; its signing secret goes to the env file",
+                )
+            )
+        )
+        values = dotenv_values(env_file)
+        os.environ["BILLING_WEBHOOK_URL"] = url
+        os.environ["STRIPE_WEBHOOK_SECRET"] = values["STRIPE_WEBHOOK_SECRET"] or ""
+        return os.environ["STRIPE_WEBHOOK_SECRET"]
+
+    return set_up
 
 
 def _sandbox_step(db: Database, sandbox: Sandbox, note: str, action: Callable[[], object]) -> None:
@@ -318,6 +340,7 @@ _DEMO_VARIABLES = (
     "STRIPE_LIVE_MODE",
     "STRIPE_WEBHOOK_SECRET",
     "STRIPE_MAX_NETWORK_RETRIES",
+    "BILLING_WEBHOOK_URL",
 )
 
 

@@ -1,14 +1,14 @@
 """The webhook half of ``billing demo``: the real endpoint, fed by the sandbox's signed events.
 
 The endpoint (:mod:`billing_cli.web` under uvicorn) runs in a thread of the demo process on
-127.0.0.1; the sandbox posts every event to it as it happens, exactly as Stripe would. Steps that
+127.0.0.1, registered with the sandbox by ``billing webhooks setup`` as it would be with Stripe;
+the sandbox posts every event to it as it happens, signed with that endpoint's secret. Steps that
 stand for the passing of time (a trial ending, Stripe retrying an invoice) are sandbox controls;
 after each one the demo waits until every event it caused is in the ledger before going on.
 """
 
 from __future__ import annotations
 
-import secrets
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -31,24 +31,28 @@ class SandboxAction:
     run: Callable[[], object]
 
 
-def new_webhook_secret() -> str:
-    return "whsec_" + secrets.token_hex(24)
-
-
 @contextmanager
-def endpoint_in_thread(db: Database, *, secret: str) -> Iterator[str]:
-    """Serve the webhook endpoint on a free loopback port; yields its URL."""
+def endpoint_in_thread(db: Database, *, secret_for: Callable[[str], str]) -> Iterator[str]:
+    """Serve the webhook endpoint on a free loopback port; yields its URL.
+
+    ``secret_for(url)`` is called once the port is known: it registers the URL with Stripe
+    (``billing webhooks setup``) and returns the signing secret the endpoint then verifies.
+    """
     import uvicorn
 
     from billing_cli.cli.serving import listening_socket
     from billing_cli.services.webhooks import WebhookEngine
     from billing_cli.web.app import DEFAULT_PATH, create_app
 
-    engine = WebhookEngine(db, live_mode=False, max_failed_attempts=3)
-    app = create_app(engine=engine, webhook_secret=secret)
+    sock = listening_socket("127.0.0.1", 0, backlog=2048)
+    url = f"http://127.0.0.1:{sock.getsockname()[1]}{DEFAULT_PATH}"
+    try:
+        engine = WebhookEngine(db, live_mode=False, max_failed_attempts=3)
+        app = create_app(engine=engine, webhook_secret=secret_for(url))
+    except BaseException:
+        sock.close()
+        raise
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
-    sock = listening_socket("127.0.0.1", 0, backlog=config.backlog)
-    port = sock.getsockname()[1]
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
@@ -56,7 +60,7 @@ def endpoint_in_thread(db: Database, *, secret: str) -> Iterator[str]:
     while not server.started and time.monotonic() < deadline:
         time.sleep(0.02)
     try:
-        yield f"http://127.0.0.1:{port}{DEFAULT_PATH}"
+        yield url
     finally:
         server.should_exit = True
         thread.join(timeout=10)
@@ -74,11 +78,14 @@ def wait_for_delivery(db: Database, sandbox: Sandbox, *, since: int, known: set[
     new (not in ``known``, the ledger before the step)."""
     from billing_cli.config import Settings
     from billing_cli.gateway import make_gateway
+    from billing_cli.services.webhook_setup import default_event_types
 
     gateway = make_gateway(
         Settings(stripe_secret_key=sandbox.secret_key, stripe_api_base=sandbox.api_base)
     )
-    wanted = {event["id"] for event in gateway.list_events(created_gte=since)} - known
+    # Only the types the endpoint subscribes to (``webhooks setup``'s default) are delivered.
+    subscribed = default_event_types()
+    wanted = {e["id"] for e in gateway.list_events(created_gte=since, types=subscribed)} - known
     deadline = time.monotonic() + DELIVERY_TIMEOUT_SECONDS
     seen: set[str] = set()
     while time.monotonic() < deadline:

@@ -25,6 +25,7 @@ from billing_cli.cli import (
     config_cmd,
     db_cmd,
     demo_cmd,
+    doctor_cmd,
     intents_cmd,
     notifications_cmd,
     payments_cmd,
@@ -179,6 +180,7 @@ def _group_help(name: str) -> str:
 
 app.command("config")(config_cmd.show_config)
 app.command("demo")(demo_cmd.demo)
+app.command("doctor")(doctor_cmd.doctor)
 app.command("sandbox")(sandbox_cmd.sandbox)
 
 

@@ -44,7 +44,8 @@ class Runtime:
         if self._database is None:
             from billing_cli.repository import Database
 
-            self._database = Database(self.settings().database_url)
+            settings = self.settings()
+            self._database = Database(settings.database_url, role=settings.database_role)
         if check_ready:
             self._database.check_ready()
         return self._database

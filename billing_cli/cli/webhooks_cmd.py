@@ -1,5 +1,6 @@
 """``billing webhooks``: Stripe webhook events: the ledger, replay, and the live endpoint.
 
+``setup`` and ``endpoints`` manage the Stripe endpoint (:mod:`.webhooks_setup_cmd`);
 ``list`` and ``show`` read the ledger (no Stripe needed); ``replay`` runs events from Stripe's
 Events API or from a file through the same engine as the endpoint; ``retry-failed`` runs the
 ledger's failed events again. The endpoint itself (``serve``) lives in its own module.
@@ -18,6 +19,7 @@ import typer
 from billing_cli.cli.options import DryRunOption, JsonOption, YesOption
 from billing_cli.cli.runtime import Runtime, runtime_of
 from billing_cli.cli.webhooks_serve_cmd import serve
+from billing_cli.cli.webhooks_setup_cmd import endpoints, setup
 
 if TYPE_CHECKING:
     from billing_cli.services.webhooks import EventOutcome, WebhookEngine
@@ -29,6 +31,8 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 app.command("serve")(serve)
+app.command("setup")(setup)
+app.command("endpoints")(endpoints)
 
 
 class LedgerStatus(StrEnum):

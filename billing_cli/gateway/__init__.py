@@ -12,6 +12,7 @@ from billing_cli.gateway.factory import make_gateway
 from billing_cli.gateway.idempotency import idempotency_key
 from billing_cli.gateway.protocol import Gateway
 from billing_cli.gateway.types import (
+    AccountMode,
     CustomerInfo,
     Interval,
     InvoicePreview,
@@ -22,9 +23,11 @@ from billing_cli.gateway.types import (
     ProductInfo,
     ProrationBehavior,
     SubscriptionInfo,
+    WebhookEndpointInfo,
 )
 
 __all__ = [
+    "AccountMode",
     "CustomerInfo",
     "DryRunGateway",
     "Gateway",
@@ -38,6 +41,7 @@ __all__ = [
     "ProductInfo",
     "ProrationBehavior",
     "SubscriptionInfo",
+    "WebhookEndpointInfo",
     "idempotency_key",
     "make_gateway",
 ]

@@ -17,6 +17,7 @@ from typing import Any
 from billing_cli.errors import Conflict
 from billing_cli.gateway.protocol import Gateway
 from billing_cli.gateway.types import (
+    AccountMode,
     CustomerInfo,
     Interval,
     InvoicePreview,
@@ -26,6 +27,7 @@ from billing_cli.gateway.types import (
     ProductInfo,
     ProrationBehavior,
     SubscriptionInfo,
+    WebhookEndpointInfo,
 )
 
 
@@ -125,6 +127,15 @@ class DryRunGateway(Gateway):
 
     def retrieve_event(self, event_id: str) -> dict[str, Any]:
         return self.inner.retrieve_event(event_id)
+
+    def pinned_api_version(self) -> str:
+        return self.inner.pinned_api_version()
+
+    def account_mode(self) -> AccountMode:
+        return self.inner.account_mode()
+
+    def list_webhook_endpoints(self) -> list[WebhookEndpointInfo]:
+        return self.inner.list_webhook_endpoints()
 
     # -- writes: planned -------------------------------------------------------------------------
 
@@ -326,3 +337,52 @@ class DryRunGateway(Gateway):
             payment_method=method,
         )
         return PaymentInfo("(new payment)", amount, currency, "not sent", description)
+
+    def create_webhook_endpoint(
+        self,
+        *,
+        url: str,
+        enabled_events: Sequence[str],
+        api_version: str,
+        metadata: Mapping[str, str],
+        idempotency_key: str,
+    ) -> WebhookEndpointInfo:
+        self._plan(
+            "create_webhook_endpoint",
+            "(new webhook endpoint)",
+            url=url,
+            enabled_events=list(enabled_events),
+            api_version=api_version,
+            metadata=dict(metadata),
+        )
+        # No secret: Stripe makes one only for a real endpoint.
+        return WebhookEndpointInfo(
+            "(new webhook endpoint)",
+            url,
+            tuple(enabled_events),
+            "enabled",
+            api_version,
+            metadata=dict(metadata),
+        )
+
+    def update_webhook_endpoint(
+        self,
+        endpoint_id: str,
+        *,
+        enabled_events: Sequence[str],
+        disabled: bool,
+        idempotency_key: str,
+    ) -> WebhookEndpointInfo:
+        self._plan(
+            "update_webhook_endpoint",
+            endpoint_id,
+            enabled_events=list(enabled_events),
+            disabled=disabled,
+        )
+        current = next(
+            (e for e in self.inner.list_webhook_endpoints() if e.id == endpoint_id), None
+        )
+        status = "disabled" if disabled else "enabled"
+        if current is None:
+            return WebhookEndpointInfo(endpoint_id, "", tuple(enabled_events), status, None)
+        return replace(current, enabled_events=tuple(enabled_events), status=status)

@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 from billing_cli.gateway.types import (
+    AccountMode,
     CustomerInfo,
     Interval,
     InvoicePreview,
@@ -22,6 +23,7 @@ from billing_cli.gateway.types import (
     ProductInfo,
     ProrationBehavior,
     SubscriptionInfo,
+    WebhookEndpointInfo,
 )
 
 
@@ -91,6 +93,18 @@ class Gateway(Protocol):
 
     def retrieve_event(self, event_id: str) -> dict[str, Any]:
         """One event as a plain JSON dict."""
+        ...
+
+    def pinned_api_version(self) -> str:
+        """The API version requests are sent in and payloads are read in."""
+        ...
+
+    def account_mode(self) -> AccountMode:
+        """A read-only call (the balance) that proves the key works and says live or test."""
+        ...
+
+    def list_webhook_endpoints(self) -> list[WebhookEndpointInfo]:
+        """Every webhook endpoint of the account."""
         ...
 
     # -- writes ----------------------------------------------------------------------------
@@ -204,4 +218,27 @@ class Gateway(Protocol):
         metadata: Mapping[str, str] | None = None,
     ) -> PaymentInfo:
         """Charge a one-off amount off-session, with the customer's default method if none given."""
+        ...
+
+    def create_webhook_endpoint(
+        self,
+        *,
+        url: str,
+        enabled_events: Sequence[str],
+        api_version: str,
+        metadata: Mapping[str, str],
+        idempotency_key: str,
+    ) -> WebhookEndpointInfo:
+        """Create a webhook endpoint; only this answer carries its signing secret."""
+        ...
+
+    def update_webhook_endpoint(
+        self,
+        endpoint_id: str,
+        *,
+        enabled_events: Sequence[str],
+        disabled: bool,
+        idempotency_key: str,
+    ) -> WebhookEndpointInfo:
+        """Replace an endpoint's event list and set it enabled or disabled."""
         ...

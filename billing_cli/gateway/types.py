@@ -122,3 +122,32 @@ class PaymentInfo:
     description: str | None
     metadata: Metadata = field(default_factory=dict)
     failure: str | None = None
+
+
+@dataclass(frozen=True)
+class WebhookEndpointInfo:
+    """A Stripe webhook endpoint: where Stripe posts events, which ones, in which API version.
+
+    ``secret`` (``whsec_...``) is only ever present in the answer to the creation, the one time
+    Stripe shows it; ``repr`` leaves it out so it cannot reach a log line by accident.
+    """
+
+    id: str
+    url: str
+    enabled_events: tuple[str, ...]
+    status: str  # "enabled" | "disabled"
+    api_version: str | None
+    description: str | None = None
+    metadata: Metadata = field(default_factory=dict)
+    secret: str | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def enabled(self) -> bool:
+        return self.status == "enabled"
+
+
+@dataclass(frozen=True)
+class AccountMode:
+    """What a read-only call says about the key: whether it acts on live or test data."""
+
+    livemode: bool

@@ -18,6 +18,7 @@ from sqlalchemy import event, exc
 from sqlmodel import Session
 
 from billing_cli.errors import DatabaseError, DatabaseNotReady
+from billing_cli.repository.roles import install_database_role
 
 
 def _sqlite_path(url: sa.URL) -> Path | None:
@@ -52,7 +53,7 @@ def _begin_sqlite(connection: sa.Connection) -> None:
 class Database:
     """An engine on the tenant database plus the session and schema checks services need."""
 
-    def __init__(self, url: str, *, echo: bool = False) -> None:
+    def __init__(self, url: str, *, echo: bool = False, role: str = "") -> None:
         try:
             self.url = sa.make_url(url)
         except exc.ArgumentError:
@@ -68,6 +69,7 @@ class Database:
         if self.url.get_backend_name() == "sqlite":
             event.listen(self.engine, "connect", _enable_sqlite_foreign_keys)
             event.listen(self.engine, "begin", _begin_sqlite)
+        install_database_role(self.engine, role)  # BILLING_DATABASE_ROLE (see .roles)
         self._writer = self.engine.execution_options(sqlite_begin="IMMEDIATE")
 
     @property

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, func, select
 
 from billing_cli.models import WebhookEvent
 
@@ -47,3 +47,20 @@ def failed(*, session: Session) -> Sequence[WebhookEvent]:
         .order_by(col(WebhookEvent.created), col(WebhookEvent.id))
     )
     return session.exec(statement).all()
+
+
+def latest_received(*, session: Session, source: str) -> WebhookEvent | None:
+    """The ledger row received last from ``source`` (``endpoint``: the live endpoint)."""
+    statement = (
+        select(WebhookEvent)
+        .where(WebhookEvent.source == source)
+        .order_by(col(WebhookEvent.received_at).desc(), col(WebhookEvent.id).desc())
+        .limit(1)
+    )
+    return session.exec(statement).first()
+
+
+def count_by_status(*, session: Session) -> dict[str, int]:
+    """How many ledger rows have each status."""
+    statement = select(WebhookEvent.status, func.count()).group_by(WebhookEvent.status)
+    return {status: int(count) for status, count in session.exec(statement).all()}

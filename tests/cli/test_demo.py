@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -28,6 +29,9 @@ def test_demo_runs_to_the_end(tmp_path: Path) -> None:
     assert "demo finished" in demo.stderr
     out = demo.stdout
     for expected in (
+        "$ billing webhooks setup http://127.0.0.1:",  # the endpoint, through /v1/...
+        "ok   webhook events: subscribed to every handled event type",  # billing doctor
+        "ok   tenant suspension: active: the policy does not suspend it",  # doctor --tenant
         "$ billing plans sync",
         "made 0 Stripe writes",  # the second sync
         "subscribed acme to starter",
@@ -41,4 +45,6 @@ def test_demo_runs_to_the_end(tmp_path: Path) -> None:
     ):
         assert expected in out, expected
     assert "Error: card declined: generic_decline" in demo.stderr
+    assert "STRIPE_WEBHOOK_SECRET and BILLING_WEBHOOK_URL written to" in demo.stderr
+    assert not re.search(r"whsec_[0-9a-f]", out + demo.stderr)  # the secret: env file only
     assert list(tmp_path.iterdir()) == []  # the throwaway database lives elsewhere, and is gone

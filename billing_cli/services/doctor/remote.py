@@ -1,0 +1,161 @@
+"""Checks that read Stripe (read-only calls only) and the ledger: the account, the webhook
+endpoint, the deliveries, and the plan catalogue."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from billing_cli.config import Settings
+from billing_cli.errors import BillingError, GatewayError
+from billing_cli.gateway import Gateway
+from billing_cli.repository import Database
+from billing_cli.repository import events as events_repo
+from billing_cli.services.doctor.report import DoctorReport, Status
+from billing_cli.services.plans import list_plans
+from billing_cli.services.webhook_setup import ALL_EVENTS, default_event_types, find_endpoint
+from billing_cli.timeparse import iso
+
+UNDELIVERED_WINDOW = timedelta(hours=72)  # Stripe's live-mode retry window
+_SETTLED_PLAN_STATES = ("in sync", "archived", "inactive")
+
+
+def check_stripe(report: DoctorReport, gateway: Gateway, settings: Settings) -> bool:
+    """A read-only call proves Stripe is reachable and the key valid, and says live or test."""
+    try:
+        mode = gateway.account_mode()
+    except GatewayError as error:
+        report.add(
+            "stripe",
+            "fail",
+            str(error),
+            "check STRIPE_SECRET_KEY (`billing config`) and the network (STRIPE_API_BASE)",
+        )
+        return False
+    said = "live" if mode.livemode else "test"
+    if mode.livemode != settings.stripe_live_mode:
+        report.add(
+            "stripe",
+            "fail",
+            f"Stripe answers in {said} mode, but STRIPE_LIVE_MODE says otherwise",
+            "make STRIPE_LIVE_MODE match the key's mode",
+        )
+        return False
+    report.add("stripe", "ok", f"reachable; the key is accepted ({said} mode)")
+    return True
+
+
+def check_endpoint(report: DoctorReport, gateway: Gateway, url: str | None) -> None:
+    """An endpoint for the URL: enabled, subscribed to every handled type, same API version."""
+    endpoints = gateway.list_webhook_endpoints()
+    if url is None:
+        report.add(
+            "webhook endpoint",
+            "warn",
+            f"no URL to check ({len(endpoints)} endpoint(s) in the account)",
+            "pass --url URL or set BILLING_WEBHOOK_URL",
+        )
+        return
+    endpoint, others = find_endpoint(endpoints, url)
+    if endpoint is None:
+        report.add(
+            "webhook endpoint",
+            "fail",
+            f"no endpoint is registered for {url}",
+            f"billing webhooks setup {url} --write-env .env",
+        )
+        return
+    if not endpoint.enabled:
+        report.add(
+            "webhook endpoint",
+            "fail",
+            f"endpoint {endpoint.id} for {url} is disabled: Stripe sends it nothing",
+            f"billing webhooks setup {url}  (enables it again)",
+        )
+    else:
+        extra = f"; {len(others)} more for the same URL" if others else ""
+        report.add("webhook endpoint", "warn" if others else "ok", f"{endpoint.id} enabled{extra}")
+    events = set(endpoint.enabled_events)
+    missing = [] if ALL_EVENTS in events else sorted(set(default_event_types()) - events)
+    if missing:
+        report.add(
+            "webhook events",
+            "fail",
+            f"{len(missing)} handled type(s) not subscribed: {', '.join(missing)}",
+            f"billing webhooks setup {url}",
+        )
+    else:
+        report.add("webhook events", "ok", "subscribed to every handled event type")
+    pinned = gateway.pinned_api_version()
+    if endpoint.api_version != pinned:
+        report.add(
+            "webhook api version",
+            "fail",
+            f"endpoint sends API version {endpoint.api_version}; the tool reads {pinned}",
+            f"delete endpoint {endpoint.id}, then `billing webhooks setup {url} --write-env .env`",
+        )
+    else:
+        report.add("webhook api version", "ok", pinned)
+
+
+def check_deliveries(report: DoctorReport, db: Database, gateway: Gateway | None) -> None:
+    """The last delivery the endpoint received, failed ledger rows, and (with Stripe) events
+    Stripe could not deliver in its retry window."""
+    with db.read() as session:
+        last = events_repo.latest_received(session=session, source="endpoint")
+        counts = events_repo.count_by_status(session=session)
+        last_text = (
+            None
+            if last is None
+            else f"{last.stripe_event_id} ({last.type}) at {iso(last.received_at)}"
+        )
+    if last_text is None:
+        report.add(
+            "last delivery",
+            "warn",
+            "the endpoint has received no event yet",
+            "check that `billing webhooks serve` is reachable at the endpoint URL",
+        )
+    else:
+        report.add("last delivery", "ok", f"last received {last_text}")
+    failed = counts.get("failed", 0)
+    if failed:
+        report.add(
+            "ledger",
+            "fail",
+            f"{failed} event(s) left failed",
+            "`billing webhooks list --status failed` shows why; `billing webhooks retry-failed`",
+        )
+    else:
+        total = sum(counts.values())
+        report.add("ledger", "ok", f"{total} event(s), none failed")
+    if gateway is None:
+        return
+    since = datetime.now(UTC) - UNDELIVERED_WINDOW
+    try:
+        undelivered = gateway.list_events(undelivered=True, created_gte=int(since.timestamp()))
+    except BillingError as error:
+        report.add("undelivered events", "warn", f"could not list them: {error}")
+        return
+    if undelivered:
+        report.add(
+            "undelivered events",
+            "warn",
+            f"Stripe could not deliver {len(undelivered)} event(s) in the last 72 hours",
+            "check the endpoint is reachable and STRIPE_WEBHOOK_SECRET is its secret; then "
+            "`billing webhooks replay --undelivered --since 72h`",
+        )
+    else:
+        report.add("undelivered events", "ok", "Stripe reports no failed delivery in 72 hours")
+
+
+def check_plans(report: DoctorReport, db: Database, gateway: Gateway) -> None:
+    """The plan catalogue against Stripe, by the same rules as ``plans list``."""
+    plans = list_plans(db, gateway)
+    unsettled = [p for p in plans if p["state"] not in _SETTLED_PLAN_STATES]
+    if unsettled:
+        listed = ", ".join(f"{p['slug']} ({p['state']})" for p in unsettled)
+        # A stale plan only still sells in Stripe; a missing or drifted one breaks `subs create`.
+        status: Status = "warn" if all(p["state"] == "stale" for p in unsettled) else "fail"
+        report.add("plans", status, f"not in sync with Stripe: {listed}", "billing plans sync")
+    else:
+        report.add("plans", "ok", f"{len(plans)} plan(s), in sync with Stripe")
