@@ -174,7 +174,11 @@ def show(ctx: typer.Context, tenant: TenantArgument, json_output: JsonOption = F
         render.emit_json(result)
         return
     render.side_by_side(
-        f"Subscription of {tenant}", result["local"], result["stripe"], result["differences"]
+        f"Subscription of {tenant}",
+        result["local"],
+        result["stripe"],
+        result["differences"],
+        fix=result["reconcile"] or "",
     )
 
 
