@@ -14,12 +14,6 @@ def show_config(ctx: typer.Context, json_output: JsonOption = False) -> None:
     It shows what commands will use: the operator the audit trail records, the .env file that
     was read, the database's absolute path. It exits 1 when the key would be refused (a live
     key outside live mode, a test key in live mode), as every command that calls Stripe would.
-
-    Examples:
-
-      billing config
-
-      billing --env-file prod.env config --json
     """
     from billing_cli.cli import render
     from billing_cli.config import display_url, resolve_operator

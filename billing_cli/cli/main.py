@@ -16,7 +16,12 @@ import typer
 from typer._click import Command as ClickCommand
 from typer._click import Context as ClickContext  # the type TyperGroup.invoke declares
 from typer._click import HelpFormatter
-from typer._click.exceptions import BadParameter, NoArgsIsHelpError, UsageError
+from typer._click.exceptions import (
+    BadParameter,
+    MissingParameter,
+    NoArgsIsHelpError,
+    UsageError,
+)
 from typer._click.utils import make_default_short_help
 from typer.core import TyperGroup
 
@@ -49,7 +54,12 @@ class BillingGroup(TyperGroup):
     def get_command(self, ctx: ClickContext, cmd_name: str) -> ClickCommand | None:
         if cmd_name in COMMAND_GROUPS:
             return _build_group(cmd_name)
-        return super().get_command(ctx, cmd_name)
+        command = super().get_command(ctx, cmd_name)
+        if command is not None:
+            from billing_cli.cli.help_text import polish
+
+            polish(command, cmd_name)
+        return command
 
     def format_commands(self, ctx: ClickContext, formatter: HelpFormatter) -> None:
         """The commands and one line of help each, without building the groups."""
@@ -124,7 +134,7 @@ def _plain_message(error: UsageError) -> str:
         if near:
             return f"no command {typed!r}; did you mean {near[0]!r}?"
         return f"no command {typed!r}; the commands are {', '.join(names)}"
-    if isinstance(error, BadParameter):
+    if isinstance(error, BadParameter) and not isinstance(error, MissingParameter):
         hint = error.param.get_error_hint() if error.param is not None else "the value"
         hint = hint.replace("'", "")
         choices = getattr(getattr(error.param, "type_descriptor", None), "choices", None)
@@ -219,7 +229,9 @@ def root(
     ctx: typer.Context,
     env_file: Annotated[
         Path | None,
-        typer.Option("--env-file", help="Read settings from this file instead of ./.env."),
+        typer.Option(
+            "--env-file", metavar="PATH", help="Read settings from this file instead of ./.env."
+        ),
     ] = None,
     verbose: Annotated[
         bool, typer.Option("--verbose", "-v", help="Log Stripe calls; show tracebacks.")
@@ -261,8 +273,11 @@ COMMAND_GROUPS: dict[str, typer.Typer] = {
 
 @functools.cache
 def _build_group(name: str) -> ClickCommand:
+    from billing_cli.cli.help_text import polish
+
     group = typer.main.get_group(COMMAND_GROUPS[name])
     group.name = name
+    polish(group, name)
     return group
 
 
