@@ -340,10 +340,11 @@ def show_subscription(db: Database, gateway: Gateway, *, tenant_slug: str) -> di
             elif row.plan_id and live.price_id == row.stripe_price_id:
                 older = plans_repo.get(session=session, plan_id=row.plan_id)
         remote = subscription_view(_as_row(row, live), current or older)
+        older_slug = older.slug if older is not None else None
     local = {key: value for key, value in local.items() if key not in _LOCAL_ONLY}
     remote = {key: value for key, value in remote.items() if key not in _LOCAL_ONLY}
-    if older is not None and local.get("plan") == older.slug:
-        local["plan"] = remote["plan"] = f"{older.slug} (older price)"
+    if older_slug is not None and local.get("plan") == older_slug:
+        local["plan"] = remote["plan"] = f"{older_slug} (older price)"
     remote["billed"] = format_money(live.price_amount, live.price_currency) or None
     differences = [key for key in local if local.get(key) != remote.get(key)]
     return {
