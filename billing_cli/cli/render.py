@@ -64,8 +64,9 @@ def table(
     """Rows as a table; on a terminal too narrow for it, one block of ``field value`` per row.
 
     No word is ever broken (ids, dates and amounts have no spaces, so they stay whole and can be
-    double-clicked): each column is at least as wide as its longest word, and when those widths
-    do not fit the terminal, the vertical layout is used instead of squeezing.
+    double-clicked): each column is at least as wide as its longest word. When those widths do
+    not fit the terminal, columns that are empty in every row are left out; if it still does
+    not fit, the vertical layout is used instead of squeezing.
     """
     from rich.table import Table
 
@@ -74,6 +75,11 @@ def table(
         err().print(f"[dim]{empty}[/dim]")
         return
     widths = _widths(columns, cells)
+    if widths is None:  # first give up the columns that hold nothing at all
+        kept = [i for i in range(len(columns)) if any(row[i] for row in cells)]
+        columns = [columns[i] for i in kept]
+        cells = [[row[i] for i in kept] for row in cells]
+        widths = _widths(columns, cells)
     if widths is None:
         _vertical(title, columns, cells)
         return
