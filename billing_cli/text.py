@@ -59,6 +59,13 @@ def check_plain(value: str, *, option: str) -> str:
     return value
 
 
+def shown(value: str, limit: int = 40) -> str:
+    """A value quoted for an error line: control characters escaped, a long one shortened."""
+    if len(value) <= limit:
+        return repr(value)
+    return f"{value[:limit]!r}… ({len(value):,} characters)"
+
+
 def clip(value: str, limit: int) -> str:
     """``value`` cut to ``limit`` characters: for text from Stripe, which must not fail an event."""
     return value[:limit]

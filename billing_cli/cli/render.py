@@ -49,6 +49,17 @@ def emit_json(data: Any) -> None:
     sys.stdout.flush()
 
 
+def plain(text: str) -> str:
+    """Text that came from outside (a reason, a name, an event's note) made safe to embed in a
+    line with rich markup: control characters removed, and ``[`` never read as a style tag
+    (``--reason "[/bold]"`` would otherwise be a markup error, ``[red]`` a colour)."""
+    from rich.markup import escape
+
+    from billing_cli.text import printable
+
+    return escape(printable(text))
+
+
 def note(message: str) -> None:
     """A line for the person at the terminal, on stderr."""
     err().print(message)
@@ -142,7 +153,7 @@ def change(result: Change, *, json_output: bool) -> None:
         return
     style = "yellow" if result.dry_run else ("green" if result.changed else "dim")
     prefix = "\\[dry run] " if result.dry_run else ""
-    out().print(f"[{style}]{prefix}{result.message}[/{style}]")
+    out().print(f"[{style}]{prefix}{plain(result.message)}[/{style}]")
     diff = list(changed_fields(result.before, result.after))
     if diff and result.changed:
         table(None, ("field", "before", "after"), diff)

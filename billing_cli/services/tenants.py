@@ -25,7 +25,14 @@ from billing_cli.repository import subscriptions as subscriptions_repo
 from billing_cli.repository import tenants as tenants_repo
 from billing_cli.services import audit
 from billing_cli.services.views import audit_view, subscription_view, tenant_view
-from billing_cli.text import EMAIL_MAX, REASON_MAX, TENANT_NAME_MAX, check_length, check_plain
+from billing_cli.text import (
+    EMAIL_MAX,
+    REASON_MAX,
+    TENANT_NAME_MAX,
+    check_length,
+    check_plain,
+    shown,
+)
 
 # Matched with fullmatch: ``$`` would also accept a value ending in a newline ("acme\n").
 SLUG_PATTERN = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
@@ -47,7 +54,7 @@ class TenantDetail:
 def check_slug(slug: str) -> str:
     if not SLUG_PATTERN.fullmatch(slug):
         raise UsageError(
-            f"invalid slug {slug!r}: use 1-63 lower-case letters, digits and dashes, "
+            f"invalid slug {shown(slug)}: use 1-63 lower-case letters, digits and dashes, "
             "starting with a letter or digit"
         )
     return slug
@@ -56,7 +63,7 @@ def check_slug(slug: str) -> str:
 def require_tenant(session: Session, slug: str, *, for_update: bool = False) -> Tenant:
     tenant = tenants_repo.get_by_slug(session=session, slug=slug, for_update=for_update)
     if tenant is None:
-        raise NotFound(f"no tenant {slug!r}; `billing tenants list` shows the tenants")
+        raise NotFound(f"no tenant {shown(slug)}; `billing tenants list` shows the tenants")
     return tenant
 
 
@@ -72,7 +79,7 @@ def add_tenant(db: Database, *, invocation: Invocation, slug: str, name: str, em
     check_plain(check_length(name.strip(), limit=TENANT_NAME_MAX, option="--name"), option="--name")
     check_length(email, limit=EMAIL_MAX, option="--email")
     if not is_email(email):
-        raise UsageError(f"invalid email address {email!r}")
+        raise UsageError(f"invalid email address {shown(email)}")
     with db.transaction(dry_run=invocation.dry_run) as session:
         if tenants_repo.get_by_slug(session=session, slug=slug) is not None:
             raise Conflict(f"tenant {slug!r} already exists")

@@ -286,3 +286,22 @@ def test_a_narrow_terminal_gets_one_block_per_row(
     # Every field on its own line, whole: no "one word per line" columns.
     assert sum(1 for line in lines if line.startswith("command ")) == 5
     assert any(re.fullmatch(r"at\s+\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", line) for line in lines)
+
+
+def test_text_that_looks_like_markup_is_printed_as_typed(
+    billing: Billing, db_env: Database
+) -> None:
+    billing("tenants", "add", "acme", "--name", "Acme", "--email", "a@acme.test")
+    result = billing("tenants", "suspend", "acme", "--reason", "[/bold] unpaid [red]x")
+    assert result.exit_code == 0, result.stderr
+    assert "suspended tenant acme: [/bold] unpaid [red]x" in result.stdout
+
+
+def test_a_huge_value_is_not_echoed_whole_in_the_error(billing: Billing, db_env: Database) -> None:
+    for args in (
+        ("tenants", "add", "a" * 10_000, "--name", "A", "--email", "a@acme.test"),
+        ("tenants", "show", "a" * 10_000),
+    ):
+        result = billing(*args)
+        assert result.exit_code in (1, 2)
+        assert len(result.stderr) < 300 and "(10,000 characters)" in result.stderr

@@ -20,7 +20,7 @@ import re
 from dataclasses import dataclass
 
 from billing_cli.errors import WebhookError
-from billing_cli.text import EMAIL_MAX, TENANT_NAME_MAX, clip, printable
+from billing_cli.text import EMAIL_MAX, TENANT_NAME_MAX, clip, printable, shown
 
 # The ledger's column sizes (billing_cli.models.WebhookEvent).
 EVENT_ID_MAX = 255
@@ -42,11 +42,11 @@ def check_envelope(
     """Refuse an envelope the ledger could not store (raises WebhookError: 400, nothing stored)."""
     if len(event_id) > EVENT_ID_MAX or not _EVENT_ID.fullmatch(event_id):
         raise WebhookError(
-            f"malformed event: id {_shown(event_id)} is not a Stripe id "
+            f"malformed event: id {shown(event_id)} is not a Stripe id "
             f"(at most {EVENT_ID_MAX} letters, digits and _-.:)"
         )
     if len(event_type) > EVENT_TYPE_MAX or not _EVENT_TYPE.fullmatch(event_type):
-        raise WebhookError(f"malformed event {event_id}: type {_shown(event_type)} is not valid")
+        raise WebhookError(f"malformed event {event_id}: type {shown(event_type)} is not valid")
     if created > MAX_UNIX_TIME:
         raise WebhookError(f"malformed event {event_id}: created {created} is out of range")
     if api_version is not None and (
@@ -80,12 +80,6 @@ def customer_contact(*, name: str | None, email: str | None) -> CustomerContact:
             notes.append(f"name cut to {TENANT_NAME_MAX} characters")
         name = clip(cleaned, TENANT_NAME_MAX) or None
     if email is not None and (len(email) > EMAIL_MAX or not _EMAIL.fullmatch(email)):
-        notes.append(f"e-mail {_shown(email)} is not an address; kept the tenant's")
+        notes.append(f"e-mail {shown(email)} is not an address; kept the tenant's")
         email = None
     return CustomerContact(name=name, email=email, notes=tuple(notes))
-
-
-def _shown(value: str, limit: int = 40) -> str:
-    """A hostile value made safe and short for a log line or an error."""
-    short = value if len(value) <= limit else f"{value[:limit]}… ({len(value):,} characters)"
-    return repr(short)
