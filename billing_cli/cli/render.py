@@ -94,7 +94,7 @@ def table(
     if widths is None:
         _vertical(title, columns, cells)
         return
-    grid = Table(title=title, title_justify="left", header_style="bold")
+    grid = Table(title=_text(title) if title else None, title_justify="left", header_style="bold")
     for column, width in zip(columns, widths, strict=True):
         grid.add_column(column, overflow="fold", min_width=width)
     for row in cells:
@@ -248,7 +248,9 @@ def side_by_side(
     if widths is None:
         _vertical(title, columns, cells)
     else:
-        grid = Table(title=title, title_justify="left", header_style="bold")
+        grid = Table(
+            title=_text(title) if title else None, title_justify="left", header_style="bold"
+        )
         for column, width in zip(columns, widths, strict=True):
             grid.add_column(column, overflow="fold", min_width=width)
         for row in cells:
