@@ -8,8 +8,9 @@ value for one command. Secrets are only ever shown through :func:`mask`.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 from billing_cli.errors import ConfigError
@@ -39,6 +40,7 @@ class Settings:
     log_file: str = ""
     webhook_url: str = ""
     database_role: str = ""
+    env_file: str = ""  # the .env file these settings were read from (absolute), if any
 
     def require_stripe(self) -> str:
         """Return the secret key after checking it exists and matches the configured mode.
@@ -95,13 +97,54 @@ def mask(secret: str) -> str:
 
 
 def mask_url(url: str) -> str:
-    """Hide the password of a database URL, keep the rest readable."""
-    scheme, sep, rest = url.partition("://")
-    if not sep or "@" not in rest:
-        return url
-    credentials, _, host = rest.rpartition("@")
-    user = credentials.split(":", 1)[0]
-    return f"{scheme}://{user}:***@{host}" if ":" in credentials else url
+    """Hide every password of a database URL (``user:PASSWORD@`` and ``?password=...``), keep
+    the rest readable. The URL is split the way SQLAlchemy splits it, so what is hidden here is
+    exactly what a driver would use as the password."""
+    head, rest = _split_credentials(url)
+    path, qmark, query = rest.partition("?")
+    if qmark:
+        query = _SECRET_QUERY.sub(r"\1***", query)
+    return f"{head}{path}{qmark}{query}"
+
+
+def display_url(url: str) -> str:
+    """A database URL for messages: passwords masked, a relative SQLite path made absolute
+    (``sqlite:///billing.db`` means a file in the directory the command ran in)."""
+    scheme, sep, rest = url.partition(":///")
+    if sep and scheme.startswith("sqlite") and rest and not rest.startswith((":memory:", "/")):
+        path, qmark, query = rest.partition("?")
+        url = f"{scheme}:///{Path(path).absolute()}{qmark}{query}"
+    return mask_url(url)
+
+
+# SQLAlchemy's reading of a URL: scheme://user[:password]@..., the password running to the
+# first "@"; the query starts at the first "?" after that.
+_CREDENTIALS = re.compile(r"(?P<scheme>[\w+]+://)(?P<user>[^:/]*)(?::(?P<password>[^@]*))?@")
+_SECRET_QUERY = re.compile(r"(?i)((?:^|&)[^=&]*(?:password|passwd|pass|pwd)[^=&]*=)[^&]*")
+
+
+def _split_credentials(url: str) -> tuple[str, str]:
+    """``(scheme://user:***@, the rest)``; the first part is empty for a URL without a scheme."""
+    found = _CREDENTIALS.match(url)
+    if found is None:
+        scheme, sep, rest = url.partition("://")
+        return (f"{scheme}{sep}", rest) if sep else ("", url)
+    password = ":***" if found["password"] is not None else ""
+    return f"{found['scheme']}{found['user']}{password}@", url[found.end() :]
+
+
+def check_database_url(url: str) -> str:
+    """Refuse a URL whose port is not a number (SQLAlchemy would fail with a bare ValueError)."""
+    head, rest = _split_credentials(url)
+    if head and not url.startswith("sqlite"):
+        host = rest.split("/", 1)[0].split("?", 1)[0]
+        port = host.rsplit("]", 1)[-1].rpartition(":")[2] if ":" in host.rsplit("]", 1)[-1] else ""
+        if port and not (port.isascii() and port.isdigit() and 0 < int(port) < 65536):
+            raise ConfigError(
+                f"BILLING_DATABASE_URL has port {port!r}; a port is a number from 1 to 65535 "
+                f"({mask_url(url)})"
+            )
+    return url
 
 
 def load_settings(
@@ -114,10 +157,12 @@ def load_settings(
         raise ConfigError(f"env file {env_file} does not exist")
     path = env_file if env_file is not None else Path(".env")
     values: dict[str, str] = {}
+    read_from = ""
     if path.is_file():
         values.update({k: v for k, v in dotenv_values(path).items() if v is not None})
+        read_from = str(path.absolute())
     values.update(os.environ if environ is None else environ)
-    return _from_mapping(values)
+    return replace(_from_mapping(values), env_file=read_from)
 
 
 def _from_mapping(values: Mapping[str, str]) -> Settings:
@@ -135,7 +180,7 @@ def _from_mapping(values: Mapping[str, str]) -> Settings:
         ),
         stripe_timeout=_seconds("STRIPE_TIMEOUT", text("STRIPE_TIMEOUT", "20")),
         stripe_time_budget=_seconds("STRIPE_TIME_BUDGET", text("STRIPE_TIME_BUDGET", "45")),
-        database_url=text("BILLING_DATABASE_URL") or DEFAULT_DATABASE_URL,
+        database_url=check_database_url(text("BILLING_DATABASE_URL") or DEFAULT_DATABASE_URL),
         operator=text("BILLING_OPERATOR"),
         max_failed_attempts=_integer(
             "BILLING_MAX_FAILED_ATTEMPTS", text("BILLING_MAX_FAILED_ATTEMPTS", "3"), minimum=1
@@ -178,10 +223,17 @@ def _seconds(name: str, raw: str) -> float:
 
 def resolve_operator(explicit: str | None, settings: Settings) -> str:
     """Who is acting: ``--operator``, then BILLING_OPERATOR, then the OS user."""
+    from billing_cli.text import OPERATOR_MAX, check_length, check_plain
+
     if explicit:
-        return explicit
+        return check_plain(
+            check_length(explicit, limit=OPERATOR_MAX, option="--operator"), option="--operator"
+        )
     if settings.operator:
-        return settings.operator
+        return check_plain(
+            check_length(settings.operator, limit=OPERATOR_MAX, option="BILLING_OPERATOR"),
+            option="BILLING_OPERATOR",
+        )
     import getpass
 
     try:

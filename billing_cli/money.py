@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal, InvalidOperation
 
 from billing_cli.errors import UsageError
@@ -10,6 +11,19 @@ from billing_cli.errors import UsageError
 _ZERO = "bif clp djf gnf jpy kmf krw mga pyg rwf ugx vnd vuv xaf xof xpf"
 ZERO_DECIMAL = frozenset(_ZERO.split())
 THREE_DECIMAL = frozenset("bhd jod kwd omr tnd".split())  # noqa: SIM905
+# The ISO 4217 codes Stripe accepts for charges (its "supported presentment currencies").
+_STRIPE = """
+aed afn all amd ang aoa ars aud awg azn bam bbd bdt bgn bhd bif bmd bnd bob brl bsd bwp byn bzd
+cad cdf chf clp cny cop crc cve czk djf dkk dop dzd egp etb eur fjd fkp gbp gel gip gmd gnf gtq
+gyd hkd hnl htg huf idr ils inr isk jmd jod jpy kes kgs khr kmf krw kwd kyd kzt lak lbp lkr lrd
+lsl mad mdl mga mkd mmk mnt mop mur mvr mwk mxn myr mzn nad ngn nio nok npr nzd omr pab pen pgk
+php pkr pln pyg qar ron rsd rub rwf sar sbd scr sek sgd shp sle sos srd std szl thb tjs tnd top
+try ttd twd tzs uah ugx usd uyu uzs vnd vuv wst xaf xcd xcg xof xpf yer zar zmw
+"""
+STRIPE_CURRENCIES = frozenset(_STRIPE.split())
+# Only plain decimals are amounts: ASCII digits and one optional point. Decimal() alone would
+# take "1e3", "1_000", "inf" and full-width digits ("１２").
+_PLAIN_DECIMAL = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")
 
 
 def decimals(currency: str) -> int:
@@ -24,23 +38,34 @@ def decimals(currency: str) -> int:
 def check_currency(currency: str) -> str:
     """A three-letter ISO code, lower-cased as Stripe stores it."""
     code = currency.strip().lower()
-    if len(code) != 3 or not code.isalpha():
+    if not (len(code) == 3 and code.isascii() and code.isalpha()):
         raise UsageError(f"currency must be a three-letter ISO code like usd, not {currency!r}")
+    if code not in STRIPE_CURRENCIES:
+        raise UsageError(f"currency {code!r} is not an ISO 4217 code that Stripe supports")
     return code
 
 
 def to_minor_units(amount: str, currency: str) -> int:
     """Parse ``"29.00"`` in ``usd`` to ``2900``; refuse more decimals than the currency has."""
     code = check_currency(currency)
+    text = amount.strip()
+    if not _PLAIN_DECIMAL.fullmatch(text):
+        raise UsageError(f"amount must be a plain decimal number like 29.00, not {amount!r}")
     try:
-        value = Decimal(amount.strip())
-    except InvalidOperation:
-        raise UsageError(f"amount must be a number like 29.00, not {amount!r}") from None
-    if not value.is_finite() or value <= 0:
+        value = Decimal(text)
+    except InvalidOperation:  # pragma: no cover - the pattern admits only valid decimals
+        raise UsageError(
+            f"amount must be a plain decimal number like 29.00, not {amount!r}"
+        ) from None
+    if value <= 0:
         raise UsageError(f"amount must be greater than zero, not {amount!r}")
     places = decimals(code)
     minor = value.scaleb(places)
     if minor != minor.to_integral_value():
+        if places == 0:
+            raise UsageError(
+                f"{code.upper()} has no minor unit: give a whole amount, not {amount!r}"
+            )
         raise UsageError(f"{code.upper()} takes at most {places} decimals; got {amount!r}")
     if minor > 99_999_999:
         raise UsageError(f"amount {amount} {code.upper()} is above Stripe's limit")

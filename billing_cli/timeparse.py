@@ -7,17 +7,20 @@ from datetime import UTC, datetime, timedelta
 
 from billing_cli.errors import UsageError
 
-_DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
+_DURATION = re.compile(r"\s*([0-9]+)\s*([smhdw])\s*")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 
 def parse_when(text: str, *, now: datetime | None = None) -> datetime:
     """``2026-11-01``, ``2026-11-01T12:00``, ``48h`` (48 hours ago) -> aware UTC datetime."""
     now = now or datetime.now(UTC)
-    match = _DURATION.match(text)
+    match = _DURATION.fullmatch(text)
     if match:
         amount, unit = int(match.group(1)), match.group(2)
-        return now - timedelta(**{_UNITS[unit]: amount})
+        try:
+            return now - timedelta(**{_UNITS[unit]: amount})
+        except OverflowError:
+            raise UsageError(f"{text.strip()!r} reaches too far back") from None
     try:
         parsed = datetime.fromisoformat(text.strip())
     except ValueError:

@@ -25,6 +25,30 @@ POSTGRES_URL = os.environ.get("BILLING_TEST_DATABASE_URL", "")
 _ISOLATED_PREFIXES = ("STRIPE_", "BILLING_")
 
 
+_POSTGRES_NOT_RUN = pytest.StashKey[int]()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Without BILLING_TEST_DATABASE_URL, leave the PostgreSQL variants out and say so once in
+    the summary, instead of one SKIPPED line each that would bury the result."""
+    if POSTGRES_URL:
+        return
+    postgres = [item for item in items if item.get_closest_marker("postgres") is not None]
+    if postgres:
+        config.hook.pytest_deselected(items=postgres)
+        items[:] = [item for item in items if item.get_closest_marker("postgres") is None]
+        config.stash[_POSTGRES_NOT_RUN] = len(postgres)
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    left_out = config.stash.get(_POSTGRES_NOT_RUN, 0)
+    if left_out:
+        terminalreporter.write_line(
+            f"{left_out} PostgreSQL tests not run: BILLING_TEST_DATABASE_URL is not set "
+            "(see README, Quick start)"
+        )
+
+
 @pytest.fixture(autouse=True)
 def isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
     """No test sees the developer's keys, database or .env: a clean environment in a temp dir."""

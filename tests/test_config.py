@@ -6,8 +6,16 @@ from pathlib import Path
 
 import pytest
 
-from billing_cli.config import Settings, check_key_mode, load_settings, mask, mask_url
-from billing_cli.errors import ConfigError
+from billing_cli.config import (
+    Settings,
+    check_key_mode,
+    display_url,
+    load_settings,
+    mask,
+    mask_url,
+    resolve_operator,
+)
+from billing_cli.errors import ConfigError, UsageError
 
 
 def test_environment_overrides_env_file(tmp_path: Path) -> None:
@@ -87,3 +95,45 @@ def test_public_view_never_contains_a_secret() -> None:
     assert "SECRETSECRET" not in text
     assert "hunter2" not in text
     assert "zz99" in text and "7777" in text
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql+psycopg://app@db/billing?password=hunter2",
+        "postgresql+psycopg://app@db/billing?sslmode=require&PASSWORD=hunter2",
+        "postgresql+psycopg://app:hunter2@db/billing?sslpassword=hunter2",
+        "postgresql+psycopg://app:hun?ter2@db/billing",
+    ],
+)
+def test_passwords_in_the_query_are_masked_too(url: str) -> None:
+    assert "hunter2" not in mask_url(url)
+    assert "hun" not in mask_url(url).split("@")[0].split("://")[1]
+    assert "hunter2" not in repr(Settings(database_url=url).public_view())
+
+
+def test_display_url_makes_a_relative_sqlite_path_absolute() -> None:
+    shown = display_url("sqlite:///billing.db")
+    assert shown == f"sqlite:///{Path('billing.db').absolute()}"
+    assert display_url("sqlite:////srv/x.db") == "sqlite:////srv/x.db"
+
+
+@pytest.mark.parametrize("port", ["abc", "0", "99999", "５４３２"])
+def test_a_non_numeric_port_is_a_config_error(port: str) -> None:
+    url = f"postgresql+psycopg://app:hunter2@db:{port}/billing"
+    with pytest.raises(ConfigError, match="port") as caught:
+        load_settings(environ={"BILLING_DATABASE_URL": url})
+    assert "hunter2" not in str(caught.value)
+
+
+def test_settings_say_which_env_file_was_read(tmp_path: Path) -> None:
+    assert load_settings(environ={}).env_file == ""
+    Path(".env").write_text("BILLING_OPERATOR=x\n")
+    assert load_settings(environ={}).env_file == str(Path(".env").absolute())
+
+
+def test_an_over_long_or_multi_line_operator_is_refused() -> None:
+    with pytest.raises(UsageError, match="the limit is 200"):
+        resolve_operator("x" * 201, Settings())
+    with pytest.raises(UsageError, match="control characters"):
+        resolve_operator(None, Settings(operator="ops\nroot"))

@@ -23,7 +23,15 @@ def test_to_minor_units(amount: str, currency: str, minor: int) -> None:
     ("amount", "currency", "message"),
     [
         ("12.345", "usd", "at most 2 decimals"),
-        ("10.5", "jpy", "at most 0 decimals"),
+        ("10.5", "jpy", "JPY has no minor unit: give a whole amount"),
+        ("0.5", "krw", "KRW has no minor unit"),
+        ("1e3", "usd", "plain decimal"),
+        ("1_000", "usd", "plain decimal"),
+        ("１２", "usd", "plain decimal"),
+        ("inf", "usd", "plain decimal"),
+        ("NaN", "usd", "plain decimal"),
+        (" 12.5\n", "xyz", "not an ISO 4217 code that Stripe supports"),
+        ("12", "ｕｓｄ", "three-letter ISO code"),
         ("-3", "usd", "greater than zero"),
         ("abc", "usd", "number"),
         ("1", "dollars", "currency"),
@@ -48,3 +56,7 @@ def test_parse_when_ages_and_dates() -> None:
     assert iso(parse_when("2026-11-01T10:00:00+02:00")) == "2026-11-01T08:00:00Z"
     with pytest.raises(UsageError, match="cannot read"):
         parse_when("yesterday-ish")
+    with pytest.raises(UsageError, match="cannot read"):
+        parse_when("１２h")  # full-width digits are not an age
+    with pytest.raises(UsageError, match="too far back"):
+        parse_when("99999999999d")

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from billing_cli.cli.options import JsonOption
+from billing_cli.cli.options import JsonOption, TenantFilter
 from billing_cli.cli.runtime import runtime_of
 
 app = typer.Typer(help="The audit trail.", no_args_is_help=True, rich_markup_mode=None)
@@ -15,7 +15,7 @@ app = typer.Typer(help="The audit trail.", no_args_is_help=True, rich_markup_mod
 @app.command("list")
 def list_(
     ctx: typer.Context,
-    tenant: Annotated[str | None, typer.Option("--tenant", help="Only this tenant.")] = None,
+    tenant: TenantFilter = None,
     since: Annotated[
         str | None, typer.Option("--since", help="A date (2026-11-01) or an age (48h, 7d).")
     ] = None,

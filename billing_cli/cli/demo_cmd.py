@@ -8,6 +8,7 @@ import typer
 
 
 def demo(
+    ctx: typer.Context,
     keep: Annotated[
         bool, typer.Option("--keep", help="Keep the demo database and print where it is.")
     ] = False,
@@ -15,4 +16,6 @@ def demo(
     """Run a scripted tour on a throwaway database and a local Stripe sandbox."""
     from billing_cli.cli.demo_tour import run_tour
 
-    run_tour(keep=keep)
+    # The tour runs its steps through the root command it was started from, rather than
+    # importing billing_cli.cli.main (which imports this module).
+    run_tour(keep=keep, app=ctx.find_root().command)

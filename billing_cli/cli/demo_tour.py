@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING
 import typer
 
 if TYPE_CHECKING:
+    from typer._click import Command
+
     from billing_cli.repository import Database
     from billing_cli.sandbox import Sandbox
 
@@ -207,8 +209,9 @@ AFTER_RECOVERY = _steps(
 )
 
 
-def run_tour(*, keep: bool) -> None:
-    """The tour behind ``billing demo``; ``keep`` keeps the demo database."""
+def run_tour(*, keep: bool, app: Command) -> None:
+    """The tour behind ``billing demo``: ``app`` is the ``billing`` root command the steps run
+    through; ``keep`` keeps the demo database."""
     from billing_cli.cli import demo_webhooks as hooks
     from billing_cli.cli import render
     from billing_cli.repository import Database
@@ -222,17 +225,17 @@ def run_tour(*, keep: bool) -> None:
             f"local Stripe sandbox at {sandbox.api_base}"
         )
         _section("Plans: local rows, synced to Stripe Products and Prices")
-        run_steps(SETUP[:1])  # the endpoint needs the schema
+        run_steps(app, SETUP[:1])  # the endpoint needs the schema
         db = Database(os.environ["BILLING_DATABASE_URL"])
-        with hooks.endpoint_in_thread(db, secret_for=_set_up_endpoint(workdir)) as url:
+        with hooks.endpoint_in_thread(db, secret_for=_set_up_endpoint(app, workdir)) as url:
             render.note(f"webhook endpoint listening at {url}; the sandbox delivers to it")
-            run_steps(SETUP[1:])
+            run_steps(app, SETUP[1:])
             _section("Tenants")
-            run_steps(TENANTS)
+            run_steps(app, TENANTS)
             _section("Subscriptions and payments")
-            run_steps(SUBSCRIPTIONS)
+            run_steps(app, SUBSCRIPTIONS)
             _section("Webhooks: failed payments, suspension, recovery, replay")
-            run_steps(DUNNING_SETUP)
+            run_steps(app, DUNNING_SETUP)
             sub = hooks.subscription_id(db, "hooli")
             _sandbox_step(
                 db,
@@ -249,21 +252,21 @@ def run_tour(*, keep: bool) -> None:
             _sandbox_step(
                 db, sandbox, "(sandbox) third attempt: declined", lambda: sandbox.renew(sub)
             )
-            run_steps(AFTER_SUSPENSION)
+            run_steps(app, AFTER_SUSPENSION)
             _sandbox_step(
                 db,
                 sandbox,
                 "(sandbox) Stripe retries the invoice with the new card",
                 lambda: sandbox.renew(sub),
             )
-            run_steps(AFTER_RECOVERY)
+            run_steps(app, AFTER_RECOVERY)
         db.dispose()
         render.note("\n[bold green]demo finished[/bold green]")
         if keep:
             render.note(f"kept: BILLING_DATABASE_URL={os.environ['BILLING_DATABASE_URL']}")
 
 
-def _set_up_endpoint(workdir: Path) -> Callable[[str], str]:
+def _set_up_endpoint(app: Command, workdir: Path) -> Callable[[str], str]:
     """``billing webhooks setup URL --write-env``, then the secret and URL it wrote."""
 
     def set_up(url: str) -> str:
@@ -271,12 +274,13 @@ def _set_up_endpoint(workdir: Path) -> Callable[[str], str]:
 
         env_file = workdir / ".env"
         run_steps(
+            app,
             _steps(
                 Step(
                     ("webhooks", "setup", url, "--write-env", str(env_file)),
                     "register the endpoint with Stripe; its signing secret goes to the env file",
                 )
-            )
+            ),
         )
         values = dotenv_values(env_file)
         os.environ["BILLING_WEBHOOK_URL"] = url
@@ -304,17 +308,23 @@ def _section(title: str) -> None:
     render.out().rule(f"[bold]{title}")
 
 
-def run_steps(steps: Sequence[Step]) -> None:
-    """Run each step as ``billing ARGS``; stop at the first step that ends unexpectedly."""
+def run_steps(app: Command, steps: Sequence[Step]) -> None:
+    """Run each step as ``billing ARGS``; stop at the first step that ends unexpectedly.
+
+    The command line is printed whole, never wrapped: piped to a file or a pager at 80 columns
+    it must still be a line a person can copy and run.
+    """
+    from rich.text import Text
+
     from billing_cli.cli import render
-    from billing_cli.cli.main import app
 
     for step in steps:
         if step.note:
             render.out().print(f"\n[dim]# {step.note}[/dim]")
         else:
             render.out().print()
-        render.out().print(f"[bold cyan]$ billing {shlex.join(step.args)}[/bold cyan]")
+        command = Text(f"$ billing {shlex.join(step.args)}", style="bold cyan")
+        render.out().print(command, soft_wrap=True)
         sys.stdout.flush()
         code = _run(app, step.args)
         sys.stderr.flush()
@@ -323,10 +333,10 @@ def run_steps(steps: Sequence[Step]) -> None:
             raise typer.Exit(1)
 
 
-def _run(app: typer.Typer, args: Sequence[str]) -> int:
+def _run(app: Command, args: Sequence[str]) -> int:
     """Exit code of one in-process run (Click returns it when not in standalone mode)."""
     try:
-        result = app(list(args), prog_name="billing", standalone_mode=False)
+        result = app.main(list(args), prog_name="billing", standalone_mode=False)
     except SystemExit as stop:
         return stop.code if isinstance(stop.code, int) else 1
     return result if isinstance(result, int) else 0

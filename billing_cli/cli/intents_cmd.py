@@ -28,10 +28,7 @@ def list_(
     limit: Annotated[int, typer.Option("--limit", min=1, max=10_000)] = 50,
     json_output: JsonOption = False,
 ) -> None:
-    """List Stripe write intents, newest first.
-
-    Example: billing intents list --open
-    """
+    """List Stripe write intents, newest first."""
     from billing_cli.cli import render
     from billing_cli.services import intents
 
@@ -84,7 +81,7 @@ def resume(
     """Finish an interrupted write: re-run its command with the recorded parameters.
 
     The same idempotency keys are sent, so Stripe returns what it did the first time
-    instead of doing it again. Example: billing intents resume bi_0123456789abcdef01234567
+    instead of doing it again.
     """
     from billing_cli.cli import render
     from billing_cli.services import intents

@@ -16,7 +16,12 @@ import typer
 from typer._click import Command as ClickCommand
 from typer._click import Context as ClickContext  # the type TyperGroup.invoke declares
 from typer._click import HelpFormatter
-from typer._click.exceptions import NoArgsIsHelpError, UsageError
+from typer._click.exceptions import (
+    BadParameter,
+    MissingParameter,
+    NoArgsIsHelpError,
+    UsageError,
+)
 from typer._click.utils import make_default_short_help
 from typer.core import TyperGroup
 
@@ -51,7 +56,12 @@ class BillingGroup(TyperGroup):
     def get_command(self, ctx: ClickContext, cmd_name: str) -> ClickCommand | None:
         if cmd_name in COMMAND_GROUPS:
             return _build_group(cmd_name)
-        return super().get_command(ctx, cmd_name)
+        command = super().get_command(ctx, cmd_name)
+        if command is not None:
+            from billing_cli.cli.help_text import polish
+
+            polish(command, cmd_name)
+        return command
 
     def format_commands(self, ctx: ClickContext, formatter: HelpFormatter) -> None:
         """The commands and one line of help each, without building the groups."""
@@ -69,6 +79,7 @@ class BillingGroup(TyperGroup):
             formatter.write_dl(rows)
 
     def parse_args(self, ctx: ClickContext, args: list[str]) -> list[str]:
+        _plain_root_options(self.get_params(ctx))
         try:
             return super().parse_args(ctx, args)
         except UsageError as error:
@@ -105,8 +116,78 @@ def _usage_line(error: UsageError) -> int:
         error.show()
         return error.exit_code
     where = error.ctx.command_path if error.ctx is not None else "billing"
-    _print_error(f"{error.format_message()} (see `{where} --help`)")
+    _print_error(f"{_plain_message(error)} (see `{where} --help`)")
     return error.exit_code
+
+
+def _plain_message(error: UsageError) -> str:
+    """Click's message in plain words: the choices of a bad choice, a near miss for a mistyped
+    command, and none of pydantic's validation wording ("Value error, ...", "Input should be")."""
+    import difflib
+    import re
+
+    message = error.format_message()
+    unknown = re.fullmatch(r"No such command '(.+)'\.", message)
+    if unknown and error.ctx is not None and isinstance(error.ctx.command, TyperGroup):
+        names = error.ctx.command.list_commands(error.ctx)
+        typed = unknown.group(1)
+        near = [n for n in names if n.startswith(typed) or typed.startswith(n)]
+        near = near or difflib.get_close_matches(typed, names, n=1, cutoff=0.6)
+        if near:
+            return f"no command {typed!r}; did you mean {near[0]!r}?"
+        return f"no command {typed!r}; the commands are {', '.join(names)}"
+    if isinstance(error, BadParameter) and not isinstance(error, MissingParameter):
+        hint = error.param.get_error_hint() if error.param is not None else "the value"
+        hint = hint.replace("'", "")
+        choices = getattr(getattr(error.param, "type_descriptor", None), "choices", None)
+        if choices:
+            given = re.match(r"(?:Value error, )?('.*?') is not one of", error.message)
+            shown = ", ".join(str(getattr(c, "value", c)) for c in choices)
+            return f"{hint} must be one of {shown}" + (f", not {given.group(1)}" if given else "")
+        reason = error.message.removeprefix("Value error, ")
+        for pydantic_words, plain in _PLAIN_REASONS:
+            reason = reason.replace(pydantic_words, plain)
+        return f"{hint}: {reason}"
+    return message
+
+
+_TRUE_WORDS = frozenset({"1", "true", "yes", "on", "y", "t"})
+_PLAIN_REASONS = (
+    ("Input should be a valid integer, unable to parse string as an integer", "not a whole number"),
+    ("Input should be a valid integer", "not a whole number"),
+    ("Input should be greater than or equal to", "must be at least"),
+    ("Input should be less than or equal to", "must be at most"),
+)
+
+
+def _plain_root_options(params: list[Any]) -> None:
+    """Coerce the root's text, path and flag options without Typer's pydantic adapters.
+
+    Typer builds a pydantic TypeAdapter to coerce each option it processes, and importing
+    pydantic costs more than the rest of ``billing GROUP --help`` together. The root's options
+    are processed before every group's help; they are plain text and paths, so they get a plain
+    coercion. (With another Typer, where this hook does not exist, nothing changes.)
+    """
+    try:
+        from typer._coercion import RuntimeParam
+    except ImportError:  # pragma: no cover - a Typer without runtime coercion
+        return
+
+    class PlainRuntimeParam(RuntimeParam):
+        def _coerce_value(self, value: Any, param: Any, ctx: Any) -> Any:
+            if self.annotation is bool:
+                return value if isinstance(value, bool) else str(value).lower() in _TRUE_WORDS
+            text = value.decode() if isinstance(value, bytes) else str(value)
+            return Path(text) if self.annotation is Path else text
+
+    for param in params:
+        descriptor = getattr(param, "type_descriptor", None)
+        if descriptor is None or getattr(param, "_runtime_param", 0) is not None:
+            continue
+        if descriptor.annotation in (str, Path, bool):
+            param._runtime_param = PlainRuntimeParam(
+                parameter_info=descriptor.parameter_info, annotation=descriptor.annotation
+            )
 
 
 def _is_usage_error(error: Exception) -> bool:
@@ -132,12 +213,27 @@ app = typer.Typer(
 )
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError
+        from importlib.metadata import version as installed_version
+
+        try:
+            number = installed_version("billing-cli")
+        except PackageNotFoundError:  # run from a source tree that was never installed
+            number = "unknown (not installed)"
+        sys.stdout.write(f"billing {number}\n")
+        raise typer.Exit(0)
+
+
 @app.callback()
 def root(
     ctx: typer.Context,
     env_file: Annotated[
         Path | None,
-        typer.Option("--env-file", help="Read settings from this file instead of ./.env."),
+        typer.Option(
+            "--env-file", metavar="PATH", help="Read settings from this file instead of ./.env."
+        ),
     ] = None,
     verbose: Annotated[
         bool, typer.Option("--verbose", "-v", help="Log Stripe calls; show tracebacks.")
@@ -145,9 +241,21 @@ def root(
     operator: Annotated[
         str | None,
         typer.Option(
-            "--operator", help="Who is acting, for the audit trail (default: BILLING_OPERATOR)."
+            "--operator",
+            metavar="NAME",
+            help="Who is acting, for the audit trail (default: BILLING_OPERATOR, else OS user).",
         ),
     ] = None,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            is_eager=True,
+            expose_value=False,
+            callback=_print_version,
+            help="Show the version and exit.",
+        ),
+    ] = False,
 ) -> None:
     """Billing administration for multi-tenant SaaS products on Stripe."""
     ctx.obj = Runtime(env_file=env_file, verbose=verbose, operator=operator)
@@ -168,8 +276,11 @@ COMMAND_GROUPS: dict[str, typer.Typer] = {
 
 @functools.cache
 def _build_group(name: str) -> ClickCommand:
+    from billing_cli.cli.help_text import polish
+
     group = typer.main.get_group(COMMAND_GROUPS[name])
     group.name = name
+    polish(group, name)
     return group
 
 

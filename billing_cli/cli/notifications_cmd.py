@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from billing_cli.cli.options import JsonOption
+from billing_cli.cli.options import JsonOption, TenantFilter
 from billing_cli.cli.runtime import runtime_of
 
 app = typer.Typer(help="The notification outbox.", no_args_is_help=True, rich_markup_mode=None)
@@ -17,7 +17,7 @@ KINDS = ("trial_will_end", "upcoming_invoice", "payment_failed", "suspended", "r
 @app.command("list")
 def list_(
     ctx: typer.Context,
-    tenant: Annotated[str | None, typer.Option("--tenant", help="Only this tenant's.")] = None,
+    tenant: TenantFilter = None,
     kind: Annotated[
         str | None, typer.Option("--kind", help=f"Only this kind ({', '.join(KINDS)}).")
     ] = None,
@@ -31,6 +31,10 @@ def list_(
     rows = ledger.list_notifications(
         runtime_of(ctx).database(), tenant_slug=tenant, kind=kind, limit=limit
     )
+    if not rows and kind is not None and kind not in KINDS:
+        from billing_cli.errors import UsageError
+
+        raise UsageError(f"no notification kind {kind!r}; the kinds are {', '.join(KINDS)}")
     if json_output:
         render.emit_json(rows)
         return

@@ -16,3 +16,38 @@ DryRunOption = Annotated[
 YesOption = Annotated[
     bool, typer.Option("--yes", "-y", help="Do not ask for confirmation in live mode.")
 ]
+
+
+def _complete_tenant(ctx: typer.Context, incomplete: str) -> list[str]:
+    from billing_cli.cli.completion import tenant_slugs
+
+    return tenant_slugs(ctx, incomplete)
+
+
+def _complete_plan(ctx: typer.Context, incomplete: str) -> list[str]:
+    from billing_cli.cli.completion import plan_slugs
+
+    return plan_slugs(ctx, incomplete)
+
+
+# An existing tenant or plan, named by its slug; Tab completes it from the database.
+TenantArgument = Annotated[
+    str,
+    typer.Argument(metavar="TENANT", help="The tenant's slug.", autocompletion=_complete_tenant),
+]
+PlanArgument = Annotated[
+    str,
+    typer.Argument(
+        metavar="PLAN", help="The plan's slug, e.g. pro.", autocompletion=_complete_plan
+    ),
+]
+PlanOption = Annotated[
+    str,
+    typer.Option("--plan", metavar="PLAN", help="The plan's slug.", autocompletion=_complete_plan),
+]
+TenantFilter = Annotated[
+    str | None,
+    typer.Option(
+        "--tenant", metavar="TENANT", help="Only this tenant's.", autocompletion=_complete_tenant
+    ),
+]

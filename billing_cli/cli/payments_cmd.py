@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from billing_cli.cli.options import DryRunOption, JsonOption, YesOption
+from billing_cli.cli.options import DryRunOption, JsonOption, TenantArgument, YesOption
 from billing_cli.cli.runtime import runtime_of
 
 app = typer.Typer(
@@ -21,7 +21,7 @@ app.add_typer(methods_app, name="methods")
 @app.command("charge")
 def charge(
     ctx: typer.Context,
-    tenant: Annotated[str, typer.Argument(help="The tenant's slug.")],
+    tenant: TenantArgument,
     amount: Annotated[str, typer.Option("--amount", help="In major units, e.g. 12.50.")],
     currency: Annotated[str, typer.Option("--currency", help="ISO code, e.g. usd.")],
     description: Annotated[str, typer.Option("--description", help="Shown on the receipt.")],
@@ -54,7 +54,7 @@ def charge(
 @methods_app.command("list")
 def list_methods(
     ctx: typer.Context,
-    tenant: Annotated[str, typer.Argument(help="The tenant's slug.")],
+    tenant: TenantArgument,
     json_output: JsonOption = False,
 ) -> None:
     """List the tenant's saved payment methods."""
@@ -79,7 +79,7 @@ def list_methods(
 @methods_app.command("attach")
 def attach(
     ctx: typer.Context,
-    tenant: Annotated[str, typer.Argument(help="The tenant's slug.")],
+    tenant: TenantArgument,
     payment_method: Annotated[str, typer.Argument(help="The payment method id (pm_...).")],
     default: Annotated[
         bool, typer.Option("--default", help="Make it the default for invoices.")

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from billing_cli.cli.options import DryRunOption, JsonOption, YesOption
+from billing_cli.cli.options import DryRunOption, JsonOption, PlanArgument, YesOption
 from billing_cli.cli.runtime import runtime_of
 
 if TYPE_CHECKING:
@@ -48,7 +48,6 @@ CountOption = Annotated[
 TrialOption = Annotated[
     int | None, typer.Option("--trial-days", help="Trial length for new subscriptions.")
 ]
-SlugArgument = Annotated[str, typer.Argument(help="The plan's slug, e.g. pro.")]
 
 
 @app.command("add")
@@ -93,7 +92,7 @@ def add(
 @app.command("update")
 def update(
     ctx: typer.Context,
-    slug: SlugArgument,
+    slug: PlanArgument,
     name: NameOption = None,
     amount: AmountOption = None,
     currency: CurrencyOption = None,
@@ -142,7 +141,7 @@ def _set_active(
 @app.command("deactivate")
 def deactivate(
     ctx: typer.Context,
-    slug: SlugArgument,
+    slug: PlanArgument,
     dry_run: DryRunOption = False,
     yes: YesOption = False,
     json_output: JsonOption = False,
@@ -154,7 +153,7 @@ def deactivate(
 @app.command("activate")
 def activate(
     ctx: typer.Context,
-    slug: SlugArgument,
+    slug: PlanArgument,
     dry_run: DryRunOption = False,
     yes: YesOption = False,
     json_output: JsonOption = False,

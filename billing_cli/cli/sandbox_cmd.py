@@ -3,6 +3,8 @@ account (localstripe with this project's extensions; see billing_cli/sandbox).""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated
 
 import typer
@@ -11,11 +13,11 @@ import typer
 def sandbox(
     port: Annotated[int, typer.Option("--port", help="Port on 127.0.0.1 (0: any free one).")] = 0,
 ) -> None:
-    """Run a local Stripe sandbox in the foreground (Ctrl-C stops it)."""
+    """Run a local Stripe sandbox in the foreground (Ctrl-C or SIGTERM stops it)."""
     from billing_cli.cli import render
     from billing_cli.sandbox import SANDBOX_SECRET_KEY, Sandbox
 
-    with Sandbox(port=port) as server:
+    with _stop_on_termination(), Sandbox(port=port) as server:
         render.out().print("Local Stripe sandbox running. Use it with:")
         render.out().print(f"  export STRIPE_API_BASE={server.api_base}")
         render.out().print(f"  export STRIPE_SECRET_KEY={SANDBOX_SECRET_KEY}")
@@ -24,3 +26,28 @@ def sandbox(
             server.wait()
         except KeyboardInterrupt:
             render.note("stopping the sandbox")
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, turned into the same clean stop as Ctrl-C."""
+
+
+@contextmanager
+def _stop_on_termination() -> Iterator[None]:
+    """Make SIGTERM and SIGHUP unwind like Ctrl-C, so ``Sandbox.stop`` stops the server process.
+
+    Python's default for SIGTERM ends the process at once, without running ``finally`` blocks
+    or ``__exit__``: the sandbox server (a child process) would be left listening on its port.
+    """
+    import signal
+
+    def stop(signum: int, _frame: object) -> None:
+        raise _Terminated(signal.Signals(signum).name)
+
+    caught = [s for s in (signal.SIGTERM, getattr(signal, "SIGHUP", None)) if s is not None]
+    previous = {s: signal.signal(s, stop) for s in caught}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)

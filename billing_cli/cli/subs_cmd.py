@@ -7,14 +7,12 @@ from typing import Annotated
 
 import typer
 
-from billing_cli.cli.options import DryRunOption, JsonOption, YesOption
+from billing_cli.cli.options import DryRunOption, JsonOption, PlanOption, TenantArgument, YesOption
 from billing_cli.cli.runtime import runtime_of
 
 app = typer.Typer(
     help="Tenants' Stripe subscriptions.", no_args_is_help=True, rich_markup_mode=None
 )
-
-TenantArgument = Annotated[str, typer.Argument(help="The tenant's slug.")]
 
 
 class Proration(StrEnum):
@@ -38,7 +36,7 @@ class SubscriptionStatus(StrEnum):
 def create(
     ctx: typer.Context,
     tenant: TenantArgument,
-    plan: Annotated[str, typer.Option("--plan", help="The plan's slug.")],
+    plan: PlanOption,
     payment_method: Annotated[
         str | None,
         typer.Option("--payment-method", help="pm_... to attach and make the default."),
@@ -74,7 +72,7 @@ def create(
 def upgrade(
     ctx: typer.Context,
     tenant: TenantArgument,
-    plan: Annotated[str, typer.Option("--plan", help="The new plan's slug.")],
+    plan: PlanOption,
     proration: Annotated[
         Proration, typer.Option("--proration", help="How Stripe bills the change.")
     ] = Proration.create_prorations,
@@ -174,7 +172,11 @@ def show(ctx: typer.Context, tenant: TenantArgument, json_output: JsonOption = F
         render.emit_json(result)
         return
     render.side_by_side(
-        f"Subscription of {tenant}", result["local"], result["stripe"], result["differences"]
+        f"Subscription of {tenant}",
+        result["local"],
+        result["stripe"],
+        result["differences"],
+        fix=result["reconcile"] or "",
     )
 
 

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from billing_cli.cli.options import DryRunOption, JsonOption, YesOption
+from billing_cli.cli.options import DryRunOption, JsonOption, TenantArgument, YesOption
 from billing_cli.cli.runtime import runtime_of
 
 app = typer.Typer(help="Tenants and their access.", no_args_is_help=True, rich_markup_mode=None)
@@ -76,7 +76,7 @@ def list_(
 @app.command("show")
 def show(
     ctx: typer.Context,
-    slug: Annotated[str, typer.Argument(help="The tenant's slug.")],
+    slug: TenantArgument,
     json_output: JsonOption = False,
 ) -> None:
     """Show a tenant, its subscription row, and its recent audit entries."""
@@ -103,7 +103,7 @@ def show(
 @app.command("suspend")
 def suspend(
     ctx: typer.Context,
-    slug: Annotated[str, typer.Argument(help="The tenant's slug.")],
+    slug: TenantArgument,
     reason: Annotated[str, typer.Option("--reason", help="Why; kept in the audit trail.")],
     dry_run: DryRunOption = False,
     yes: YesOption = False,
@@ -123,7 +123,7 @@ def suspend(
 @app.command("reactivate")
 def reactivate(
     ctx: typer.Context,
-    slug: Annotated[str, typer.Argument(help="The tenant's slug.")],
+    slug: TenantArgument,
     dry_run: DryRunOption = False,
     yes: YesOption = False,
     json_output: JsonOption = False,
@@ -142,7 +142,7 @@ def reactivate(
 @app.command("remove")
 def remove(
     ctx: typer.Context,
-    slug: Annotated[str, typer.Argument(help="The tenant's slug.")],
+    slug: TenantArgument,
     dry_run: DryRunOption = False,
     yes: YesOption = False,
     json_output: JsonOption = False,

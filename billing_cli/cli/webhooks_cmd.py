@@ -228,7 +228,9 @@ def _show_summary(summary: ReplaySummary, *, json_output: bool) -> None:
         render.table(title, ("status", "events"), summary.counts.items())
         for outcome in summary.outcomes:
             if outcome.status == "failed":
-                render.note(f"failed: {outcome.event_id} ({outcome.type}): {outcome.reason}")
+                render.note(
+                    render.plain(f"failed: {outcome.event_id} ({outcome.type}): {outcome.reason}")
+                )
     if summary.failed:
         raise typer.Exit(1)
 

@@ -156,6 +156,7 @@ def subscription_info(obj: Any) -> SubscriptionInfo:
     d = as_dict(obj)
     item = _first_item(d)
     price_id = _ref(item.get("price")) or _ref(item.get("plan")) or _ref(d.get("plan"))
+    price = _map(item.get("price")) or _map(item.get("plan")) or _map(d.get("plan"))
     start = item.get("current_period_start", d.get("current_period_start"))
     end = item.get("current_period_end", d.get("current_period_end"))
     return SubscriptionInfo(
@@ -172,6 +173,9 @@ def subscription_info(obj: Any) -> SubscriptionInfo:
         latest_invoice_id=_ref(d.get("latest_invoice")),
         created=timestamp(d.get("created")),
         metadata=_metadata(d.get("metadata")),
+        price_amount=_int(price.get("unit_amount", price.get("amount"))),
+        price_currency=_text(price.get("currency")),
+        price_metadata={str(k): str(v) for k, v in _map(price.get("metadata")).items()},
     )
 
 

@@ -86,6 +86,11 @@ class SubscriptionInfo:
     latest_invoice_id: str | None
     created: datetime | None
     metadata: Metadata = field(default_factory=dict)
+    # The item's price as Stripe bills it (a subscription keeps an older price after a plan's
+    # price changes, so the plan's current amount is not necessarily what it pays).
+    price_amount: int | None = None
+    price_currency: str | None = None
+    price_metadata: Metadata = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -11,9 +11,11 @@ from typing import Any
 
 from sqlmodel import Session
 
+from billing_cli.errors import NotFound
 from billing_cli.models import AuditEntry, Invocation, utcnow
 from billing_cli.repository import Database
 from billing_cli.repository import audit as audit_repo
+from billing_cli.repository import tenants as tenants_repo
 from billing_cli.services.views import audit_view
 
 _SECRET_HINTS = ("key", "secret", "password", "token")
@@ -63,9 +65,21 @@ def record(
 def list_entries(
     db: Database, *, tenant_slug: str | None, since: datetime | None, limit: int
 ) -> list[dict[str, Any]]:
-    """Newest first."""
+    """Newest first. A tenant that does not exist and left no entries (a removed tenant's
+    entries stay) is a NotFound, not an empty list: a mistyped slug should not look like a
+    tenant nobody touched."""
     with db.read() as session:
         entries = audit_repo.list_recent(
             session=session, tenant_slug=tenant_slug, since=since, limit=limit
         )
+        if not entries and tenant_slug is not None:
+            known = tenants_repo.get_by_slug(session=session, slug=tenant_slug) is not None
+            ever = known or bool(
+                audit_repo.list_recent(session=session, tenant_slug=tenant_slug, limit=1)
+            )
+            if not ever:
+                raise NotFound(
+                    f"no tenant {tenant_slug!r} and no audit entries for it; "
+                    "`billing tenants list` shows the tenants"
+                )
         return [audit_view(entry) for entry in entries]

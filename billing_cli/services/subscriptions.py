@@ -366,7 +366,12 @@ def resume_subscription(
 
 
 def show_subscription(db: Database, gateway: Gateway, *, tenant_slug: str) -> dict[str, Any]:
-    """The local row and Stripe's live subscription side by side, with their differences."""
+    """The local row and Stripe's live subscription side by side, with their differences.
+
+    A subscription left on a plan's older price (kept on purpose when the plan's price changed:
+    existing subscriptions keep theirs) is a normal state, not a difference: both sides show the
+    plan as ``pro (older price)``, and Stripe's side shows the amount actually billed.
+    """
     with db.read() as session:
         tenant = tenant_rules.require_tenant(session, tenant_slug)
         assert tenant.id is not None
@@ -375,11 +380,38 @@ def show_subscription(db: Database, gateway: Gateway, *, tenant_slug: str) -> di
             raise NotFound(f"tenant {tenant.slug} has no subscription")
         local = subscription_row_view(session, row)
         live = gateway.retrieve_subscription(row.stripe_subscription_id)
-        remote = subscription_view(_as_row(row, live), _plan_for_price(session, live.price_id))
+        current = _plan_for_price(session, live.price_id)
+        older = None
+        if current is None and live.price_id:
+            # The plan this earlier price was made for (``plans sync`` tags its prices), else
+            # the row's plan when the row recorded this very price.
+            from billing_cli.services.plan_catalog import METADATA_KEY
+
+            made_for = live.price_metadata.get(METADATA_KEY)
+            if made_for:
+                older = plans_repo.get_by_slug(session=session, slug=made_for)
+            elif row.plan_id and live.price_id == row.stripe_price_id:
+                older = plans_repo.get(session=session, plan_id=row.plan_id)
+        remote = subscription_view(_as_row(row, live), current or older)
+        older_slug = older.slug if older is not None else None
     local = {key: value for key, value in local.items() if key not in _LOCAL_ONLY}
     remote = {key: value for key, value in remote.items() if key not in _LOCAL_ONLY}
+    if older_slug is not None and local.get("plan") == older_slug:
+        local["plan"] = remote["plan"] = f"{older_slug} (older price)"
+    remote["billed"] = format_money(live.price_amount, live.price_currency) or None
     differences = [key for key in local if local.get(key) != remote.get(key)]
-    return {"tenant": tenant_slug, "local": local, "stripe": remote, "differences": differences}
+    return {
+        "tenant": tenant_slug,
+        "local": local,
+        "stripe": remote,
+        "differences": differences,
+        "reconcile": (
+            "Stripe's side is the truth: `billing webhooks replay --since 48h` applies the "
+            "events the local row missed (widen --since up to 30d)"
+            if differences
+            else None
+        ),
+    }
 
 
 def list_subscriptions(db: Database, *, status: str | None = None) -> list[dict[str, Any]]:
@@ -718,7 +750,10 @@ def _require_synced_plan(session: Session, slug: str) -> SubscriptionPlan:
     if plan is None:
         raise NotFound(f"no plan {slug!r}; `billing plans list` shows the plans")
     if not plan.active:
-        raise Conflict(f"plan {slug} is deactivated")
+        raise Conflict(
+            f"plan {slug} is deactivated; `billing plans activate {slug}` brings it back, "
+            "or choose another (`billing plans list`)"
+        )
     if not plan.stripe_price_id:
         raise Conflict(f"plan {slug} has no Stripe price yet; run `billing plans sync`")
     return plan

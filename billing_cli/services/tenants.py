@@ -25,9 +25,18 @@ from billing_cli.repository import subscriptions as subscriptions_repo
 from billing_cli.repository import tenants as tenants_repo
 from billing_cli.services import audit
 from billing_cli.services.views import audit_view, subscription_view, tenant_view
+from billing_cli.text import (
+    EMAIL_MAX,
+    REASON_MAX,
+    TENANT_NAME_MAX,
+    check_length,
+    check_plain,
+    shown,
+)
 
-SLUG_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
-EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+# Matched with fullmatch: ``$`` would also accept a value ending in a newline ("acme\n").
+SLUG_PATTERN = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
+EMAIL_PATTERN = re.compile(r"[^@\s\x00-\x1f\x7f]+@[^@\s\x00-\x1f\x7f]+\.[^@\s\x00-\x1f\x7f]+")
 
 
 @dataclass(frozen=True)
@@ -43,9 +52,9 @@ class TenantDetail:
 
 
 def check_slug(slug: str) -> str:
-    if not SLUG_PATTERN.match(slug):
+    if not SLUG_PATTERN.fullmatch(slug):
         raise UsageError(
-            f"invalid slug {slug!r}: use 1-63 lower-case letters, digits and dashes, "
+            f"invalid slug {shown(slug)}: use 1-63 lower-case letters, digits and dashes, "
             "starting with a letter or digit"
         )
     return slug
@@ -54,16 +63,23 @@ def check_slug(slug: str) -> str:
 def require_tenant(session: Session, slug: str, *, for_update: bool = False) -> Tenant:
     tenant = tenants_repo.get_by_slug(session=session, slug=slug, for_update=for_update)
     if tenant is None:
-        raise NotFound(f"no tenant {slug!r}; `billing tenants list` shows the tenants")
+        raise NotFound(f"no tenant {shown(slug)}; `billing tenants list` shows the tenants")
     return tenant
+
+
+def is_email(value: str) -> bool:
+    """An address shape (something@domain.tld) that fits the column."""
+    return len(value) <= EMAIL_MAX and EMAIL_PATTERN.fullmatch(value) is not None
 
 
 def add_tenant(db: Database, *, invocation: Invocation, slug: str, name: str, email: str) -> Change:
     check_slug(slug)
     if not name.strip():
         raise UsageError("--name must not be empty")
-    if not EMAIL_PATTERN.match(email):
-        raise UsageError(f"invalid email address {email!r}")
+    check_plain(check_length(name.strip(), limit=TENANT_NAME_MAX, option="--name"), option="--name")
+    check_length(email, limit=EMAIL_MAX, option="--email")
+    if not is_email(email):
+        raise UsageError(f"invalid email address {shown(email)}")
     with db.transaction(dry_run=invocation.dry_run) as session:
         if tenants_repo.get_by_slug(session=session, slug=slug) is not None:
             raise Conflict(f"tenant {slug!r} already exists")
@@ -114,6 +130,9 @@ def suspend_tenant(db: Database, *, invocation: Invocation, slug: str, reason: s
     """A person suspends a tenant (``suspended_by=manual``); a no-op when already suspended."""
     if not reason.strip():
         raise UsageError("--reason must not be empty")
+    check_plain(
+        check_length(reason.strip(), limit=REASON_MAX, option="--reason"), option="--reason"
+    )
     with db.transaction(dry_run=invocation.dry_run) as session:
         tenant = require_tenant(session, slug, for_update=True)
         return suspend(session, tenant, reason=reason.strip(), by="manual", invocation=invocation)

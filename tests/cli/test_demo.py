@@ -48,3 +48,52 @@ def test_demo_runs_to_the_end(tmp_path: Path) -> None:
     assert "STRIPE_WEBHOOK_SECRET and BILLING_WEBHOOK_URL written to" in demo.stderr
     assert not re.search(r"whsec_[0-9a-f]", out + demo.stderr)  # the secret: env file only
     assert list(tmp_path.iterdir()) == []  # the throwaway database lives elsewhere, and is gone
+
+
+def test_no_command_module_imports_the_app_that_imports_it() -> None:
+    """``cli/main.py`` imports every command module; none may import it back (the demo tour
+    gets the root command handed down instead)."""
+    import ast
+
+    import billing_cli
+
+    package = Path(billing_cli.__file__).parent
+    importers = []
+    for module in package.rglob("*.py"):
+        for node in ast.walk(ast.parse(module.read_text(encoding="utf-8"))):
+            names = []
+            if isinstance(node, ast.ImportFrom):
+                names = [node.module or ""] + [f"{node.module}.{a.name}" for a in node.names]
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            if "billing_cli.cli.main" in names:
+                importers.append(module.relative_to(package).as_posix())
+    assert importers == ["__main__.py"]
+
+
+def test_the_tour_prints_each_command_whole_when_piped_at_80_columns(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from typer.main import get_command
+
+    from billing_cli.cli import render
+    from billing_cli.cli.demo_tour import Step, run_steps
+    from billing_cli.cli.main import app
+
+    monkeypatch.setenv("COLUMNS", "80")
+    render.reset_consoles()
+    args = (
+        "tenants",
+        "add",
+        "initech",
+        "--name",
+        "Initech Corporation International",
+        "--email",
+        "accounts-payable@initech.example",
+        "--dry-run",
+    )
+    run_steps(get_command(app), [Step(args, expect=1)])  # no database: the step fails as told
+    printed = capsys.readouterr().out
+    line = "$ billing " + " ".join(f"'{a}'" if " " in a else a for a in args)
+    assert len(line) > 80
+    assert line in printed.splitlines()

@@ -42,7 +42,7 @@ def test_add_json_is_only_json(billing: Billing, db_env: Database) -> None:
 @pytest.mark.parametrize(
     ("amount", "message"),
     [
-        ("abc", "Error: amount must be a number like 29.00, not 'abc'\n"),
+        ("abc", "Error: amount must be a plain decimal number like 29.00, not 'abc'\n"),
         ("0", "Error: amount must be greater than zero, not '0'\n"),
         ("1.234", "Error: USD takes at most 2 decimals; got '1.234'\n"),
     ],

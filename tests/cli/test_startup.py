@@ -1,4 +1,6 @@
-"""``billing --help`` and completion must not pay for stripe or SQLAlchemy."""
+"""``billing --help``, every group's ``--help`` and completion must not pay for stripe,
+SQLAlchemy or pydantic (Typer coerces options through pydantic; the root's options, processed
+before every group's help, must not)."""
 
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ try:
     app(args={args!r}, prog_name="billing")
 except SystemExit:
     pass
-heavy = sorted(m for m in ("stripe", "sqlalchemy", "sqlmodel", "alembic", "psycopg")
+heavy = sorted(m for m in ("stripe", "sqlalchemy", "sqlmodel", "alembic", "psycopg", "pydantic")
                if m in sys.modules)
 print("HEAVY=" + ",".join(heavy), file=sys.stderr)
 """

@@ -210,3 +210,29 @@ def test_stripe_calls_are_logged_without_keys(
         assert "billing:" not in text  # no idempotency key
     quiet = billing("subs", "show", "acme")
     assert "stripe subscriptions.retrieve" not in quiet.stderr  # only with --verbose
+
+
+def test_a_subscription_on_an_older_price_is_not_a_difference(
+    billing: Billing, ready: Database
+) -> None:
+    billing("subs", "create", "acme", "--plan", "starter", "--payment-method", "pm_card_visa")
+    assert billing("plans", "update", "starter", "--amount", "12.00").exit_code == 0
+    assert billing("plans", "sync").exit_code == 0  # a new Price; acme keeps the old one
+    shown = billing.json("subs", "show", "acme")
+    assert shown["differences"] == []
+    assert shown["local"]["plan"] == shown["stripe"]["plan"] == "starter (older price)"
+    assert shown["stripe"]["billed"] == "10.00 USD"  # what Stripe bills, not the plan's 12.00
+    people = billing("subs", "show", "acme")
+    assert "DIFFERS" not in people.stdout
+    assert "starter (older price)" in people.stdout and "10.00 USD" in people.stdout
+
+
+def test_differences_name_the_command_that_reconciles_them(
+    billing: Billing, ready: Database, gateway: Gateway
+) -> None:
+    billing("subs", "create", "acme", "--plan", "starter", "--payment-method", "pm_card_visa")
+    subscription = billing.json("subs", "list")[0]["stripe_subscription_id"]
+    gateway.set_cancel_at_period_end(subscription, True, idempotency_key="test:behind-its-back")
+    people = billing("subs", "show", "acme")
+    assert "cancel_at_period_end" in people.stderr
+    assert "`billing webhooks replay --since 48h`" in people.stderr

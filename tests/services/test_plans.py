@@ -43,7 +43,7 @@ def test_add_stores_minor_units_and_audits(db: Database) -> None:
     ("field", "value", "message"),
     [
         ("slug", "Pro Plan", "invalid slug"),
-        ("amount", "abc", "amount must be a number"),
+        ("amount", "abc", "amount must be a plain decimal number"),
         ("amount", "-1", "greater than zero"),
         ("amount", "29.001", "at most 2 decimals"),
         ("currency", "dollars", "three-letter ISO code"),

@@ -426,3 +426,24 @@ def test_the_app_mounts_under_a_prefix_in_another_asgi_app(db: Database) -> None
         response = deliver(server.url + "/billing", events.event("charge.refunded", {"id": "ch"}))
         assert (response.status_code, reply(response)["status"]) == (200, "ignored")
         assert requests.get(server.url + "/billing/healthz", timeout=10).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "event_id",
+    ["evt_with\x00nul", "evt_" + "x" * 5000, "evt with space", "evt_\x1b[31mred"],
+    ids=["nul", "5000-chars", "space", "escape"],
+)
+def test_a_signed_event_with_a_hostile_id_is_400_and_nothing_is_stored(
+    url: str, db: Database, event_id: str
+) -> None:
+    body, headers = signed_delivery({**created_event(), "id": event_id}, SECRET)
+    response = _refused(url, db, body, headers)
+    assert response.status_code == 400  # not 500: Stripe must not redeliver it forever
+    assert "is not a Stripe id" in reply(response)["error"]
+
+
+def test_a_signed_event_created_beyond_year_9999_is_400(url: str, db: Database) -> None:
+    body, headers = signed_delivery({**created_event(), "created": 10**20}, SECRET)
+    response = _refused(url, db, body, headers)
+    assert response.status_code == 400
+    assert "out of range" in reply(response)["error"]

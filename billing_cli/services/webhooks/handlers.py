@@ -50,6 +50,7 @@ from billing_cli.services.webhooks.payloads import (
     read_invoice,
     read_subscription,
 )
+from billing_cli.services.webhooks.validation import customer_contact
 from billing_cli.timeparse import iso
 
 log = logging.getLogger("billing.webhooks")
@@ -277,7 +278,9 @@ def on_customer(ctx: Context) -> HandlerResult:
         row.customer_event_key = policy.customer_register(row.customer_event_key, update=key)
         if not policy.customer_deleted(row.customer_event_key):
             row.stripe_customer_id = row.stripe_customer_id or facts.id
-        tenant = _sync_tenant(ctx, tenant, name=facts.name, email=facts.email)
+        contact = customer_contact(name=facts.name, email=facts.email)
+        ctx.notes.extend(contact.notes)
+        tenant = _sync_tenant(ctx, tenant, name=contact.name, email=contact.email)
     return _finish(ctx, row, tenant, before)
 
 

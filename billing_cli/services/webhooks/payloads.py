@@ -20,6 +20,7 @@ from datetime import datetime
 from typing import Any
 
 from billing_cli.errors import WebhookError
+from billing_cli.services.webhooks.validation import check_envelope, check_unix_time
 from billing_cli.timeparse import from_unix
 
 
@@ -102,11 +103,15 @@ def parse_event(event: object) -> ParsedEvent:
     if not isinstance(obj, Mapping):
         raise WebhookError(f"malformed event {event_id}: no data.object")
     api_version = event.get("api_version")
+    api_version = api_version if isinstance(api_version, str) else None
+    check_envelope(
+        event_id=event_id, event_type=event_type, created=created, api_version=api_version
+    )
     return ParsedEvent(
         id=event_id,
         type=event_type,
         created=created,
-        api_version=api_version if isinstance(api_version, str) else None,
+        api_version=api_version,
         livemode=livemode,
         obj=obj,
         payload=dict(event),
@@ -219,4 +224,4 @@ def _time(value: Any, name: str) -> datetime | None:
         return None
     if not isinstance(value, int) or isinstance(value, bool):
         raise ValueError(f"{name} is not a Unix timestamp: {value!r}")
-    return from_unix(value)
+    return from_unix(check_unix_time(value, name))

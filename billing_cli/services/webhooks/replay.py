@@ -27,6 +27,8 @@ from billing_cli.services.webhooks.engine import EventOutcome, WebhookEngine
 from billing_cli.timeparse import iso
 
 EVENTS_API_RETENTION = timedelta(days=30)
+# A file replay reads at most this much (the bench's 10,000 events are 44 MB).
+MAX_FILE_BYTES = 512 * 2**20
 STATUSES = ("processed", "skipped", "ignored", "failed")
 
 Progress = Callable[[int, int, EventOutcome], None]
@@ -73,7 +75,8 @@ class StripeSelection:
 def check_window(selection: StripeSelection, *, now: datetime | None = None) -> None:
     """Refuse a window Stripe cannot serve, before any call is made."""
     now = now or utcnow()
-    oldest = now - EVENTS_API_RETENTION
+    # A minute's grace: `--since 30d` was computed a moment before `now` and means the window.
+    oldest = now - EVENTS_API_RETENTION - timedelta(minutes=1)
     since, until = selection.since, selection.until
     if since is not None and since < oldest:
         days = (now - since).days
@@ -103,19 +106,30 @@ def fetch_from_stripe(gateway: Gateway, selection: StripeSelection) -> list[dict
     return oldest_first(found)
 
 
-def load_events_file(path: Path) -> list[dict[str, Any]]:
+def load_events_file(path: Path, *, max_bytes: int = MAX_FILE_BYTES) -> list[dict[str, Any]]:
     """Events from a file: a JSON array, JSON lines, or one event object; oldest first.
 
-    Any problem (unreadable, not JSON, an item that is not an event) is one UsageError naming
-    the place, raised before anything is processed.
+    Any problem (unreadable, larger than ``max_bytes``, not JSON, nested too deep, an item that
+    is not an event) is one UsageError naming the place, raised before anything is processed.
+    Reading stops at the cap, so ``/dev/zero`` or a runaway pipe cannot exhaust memory.
     """
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as stream:
+            raw = stream.read(max_bytes + 1)
     except OSError as error:
         raise UsageError(f"cannot read {path}: {error.strerror or error}") from None
+    if len(raw) > max_bytes:
+        raise UsageError(
+            f"{path} is larger than {max_bytes // 2**20:,} MiB; split it and replay each part"
+        )
+    try:
+        text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise UsageError(f"cannot read {path}: not UTF-8 text") from None
-    items = _parse_events_text(text, path)
+    try:
+        items = _parse_events_text(text, path)
+    except RecursionError:
+        raise UsageError(f"{path}: JSON nested too deep to be a Stripe event") from None
     if not items:
         raise UsageError(f"{path} holds no events")
     for number, item in enumerate(items, start=1):
@@ -176,6 +190,11 @@ def run_replay(
         events = load_events_file(from_file)
         return replay(
             engine, events, source="file", force=force, dry_run=dry_run, progress=progress
+        )
+    if not (selection.since or selection.event_ids or selection.undelivered):
+        raise UsageError(
+            "say which events to replay: --since (e.g. 48h), --event evt_..., --undelivered "
+            "or --from-file; without one, replay would take Stripe's whole 30-day window"
         )
     check_window(selection)
     events = fetch_from_stripe(gateway(), selection)

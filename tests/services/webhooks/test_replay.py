@@ -263,3 +263,48 @@ def test_retry_failed_reprocesses_the_failed_rows(db: Database, acme: Acme) -> N
     assert engine.process(created, source="endpoint").status == "processed"
     dry = retry_failed(engine, db, dry_run=True)
     assert dry.outcomes == ()
+
+
+def test_a_file_with_an_event_created_beyond_year_9999_is_refused_before_any_is_applied(
+    db: Database, acme: Acme, tmp_path: Path
+) -> None:
+    lifecycle = _lifecycle_events()
+    hostile = {**lifecycle[-1], "id": "evt_far_future", "created": 10**20}
+    path = tmp_path / "events.jsonl"
+    path.write_text("\n".join(json.dumps(e) for e in [*lifecycle, hostile]))
+    before = table_snapshot(db)
+    engine = WebhookEngine(db, live_mode=False, max_failed_attempts=3)
+    with pytest.raises(UsageError, match=f"event {len(lifecycle) + 1} of .*out of range"):
+        run_replay(
+            engine, from_file=path, selection=StripeSelection(), gateway=lambda: pytest.fail("no")
+        )
+    assert table_snapshot(db) == before  # the earlier events were not applied either
+
+
+@pytest.mark.parametrize("layout", ["array", "lines"])
+def test_json_nested_too_deep_is_a_usage_error(tmp_path: Path, layout: str) -> None:
+    nested = "[" * 200_000 + "]" * 200_000
+    path = tmp_path / "deep.json"
+    path.write_text(nested if layout == "array" else f'{{"id": "evt_1"}}\n{nested}\n')
+    with pytest.raises(UsageError, match="nested too deep"):
+        load_events_file(path)
+
+
+def test_reading_a_file_stops_at_the_cap(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="larger than 1 MiB"):
+        load_events_file(Path("/dev/zero"), max_bytes=2**20)
+
+
+def test_a_stripe_replay_needs_a_selection(db: Database) -> None:
+    engine = WebhookEngine(db, live_mode=False, max_failed_attempts=3)
+    for selection in (StripeSelection(), StripeSelection(types=("invoice.*",))):
+        with pytest.raises(UsageError, match="say which events to replay: --since"):
+            run_replay(
+                engine, from_file=None, selection=selection, gateway=lambda: pytest.fail("no")
+            )
+
+
+def test_since_30d_is_the_whole_window_not_past_it() -> None:
+    from billing_cli.timeparse import parse_when
+
+    check_window(StripeSelection(since=parse_when("30d")))

@@ -1,0 +1,155 @@
+"""What ``--help`` shows beyond each command's docstring: examples and plain metavars.
+
+Kept in one table rather than in each command's docstring so that every command's examples can
+be read (and kept true) together, and so that a command group gets them when it is built, lazily
+(``billing --help`` pays for none of this). Metavars are named for what to type: ``SLUG``,
+``TEXT``, ``N``, ``PATH``, ``[a|b]`` (Typer's own are ``{slug}``, ``<str>``, ``<list[str]>``).
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+# Command path (without "billing") -> one or two command lines a person would type.
+EXAMPLES: dict[str, tuple[str, ...]] = {
+    "config": ("billing config", "billing --env-file prod.env config --json"),
+    "demo": ("billing demo", "billing demo --keep"),
+    "sandbox": ("billing sandbox --port 8420",),
+    "tenants add": (
+        'billing tenants add acme --name "Acme Inc" --email billing@acme.test',
+        "billing tenants add acme --name Acme --email billing@acme.test --dry-run",
+    ),
+    "tenants list": ("billing tenants list", "billing tenants list --status suspended --json"),
+    "tenants show": ("billing tenants show acme", "billing tenants show acme --json"),
+    "tenants suspend": (
+        'billing tenants suspend acme --reason "chargeback" --dry-run',
+        'billing tenants suspend acme --reason "chargeback"',
+    ),
+    "tenants reactivate": ("billing tenants reactivate acme",),
+    "tenants remove": ("billing tenants remove acme --dry-run", "billing tenants remove acme"),
+    "plans add": (
+        "billing plans add pro --name Pro --amount 29.00 --currency usd --interval month",
+        "billing plans add team --name Team --amount 290 --currency eur --interval year "
+        "--trial-days 14",
+    ),
+    "plans update": (
+        "billing plans update pro --amount 39.00",
+        "billing plans update pro --name Pro+",
+    ),
+    "plans deactivate": ("billing plans deactivate pro",),
+    "plans activate": ("billing plans activate pro",),
+    "plans list": ("billing plans list", "billing plans list --local --json"),
+    "plans sync": ("billing plans sync --dry-run", "billing plans sync --archive-stale"),
+    "subs create": (
+        "billing subs create acme --plan pro --payment-method pm_card_visa",
+        "billing subs create acme --plan pro --trial-days 0 --dry-run",
+    ),
+    "subs upgrade": (
+        "billing subs upgrade acme --plan team --dry-run",
+        "billing subs upgrade acme --plan team --proration none",
+    ),
+    "subs cancel": ("billing subs cancel acme", "billing subs cancel acme --now --dry-run"),
+    "subs resume": ("billing subs resume acme",),
+    "subs show": ("billing subs show acme", "billing subs show acme --json"),
+    "subs list": ("billing subs list", "billing subs list --status past_due"),
+    "payments charge": (
+        'billing payments charge acme --amount 12.50 --currency usd --description "Setup fee"',
+        'billing payments charge acme --amount 500 --currency jpy --description "Extra seat" '
+        "--dry-run",
+    ),
+    "payments methods list": ("billing payments methods list acme",),
+    "payments methods attach": ("billing payments methods attach acme pm_card_visa --default",),
+    "webhooks serve": (
+        "billing webhooks serve --port 8000",
+        "billing webhooks serve --host 127.0.0.1 --port 8000 --workers 2",
+    ),
+    "webhooks list": ("billing webhooks list --status failed", "billing webhooks list --since 48h"),
+    "webhooks show": ("billing webhooks show evt_1QxYz", "billing webhooks show evt_1QxYz --json"),
+    "webhooks replay": (
+        "billing webhooks replay --since 48h --type 'invoice.*' --dry-run",
+        "billing webhooks replay --from-file events.jsonl",
+    ),
+    "webhooks retry-failed": (
+        "billing webhooks retry-failed --dry-run",
+        "billing webhooks retry-failed",
+    ),
+    "notifications list": (
+        "billing notifications list --tenant acme",
+        "billing notifications list --kind payment_failed --json",
+    ),
+    "audit list": ("billing audit list --tenant acme --since 7d", "billing audit list --limit 10"),
+    "intents list": ("billing intents list --open", "billing intents list --tenant acme --json"),
+    "intents show": ("billing intents show bi_0123456789abcdef01234567",),
+    "intents resume": (
+        "billing intents resume bi_0123456789abcdef01234567 --dry-run",
+        "billing intents resume bi_0123456789abcdef01234567",
+    ),
+    "intents abandon": (
+        'billing intents abandon bi_0123456789abcdef01234567 --reason "no charge in Stripe"',
+    ),
+    "webhooks setup": (
+        "billing webhooks setup https://billing.example.com/webhooks/stripe/ --dry-run",
+        "billing webhooks setup https://billing.example.com/webhooks/stripe/ --write-env .env",
+    ),
+    "webhooks endpoints": ("billing webhooks endpoints", "billing webhooks endpoints --json"),
+    "doctor": ("billing doctor", "billing doctor --tenant acme --json"),
+    "db upgrade": ("billing db upgrade",),
+    "db status": ("billing db status --json",),
+}
+
+_POLISHED = "_billing_help_polished"
+
+
+def polish(command: Any, path: str) -> None:
+    """Add examples and plain metavars to ``command`` and, for a group, to all it contains."""
+    if getattr(command, _POLISHED, False):
+        return
+    setattr(command, _POLISHED, True)
+    examples = EXAMPLES.get(path)
+    if examples:
+        lines = "\n".join(f"  {line}" for line in examples)
+        # "\b" keeps Click from re-wrapping the example lines into one paragraph.
+        command.help = f"{(command.help or '').rstrip()}\n\nExamples:\n\n\b\n{lines}"
+    for param in getattr(command, "params", ()):
+        if getattr(param, "metavar", None) is None and not getattr(param, "is_flag", False):
+            metavar = _metavar(param)
+            if metavar:
+                param.metavar = metavar
+        if getattr(param, "param_type_name", "") == "argument":
+            _plain_argument(param)
+    for name, sub in getattr(command, "commands", {}).items():
+        polish(sub, f"{path} {name}")
+
+
+def _plain_argument(param: Any) -> None:
+    """Show an argument as Click does (``SLUG``, ``[SLUG]``), not as ``{SLUG}`` and
+    ``SLUG <str>``: Typer builds both strings in methods, so this instance's are replaced."""
+    name = str(param.metavar or param.name).upper()
+    usage = name if param.required else f"[{name}]"
+    if param.nargs != 1:
+        usage += "..."
+    param._usage_display_name = lambda: usage
+    param.display_type_rich = lambda ctx=None: ""
+
+
+def _metavar(param: Any) -> str | None:
+    """SLUG/TENANT for arguments (their name), TEXT/N/PATH/[a|b] for options (their type)."""
+    descriptor = getattr(param, "type_descriptor", None)
+    if descriptor is None:
+        return None
+    annotation = descriptor.annotation
+    if annotation is bool:
+        return None
+    choices = descriptor.choices
+    if choices:
+        return "[" + "|".join(str(c.value if isinstance(c, Enum) else c) for c in choices) + "]"
+    if getattr(param, "param_type_name", "") == "argument":
+        return str(param.name).upper()
+    inner = getattr(annotation, "__args__", (annotation,))[0] if descriptor.is_list else annotation
+    if inner is int:
+        return "N"
+    if inner is Path:
+        return "PATH"
+    return "TEXT"
