@@ -373,13 +373,15 @@ def show_subscription(db: Database, gateway: Gateway, *, tenant_slug: str) -> di
     plan as ``pro (older price)``, and Stripe's side shows the amount actually billed.
     """
     with db.read() as session:
-        tenant = tenant_rules.require_tenant(session, tenant_slug)
-        assert tenant.id is not None
+        tenant = TenantRef.of(session, tenant_rules.require_tenant(session, tenant_slug))
+    if not tenant.subscription_id:
+        raise NotFound(f"tenant {tenant.slug} has no subscription")
+    live = gateway.retrieve_subscription(tenant.subscription_id)  # no session open meanwhile
+    with db.read() as session:
         row = subscriptions_repo.for_tenant(session=session, tenant_id=tenant.id)
         if row is None or not row.stripe_subscription_id:
             raise NotFound(f"tenant {tenant.slug} has no subscription")
         local = subscription_row_view(session, row)
-        live = gateway.retrieve_subscription(row.stripe_subscription_id)
         current = _plan_for_price(session, live.price_id)
         older = None
         if current is None and live.price_id:
