@@ -92,4 +92,11 @@ class IdempotencyConflict(GatewayError):
 
 
 class WebhookError(BillingError):
-    """A webhook payload was rejected (bad signature, malformed, wrong mode)."""
+    """A webhook payload was rejected (bad signature, malformed, wrong mode).
+
+    ``reason`` is the short code the endpoint counts refusals by (``billing stats``, /metrics).
+    """
+
+    def __init__(self, message: str, *, reason: str = "malformed_body") -> None:
+        super().__init__(message)
+        self.reason = reason

@@ -142,9 +142,11 @@ class WebhookEvent(SQLModel, table=True):
     status: str = Field(max_length=16, index=True)
     attempts: int = 0
     error: str | None = Field(default=None, sa_type=sa.Text)
-    received_at: datetime | None = _ts()
+    received_at: datetime | None = _ts(index=True)
     processed_at: datetime | None = _ts()
     payload: dict[str, Any] | None = _json()
+    # Engine time from receipt to the ledger row's outcome (commit excluded); `billing stats`.
+    processing_ms: float | None = None
 
 
 class AuditEntry(SQLModel, table=True):
@@ -176,6 +178,43 @@ class Notification(SQLModel, table=True):
     payload: dict[str, Any] | None = _json()
     created_at: datetime | None = _ts()
     sent_at: datetime | None = _ts()
+    # Delivery by `billing notifications send`: tries so far, the last refusal, when to try
+    # again (backoff, or the lease of a send in progress), and when it was given up.
+    attempts: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    last_error: str | None = Field(default=None, sa_type=sa.Text)
+    next_attempt_at: datetime | None = _ts()
+    failed_at: datetime | None = _ts()
+
+
+class RejectedDelivery(SQLModel, table=True):
+    """Deliveries the endpoint refused, counted per minute and reason (one row each, upserted,
+    so a flood of bad requests adds to a counter instead of adding rows)."""
+
+    __tablename__ = "rejected_delivery"
+    __table_args__ = (sa.UniqueConstraint("minute", "reason", name="uq_rejected_delivery_minute"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    minute: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False, index=True))
+    reason: str = Field(max_length=32)
+    count: int = 0
+
+
+class StripeApiError(SQLModel, table=True):
+    """Stripe API errors counted per minute, operation and error class (upserted like
+    :class:`RejectedDelivery`); read by `billing stats` and `billing check`."""
+
+    __tablename__ = "stripe_api_error"
+    __table_args__ = (
+        sa.UniqueConstraint(
+            "minute", "operation", "error_class", name="uq_stripe_api_error_minute"
+        ),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    minute: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False, index=True))
+    operation: str = Field(max_length=100)
+    error_class: str = Field(max_length=64)
+    count: int = 0
 
 
 @dataclass(frozen=True)
