@@ -15,7 +15,10 @@ from pathlib import Path
 from billing_cli.errors import ConfigError
 
 DEFAULT_DATABASE_URL = "sqlite:///billing.db"
-SECRET_FIELDS = frozenset({"stripe_secret_key", "stripe_webhook_secret", "database_url"})
+SECRET_FIELDS = frozenset(
+    {"stripe_secret_key", "stripe_webhook_secret", "database_url", "smtp_url"}
+)
+_URL_FIELDS = frozenset({"database_url", "smtp_url"})
 _KNOWN_PREFIXES = ("sk_test_", "sk_live_", "rk_test_", "rk_live_", "pk_test_", "pk_live_", "whsec_")
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
@@ -35,6 +38,17 @@ class Settings:
     operator: str = ""
     max_failed_attempts: int = 3
     log_file: str = ""
+    # `billing notifications send`
+    smtp_url: str = ""
+    mail_from: str = ""
+    notify_max_attempts: int = 8
+    # `billing check`: a rule fires when its figure is above its threshold
+    alert_signature_failures: int = 10
+    alert_payment_failure_rate: float = 0.2
+    alert_payment_min_attempts: int = 5
+    alert_stripe_errors: int = 5
+    alert_failed_events: int = 0
+    alert_silence_hours: float = 24.0
 
     def require_stripe(self) -> str:
         """Return the secret key after checking it exists and matches the configured mode.
@@ -56,7 +70,7 @@ class Settings:
         for f in fields(self):
             value = getattr(self, f.name)
             if f.name in SECRET_FIELDS and isinstance(value, str):
-                value = mask_url(value) if f.name == "database_url" else mask(value)
+                value = mask_url(value) if f.name in _URL_FIELDS else mask(value)
             view[f.name] = value
         return view
 
@@ -135,6 +149,33 @@ def _from_mapping(values: Mapping[str, str]) -> Settings:
             "BILLING_MAX_FAILED_ATTEMPTS", text("BILLING_MAX_FAILED_ATTEMPTS", "3"), minimum=1
         ),
         log_file=text("BILLING_LOG_FILE"),
+        smtp_url=text("BILLING_SMTP_URL"),
+        mail_from=text("BILLING_MAIL_FROM"),
+        notify_max_attempts=_integer(
+            "BILLING_NOTIFY_MAX_ATTEMPTS", text("BILLING_NOTIFY_MAX_ATTEMPTS", "8"), minimum=1
+        ),
+        alert_signature_failures=_integer(
+            "BILLING_ALERT_SIGNATURE_FAILURES",
+            text("BILLING_ALERT_SIGNATURE_FAILURES", "10"),
+            minimum=0,
+        ),
+        alert_payment_failure_rate=_fraction(
+            "BILLING_ALERT_PAYMENT_FAILURE_RATE", text("BILLING_ALERT_PAYMENT_FAILURE_RATE", "0.2")
+        ),
+        alert_payment_min_attempts=_integer(
+            "BILLING_ALERT_PAYMENT_MIN_ATTEMPTS",
+            text("BILLING_ALERT_PAYMENT_MIN_ATTEMPTS", "5"),
+            minimum=1,
+        ),
+        alert_stripe_errors=_integer(
+            "BILLING_ALERT_STRIPE_ERRORS", text("BILLING_ALERT_STRIPE_ERRORS", "5"), minimum=0
+        ),
+        alert_failed_events=_integer(
+            "BILLING_ALERT_FAILED_EVENTS", text("BILLING_ALERT_FAILED_EVENTS", "0"), minimum=0
+        ),
+        alert_silence_hours=_positive(
+            "BILLING_ALERT_SILENCE_HOURS", text("BILLING_ALERT_SILENCE_HOURS", "24")
+        ),
     )
 
 
@@ -154,6 +195,26 @@ def _integer(name: str, raw: str, *, minimum: int) -> int:
         raise ConfigError(f"{name} must be a whole number, not {raw!r}") from None
     if value < minimum:
         raise ConfigError(f"{name} must be at least {minimum}, not {value}")
+    return value
+
+
+def _fraction(name: str, raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number between 0 and 1, not {raw!r}") from None
+    if not 0 <= value <= 1:
+        raise ConfigError(f"{name} must be between 0 and 1, not {value}")
+    return value
+
+
+def _positive(name: str, raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, not {raw!r}") from None
+    if not value > 0:
+        raise ConfigError(f"{name} must be above 0, not {value}")
     return value
 
 

@@ -27,13 +27,9 @@ def upgrade() -> None:
             batch_op.f("ix_webhook_event_received_at"), ["received_at"], unique=False
         )
     with op.batch_alter_table("notification", schema=None) as batch_op:
-        batch_op.add_column(
-            sa.Column("attempts", sa.Integer(), server_default="0", nullable=False)
-        )
+        batch_op.add_column(sa.Column("attempts", sa.Integer(), server_default="0", nullable=False))
         batch_op.add_column(sa.Column("last_error", sa.Text(), nullable=True))
-        batch_op.add_column(
-            sa.Column("next_attempt_at", sa.DateTime(timezone=True), nullable=True)
-        )
+        batch_op.add_column(sa.Column("next_attempt_at", sa.DateTime(timezone=True), nullable=True))
         batch_op.add_column(sa.Column("failed_at", sa.DateTime(timezone=True), nullable=True))
     op.create_table(
         "rejected_delivery",
@@ -45,9 +41,7 @@ def upgrade() -> None:
         sa.UniqueConstraint("minute", "reason", name="uq_rejected_delivery_minute"),
     )
     with op.batch_alter_table("rejected_delivery", schema=None) as batch_op:
-        batch_op.create_index(
-            batch_op.f("ix_rejected_delivery_minute"), ["minute"], unique=False
-        )
+        batch_op.create_index(batch_op.f("ix_rejected_delivery_minute"), ["minute"], unique=False)
     op.create_table(
         "stripe_api_error",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -61,9 +55,7 @@ def upgrade() -> None:
         ),
     )
     with op.batch_alter_table("stripe_api_error", schema=None) as batch_op:
-        batch_op.create_index(
-            batch_op.f("ix_stripe_api_error_minute"), ["minute"], unique=False
-        )
+        batch_op.create_index(batch_op.f("ix_stripe_api_error_minute"), ["minute"], unique=False)
 
 
 def downgrade() -> None:

@@ -146,9 +146,7 @@ class WebhookEngine:
         started = time.perf_counter()  # for the ledger row's processing_ms
         parsed = self.check(event)
         try:
-            return self._apply(
-                parsed, source=source, force=force, dry_run=dry_run, started=started
-            )
+            return self._apply(parsed, source=source, force=force, dry_run=dry_run, started=started)
         except LedgerConflict:
             return EventOutcome(
                 parsed.id, parsed.type, "skipped", "recorded at the same time by another delivery"
