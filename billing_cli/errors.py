@@ -10,6 +10,7 @@ from __future__ import annotations
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
+EXIT_ALERT = 3  # `billing check`: at least one alert rule fired
 
 
 class BillingError(Exception):
