@@ -193,8 +193,10 @@ class WebhookEndpoint:
             self._flush_task = asyncio.get_running_loop().create_task(self._flush_later())
 
     async def _flush_later(self) -> None:
-        await asyncio.sleep(self._flush_seconds)
-        await self.flush_rejections()
+        # until nothing is left: refusals noted while a flush ran wait for the next round
+        while self.rejections.pending:
+            await asyncio.sleep(self._flush_seconds)
+            await self.flush_rejections()
 
     async def flush_rejections(self) -> None:
         """Write the refusals counted so far; a database error keeps them for the next try."""
