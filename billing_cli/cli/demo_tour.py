@@ -204,6 +204,13 @@ AFTER_RECOVERY = _steps(
     ),
 )
 
+MAIL = _steps(
+    Step(("notifications", "send"), "cron sends the outbox by e-mail (BILLING_SMTP_URL)"),
+    Step(("notifications", "list", "--tenant", "hooli"), "each message sent once, marked sent"),
+    Step(("stats", "--since", "1d"), "the metrics operators watch"),
+    Step(("check",), "hooli's dunning trips the payment alert: exit 3 pages on-call", expect=3),
+)
+
 
 def run_tour(*, keep: bool) -> None:
     """The tour behind ``billing demo``; ``keep`` keeps the demo database."""
@@ -258,10 +265,27 @@ def run_tour(*, keep: bool) -> None:
                 lambda: sandbox.renew(sub),
             )
             run_steps(AFTER_RECOVERY)
+            _mail_chapter()
         db.dispose()
         render.note("\n[bold green]demo finished[/bold green]")
         if keep:
             render.note(f"kept: BILLING_DATABASE_URL={os.environ['BILLING_DATABASE_URL']}")
+
+
+def _mail_chapter() -> None:
+    """Notifications through a local SMTP server, then the metrics and alert rules."""
+    from billing_cli.cli import demo_mail, render
+
+    _section("Notifications by e-mail; metrics and alerts")
+    if not demo_mail.available():
+        render.note("[dim]skipped: the e-mail chapter needs aiosmtpd (pip install -e '.[dev]')")
+        return
+    with demo_mail.local_smtp() as (url, received):
+        os.environ["BILLING_SMTP_URL"] = url
+        os.environ["BILLING_MAIL_FROM"] = "Billing <billing@saas.test>"
+        run_steps(MAIL[:1])
+        demo_mail.show(received)
+        run_steps(MAIL[1:])
 
 
 def _sandbox_step(db: Database, sandbox: Sandbox, note: str, action: Callable[[], object]) -> None:
@@ -318,6 +342,8 @@ _DEMO_VARIABLES = (
     "STRIPE_LIVE_MODE",
     "STRIPE_WEBHOOK_SECRET",
     "STRIPE_MAX_NETWORK_RETRIES",
+    "BILLING_SMTP_URL",
+    "BILLING_MAIL_FROM",
 )
 
 
