@@ -47,13 +47,29 @@ Query = Callable[..., list[dict[str, Any]]]
 
 
 def _series(
-    session: Session, query: Query, since: datetime, by: str, names: list[str]
+    session: Session,
+    query: Query,
+    since: datetime,
+    by: str,
+    names: list[str],
+    *,
+    additive: bool = True,
 ) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
-    """The query per period (keyed by period, every period present) and over the window."""
+    """The query per period (keyed by period, every period present) and over the window.
+
+    The periods cover the whole window, so counts over it are the sums of the periods' (one
+    scan fewer); figures that do not add up (distinct counts, percentiles) are queried.
+    """
     by_period = {row.pop("period"): row for row in query(session=session, since=since, by=by)}
-    totals = query(session=session, since=since, by=None)
-    total = totals[0] if totals else {}
-    total.pop("period", None)
+    if additive:
+        total: dict[str, Any] = {}
+        for row in by_period.values():
+            for key, value in row.items():
+                total[key] = total.get(key, 0) + int(value or 0)
+    else:
+        totals = query(session=session, since=since, by=None)
+        total = totals[0] if totals else {}
+        total.pop("period", None)
     return {name: by_period.get(name, {}) for name in names}, total
 
 
@@ -68,11 +84,12 @@ def compute_stats(
     until = now or utcnow()
     names = periods(since, until, by)
     with db.read() as session:
+        invoices = _series(session, stats_repo.invoice_payments, since, by, names)
         metrics = {
             "subscription_creation": _creations(session, since, by, names),
-            "payments": _payments(session, since, by, names),
+            "payments": _payments(session, since, by, names, invoices),
             "webhook_processing": _processing(session, since, by, names),
-            "failed_payments": _failed_payments(session, since, by, names),
+            "failed_payments": _failed_payments(session, since, by, names, invoices),
             "suspensions": _suspensions(session, since, by, names),
             "rejected_deliveries": _rejected(session, since, by, names),
             "stripe_errors": _stripe_errors(session, since, by, names),
@@ -91,8 +108,13 @@ def _creations(session: Session, since: datetime, by: str, names: list[str]) -> 
     return _metric("subscription_creation", view(total), series)
 
 
-def _payments(session: Session, since: datetime, by: str, names: list[str]) -> dict[str, Any]:
-    invoices, invoice_total = _series(session, stats_repo.invoice_payments, since, by, names)
+Series = tuple[dict[str, dict[str, Any]], dict[str, Any]]
+
+
+def _payments(
+    session: Session, since: datetime, by: str, names: list[str], invoice_series: Series
+) -> dict[str, Any]:
+    invoices, invoice_total = invoice_series
     charges, charge_total = _series(session, stats_repo.charges, since, by, names)
 
     def view(invoice: dict[str, Any], charge: dict[str, Any]) -> dict[str, Any]:
@@ -115,11 +137,13 @@ def _processing(session: Session, since: datetime, by: str, names: list[str]) ->
     counts: dict[str, dict[str, int]] = defaultdict(dict)
     for row in stats_repo.events_by_status(session=session, since=since, by=by):
         counts[row["period"]][row["status"]] = int(row["count"])
-    total_counts = {
-        row["status"]: int(row["count"])
-        for row in stats_repo.events_by_status(session=session, since=since, by=None)
-    }
-    per, total = _series(session, stats_repo.processing_percentiles, since, by, names)
+    total_counts: dict[str, int] = defaultdict(int)
+    for outcomes in counts.values():
+        for status, n in outcomes.items():
+            total_counts[status] += n
+    per, total = _series(
+        session, stats_repo.processing_percentiles, since, by, names, additive=False
+    )
 
     def view(outcomes: dict[str, int], percentiles: dict[str, Any]) -> dict[str, Any]:
         return {
@@ -137,10 +161,12 @@ def _ms(value: Any) -> float | None:
 
 
 def _failed_payments(
-    session: Session, since: datetime, by: str, names: list[str]
+    session: Session, since: datetime, by: str, names: list[str], invoice_series: Series
 ) -> dict[str, Any]:
-    invoices, invoice_total = _series(session, stats_repo.invoice_payments, since, by, names)
-    tenants, tenant_total = _series(session, stats_repo.failed_payment_tenants, since, by, names)
+    invoices, invoice_total = invoice_series
+    tenants, tenant_total = _series(
+        session, stats_repo.failed_payment_tenants, since, by, names, additive=False
+    )
 
     def view(invoice: dict[str, Any], touched: dict[str, Any]) -> dict[str, Any]:
         return {
@@ -169,10 +195,10 @@ def _rejected(session: Session, since: datetime, by: str, names: list[str]) -> d
     per: dict[str, dict[str, int]] = defaultdict(dict)
     for row in stats_repo.rejections(session=session, since=since, by=by):
         per[row["period"]][row["reason"]] = int(row["count"])
-    totals = {
-        row["reason"]: int(row["count"])
-        for row in stats_repo.rejections(session=session, since=since, by=None)
-    }
+    totals: dict[str, int] = defaultdict(int)
+    for reasons in per.values():
+        for reason, n in reasons.items():
+            totals[reason] += n
 
     def view(reasons: dict[str, int]) -> dict[str, Any]:
         return {"total": sum(reasons.values()), **{r: reasons.get(r, 0) for r in REJECTION_REASONS}}
