@@ -123,12 +123,13 @@ class SmtpMailer:
     def send(self, message: EmailMessage) -> None:
         client = self._connect()
         try:
-            refused = client.send_message(message)
+            # one recipient per message: it is accepted, or SMTPRecipientsRefused says why not
+            client.send_message(message)
         except smtplib.SMTPRecipientsRefused as error:
-            codes = [code for code, _text in error.recipients.values()]
+            answers = list(error.recipients.values())
             raise MailError(
-                f"recipient refused ({_answers(error.recipients.values())})",
-                temporary=all(400 <= code < 500 for code in codes),
+                "recipient refused (" + "; ".join(f"{c} {_text(t)}" for c, t in answers) + ")",
+                temporary=all(400 <= code < 500 for code, _text_ in answers),
             ) from None
         except smtplib.SMTPResponseException as error:
             raise MailError(
@@ -138,8 +139,6 @@ class SmtpMailer:
         except (smtplib.SMTPException, OSError) as error:
             self._drop()
             raise MailError(f"connection lost while sending: {error}", temporary=True) from None
-        if refused:  # some recipients refused, some accepted: it went out
-            return
 
     def _connect(self) -> smtplib.SMTP:
         if self._client is not None:
@@ -191,8 +190,3 @@ class SmtpMailer:
 def _text(raw: bytes | str) -> str:
     text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
     return " ".join(text.split())[:300]
-
-
-def _answers(answers: object) -> str:
-    items = answers if isinstance(answers, list) else list(answers)  # type: ignore[call-overload]
-    return "; ".join(f"{code} {_text(text)}" for code, text in items)

@@ -1,11 +1,18 @@
 """Aggregate queries behind ``billing stats`` and ``billing check``.
 
-Every figure is computed by the database (``COUNT``, ``SUM``, ``GROUP BY``, percentiles), never by
-loading rows into Python; what comes back is a handful of rows per period. Periods are UTC days
-(``YYYY-MM-DD``) or ISO weeks named by their Monday. Percentiles are the nearest-rank kind
-(``percentile_disc``: the smallest value with at least that fraction of values at or below
-it); PostgreSQL computes them natively, SQLite with window functions, and both give the same
-answer.
+Every figure is computed by the database (``COUNT``, ``SUM``, ``GROUP BY``), never by loading
+rows into Python; what comes back is a handful of rows per period. Periods are UTC days
+(``YYYY-MM-DD``) or ISO weeks named by their Monday.
+
+The ledger is the big table (a million rows a month is ordinary), so its queries read nothing
+but covering indexes (``ix_webhook_event_received_stats`` on received_at, status,
+processing_ms; ``ix_webhook_event_type_received`` on type, received_at). Outcomes and processing
+times are read one day at a time (:func:`ledger_day`): per outcome and bucket of two
+significant digits (12.7 ms falls in the 12 ms bucket, 0.456 ms in 0.45), from which the
+service reads nearest-rank percentiles. Histograms add up, so weeks and the whole window cost
+no second scan, and SQLite and PostgreSQL give the same answer. Measured over a million rows
+on SQLite: exact percentiles by window functions took most of a minute; one GROUP BY over a
+computed day and bucket 2.6 s of CPU; a query per day with integer buckets 0.7 s.
 """
 
 from __future__ import annotations
@@ -27,7 +34,6 @@ from billing_cli.models import (
     WebhookEvent,
 )
 
-PERCENTILES = (0.5, 0.95, 0.99)
 LIVE_SUBSCRIPTION_STATUSES = ("trialing", "active", "past_due")
 INVOICE_SUCCEEDED = "invoice.payment_succeeded"
 INVOICE_FAILED = "invoice.payment_failed"
@@ -54,6 +60,41 @@ def period_of(column: Any, *, by: str | None, dialect: str) -> Any:
     if by == "day":
         return sa.func.date(column)
     return sa.func.date(column, "-6 days", "weekday 1")  # the Monday on or before
+
+
+def day_of(column: Any, *, dialect: str) -> Any:
+    """The UTC day of a timestamp as ``YYYY-MM-DD`` (SQLite stores the UTC text already)."""
+    if dialect == "postgresql":
+        return sa.func.to_char(sa.func.timezone("UTC", column), "YYYY-MM-DD")
+    return sa.func.substr(column, 1, 10)
+
+
+def ms_code(ms: Any, *, dialect: str) -> Any:
+    """``ms`` floored to two significant digits, as an integer code (see :func:`ms_of_code`):
+    integer arithmetic is what keeps a million-row histogram cheap on SQLite."""
+
+    def floor(value: Any) -> Any:  # CAST truncates on SQLite, rounds on PostgreSQL
+        if dialect == "postgresql":
+            return sa.cast(sa.func.floor(value), sa.Integer)
+        return sa.cast(value, sa.Integer)
+
+    def n(value: int) -> Any:  # constants inline, not bound: the planner sees one expression
+        return sa.literal_column(str(value), sa.Integer)
+
+    return sa.case(
+        (ms < n(1), floor(ms * n(100))),
+        (ms < n(10), n(100) + floor(ms * n(10))),
+        (ms < n(100), n(200) + floor(ms)),
+        (ms < n(1000), n(300) + floor(ms / n(10))),
+        (ms < n(10000), n(400) + floor(ms / n(100))),
+        else_=n(500) + floor(ms / n(1000)),
+    )
+
+
+def ms_of_code(code: int) -> float:
+    """The bucket's lower bound in ms: 45 -> 0.45, 112 -> 1.2, 212 -> 12, 334 -> 340."""
+    decade = min(code // 100, 5)
+    return round((code - 100 * decade) * 10.0 ** (decade - 2), 2)
 
 
 def _rows(session: Session, statement: sa.Select[Any]) -> Rows:
@@ -112,80 +153,46 @@ def charges(*, session: Session, since: datetime, by: str | None) -> Rows:
     return _rows(session, statement)
 
 
-def invoice_payments(*, session: Session, since: datetime, by: str | None) -> Rows:
-    """Invoice payment attempts from the ledger: ``invoice.payment_succeeded`` and
-    ``invoice.payment_failed`` events (``invoice.paid`` fires beside the first and is not
-    counted again)."""
-    period = period_of(_EVENTS.c.received_at, by=by, dialect=_dialect(session))
-    statement = (
-        sa.select(
-            period.label("period"),
-            _count_if(_EVENTS.c.type == INVOICE_SUCCEEDED).label("succeeded"),
-            _count_if(_EVENTS.c.type == INVOICE_FAILED).label("failed"),
-        )
-        .where(
-            _EVENTS.c.received_at >= since,
-            _EVENTS.c.type.in_((INVOICE_SUCCEEDED, INVOICE_FAILED)),
-        )
-        .group_by(period)
-        .order_by(period)
-    )
-    return _rows(session, statement)
+def invoice_payments(*, session: Session, start: datetime, end: datetime | None) -> dict[str, int]:
+    """Invoice payment attempts received in [start, end), from the ledger:
+    ``invoice.payment_succeeded`` and ``invoice.payment_failed`` events (``invoice.paid`` fires
+    beside the first and is not counted again). A range of ``ix_webhook_event_type_received``."""
+    where = [
+        _EVENTS.c.type.in_((INVOICE_SUCCEEDED, INVOICE_FAILED)),
+        _EVENTS.c.received_at >= start,
+    ]
+    if end is not None:
+        where.append(_EVENTS.c.received_at < end)
+    statement = sa.select(
+        _count_if(_EVENTS.c.type == INVOICE_SUCCEEDED).label("succeeded"),
+        _count_if(_EVENTS.c.type == INVOICE_FAILED).label("failed"),
+    ).where(*where)
+    row = session.connection().execute(statement).mappings().one()
+    return {"succeeded": int(row["succeeded"]), "failed": int(row["failed"])}
 
 
-def events_by_status(*, session: Session, since: datetime, by: str | None) -> Rows:
-    """Ledger rows received in the window, per period and outcome."""
-    period = period_of(_EVENTS.c.received_at, by=by, dialect=_dialect(session))
-    statement = (
-        sa.select(period.label("period"), _EVENTS.c.status, sa.func.count().label("count"))
-        .where(_EVENTS.c.received_at >= since)
-        .group_by(period, _EVENTS.c.status)
-        .order_by(period, _EVENTS.c.status)
-    )
-    return _rows(session, statement)
+# What a ledger row's status can be (a duplicate delivery is reported "skipped" but not stored).
+LEDGER_STATUSES = ("processed", "ignored", "failed")
 
 
-def processing_percentiles(*, session: Session, since: datetime, by: str | None) -> Rows:
-    """p50/p95/p99 of the ledger rows' ``processing_ms`` per period (nearest rank)."""
-    dialect = _dialect(session)
-    period = period_of(_EVENTS.c.received_at, by=by, dialect=dialect)
+def ledger_day(*, session: Session, start: datetime, end: datetime | None) -> Rows:
+    """Ledger rows received in [start, end) per :func:`ms_code` of their processing time (None
+    when unrecorded), with the count of each of :data:`LEDGER_STATUSES` in each bucket.
+
+    One day at a time, grouped by one small integer: a range of the covering index aggregated
+    this way costs a fraction of grouping a month by a computed day and a status."""
     ms = _EVENTS.c.processing_ms
-    where = (_EVENTS.c.received_at >= since, ms.is_not(None))
-    names = [f"p{round(p * 100)}" for p in PERCENTILES]
-    if dialect == "postgresql":
-        statement = (
-            sa.select(
-                period.label("period"),
-                *(
-                    sa.func.percentile_disc(p).within_group(ms).label(name)
-                    for p, name in zip(PERCENTILES, names, strict=True)
-                ),
-            )
-            .where(*where)
-            .group_by(period)
-            .order_by(period)
-        )
-        return _rows(session, statement)
-    ranked = (
+    code = ms_code(ms, dialect=_dialect(session))
+    where = [_EVENTS.c.received_at >= start]
+    if end is not None:
+        where.append(_EVENTS.c.received_at < end)
+    statement = (
         sa.select(
-            period.label("period"),
-            ms.label("ms"),
-            sa.func.row_number().over(partition_by=period, order_by=ms).label("rank"),
-            sa.func.count().over(partition_by=period).label("n"),
+            code.label("code"),
+            *(_count_if(_EVENTS.c.status == status).label(status) for status in LEDGER_STATUSES),
         )
         .where(*where)
-        .subquery()
-    )
-    statement = (
-        sa.select(
-            ranked.c.period,
-            *(
-                sa.func.min(sa.case((ranked.c.rank >= p * ranked.c.n, ranked.c.ms))).label(name)
-                for p, name in zip(PERCENTILES, names, strict=True)
-            ),
-        )
-        .group_by(ranked.c.period)
-        .order_by(ranked.c.period)
+        .group_by(sa.literal_column("code"))
     )
     return _rows(session, statement)
 

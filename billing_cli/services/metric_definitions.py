@@ -10,7 +10,8 @@ DEFINITIONS = {
     "payments": "invoices: invoice.payment_succeeded events / (those + invoice.payment_failed "
     "events); one-off charges: `payments charge` runs Stripe reported succeeded / all runs",
     "webhook_processing": "ledger rows received, per outcome, and p50/p95/p99 of their "
-    "processing time (engine time from receipt to the row's outcome, in ms)",
+    "processing time (engine time from receipt to the row's outcome, in ms, floored to two "
+    "significant digits)",
     "failed_payments": "invoice.payment_failed events received, and the tenants notified of one",
     "suspensions": "tenant suspensions by cause (billing: payments; manual: a person), and their "
     "share of the tenants active now",

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from sqlmodel import Session
@@ -44,6 +44,46 @@ def periods(since: datetime, until: datetime, by: str) -> list[str]:
 
 
 Query = Callable[..., list[dict[str, Any]]]
+PERCENTILES = (("p50", 0.5), ("p95", 0.95), ("p99", 0.99))
+
+
+def period_of_day(day: str, by: str) -> str:
+    """The period a ``YYYY-MM-DD`` day belongs to: itself, or its week's Monday."""
+    if by == "day":
+        return day
+    when = date.fromisoformat(day)
+    return (when - timedelta(days=when.weekday())).isoformat()
+
+
+def _by_day(
+    rows: list[dict[str, Any]], by: str, names: list[str]
+) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
+    """Per-day counts (the ledger's queries) summed per period and over the window."""
+    per: dict[str, dict[str, Any]] = {name: {} for name in names}
+    total: dict[str, Any] = {}
+    for row in rows:
+        period = per.setdefault(period_of_day(row["period"], by), {})
+        for key, value in row.items():
+            if key != "period":
+                period[key] = period.get(key, 0) + int(value or 0)
+                total[key] = total.get(key, 0) + int(value or 0)
+    return {name: per[name] for name in names}, total
+
+
+def percentiles(histogram: dict[float, int]) -> dict[str, float | None]:
+    """Nearest-rank percentiles of a histogram (bucket -> count): for each p, the smallest
+    bucket with at least p of all values at or below it."""
+    n = sum(histogram.values())
+    found: dict[str, float | None] = {name: None for name, _p in PERCENTILES}
+    if not n:
+        return found
+    seen = 0
+    wanted = list(PERCENTILES)
+    for bucket in sorted(histogram):
+        seen += histogram[bucket]
+        while wanted and seen >= wanted[0][1] * n:
+            found[wanted.pop(0)[0]] = bucket
+    return found
 
 
 def _series(
@@ -84,11 +124,16 @@ def compute_stats(
     until = now or utcnow()
     names = periods(since, until, by)
     with db.read() as session:
-        invoices = _series(session, stats_repo.invoice_payments, since, by, names)
+        days = day_ranges(since, until)
+        per_day = [
+            {"period": day, **stats_repo.invoice_payments(session=session, start=start, end=end)}
+            for day, start, end in days
+        ]
+        invoices = _by_day(per_day, by, names)
         metrics = {
             "subscription_creation": _creations(session, since, by, names),
             "payments": _payments(session, since, by, names, invoices),
-            "webhook_processing": _processing(session, since, by, names),
+            "webhook_processing": _processing(session, since, until, by, names),
             "failed_payments": _failed_payments(session, since, by, names, invoices),
             "suspensions": _suspensions(session, since, by, names),
             "rejected_deliveries": _rejected(session, since, by, names),
@@ -133,27 +178,49 @@ def _payments(
     return _metric("payments", view(invoice_total, charge_total), series)
 
 
-def _processing(session: Session, since: datetime, by: str, names: list[str]) -> dict[str, Any]:
-    counts: dict[str, dict[str, int]] = defaultdict(dict)
-    for row in stats_repo.events_by_status(session=session, since=since, by=by):
-        counts[row["period"]][row["status"]] = int(row["count"])
-    total_counts: dict[str, int] = defaultdict(int)
-    for outcomes in counts.values():
-        for status, n in outcomes.items():
-            total_counts[status] += n
-    per, total = _series(
-        session, stats_repo.processing_percentiles, since, by, names, additive=False
-    )
+def day_ranges(since: datetime, until: datetime) -> list[tuple[str, datetime, datetime | None]]:
+    """The UTC days from ``since`` on, each as (name, start, end); the last is open-ended."""
+    ranges: list[tuple[str, datetime, datetime | None]] = []
+    start = since
+    while True:
+        midnight = datetime.combine(start.date() + timedelta(days=1), time(), tzinfo=UTC)
+        if midnight > until:
+            ranges.append((start.date().isoformat(), start, None))
+            return ranges
+        ranges.append((start.date().isoformat(), start, midnight))
+        start = midnight
 
-    def view(outcomes: dict[str, int], percentiles: dict[str, Any]) -> dict[str, Any]:
+
+def _processing(
+    session: Session, since: datetime, until: datetime, by: str, names: list[str]
+) -> dict[str, Any]:
+    counts: dict[str, dict[str, int]] = {name: defaultdict(int) for name in names}
+    histograms: dict[str, dict[float, int]] = {name: defaultdict(int) for name in names}
+    total_counts: dict[str, int] = defaultdict(int)
+    whole: dict[float, int] = defaultdict(int)
+    for day, start, end in day_ranges(since, until):
+        period = period_of_day(day, by)
+        for row in stats_repo.ledger_day(session=session, start=start, end=end):
+            n = 0
+            for status in stats_repo.LEDGER_STATUSES:
+                if row[status]:
+                    counts.setdefault(period, defaultdict(int))[status] += int(row[status])
+                    total_counts[status] += int(row[status])
+                    n += int(row[status])
+            if row["code"] is not None:
+                bucket = stats_repo.ms_of_code(int(row["code"]))
+                histograms.setdefault(period, defaultdict(int))[bucket] += n
+                whole[bucket] += n
+
+    def view(outcomes: dict[str, int], histogram: dict[float, int]) -> dict[str, Any]:
         return {
             "events": sum(outcomes.values()),
             "outcomes": dict(sorted(outcomes.items())),
-            **{k: _ms(percentiles.get(k)) for k in ("p50", "p95", "p99")},
+            **{k: _ms(v) for k, v in percentiles(histogram).items()},
         }
 
-    series = [{"period": p, **view(counts.get(p, {}), per[p])} for p in names]
-    return _metric("webhook_processing", view(total_counts, total), series)
+    series = [{"period": p, **view(counts[p], histograms[p])} for p in names]
+    return _metric("webhook_processing", view(total_counts, whole), series)
 
 
 def _ms(value: Any) -> float | None:
@@ -256,7 +323,7 @@ def run_checks(
                 session=session, since=hour_ago, by=None, reasons=SIGNATURE_REASONS
             )
         )
-        invoices = stats_repo.invoice_payments(session=session, since=day_ago, by=None)
+        invoice = stats_repo.invoice_payments(session=session, start=day_ago, end=None)
         charges = stats_repo.charges(session=session, since=day_ago, by=None)
         stripe_errors = sum(
             int(r["count"])
@@ -274,7 +341,7 @@ def run_checks(
             f"{signature} webhook signature failures in the last hour "
             f"(threshold {settings.alert_signature_failures})",
         ),
-        _payment_rule(invoices, charges, settings),
+        _payment_rule(invoice, charges, settings),
         RuleResult(
             "stripe_errors",
             stripe_errors > settings.alert_stripe_errors,
@@ -297,9 +364,8 @@ def run_checks(
 
 
 def _payment_rule(
-    invoices: list[dict[str, Any]], charges: list[dict[str, Any]], settings: Settings
+    invoice: dict[str, int], charges: list[dict[str, Any]], settings: Settings
 ) -> RuleResult:
-    invoice = invoices[0] if invoices else {}
     charge = charges[0] if charges else {}
     failed = (
         int(invoice.get("failed", 0))

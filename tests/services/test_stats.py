@@ -262,3 +262,16 @@ def test_a_silent_endpoint_while_subscriptions_are_live(db: Database) -> None:
     ledger_row(db, NOW - timedelta(hours=2))
     assert "dead_endpoint" not in fired(db)
     assert fired(db) == set()
+
+
+def test_processing_times_fall_in_buckets_of_two_significant_digits(db: Database) -> None:
+    from billing_cli.repository import stats as stats_repo
+
+    for ms in (0.456, 1.234, 9.99, 12.7, 345.6, 5678.9, 12345.0):
+        ledger_row(db, DAY2, ms=ms)
+    with db.read() as session:
+        rows = stats_repo.ledger_day(session=session, start=DAY1, end=None)
+    buckets = sorted(stats_repo.ms_of_code(r["code"]) for r in rows)
+    assert buckets == [0.45, 1.2, 9.9, 12.0, 340.0, 5600.0, 12000.0]
+    day = compute_stats(db, since=DAY1, now=NOW)["metrics"]["webhook_processing"]["total"]
+    assert (day["p50"], day["p95"], day["p99"]) == (12.0, 12000.0, 12000.0)

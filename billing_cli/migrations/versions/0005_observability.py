@@ -24,7 +24,12 @@ def upgrade() -> None:
     with op.batch_alter_table("webhook_event", schema=None) as batch_op:
         batch_op.add_column(sa.Column("processing_ms", sa.Float(), nullable=True))
         batch_op.create_index(
-            batch_op.f("ix_webhook_event_received_at"), ["received_at"], unique=False
+            "ix_webhook_event_received_stats",
+            ["received_at", "status", "processing_ms"],
+            unique=False,
+        )
+        batch_op.create_index(
+            "ix_webhook_event_type_received", ["type", "received_at"], unique=False
         )
     with op.batch_alter_table("notification", schema=None) as batch_op:
         batch_op.add_column(sa.Column("attempts", sa.Integer(), server_default="0", nullable=False))
@@ -65,5 +70,6 @@ def downgrade() -> None:
         for name in ("failed_at", "next_attempt_at", "last_error", "attempts"):
             batch_op.drop_column(name)
     with op.batch_alter_table("webhook_event", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_webhook_event_received_at"))
+        batch_op.drop_index("ix_webhook_event_type_received")
+        batch_op.drop_index("ix_webhook_event_received_stats")
         batch_op.drop_column("processing_ms")
