@@ -16,14 +16,24 @@ thread, in two phases:
 It prints deliveries/s, p50/p99 latency, the answers, and ledger rows vs deliveries sent.
 Targets (issue 4): >= 300 deliveries/s and p99 <= 50 ms on PostgreSQL, nothing lost.
 
+``--observability`` measures instead what the Prometheus metrics and the delivery log cost
+(issue 10: at most 10% of throughput at 300 deliveries/s). It runs the same two phases against
+the real command twice per round: as shipped (the delivery log written, and ``/metrics``
+scraped once a second, more often than Prometheus would), and with both stubbed out by this
+script (a logger that drops records, metrics that count nothing). It compares the flat-out
+throughput, and at 300/s the latency and the server's CPU time per delivery (from
+``/proc/<pid>/stat``), over ``--rounds`` interleaved rounds.
+
 Usage: ``python bench/serve.py [--deliveries 3000] [--concurrency 16] [--workers 1]
-[--rate 300] [--paced-seconds 5] [--postgres-url URL | --no-postgres] [--no-sqlite]``.
+[--rate 300] [--paced-seconds 5] [--postgres-url URL | --no-postgres] [--no-sqlite]
+[--observability [--rounds 2]]``.
 """
 
 from __future__ import annotations
 
 import argparse
 import collections
+import contextlib
 import os
 import statistics
 import subprocess
@@ -50,6 +60,29 @@ SECRET = "whsec_bench_0123456789abcdefghijklmnop"
 PRICE_ID = "price_bench_basic"
 DEFAULT_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1/billing_dev"
 SERVE_SCRIPT = """
+from billing_cli.cli.main import app
+app(prog_name="billing")
+"""
+# The baseline of --observability: the same command with the delivery log and the metrics
+# stubbed out (bench only; the product has no switch for them).
+BASELINE_SCRIPT = """
+import logging
+import billing_cli.web.app as web_app
+import billing_cli.web.delivery_log as delivery_log
+
+class _Nothing:
+    def labels(self, **_labels): return self
+    def inc(self, *_a): pass
+    def dec(self, *_a): pass
+    def observe(self, *_a): pass
+
+class _NoMetrics:
+    deliveries = rejections = processing = in_flight = _Nothing()
+    def exposition(self): return b"", "text/plain"
+
+web_app.EndpointMetrics = _NoMetrics
+delivery_log.install = lambda *_a, **_k: None
+logging.getLogger("billing.deliveries").disabled = True
 from billing_cli.cli.main import app
 app(prog_name="billing")
 """
@@ -212,7 +245,9 @@ def tenants_for(count: int) -> int:
 
 
 @contextmanager
-def serve(url: str, workers: int) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+def serve(
+    url: str, workers: int, script: str = SERVE_SCRIPT
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     env = {
         **os.environ,
         "BILLING_DATABASE_URL": url,
@@ -221,7 +256,7 @@ def serve(url: str, workers: int) -> Iterator[tuple[str, subprocess.Popen[bytes]
     }
     log: IO[bytes]
     with tempfile.NamedTemporaryFile(prefix="billing-bench-serve-", suffix=".log") as log:
-        command = [sys.executable, "-c", SERVE_SCRIPT, "webhooks", "serve", "--port", "0"]
+        command = [sys.executable, "-c", script, "webhooks", "serve", "--port", "0"]
         proc = subprocess.Popen(
             [*command, "--workers", str(workers)],
             stdin=subprocess.DEVNULL,
@@ -361,6 +396,101 @@ def run_backend(name: str, url: str, args: argparse.Namespace) -> None:
     print(f"  serve exit on TERM    {exit_code}")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@contextmanager
+def scraping(base: str, every: float) -> Iterator[list[int]]:
+    """GET /metrics every ``every`` seconds in a thread, as Prometheus would; yields the sizes."""
+    sizes: list[int] = []
+    stop = threading.Event()
+
+    def loop() -> None:
+        with requests.Session() as session:
+            while not stop.wait(every):
+                sizes.append(len(session.get(base + "/metrics", timeout=10).content))
+
+    thread = threading.Thread(target=loop, daemon=True)
+    thread.start()
+    try:
+        yield sizes
+    finally:
+        stop.set()
+        thread.join(timeout=15)
+
+
+@dataclass
+class Variant:
+    name: str
+    flat_rates: list[float] = field(default_factory=list)
+    paced_p50: list[float] = field(default_factory=list)
+    paced_p99: list[float] = field(default_factory=list)
+    cpu_ms: list[float] = field(default_factory=list)
+
+
+def observability_backend(name: str, url: str, args: argparse.Namespace) -> None:
+    print(f"== {name}: cost of /metrics and the delivery log, {args.rounds} round(s)")
+    paced = int(args.rate * args.paced_seconds)
+    per_run = tenants_for(args.deliveries) + tenants_for(paced)
+    prepare(url, per_run * 2 * args.rounds)
+    variants = {"as shipped": Variant("as shipped"), "stubbed out": Variant("stubbed out")}
+    first = 0
+    for _ in range(args.rounds):
+        for variant in variants.values():
+            shipped = variant.name == "as shipped"
+            flat_bodies = build_bodies(args.deliveries, first_tenant=first)
+            first += tenants_for(args.deliveries)
+            paced_bodies = build_bodies(paced, first_tenant=first)
+            first += tenants_for(paced)
+            script = SERVE_SCRIPT if shipped else BASELINE_SCRIPT
+            with serve(url, 1, script) as (endpoint, proc):
+                base = endpoint.split("/webhooks")[0]
+                requests.get(base + "/healthz", timeout=10)
+                scrape: contextlib.AbstractContextManager[list[int]] = (
+                    scraping(base, 1.0) if shipped else contextlib.nullcontext([])
+                )
+                with scrape:
+                    flat = send(
+                        endpoint,
+                        flat_bodies,
+                        concurrency=args.concurrency,
+                        max_seconds=args.max_seconds,
+                    )
+                    cpu_before = cpu_seconds(proc.pid)
+                    steady = send(
+                        endpoint,
+                        paced_bodies,
+                        concurrency=args.concurrency,
+                        max_seconds=args.max_seconds,
+                        rate=args.rate,
+                    )
+                    cpu_used = cpu_seconds(proc.pid) - cpu_before
+            variant.flat_rates.append(len(flat.latencies) / flat.wall)
+            ordered = sorted(steady.latencies)
+            variant.paced_p50.append(statistics.median(ordered) * 1000)
+            variant.paced_p99.append(
+                ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000
+            )
+            variant.cpu_ms.append(cpu_used / len(steady.latencies) * 1000)
+    for variant in variants.values():
+        print(
+            f"  {variant.name:<12} flat out {statistics.median(variant.flat_rates):5.0f}/s   "
+            f"at {args.rate:.0f}/s: p50 {statistics.median(variant.paced_p50):5.1f} ms, "
+            f"p99 {statistics.median(variant.paced_p99):5.1f} ms, "
+            f"server CPU {statistics.median(variant.cpu_ms):.2f} ms/delivery"
+        )
+    full, bare = variants["as shipped"], variants["stubbed out"]
+    cost = 1 - statistics.median(full.flat_rates) / statistics.median(bare.flat_rates)
+    cpu_cost = statistics.median(full.cpu_ms) / statistics.median(bare.cpu_ms) - 1
+    print(
+        f"  cost         {cost:.1%} of flat-out throughput, {cpu_cost:.1%} more server CPU per "
+        f"delivery at {args.rate:.0f}/s  (target <= 10%)"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--deliveries", type=int, default=3000)
@@ -372,15 +502,20 @@ def main() -> None:
     parser.add_argument("--postgres-url", default=DEFAULT_POSTGRES_URL)
     parser.add_argument("--no-postgres", action="store_true", help="SQLite only.")
     parser.add_argument("--no-sqlite", action="store_true", help="PostgreSQL only.")
+    parser.add_argument(
+        "--observability", action="store_true", help="Cost of /metrics and the delivery log."
+    )
+    parser.add_argument("--rounds", type=int, default=2, help="--observability rounds.")
     args = parser.parse_args()
+    backend = observability_backend if args.observability else run_backend
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     print(f"{os.cpu_count()} CPUs, load average {load} (client, server and database share them)")
     if not args.no_sqlite:
         with sqlite_database() as url:
-            run_backend("SQLite", url, args)
+            backend("SQLite", url, args)
     if not args.no_postgres:
         with postgres_database(args.postgres_url) as url:
-            run_backend("PostgreSQL", url, args)
+            backend("PostgreSQL", url, args)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,10 @@ from pathlib import Path
 from billing_cli.errors import ConfigError
 
 DEFAULT_DATABASE_URL = "sqlite:///billing.db"
-SECRET_FIELDS = frozenset({"stripe_secret_key", "stripe_webhook_secret", "database_url"})
+SECRET_FIELDS = frozenset(
+    {"stripe_secret_key", "stripe_webhook_secret", "database_url", "smtp_url"}
+)
+_URL_FIELDS = frozenset({"database_url", "smtp_url"})
 _KNOWN_PREFIXES = ("sk_test_", "sk_live_", "rk_test_", "rk_live_", "pk_test_", "pk_live_", "whsec_")
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
@@ -41,6 +44,18 @@ class Settings:
     webhook_url: str = ""
     database_role: str = ""
     env_file: str = ""  # the .env file these settings were read from (absolute), if any
+    # `billing notifications send`
+    smtp_url: str = ""
+    mail_from: str = ""
+    notify_max_attempts: int = 8
+    # `billing check`: a rule fires when its figure is above its threshold
+    alert_signature_failures: int = 10
+    alert_payment_failure_rate: float = 0.2
+    alert_payment_min_attempts: int = 5
+    alert_stripe_errors: int = 5
+    alert_failed_events: int = 0
+    alert_silence_hours: float = 24.0
+    alert_open_intents: int = 0
 
     def require_stripe(self) -> str:
         """Return the secret key after checking it exists and matches the configured mode.
@@ -62,7 +77,7 @@ class Settings:
         for f in fields(self):
             value = getattr(self, f.name)
             if f.name in SECRET_FIELDS and isinstance(value, str):
-                value = mask_url(value) if f.name == "database_url" else mask(value)
+                value = mask_url(value) if f.name in _URL_FIELDS else mask(value)
             view[f.name] = value
         return view
 
@@ -188,6 +203,36 @@ def _from_mapping(values: Mapping[str, str]) -> Settings:
         log_file=text("BILLING_LOG_FILE"),
         webhook_url=text("BILLING_WEBHOOK_URL"),
         database_role=text("BILLING_DATABASE_ROLE"),
+        smtp_url=text("BILLING_SMTP_URL"),
+        mail_from=text("BILLING_MAIL_FROM"),
+        notify_max_attempts=_integer(
+            "BILLING_NOTIFY_MAX_ATTEMPTS", text("BILLING_NOTIFY_MAX_ATTEMPTS", "8"), minimum=1
+        ),
+        alert_signature_failures=_integer(
+            "BILLING_ALERT_SIGNATURE_FAILURES",
+            text("BILLING_ALERT_SIGNATURE_FAILURES", "10"),
+            minimum=0,
+        ),
+        alert_payment_failure_rate=_fraction(
+            "BILLING_ALERT_PAYMENT_FAILURE_RATE", text("BILLING_ALERT_PAYMENT_FAILURE_RATE", "0.2")
+        ),
+        alert_payment_min_attempts=_integer(
+            "BILLING_ALERT_PAYMENT_MIN_ATTEMPTS",
+            text("BILLING_ALERT_PAYMENT_MIN_ATTEMPTS", "5"),
+            minimum=1,
+        ),
+        alert_stripe_errors=_integer(
+            "BILLING_ALERT_STRIPE_ERRORS", text("BILLING_ALERT_STRIPE_ERRORS", "5"), minimum=0
+        ),
+        alert_failed_events=_integer(
+            "BILLING_ALERT_FAILED_EVENTS", text("BILLING_ALERT_FAILED_EVENTS", "0"), minimum=0
+        ),
+        alert_open_intents=_integer(
+            "BILLING_ALERT_OPEN_INTENTS", text("BILLING_ALERT_OPEN_INTENTS", "0"), minimum=0
+        ),
+        alert_silence_hours=_positive(
+            "BILLING_ALERT_SILENCE_HOURS", text("BILLING_ALERT_SILENCE_HOURS", "24")
+        ),
     )
 
 
@@ -218,6 +263,26 @@ def _seconds(name: str, raw: str) -> float:
         raise ConfigError(f"{name} must be a number of seconds, not {raw!r}") from None
     if not 0 < value <= 600:
         raise ConfigError(f"{name} must be between 0 and 600 seconds, not {raw}")
+    return value
+
+
+def _fraction(name: str, raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number between 0 and 1, not {raw!r}") from None
+    if not 0 <= value <= 1:
+        raise ConfigError(f"{name} must be between 0 and 1, not {value}")
+    return value
+
+
+def _positive(name: str, raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, not {raw!r}") from None
+    if not value > 0:
+        raise ConfigError(f"{name} must be above 0, not {value}")
     return value
 
 

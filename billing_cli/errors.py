@@ -10,6 +10,7 @@ from __future__ import annotations
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
+EXIT_ALERT = 3  # `billing check`: at least one alert rule fired
 
 
 class BillingError(Exception):
@@ -115,4 +116,11 @@ class IdempotencyConflict(GatewayError):
 
 
 class WebhookError(BillingError):
-    """A webhook payload was rejected (bad signature, malformed, wrong mode)."""
+    """A webhook payload was rejected (bad signature, malformed, wrong mode).
+
+    ``reason`` is the short code the endpoint counts refusals by (``billing stats``, /metrics).
+    """
+
+    def __init__(self, message: str, *, reason: str = "malformed_body") -> None:
+        super().__init__(message)
+        self.reason = reason

@@ -133,6 +133,12 @@ class WebhookEvent(SQLModel, table=True):
     """The ledger: one row per Stripe event id, with what processing it did."""
 
     __tablename__ = "webhook_event"
+    # Covering indexes for `billing stats` (billing_cli.repository.stats): its scans of a
+    # month of ledger rows read these instead of the rows and their payloads.
+    __table_args__ = (
+        sa.Index("ix_webhook_event_received_stats", "received_at", "status", "processing_ms"),
+        sa.Index("ix_webhook_event_type_received", "type", "received_at"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     stripe_event_id: str = Field(max_length=255, unique=True, index=True)
@@ -147,6 +153,8 @@ class WebhookEvent(SQLModel, table=True):
     received_at: datetime | None = _ts()
     processed_at: datetime | None = _ts()
     payload: dict[str, Any] | None = _json()
+    # Engine time from receipt to the ledger row's outcome (commit excluded); `billing stats`.
+    processing_ms: float | None = None
 
 
 class AuditEntry(SQLModel, table=True):
@@ -178,6 +186,43 @@ class Notification(SQLModel, table=True):
     payload: dict[str, Any] | None = _json()
     created_at: datetime | None = _ts()
     sent_at: datetime | None = _ts()
+    # Delivery by `billing notifications send`: tries so far, the last refusal, when to try
+    # again (backoff, or the lease of a send in progress), and when it was given up.
+    attempts: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    last_error: str | None = Field(default=None, sa_type=sa.Text)
+    next_attempt_at: datetime | None = _ts()
+    failed_at: datetime | None = _ts()
+
+
+class RejectedDelivery(SQLModel, table=True):
+    """Deliveries the endpoint refused, counted per minute and reason (one row each, upserted,
+    so a flood of bad requests adds to a counter instead of adding rows)."""
+
+    __tablename__ = "rejected_delivery"
+    __table_args__ = (sa.UniqueConstraint("minute", "reason", name="uq_rejected_delivery_minute"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    minute: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False, index=True))
+    reason: str = Field(max_length=32)
+    count: int = 0
+
+
+class StripeApiError(SQLModel, table=True):
+    """Stripe API errors counted per minute, operation and error class (upserted like
+    :class:`RejectedDelivery`); read by `billing stats` and `billing check`."""
+
+    __tablename__ = "stripe_api_error"
+    __table_args__ = (
+        sa.UniqueConstraint(
+            "minute", "operation", "error_class", name="uq_stripe_api_error_minute"
+        ),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    minute: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False, index=True))
+    operation: str = Field(max_length=100)
+    error_class: str = Field(max_length=64)
+    count: int = 0
 
 
 class StripeIntent(SQLModel, table=True):

@@ -208,6 +208,13 @@ AFTER_RECOVERY = _steps(
     ),
 )
 
+MAIL = _steps(
+    Step(("notifications", "send"), "cron sends the outbox by e-mail (BILLING_SMTP_URL)"),
+    Step(("notifications", "list", "--tenant", "hooli"), "each message sent once, marked sent"),
+    Step(("stats", "--since", "1d"), "the metrics operators watch"),
+    Step(("check",), "hooli's dunning trips the payment alert: exit 3 pages on-call", expect=3),
+)
+
 
 def run_tour(*, keep: bool, app: Command) -> None:
     """The tour behind ``billing demo``: ``app`` is the ``billing`` root command the steps run
@@ -260,6 +267,7 @@ def run_tour(*, keep: bool, app: Command) -> None:
                 lambda: sandbox.renew(sub),
             )
             run_steps(app, AFTER_RECOVERY)
+            _mail_chapter(app)
         db.dispose()
         render.note("\n[bold green]demo finished[/bold green]")
         if keep:
@@ -288,6 +296,22 @@ def _set_up_endpoint(app: Command, workdir: Path) -> Callable[[str], str]:
         return os.environ["STRIPE_WEBHOOK_SECRET"]
 
     return set_up
+
+
+def _mail_chapter(app: Command) -> None:
+    """Notifications through a local SMTP server, then the metrics and alert rules."""
+    from billing_cli.cli import demo_mail, render
+
+    _section("Notifications by e-mail; metrics and alerts")
+    if not demo_mail.available():
+        render.note("[dim]skipped: the e-mail chapter needs aiosmtpd (pip install -e '.[dev]')")
+        return
+    with demo_mail.local_smtp() as (url, received):
+        os.environ["BILLING_SMTP_URL"] = url
+        os.environ["BILLING_MAIL_FROM"] = "Billing <billing@saas.test>"
+        run_steps(app, MAIL[:1])
+        demo_mail.show(received)
+        run_steps(app, MAIL[1:])
 
 
 def _sandbox_step(db: Database, sandbox: Sandbox, note: str, action: Callable[[], object]) -> None:
@@ -351,6 +375,8 @@ _DEMO_VARIABLES = (
     "STRIPE_WEBHOOK_SECRET",
     "STRIPE_MAX_NETWORK_RETRIES",
     "BILLING_WEBHOOK_URL",
+    "BILLING_SMTP_URL",
+    "BILLING_MAIL_FROM",
 )
 
 

@@ -36,6 +36,7 @@ from billing_cli.cli import (
     payments_cmd,
     plans_cmd,
     sandbox_cmd,
+    stats_cmd,
     subs_cmd,
     tenants_cmd,
     webhooks_cmd,
@@ -293,6 +294,8 @@ app.command("config")(config_cmd.show_config)
 app.command("demo")(demo_cmd.demo)
 app.command("doctor")(doctor_cmd.doctor)
 app.command("sandbox")(sandbox_cmd.sandbox)
+app.command("stats")(stats_cmd.stats)
+app.command("check")(stats_cmd.check)
 
 
 def main() -> None:

@@ -29,6 +29,7 @@ class EndpointFactory:
     verbose: bool
     path: str
     max_body_bytes: int
+    log_format: str = "text"
 
     def __call__(self) -> Starlette:
         """uvicorn's app factory, called in each worker process."""
@@ -38,6 +39,9 @@ class EndpointFactory:
     def build(self, runtime: Runtime) -> Starlette:
         from billing_cli.services.webhooks import WebhookEngine
         from billing_cli.web import create_app
+        from billing_cli.web.delivery_log import install
+
+        install(self.log_format)  # the delivery log, on stderr, in this process
 
         settings = runtime.settings()
         engine = WebhookEngine(

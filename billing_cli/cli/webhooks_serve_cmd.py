@@ -11,6 +11,7 @@ the command then exits 0. Starlette and uvicorn are imported inside the command,
 from __future__ import annotations
 
 import signal
+from enum import StrEnum
 from typing import Annotated
 
 import typer
@@ -19,6 +20,11 @@ from billing_cli.cli.runtime import runtime_of
 from billing_cli.errors import ConfigError
 
 GRACEFUL_SHUTDOWN_SECONDS = 10
+
+
+class LogFormat(StrEnum):
+    text = "text"
+    json = "json"
 
 
 def serve(
@@ -44,8 +50,17 @@ def serve(
     max_body_kib: Annotated[
         int, typer.Option("--max-body-kib", min=1, help="Refuse bodies larger than this (413).")
     ] = 256,
+    log_format: Annotated[
+        LogFormat,
+        typer.Option(
+            "--log-format", help="The delivery log on stderr, one line per request: text or json."
+        ),
+    ] = LogFormat.text,
 ) -> None:
-    """Receive Stripe webhooks over HTTP and apply them as they arrive (Ctrl-C to stop)."""
+    """Receive Stripe webhooks over HTTP and apply them as they arrive (Ctrl-C to stop).
+
+    Also serves GET /healthz (200 when the database answers, else 503) and GET /metrics
+    (Prometheus text format)."""
     import uvicorn
 
     from billing_cli.cli.serving import (
@@ -69,6 +84,7 @@ def serve(
         verbose=runtime.verbose,
         path=path,
         max_body_bytes=max_body_kib * 1024,
+        log_format=log_format.value,
     )
     # One process: build the app here, on the database just checked. Several: each worker
     # builds its own (its own engine and connection pool) from the pickled factory.
@@ -79,8 +95,8 @@ def serve(
         host=host,
         port=port,
         log_level="warning",
-        access_log=False,  # each delivery is logged once, on billing.webhooks
-        lifespan="off",
+        access_log=False,  # each delivery is logged once, by the delivery log
+        lifespan="on",  # its shutdown writes the last counts of refused deliveries
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
     )
     sock = listening_socket(host, port, backlog=config.backlog)

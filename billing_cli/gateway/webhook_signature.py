@@ -20,13 +20,14 @@ DEFAULT_TOLERANCE_SECONDS = 300
 
 # stripe-python's message fragments -> our one-line reasons (its messages are advice to a
 # developer, too long for a log line).
+# The last item is the refusal's counting code (WebhookError.reason).
 _REASONS = (
-    ("Unable to extract timestamp", "malformed Stripe-Signature header"),
-    ("expected scheme", "no v1 signature in the Stripe-Signature header"),
-    ("matching the expected signature", "signature does not match the payload"),
-    ("tolerance zone", "timestamp outside the tolerance"),
-    ("No Stripe-Signature header", "missing Stripe-Signature header"),
-    ("No webhook secret", "no webhook secret configured"),
+    ("Unable to extract timestamp", "malformed Stripe-Signature header", "bad_signature"),
+    ("expected scheme", "no v1 signature in the Stripe-Signature header", "bad_signature"),
+    ("matching the expected signature", "signature does not match the payload", "bad_signature"),
+    ("tolerance zone", "timestamp outside the tolerance", "stale_timestamp"),
+    ("No Stripe-Signature header", "missing Stripe-Signature header", "missing_signature"),
+    ("No webhook secret", "no webhook secret configured", "bad_signature"),
 )
 
 
@@ -50,9 +51,9 @@ def verify_signature(
     import stripe
 
     if not secret.strip():
-        raise WebhookError("no webhook secret configured")
+        raise WebhookError("no webhook secret configured", reason="bad_signature")
     if not header:
-        raise WebhookError("missing Stripe-Signature header")
+        raise WebhookError("missing Stripe-Signature header", reason="missing_signature")
     try:
         text = payload.decode("utf-8")
     except UnicodeDecodeError:
@@ -60,7 +61,8 @@ def verify_signature(
     try:
         stripe.WebhookSignature.verify_header(text, header, secret, tolerance)
     except stripe.SignatureVerificationError as error:
-        raise WebhookError(_reason(str(error), tolerance)) from None
+        message, reason = _reason(str(error), tolerance)
+        raise WebhookError(message, reason=reason) from None
     try:
         event = json.loads(text)
     except (ValueError, RecursionError):
@@ -70,10 +72,10 @@ def verify_signature(
     return event
 
 
-def _reason(message: str, tolerance: int) -> str:
-    for fragment, reason in _REASONS:
+def _reason(message: str, tolerance: int) -> tuple[str, str]:
+    for fragment, reason, code in _REASONS:
         if fragment in message:
             if reason.startswith("timestamp"):
-                return f"{reason} ({tolerance} s)"
-            return reason
-    return "signature verification failed"
+                return f"{reason} ({tolerance} s)", code
+            return reason, code
+    return "signature verification failed", "bad_signature"

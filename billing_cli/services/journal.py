@@ -44,12 +44,18 @@ from typing import Any, TypeVar
 
 from sqlmodel import Session
 
-from billing_cli.errors import Conflict, DatabaseError, GatewayError, OutcomeUnknown
+from billing_cli.errors import (
+    CardDeclined,
+    Conflict,
+    DatabaseError,
+    GatewayError,
+    OutcomeUnknown,
+)
 from billing_cli.gateway import idempotency_key
 from billing_cli.models import OPEN_INTENT_STATUSES, Invocation, StripeIntent, utcnow
 from billing_cli.repository import Database
 from billing_cli.repository import intents as intents_repo
-from billing_cli.services import audit
+from billing_cli.services import audit, observe
 
 T = TypeVar("T")
 
@@ -174,6 +180,11 @@ def call(db: Database, intent: Intent, step: str, send: Callable[[str], T], *, w
     try:
         return send(intent.key(step))
     except GatewayError as error:
+        if not intent.dry_run and not isinstance(error, CardDeclined):
+            # A decline is a payment outcome (counted as such), not an API error.
+            observe.record_stripe_error(
+                db, operation=f"{intent.operation}.{step}", error_class=type(error).__name__
+            )
         if not error.ambiguous:
             raise
         if not intent.dry_run:

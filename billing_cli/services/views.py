@@ -104,8 +104,20 @@ def notification_view(notification: Notification, tenant: Tenant) -> dict[str, A
         "kind": notification.kind,
         "payload": notification.payload,
         "created_at": iso(notification.created_at),
+        "state": notification_state(notification),
         "sent_at": iso(notification.sent_at),
+        "attempts": notification.attempts,
+        "last_error": notification.last_error,
+        "next_attempt_at": iso(notification.next_attempt_at),
+        "failed_at": iso(notification.failed_at),
     }
+
+
+def notification_state(notification: Notification) -> str:
+    """sent (the server accepted it), failed (given up) or pending (to send or to retry)."""
+    if notification.sent_at is not None:
+        return "sent"
+    return "failed" if notification.failed_at is not None else "pending"
 
 
 def iso_from_unix(value: int | None) -> str | None:

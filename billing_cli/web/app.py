@@ -17,17 +17,25 @@ What a delivery goes through, in order, and what each failure answers (DESIGN.md
    ``WebhookError`` (malformed event, livemode mismatch) is 400; a ``failed`` outcome, or any
    other error, is 500 so that Stripe retries; processed, ignored and skipped are 200.
 
-Each delivery is logged on ``billing.webhooks`` with event id, type, status and milliseconds.
-Nothing here touches the database or Stripe itself: the engine owns the ledger, the gateway owns
-the signature check.
+Every request to the webhook path is one line of the delivery log (:mod:`.delivery_log`), and
+is counted in the Prometheus metrics served at ``GET /metrics`` (:mod:`.metrics`). A refused
+delivery (400 or 413) is also counted per minute and reason in the database, in batches written
+about once a second (``RejectionCounter``), so a flood of bad requests costs a few statements.
+``GET /healthz`` runs a trivial query (2 s limit): 200 when the database answers, 503 when not.
+The webhook path is served with and without its trailing slash (Stripe does not follow
+redirects). Nothing here touches the database or Stripe itself: the engine owns the ledger, the
+gateway owns the signature check, :mod:`billing_cli.services.observe` owns the counters.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import functools
 import logging
 import os
 import time
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -39,6 +47,9 @@ from starlette.routing import Route
 
 from billing_cli.errors import BillingError, ConfigError, UsageError, WebhookError
 from billing_cli.gateway.webhook_signature import load_verifier, verify_signature
+from billing_cli.services.observe import RejectionCounter, database_answers
+from billing_cli.web.delivery_log import LOGGER_NAME
+from billing_cli.web.metrics import EndpointMetrics
 
 if TYPE_CHECKING:
     from billing_cli.services.webhooks import EventOutcome, WebhookEngine
@@ -53,6 +64,10 @@ SIGNATURE_TOLERANCE_SECONDS = 300
 DEFAULT_CONCURRENCY = min(8, 2 * (os.cpu_count() or 1))
 
 logger = logging.getLogger("billing.webhooks")
+delivery_log = logging.getLogger(LOGGER_NAME)
+HEALTH_TIMEOUT_SECONDS = 2.0
+# Refusals are written to the database this long after the first one not yet written.
+REJECTION_FLUSH_SECONDS = 1.0
 
 # Outcome status -> HTTP status. "failed" is 500 so that Stripe delivers the event again.
 _HTTP_STATUS = {"processed": 200, "ignored": 200, "skipped": 200, "failed": 500}
@@ -66,13 +81,25 @@ class WebhookEndpoint:
     """The POST handler, holding the engine, the secret and the body cap."""
 
     def __init__(
-        self, *, engine: WebhookEngine, webhook_secret: str, max_body_bytes: int, concurrency: int
+        self,
+        *,
+        engine: WebhookEngine,
+        webhook_secret: str,
+        max_body_bytes: int,
+        concurrency: int,
+        metrics: EndpointMetrics,
+        rejection_flush_seconds: float,
     ) -> None:
         self._engine = engine
         self._secret = webhook_secret
         self._max_body_bytes = max_body_bytes
         self._concurrency = concurrency
         self._limiter_of_loop: anyio.CapacityLimiter | None = None
+        self._health_limiter_of_loop: anyio.CapacityLimiter | None = None
+        self.metrics = metrics
+        self.rejections = RejectionCounter()
+        self._flush_seconds = rejection_flush_seconds
+        self._flush_task: asyncio.Task[None] | None = None
 
     @property
     def _limiter(self) -> anyio.CapacityLimiter:
@@ -83,10 +110,17 @@ class WebhookEndpoint:
 
     async def handle(self, request: Request) -> Response:
         started = time.perf_counter()
+        self.metrics.in_flight.inc()
+        try:
+            return await self._handle(request, started)
+        finally:
+            self.metrics.in_flight.dec()
+
+    async def _handle(self, request: Request, started: float) -> Response:
         try:
             body = await self._read_body(request)
         except _BodyTooLarge:
-            logger.warning("rejected delivery: body over %d bytes (413)", self._max_body_bytes)
+            self._rejected("body_too_large", started, 413)
             return _error(413, f"body exceeds {self._max_body_bytes} bytes")
         try:
             event = verify_signature(
@@ -96,7 +130,7 @@ class WebhookEndpoint:
                 tolerance=SIGNATURE_TOLERANCE_SECONDS,
             )
         except WebhookError as error:
-            logger.warning("rejected delivery: %s (400)", error)
+            self._rejected(error.reason, started, 400)
             return _error(400, str(error))
         event_id = _text(event.get("id"))
         event_type = _text(event.get("type"))
@@ -106,29 +140,96 @@ class WebhookEndpoint:
                 limiter=self._limiter,
             )
         except WebhookError as error:
-            _log(event_id, event_type, "rejected", started, f"{error} (400)", level=logging.WARNING)
+            self._rejected(error.reason, started, 400, event_id=event_id, event_type=event_type)
             return _error(400, str(error))
         except BillingError as error:
             # e.g. the database is unreachable: 500, so Stripe delivers the event again later.
-            _log(event_id, event_type, "error", started, f"{error} (500)", level=logging.ERROR)
+            logger.error("delivery %s (%s) not processed: %s (500)", event_id, event_type, error)
+            self._answered(500, event_id, event_type, "error", started)
             return JSONResponse({"status": "error", "event": event_id}, status_code=500)
         except Exception as error:
-            _log(
+            logger.error(
+                "delivery %s (%s) not processed: unexpected %s: %s (500)",
                 event_id,
                 event_type,
-                "error",
-                started,
-                f"unexpected {type(error).__name__}: {error} (500)",
-                level=logging.ERROR,
+                type(error).__name__,
+                error,
             )
             logger.debug("traceback of the failed delivery %s", event_id, exc_info=True)
+            self._answered(500, event_id, event_type, "error", started)
             return JSONResponse({"status": "error", "event": event_id}, status_code=500)
         http_status = _HTTP_STATUS.get(outcome.status, 500)
-        level = logging.ERROR if http_status >= 500 else logging.INFO
-        _log(outcome.event_id, outcome.type, outcome.status, started, outcome.reason, level=level)
+        self._answered(http_status, outcome.event_id, outcome.type, outcome.status, started)
         return JSONResponse(
             {"status": outcome.status, "event": outcome.event_id}, status_code=http_status
         )
+
+    def _answered(
+        self, status: int, event_id: str, event_type: str, outcome: str, started: float
+    ) -> None:
+        seconds = time.perf_counter() - started
+        self.metrics.deliveries.labels(type=event_type, outcome=outcome).inc()
+        self.metrics.processing.observe(seconds)
+        _log_delivery(status, event_id, event_type, outcome, seconds)
+
+    def _rejected(
+        self,
+        reason: str,
+        started: float,
+        status: int,
+        *,
+        event_id: str = "",
+        event_type: str = "",
+    ) -> None:
+        """Count a refusal (metrics now, database in the next batch) and log it."""
+        self.metrics.rejections.labels(reason=reason).inc()
+        self.rejections.note(reason)
+        self._schedule_flush()
+        seconds = time.perf_counter() - started
+        _log_delivery(status, event_id, event_type, "rejected", seconds, reason=reason)
+
+    def _schedule_flush(self) -> None:
+        if self._flush_task is None or self._flush_task.done():
+            self._flush_task = asyncio.get_running_loop().create_task(self._flush_later())
+
+    async def _flush_later(self) -> None:
+        # until nothing is left: refusals noted while a flush ran wait for the next round
+        while self.rejections.pending:
+            await asyncio.sleep(self._flush_seconds)
+            await self.flush_rejections()
+
+    async def flush_rejections(self) -> None:
+        """Write the refusals counted so far; a database error keeps them for the next try."""
+        try:
+            await anyio.to_thread.run_sync(self.rejections.flush, self._engine.db)
+        except BillingError as error:
+            logger.warning("refused deliveries not recorded yet: %s", error)
+
+    async def healthz(self, _request: Request) -> Response:
+        """200 when the database answers a trivial query within the limit, else 503."""
+        if self._health_limiter_of_loop is None:
+            # one check at a time: a hung database cannot pile up threads
+            self._health_limiter_of_loop = anyio.CapacityLimiter(1)
+        try:
+            with anyio.fail_after(HEALTH_TIMEOUT_SECONDS):
+                await anyio.to_thread.run_sync(
+                    database_answers,
+                    self._engine.db,
+                    limiter=self._health_limiter_of_loop,
+                    abandon_on_cancel=True,
+                )
+        except TimeoutError:
+            return JSONResponse(
+                {"status": "unavailable", "database": "no answer in time"}, status_code=503
+            )
+        except BillingError as error:
+            logger.warning("health check: %s", error)
+            return JSONResponse({"status": "unavailable", "database": "error"}, status_code=503)
+        return JSONResponse({"status": "ok", "database": "ok"})
+
+    async def metrics_page(self, _request: Request) -> Response:
+        body, content_type = self.metrics.exposition()
+        return Response(body, media_type=content_type)
 
     async def _read_body(self, request: Request) -> bytes:
         """The body, read chunk by chunk; never more than the cap is kept in memory."""
@@ -143,11 +244,6 @@ class WebhookEndpoint:
         return bytes(body)
 
 
-async def healthz(_request: Request) -> Response:
-    """Liveness for a load balancer: the process answers; it does not probe the database."""
-    return JSONResponse({"status": "ok"})
-
-
 def create_app(
     *,
     engine: WebhookEngine,
@@ -155,8 +251,10 @@ def create_app(
     path: str = DEFAULT_PATH,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     concurrency: int | None = None,
+    rejection_flush_seconds: float = REJECTION_FLUSH_SECONDS,
 ) -> Starlette:
-    """The ASGI app: ``POST path`` receives Stripe deliveries, ``GET /healthz`` answers 200.
+    """The ASGI app: ``POST path`` (with or without its trailing slash) receives Stripe
+    deliveries, ``GET /healthz`` checks the database, ``GET /metrics`` is for Prometheus.
 
     ``concurrency`` is how many deliveries the engine processes at once in this process (worker
     threads); by default 1 on SQLite, which takes one writer at a time anyway (more threads only
@@ -167,8 +265,10 @@ def create_app(
     """
     if not webhook_secret.strip():
         raise ConfigError("STRIPE_WEBHOOK_SECRET is not set; copy the endpoint's whsec_... secret")
-    if not path.startswith("/") or path == "/healthz":
-        raise UsageError(f"webhook path must start with / and not be /healthz, not {path!r}")
+    if not path.startswith("/") or path.rstrip("/") in ("", "/healthz", "/metrics"):
+        raise UsageError(
+            f"webhook path must start with / and not be /, /healthz or /metrics, not {path!r}"
+        )
     if max_body_bytes < 1:
         raise UsageError(f"max body size must be positive, not {max_body_bytes}")
     if concurrency is None:
@@ -181,13 +281,26 @@ def create_app(
         webhook_secret=webhook_secret,
         max_body_bytes=max_body_bytes,
         concurrency=concurrency,
+        metrics=EndpointMetrics(),
+        rejection_flush_seconds=rejection_flush_seconds,
     )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        yield
+        await endpoint.flush_rejections()  # on shutdown, when the server runs the lifespan
+
+    other_form = path.rstrip("/") if path.endswith("/") else path + "/"
     app = Starlette(
         routes=[
             Route(path, endpoint.handle, methods=["POST"]),
-            Route("/healthz", healthz, methods=["GET"]),
-        ]
+            Route(other_form, endpoint.handle, methods=["POST"]),
+            Route("/healthz", endpoint.healthz, methods=["GET"]),
+            Route("/metrics", endpoint.metrics_page, methods=["GET"]),
+        ],
+        lifespan=lifespan,
     )
+    app.state.endpoint = endpoint
     # Stripe does not follow redirects: a wrong path should show up as a plain 404.
     app.router.redirect_slashes = False
     return app
@@ -201,17 +314,17 @@ def _text(value: Any) -> str:
     return value if isinstance(value, str) else "?"
 
 
-def _log(
-    event_id: str,
-    event_type: str,
-    status: str,
-    started: float,
-    detail: str = "",
-    *,
-    level: int = logging.INFO,
+def _log_delivery(
+    status: int, event_id: str, event_type: str, outcome: str, seconds: float, *, reason: str = ""
 ) -> None:
-    elapsed_ms = (time.perf_counter() - started) * 1000
-    suffix = f" - {detail}" if detail else ""
-    logger.log(
-        level, "delivery %s %s %s %.1f ms%s", event_id, event_type, status, elapsed_ms, suffix
-    )
+    if not delivery_log.isEnabledFor(logging.INFO):
+        return
+    delivery = {
+        "status": status,
+        "event": event_id,
+        "type": event_type,
+        "outcome": outcome,
+        "ms": round(seconds * 1000, 1),
+        "reason": reason,
+    }
+    delivery_log.info("delivery", extra={"delivery": delivery})

@@ -42,6 +42,10 @@ def test_demo_runs_to_the_end(tmp_path: Path) -> None:
         "webhook invoice.paid",  # ... and reactivated by the payment, via the endpoint
         "would be skipped (already processed)",  # replay from the Events API
         "older than the payment state already applied",
+        "the local SMTP server received 6:",  # the outbox, sent by e-mail
+        "Subject: Payment failed: 19.00 USD (attempt 3 of 3)",
+        "Message-ID: <notification-1@saas.test>",
+        "FIRING payment_failure_rate:",  # billing check after the dunning
     ):
         assert expected in out, expected
     assert "Error: card declined: generic_decline" in demo.stderr

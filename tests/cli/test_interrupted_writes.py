@@ -98,6 +98,14 @@ def intents(db: Database) -> list[StripeIntent]:
         return [StripeIntent(**row.model_dump()) for row in session.exec(select(StripeIntent))]
 
 
+def stripe_errors(db: Database) -> set[str]:
+    import sqlalchemy as sa
+
+    with db.connect() as connection:
+        rows = connection.execute(sa.text("select operation from stripe_api_error"))
+        return {str(operation) for (operation,) in rows}
+
+
 def customer_of(db: Database) -> str:
     return str(_row(db)["stripe_customer_id"])
 
@@ -133,6 +141,7 @@ def test_charge_rerun_after_an_ambiguous_failure_charges_once(
     assert [i.status for i in intents(ready) if i.operation == "payment.charge"] == ["unknown"]
 
     proxy.clear()
+    assert stripe_errors(ready) == {"payment.charge.payment"}  # counted for `billing check`
     unrelated_change(billing)
     second = billing(*CHARGE_ARGS)
     assert second.exit_code == 0, second.stderr

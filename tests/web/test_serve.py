@@ -122,7 +122,7 @@ def test_serve_with_several_workers_shares_the_port_and_stops_cleanly(db: Databa
 def _healthy(url: str) -> bool:
     try:
         return requests.get(url + "/healthz", timeout=2).status_code == 200
-    except requests.ConnectionError:
+    except (requests.ConnectionError, requests.Timeout):  # a worker still starting
         return False
 
 

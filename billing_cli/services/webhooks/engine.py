@@ -32,7 +32,8 @@ Handlers are idempotent and order-independent (see :mod:`.policy`), which is wha
 ``force`` and retries safe. The hot path runs Core statements from
 :mod:`billing_cli.repository.ledger` and :mod:`billing_cli.repository.webhook_rows` (about four
 statements per event: claim, locked row lookup, one UPDATE of the changed columns, commit;
-claim and lookup are one statement on PostgreSQL) and
+claim and lookup are one statement on PostgreSQL; plus one UPDATE of the ledger row that sets its
+outcome and ``processing_ms``, the time from receipt to that row, for ``billing stats``) and
 builds the before/after views of ``changes`` only for dry runs and engines made with
 ``collect_changes=True`` (replays, see :meth:`WebhookEngine.for_replay`). The engine holds no
 per-event state, so one instance can serve many threads; each call opens its own session.
@@ -41,6 +42,7 @@ per-event state, so one instance can serve many threads; each call opens its own
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -125,7 +127,8 @@ class WebhookEngine:
             expected, got = ("live", "test") if self.live_mode else ("test", "live")
             raise WebhookError(
                 f"event {parsed.id} is a {got}-mode event but this tool runs in {expected} mode "
-                "(STRIPE_LIVE_MODE); refused"
+                "(STRIPE_LIVE_MODE); refused",
+                reason="livemode_mismatch",
             )
         return parsed
 
@@ -140,9 +143,10 @@ class WebhookEngine:
         """Apply one event at most once; see the module docstring for the guarantees."""
         if source not in EVENT_SOURCES:
             raise ValueError(f"source must be one of {EVENT_SOURCES}, not {source!r}")
+        started = time.perf_counter()  # for the ledger row's processing_ms
         parsed = self.check(event)
         try:
-            return self._apply(parsed, source=source, force=force, dry_run=dry_run)
+            return self._apply(parsed, source=source, force=force, dry_run=dry_run, started=started)
         except LedgerConflict:
             return EventOutcome(
                 parsed.id, parsed.type, "skipped", "recorded at the same time by another delivery"
@@ -152,27 +156,49 @@ class WebhookEngine:
             log.warning("event %s (%s) failed: %s", parsed.id, parsed.type, message)
             try:
                 return self._record_failure(
-                    parsed, source=source, message=message, force=force, dry_run=dry_run
+                    parsed,
+                    source=source,
+                    message=message,
+                    force=force,
+                    dry_run=dry_run,
+                    started=started,
                 )
             except LedgerConflict:
                 return EventOutcome(parsed.id, parsed.type, "skipped", "recorded meanwhile")
 
     def _apply(
-        self, parsed: ParsedEvent, *, source: str, force: bool, dry_run: bool
+        self, parsed: ParsedEvent, *, source: str, force: bool, dry_run: bool, started: float
     ) -> EventOutcome:
         try:
             return self._apply_once(
-                parsed, source=source, force=force, dry_run=dry_run, defer_claim=True
+                parsed,
+                source=source,
+                force=force,
+                dry_run=dry_run,
+                defer_claim=True,
+                started=started,
             )
         except _ClaimFirst:
             # the deferred claim met a recorded id that must be applied again (failed, or
             # force), or it was run after a handler: start over, claiming first
             return self._apply_once(
-                parsed, source=source, force=force, dry_run=dry_run, defer_claim=False
+                parsed,
+                source=source,
+                force=force,
+                dry_run=dry_run,
+                defer_claim=False,
+                started=started,
             )
 
     def _apply_once(
-        self, parsed: ParsedEvent, *, source: str, force: bool, dry_run: bool, defer_claim: bool
+        self,
+        parsed: ParsedEvent,
+        *,
+        source: str,
+        force: bool,
+        dry_run: bool,
+        defer_claim: bool,
+        started: float,
     ) -> EventOutcome:
         with self.db.transaction(dry_run=dry_run) as session:
             now = utcnow()
@@ -223,10 +249,11 @@ class WebhookEngine:
                     raise _ClaimFirst
             if entry is None:
                 assert new_id is not None
-                if result.status != "processed":
-                    ledger_repo.update(
-                        session=session, row_id=new_id, values={"status": result.status}
-                    )
+                ledger_repo.update(
+                    session=session,
+                    row_id=new_id,
+                    values={"status": result.status, "processing_ms": _ms_since(started)},
+                )
             else:
                 ledger_repo.update(
                     session=session,
@@ -238,6 +265,7 @@ class WebhookEngine:
                         "processed_at": now,
                         "payload": parsed.payload,
                         "api_version": parsed.api_version,
+                        "processing_ms": _ms_since(started),
                     },
                 )
             log.info("event %s (%s) %s %s", parsed.id, parsed.type, result.status, result.reason)
@@ -258,7 +286,14 @@ class WebhookEngine:
         return entry
 
     def _record_failure(
-        self, parsed: ParsedEvent, *, source: str, message: str, force: bool, dry_run: bool
+        self,
+        parsed: ParsedEvent,
+        *,
+        source: str,
+        message: str,
+        force: bool,
+        dry_run: bool,
+        started: float,
     ) -> EventOutcome:
         failed = EventOutcome(parsed.id, parsed.type, "failed", message)
         if dry_run:
@@ -266,6 +301,7 @@ class WebhookEngine:
         with self.db.transaction() as session:
             values = _ledger_values(parsed, source=source, status="failed", now=utcnow())
             values["error"] = message
+            values["processing_ms"] = _ms_since(started)
             if ledger_repo.claim(session=session, values=values) is not None:
                 return failed
             entry = ledger_repo.lock(session=session, event_id=parsed.id)
@@ -281,6 +317,7 @@ class WebhookEngine:
                     "attempts": entry.attempts + 1,
                     "error": message,
                     "payload": parsed.payload,
+                    "processing_ms": values["processing_ms"],
                 },
             )
         return failed
@@ -301,6 +338,10 @@ def _ledger_values(parsed: ParsedEvent, *, source: str, status: str, now: Any) -
         "processed_at": None,
         "payload": parsed.payload,
     }
+
+
+def _ms_since(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 3)
 
 
 def _one_line(error: BaseException) -> str:

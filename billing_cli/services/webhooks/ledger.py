@@ -46,9 +46,14 @@ def show_event(db: Database, *, event_id: str) -> dict[str, Any]:
 
 
 def list_notifications(
-    db: Database, *, tenant_slug: str | None = None, kind: str | None = None, limit: int = 100
+    db: Database,
+    *,
+    tenant_slug: str | None = None,
+    kind: str | None = None,
+    state: str | None = None,
+    limit: int = 100,
 ) -> list[dict[str, Any]]:
-    """The outbox, newest first, for one tenant or all."""
+    """The outbox, newest first, for one tenant or all; ``state`` pending, sent or failed."""
     with db.read() as session:
         tenant_id = None
         if tenant_slug is not None:
@@ -57,6 +62,6 @@ def list_notifications(
                 raise NotFound(f"no tenant {tenant_slug!r}; `billing tenants list` shows them")
             tenant_id = tenant.id
         rows = notifications_repo.list_recent(
-            session=session, tenant_id=tenant_id, kind=kind, limit=limit
+            session=session, tenant_id=tenant_id, kind=kind, state=state, limit=limit
         )
         return [notification_view(notification, tenant) for notification, tenant in rows]

@@ -1,0 +1,237 @@
+"""``send_notifications`` against a real SMTP server on loopback (aiosmtpd), on both databases.
+
+The outbox is filled the way production fills it: the webhook engine for trial, invoice and
+payment events, the tenant service for a suspension and a reactivation.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from email.message import EmailMessage
+from typing import Any
+
+import sqlalchemy as sa
+
+from billing_cli.mail.smtp import SmtpMailer, SmtpTarget
+from billing_cli.models import utcnow
+from billing_cli.repository import Database
+from billing_cli.services import notify, tenants
+from billing_cli.services.webhooks import WebhookEngine
+from billing_cli.services.webhooks.ledger import list_notifications
+from tests import events as ev
+from tests.factories import add_tenant, invocation, table_snapshot
+from tests.mail.conftest import SmtpServer
+from tests.services.webhooks.conftest import PRICE_BASIC, add_plans, link_customer
+
+T0 = 1_767_225_600  # 2026-01-01T00:00:00Z
+FROM = "Billing <billing@saas.test>"
+
+
+def fill_outbox(db: Database) -> None:
+    """One notification of each kind for acme, in this order."""
+    add_plans(db)
+    add_tenant(db, "acme", name="Acme Inc", email="ap@acme.test")
+    link_customer(db, "acme", "cus_acme", "sub_acme")
+    engine = WebhookEngine(db, live_mode=False, max_failed_attempts=3)
+    trial = ev.subscription_event(
+        "customer.subscription.trial_will_end",
+        created=T0,
+        subscription_id="sub_acme",
+        customer_id="cus_acme",
+        status="trialing",
+        price_id=PRICE_BASIC,
+        trial_end=T0 + 3 * 86_400,
+    )
+    common: dict[str, Any] = {"subscription_id": "sub_acme", "customer_id": "cus_acme"}
+    upcoming = ev.invoice_event(
+        "invoice.upcoming", created=T0 + 10, attempt_count=0, paid=False, amount=4900, **common
+    )
+    failed = ev.invoice_event(
+        "invoice.payment_failed", created=T0 + 20, attempt_count=2, paid=False, **common
+    )
+    for event in (trial, upcoming, failed):
+        assert engine.process(event, source="endpoint").status == "processed"
+    tenants.suspend_tenant(db, invocation=invocation(), slug="acme", reason="chargeback")
+    tenants.reactivate_tenant(db, invocation=invocation(), slug="acme")
+
+
+def send(db: Database, server: SmtpServer, **kwargs: Any) -> notify.SendReport:
+    url = kwargs.pop("url", None) or server.url()
+    with SmtpMailer(SmtpTarget.from_url(url), timeout=5) as mailer:
+        return notify.send_notifications(
+            db,
+            mailer,
+            invocation=invocation(),
+            mail_from=FROM,
+            max_attempts=kwargs.pop("max_attempts", 8),
+            max_failed_attempts=3,
+            **kwargs,
+        )
+
+
+def outbox(db: Database) -> list[dict[str, Any]]:
+    return list(reversed(list_notifications(db)))  # oldest first
+
+
+def due_now(db: Database) -> None:
+    """Let the backoff run out, as time would."""
+    with db.connect() as connection, connection.begin():
+        connection.execute(
+            sa.text(
+                "UPDATE notification SET next_attempt_at = :t WHERE next_attempt_at IS NOT NULL"
+            ),
+            {"t": utcnow() - timedelta(seconds=1)},
+        )
+
+
+def body(message: EmailMessage) -> str:
+    part = message.get_body(("plain",))
+    assert part is not None
+    return str(part.get_content()).replace("\r\n", "\n")
+
+
+def test_each_kind_reaches_the_server_as_its_template_says(db: Database, smtp: SmtpServer) -> None:
+    fill_outbox(db)
+    ids = [n["id"] for n in outbox(db)]
+
+    report = send(db, smtp)
+
+    assert [d.result for d in report.deliveries] == ["sent"] * 5
+    got = smtp.handler.received
+    assert [m["Subject"] for m in got] == [
+        "Your trial ends on 2026-01-04",
+        "Upcoming invoice: 49.00 USD on 2026-01-04",
+        "Payment failed: 20.00 USD (attempt 2 of 3)",
+        "Your account is suspended",
+        "Your account is active again",
+    ]
+    assert [m["Message-ID"] for m in got] == [f"<notification-{i}@saas.test>" for i in ids]
+    assert {m["To"] for m in got} == {"Acme Inc <ap@acme.test>"}
+    assert {m["From"] for m in got} == {FROM}
+    assert body(got[0]).startswith("Hello Acme Inc,\n\nYour trial ends on 2026-01-04.")
+    assert (
+        "Your next invoice, 49.00 USD, will be charged to your payment method on file on "
+        "2026-01-04." in body(got[1])
+    )
+    assert (
+        "We could not collect 20.00 USD for your subscription (attempt 2 of 3).\n"
+        "We will try again on 2026-01-04.\n" in body(got[2])
+    )
+    assert "suspended by our team: chargeback.\nPlease contact us to lift it." in body(got[3])
+    assert [(n["state"], n["attempts"]) for n in outbox(db)] == [("sent", 1)] * 5
+    assert send(db, smtp).deliveries == []  # nothing is sent twice
+    assert len(smtp.handler.received) == 5
+
+
+def test_a_temporary_refusal_keeps_the_row_pending_and_a_later_run_resends_it(
+    db: Database, smtp: SmtpServer
+) -> None:
+    fill_outbox(db)
+    smtp.handler.refuse["ap@acme.test"] = "451 4.3.0 mailbox busy, try later"
+
+    report = send(db, smtp, limit=1)
+
+    assert [d.result for d in report.deliveries] == ["retry"]
+    row = outbox(db)[0]
+    assert (row["state"], row["attempts"], row["sent_at"]) == ("pending", 1, None)
+    assert row["last_error"] == "recipient refused (451 4.3.0 mailbox busy, try later)"
+    assert row["next_attempt_at"] is not None
+    smtp.handler.refuse.clear()
+    # the backoff holds it back from the next run: only the other four go
+    assert [d.id for d in send(db, smtp).deliveries] == [n["id"] for n in outbox(db)[1:]]
+    due_now(db)
+    retried = send(db, smtp)
+    assert [d.id for d in retried.deliveries] == [row["id"]]
+    assert retried.deliveries[0].result == "sent"
+    first = outbox(db)[0]
+    assert (first["state"], first["attempts"], first["last_error"]) == ("sent", 2, None)
+    same = [
+        m
+        for m in smtp.handler.received
+        if m["Message-ID"] == f"<notification-{row['id']}@saas.test>"
+    ]
+    assert len(same) == 1
+
+
+def test_a_permanent_refusal_or_too_many_tries_gives_the_row_up(
+    db: Database, smtp: SmtpServer
+) -> None:
+    fill_outbox(db)
+    smtp.handler.refuse["ap@acme.test"] = "550 5.1.1 no such user"
+    report = send(db, smtp, limit=1)
+    assert [d.result for d in report.deliveries] == ["failed"]
+    assert outbox(db)[0]["state"] == "failed"
+    assert outbox(db)[0]["last_error"] == "recipient refused (550 5.1.1 no such user)"
+
+    smtp.handler.refuse["ap@acme.test"] = "451 later"
+    assert [d.result for d in send(db, smtp, limit=1, max_attempts=2).deliveries] == ["retry"]
+    due_now(db)
+    assert [d.result for d in send(db, smtp, limit=1, max_attempts=2).deliveries] == ["failed"]
+    assert [(n["state"], n["attempts"]) for n in outbox(db)[:2]] == [("failed", 1), ("failed", 2)]
+    assert [n["state"] for n in list_notifications(db, state="failed")] == ["failed", "failed"]
+    assert len(list_notifications(db, state="pending")) == 3
+
+
+def test_an_unreachable_server_stops_the_run_and_leaves_every_row_as_it_was(db: Database) -> None:
+    from tests.mail.conftest import SmtpHandler, free_port
+
+    fill_outbox(db)
+    nowhere = SmtpServer(SmtpHandler(), free_port())
+    report = send(db, nowhere)
+
+    assert report.stopped.startswith(f"cannot reach smtp://127.0.0.1:{nowhere.port}")
+    assert [d.result for d in report.deliveries] == ["not tried"] * 5
+    rows = outbox(db)
+    assert [(n["state"], n["attempts"], n["next_attempt_at"]) for n in rows] == [
+        ("pending", 0, None)
+    ] * 5
+
+
+def test_login_and_starttls_are_used_and_a_wrong_password_sends_nothing(
+    db: Database, smtp_tls: SmtpServer
+) -> None:
+    fill_outbox(db)
+    refused = send(db, smtp_tls, url=smtp_tls.url(login=True, tls=True, password="wrong"))
+    assert "refused the login: 535" in refused.stopped
+    assert "wrong" not in refused.stopped and "***" in refused.stopped
+    assert smtp_tls.handler.received == []
+
+    report = send(db, smtp_tls, url=smtp_tls.url(login=True, tls=True))
+    assert [d.result for d in report.deliveries] == ["sent"] * 5
+    assert len(smtp_tls.handler.received) == 5
+
+
+def test_a_server_without_starttls_is_not_sent_a_password_in_clear(
+    db: Database, smtp: SmtpServer
+) -> None:
+    fill_outbox(db)
+    url = f"smtp://mailer:pw@127.0.0.1:{smtp.port}"
+    report = send(db, smtp, url=url)
+    assert "does not offer STARTTLS" in report.stopped
+    assert smtp.handler.received == []
+
+
+def test_a_dry_run_renders_every_message_and_sends_and_writes_nothing(
+    db: Database, smtp: SmtpServer
+) -> None:
+    fill_outbox(db)
+    before = table_snapshot(db)
+    mailer = notify.RecordingMailer()
+    report = notify.send_notifications(
+        db,
+        mailer,
+        invocation=invocation(dry_run=True),
+        mail_from=FROM,
+        max_attempts=8,
+        max_failed_attempts=3,
+    )
+    assert [d.result for d in report.deliveries] == ["would send"] * 5
+    assert mailer.messages[2]["Subject"] == "Payment failed: 20.00 USD (attempt 2 of 3)"
+    assert table_snapshot(db) == before
+    assert smtp.handler.received == []
+
+
+def test_backoff_doubles_from_five_minutes_up_to_six_hours() -> None:
+    assert [notify.backoff(n).total_seconds() / 60 for n in (1, 2, 3, 7, 8)] == [
+        5, 10, 20, 320, 360,
+    ]  # fmt: skip
