@@ -202,6 +202,7 @@ AFTER_RECOVERY = _steps(
         ),
         "even forced, old failures cannot undo the newer payment: nothing would change",
     ),
+    Step(("reconcile",), "the closing check: every tenant's local state against Stripe's"),
 )
 
 

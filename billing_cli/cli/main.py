@@ -28,6 +28,7 @@ from billing_cli.cli import (
     notifications_cmd,
     payments_cmd,
     plans_cmd,
+    reconcile_cmd,
     sandbox_cmd,
     subs_cmd,
     tenants_cmd,
@@ -177,6 +178,7 @@ def _group_help(name: str) -> str:
 
 app.command("config")(config_cmd.show_config)
 app.command("demo")(demo_cmd.demo)
+app.command("reconcile")(reconcile_cmd.reconcile)
 app.command("sandbox")(sandbox_cmd.sandbox)
 
 

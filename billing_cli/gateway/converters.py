@@ -156,6 +156,7 @@ def subscription_info(obj: Any) -> SubscriptionInfo:
     d = as_dict(obj)
     item = _first_item(d)
     price_id = _ref(item.get("price")) or _ref(item.get("plan")) or _ref(d.get("plan"))
+    price = item.get("price")
     start = item.get("current_period_start", d.get("current_period_start"))
     end = item.get("current_period_end", d.get("current_period_end"))
     return SubscriptionInfo(
@@ -171,6 +172,8 @@ def subscription_info(obj: Any) -> SubscriptionInfo:
         canceled_at=timestamp(d.get("canceled_at")),
         latest_invoice_id=_ref(d.get("latest_invoice")),
         created=timestamp(d.get("created")),
+        metadata=_metadata(d.get("metadata")),
+        price=price_info(price) if isinstance(price, Mapping) and "id" in price else None,
     )
 
 

@@ -86,6 +86,9 @@ class DryRunGateway(Gateway):
             return [s for s in self._subscriptions.values() if s.customer_id == customer_id]
         return self.inner.list_subscriptions(customer_id=customer_id)
 
+    def list_all_subscriptions(self) -> list[SubscriptionInfo]:
+        return self.inner.list_all_subscriptions()
+
     def preview_price_change(
         self,
         subscription_id: str,

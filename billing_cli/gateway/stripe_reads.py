@@ -100,6 +100,14 @@ class StripeReads:
             )
             return [conv.subscription_info(s) for s in page.auto_paging_iter()]
 
+    def list_all_subscriptions(self) -> list[SubscriptionInfo]:
+        """All subscriptions, ended ones too, with the first item's price expanded."""
+        with stripe_call("subscriptions.list", status="all"):
+            page = self._v1.subscriptions.list(
+                {"status": "all", "limit": PAGE_SIZE, "expand": ["data.items.data.price"]}
+            )
+            return [conv.subscription_info(s) for s in page.auto_paging_iter()]
+
     def preview_price_change(
         self,
         subscription_id: str,

@@ -71,7 +71,11 @@ class PaymentMethodInfo:
 
 @dataclass(frozen=True)
 class SubscriptionInfo:
-    """A Stripe Subscription reduced to its first (and, for this tool, only) item."""
+    """A Stripe Subscription reduced to its first (and, for this tool, only) item.
+
+    ``price`` is the first item's Price when Stripe sent it as an object (bulk lists ask for it
+    expanded), so a report can describe a price no plan knows without another request.
+    """
 
     id: str
     customer_id: str
@@ -85,6 +89,8 @@ class SubscriptionInfo:
     canceled_at: datetime | None
     latest_invoice_id: str | None
     created: datetime | None
+    metadata: Metadata = field(default_factory=dict)
+    price: PriceInfo | None = None
 
 
 @dataclass(frozen=True)
