@@ -28,6 +28,8 @@ from dataclasses import dataclass
 
 from billing_cli.gateway import SubscriptionInfo
 from billing_cli.models import Tenant, TenantSubscription
+from billing_cli.money import format_money
+from billing_cli.services.plan_catalog import every
 from billing_cli.services.stripe_state import TenantInStripe
 from billing_cli.services.webhooks.policy import billing_suspension
 from billing_cli.timeparse import iso
@@ -161,7 +163,7 @@ def _field_drift(
         )
     expected_plan = plan_for_price.get(sub.price_id) if sub.price_id else None
     if local.price_id != sub.price_id:
-        plan = f" (plan {expected_plan})" if expected_plan else " (no plan has this price)"
+        plan = f" (plan {expected_plan})" if expected_plan else f" ({_unknown_price(sub)})"
         found.append(Drift("plan", f"price {local.price_id} here, {sub.price_id} in Stripe{plan}"))
     elif expected_plan is not None and local.plan != expected_plan:
         found.append(Drift("plan", f"plan {local.plan} here, {expected_plan} in Stripe"))
@@ -190,6 +192,15 @@ def _field_drift(
             )
         )
     return found
+
+
+def _unknown_price(sub: SubscriptionInfo) -> str:
+    """A price no plan stores, described from the expanded Price when Stripe sent it."""
+    price = sub.price
+    if price is None or price.unit_amount is None:
+        return "no plan has this price"
+    money = format_money(price.unit_amount, price.currency)
+    return f"no plan has this price: {money} per {every(price.interval, price.interval_count)}"
 
 
 def _yes(value: bool) -> str:

@@ -101,6 +101,7 @@ def plant_everything(world: World) -> None:
         "in-step",
         "status",
         "plan",
+        "stray-price",
         "period",
         "cancel",
         "missing",
@@ -117,6 +118,25 @@ def plant_everything(world: World) -> None:
         price_id=world.prices["pro"],
         proration_behavior="none",
         idempotency_key="test:behind-the-back:plan",
+    )
+    product = gw.list_products()[0]
+    stray = gw.create_price(
+        product_id=product.id,
+        unit_amount=4200,
+        currency="usd",
+        interval="year",
+        interval_count=1,
+        lookup_key=None,
+        metadata={},
+        transfer_lookup_key=False,
+        idempotency_key="test:behind-the-back:stray-price",
+    )
+    gw.change_subscription_price(
+        world.subs["stray-price"],
+        item_id=gw.retrieve_subscription(world.subs["stray-price"]).item_id or "",
+        price_id=stray.id,
+        proration_behavior="none",
+        idempotency_key="test:behind-the-back:stray",
     )
     row_end = gw.retrieve_subscription(world.subs["period"]).current_period_end
     assert row_end is not None
@@ -170,7 +190,6 @@ def plant_everything(world: World) -> None:
         metadata={"tenant": "untracked"},
         idempotency_key="test:behind-the-back:untracked",
     )
-    product = gw.list_products()[0]
     gw.update_product(
         product.id, name="Renamed In Dashboard", idempotency_key="test:behind-the-back:product"
     )
@@ -206,6 +225,9 @@ def test_every_drift_class_is_reported(world: World) -> None:
     assert report.drift_found
     plan_detail = next(r for r in report.tenants if r.tenant == "plan").drift[0].detail
     assert "(plan pro)" in plan_detail
+    assert found["stray-price"] == {"plan", "period"}  # a yearly price: a new period too
+    stray = next(r for r in report.tenants if r.tenant == "stray-price").drift[0].detail
+    assert stray.endswith("(no plan has this price: 42.00 USD per year)")
 
 
 def test_fix_heals_each_local_class_and_writes_nothing_to_stripe(
@@ -218,6 +240,7 @@ def test_fix_heals_each_local_class_and_writes_nothing_to_stripe(
     assert {r.tenant for r in report.tenants if r.fixed} == {
         "status",
         "plan",
+        "stray-price",
         "period",
         "cancel",
         "missing",
