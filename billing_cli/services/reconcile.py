@@ -185,8 +185,9 @@ def reconcile(
     """Compare tenants (all, or those named) with Stripe; cancel and fix only when asked."""
     scope = list(dict.fromkeys(tenants))
     with db.read() as session:
+        slugs = plan_slugs(session)
         everyone = [
-            LocalTenant.of(tenant, row, plan_slugs(session))
+            LocalTenant.of(tenant, row, slugs)
             for tenant, row in overview_repo.tenants_with_rows(session=session)
         ]
         price_map = plan_prices(session)
