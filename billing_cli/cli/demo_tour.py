@@ -206,6 +206,7 @@ AFTER_RECOVERY = _steps(
         ),
         "even forced, old failures cannot undo the newer payment: nothing would change",
     ),
+    Step(("reconcile",), "the closing check: every tenant's local state against Stripe's"),
 )
 
 MAIL = _steps(

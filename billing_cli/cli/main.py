@@ -35,6 +35,7 @@ from billing_cli.cli import (
     notifications_cmd,
     payments_cmd,
     plans_cmd,
+    reconcile_cmd,
     sandbox_cmd,
     stats_cmd,
     subs_cmd,
@@ -293,6 +294,7 @@ def _group_help(name: str) -> str:
 app.command("config")(config_cmd.show_config)
 app.command("demo")(demo_cmd.demo)
 app.command("doctor")(doctor_cmd.doctor)
+app.command("reconcile")(reconcile_cmd.reconcile)
 app.command("sandbox")(sandbox_cmd.sandbox)
 app.command("stats")(stats_cmd.stats)
 app.command("check")(stats_cmd.check)

@@ -1,4 +1,4 @@
-"""``billing subs``: create, upgrade, cancel, resume, show, list."""
+"""``billing subs``: create, upgrade, cancel, resume, refresh, show, list."""
 
 from __future__ import annotations
 
@@ -157,6 +157,38 @@ def resume(
         max_failed_attempts=runtime_of(ctx).settings().max_failed_attempts,
     )
     render.change(result, json_output=json_output)
+
+
+@app.command("refresh")
+def refresh(
+    ctx: typer.Context,
+    tenant: TenantArgument,
+    dry_run: DryRunOption = False,
+    yes: YesOption = False,
+    json_output: JsonOption = False,
+) -> None:
+    """Pull the tenant's customer and subscriptions from Stripe into the local rows."""
+    from billing_cli.cli import render
+    from billing_cli.services import refresh as service
+
+    runtime = runtime_of(ctx)
+    db, invocation = runtime.begin_change(
+        ctx, what=f"refresh {tenant} from Stripe", dry_run=dry_run, yes=yes
+    )
+    # Reads only: a DryRunGateway guarantees that nothing is ever written to Stripe.
+    result = service.refresh_subscription(
+        db,
+        runtime.gateway(dry_run=True),
+        invocation=invocation,
+        tenant_slug=tenant,
+        max_failed_attempts=runtime.settings().max_failed_attempts,
+    )
+    if json_output:
+        render.emit_json(result.to_dict())
+        return
+    render.change(result.applied.change, json_output=False)
+    for drift in result.applied.remaining:
+        render.note(f"still differs ({drift.kind}): {drift.detail}")
 
 
 @app.command("show")

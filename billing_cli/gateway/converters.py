@@ -176,7 +176,13 @@ def subscription_info(obj: Any) -> SubscriptionInfo:
         price_amount=_int(price.get("unit_amount", price.get("amount"))),
         price_currency=_text(price.get("currency")),
         price_metadata={str(k): str(v) for k, v in _map(price.get("metadata")).items()},
+        price=_expanded_price(item.get("price")),
     )
+
+
+def _expanded_price(value: Any) -> PriceInfo | None:
+    """The item's price when the list expanded it (an id alone is not enough to describe it)."""
+    return price_info(value) if isinstance(value, Mapping) and "id" in value else None
 
 
 def _line_is_proration(line: Mapping[str, Any]) -> bool:

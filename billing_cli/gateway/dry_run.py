@@ -96,6 +96,9 @@ class DryRunGateway(Gateway):
     def retrieve_price(self, price_id: str) -> PriceInfo:
         return self.inner.retrieve_price(price_id)
 
+    def list_all_subscriptions(self) -> list[SubscriptionInfo]:
+        return self.inner.list_all_subscriptions()
+
     def preview_price_change(
         self,
         subscription_id: str,

@@ -68,6 +68,14 @@ class Gateway(Protocol):
         """One price, archived or not."""
         ...
 
+    def list_all_subscriptions(self) -> list[SubscriptionInfo]:
+        """Every subscription of the account, canceled ones included, each with its price.
+
+        One paged list (``status=all``, 100 a page, ``expand[]=data.items.data.price``): what a
+        reconciliation of all tenants reads instead of one request per tenant.
+        """
+        ...
+
     def preview_price_change(
         self,
         subscription_id: str,

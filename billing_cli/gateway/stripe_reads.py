@@ -1,13 +1,17 @@
 """The read half of ``StripeGateway``: lists, retrievals and the invoice preview.
 
 Lists page through Stripe 100 objects at a time with ``auto_paging_iter`` (one request per page,
-never one per object). Every answer is converted with :mod:`.converters` before it leaves, and
-each call runs inside :func:`.calls.stripe_call` (logging and error translation).
+never one per object). The customer and subscription lists that ``reconcile`` reads for the whole
+account page with :meth:`StripeReads._pages` instead and hand plain JSON to the converters:
+building stripe-python's objects cost far more than the HTTP (400 subscriptions against the
+sandbox: 6.5 s through ``auto_paging_iter``, 0.9 s as plain JSON). Every answer is converted
+with :mod:`.converters` before it leaves, and each call runs inside :func:`.calls.stripe_call`
+(logging and error translation).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import stripe
@@ -31,6 +35,7 @@ if TYPE_CHECKING:
         EventListParams,
         EventListParamsCreated,
         InvoiceCreatePreviewParams,
+        SubscriptionListParams,
     )
 
 PAGE_SIZE = 100
@@ -41,7 +46,25 @@ class StripeReads:
     """Reads over one ``StripeClient``; :class:`.stripe_gateway.StripeGateway` adds the writes."""
 
     def __init__(self, client: stripe.StripeClient) -> None:
+        self._client = client
         self._v1 = client.v1
+
+    def _pages(self, operation: str, path: str, params: Mapping[str, Any]) -> list[Any]:
+        """Every object of a list endpoint as plain JSON, 100 a page (``starting_after``).
+
+        Errors are raised by stripe-python as for any call, and translated by ``stripe_call``.
+        """
+        found: list[Any] = []
+        query = {**params, "limit": PAGE_SIZE}
+        while True:
+            with stripe_call(operation):
+                response = self._client.raw_request("get", path, **query)
+            page = response.data
+            data = page.get("data") or []
+            found += data
+            if not page.get("has_more") or not data:
+                return found
+            query["starting_after"] = data[-1]["id"]
 
     # -- reads -----------------------------------------------------------------------------
 
@@ -76,9 +99,9 @@ class StripeReads:
         params: CustomerListParams = {"limit": PAGE_SIZE}
         if email is not None:
             params["email"] = email
-        with stripe_call("customers.list"):
-            page = self._v1.customers.list(params)
-            return [conv.customer_info(c) for c in page.auto_paging_iter()]
+        return [
+            conv.customer_info(c) for c in self._pages("customers.list", "/v1/customers", params)
+        ]
 
     def list_payment_methods(self, customer_id: str) -> list[PaymentMethodInfo]:
         """The customer's cards (the only kind this tool charges)."""
@@ -111,6 +134,16 @@ class StripeReads:
         """One price (an archived one too)."""
         with stripe_call("prices.retrieve", price=price_id):
             return conv.price_info(self._v1.prices.retrieve(price_id))
+
+    def list_all_subscriptions(self) -> list[SubscriptionInfo]:
+        """All subscriptions, ended ones too, with the first item's price expanded."""
+        params: SubscriptionListParams = {
+            "status": "all",
+            "limit": PAGE_SIZE,
+            "expand": ["data.items.data.price"],
+        }
+        found = self._pages("subscriptions.list", "/v1/subscriptions", params)
+        return [conv.subscription_info(s) for s in found]
 
     def preview_price_change(
         self,

@@ -71,7 +71,11 @@ class PaymentMethodInfo:
 
 @dataclass(frozen=True)
 class SubscriptionInfo:
-    """A Stripe Subscription reduced to its first (and, for this tool, only) item."""
+    """A Stripe Subscription reduced to its first (and, for this tool, only) item.
+
+    ``price`` is the first item's Price when Stripe sent it as an object (bulk lists ask for it
+    expanded), so a report can describe a price no plan knows without another request.
+    """
 
     id: str
     customer_id: str
@@ -91,6 +95,7 @@ class SubscriptionInfo:
     price_amount: int | None = None
     price_currency: str | None = None
     price_metadata: Metadata = field(default_factory=dict)
+    price: PriceInfo | None = None
 
 
 @dataclass(frozen=True)

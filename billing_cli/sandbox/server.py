@@ -19,7 +19,7 @@ from typing import Any
 
 from aiohttp import web
 
-from billing_cli.sandbox import extensions, webhook_endpoints
+from billing_cli.sandbox import extensions, listing, webhook_endpoints
 
 log = logging.getLogger("billing_cli.sandbox")
 
@@ -69,7 +69,11 @@ def build_app() -> web.Application:
         ]
     )
     taken: set[tuple[str, str]] = set()
-    for method, path, handler in [*extensions.ROUTES, *webhook_endpoints.ROUTES]:
+    for method, path, handler in (
+        *extensions.ROUTES,
+        *listing.ROUTES,
+        *webhook_endpoints.ROUTES,
+    ):
         app.router.add_route(method, path, handler)
         taken.add((method, path))
     for route in ls_server.app.router.routes():

@@ -201,4 +201,25 @@ def _run(
             dry_run=invocation.dry_run,
             message=f"plans sync finished; plan {params['slug']}: {done}",
         )
+    if operation == "reconcile.cancel":
+        from billing_cli.services import reconcile
+
+        subscription_id = params["subscription"]
+        after = reconcile.cancel_unwanted(
+            db,
+            gateway,
+            **common,
+            subscription_id=subscription_id,
+            target=f"subscription:{tenant}" if tenant else f"stripe_subscription:{subscription_id}",
+            tenant=tenant,
+            outcome=f"canceled {subscription_id} in Stripe (reconcile, resumed)",
+        )
+        return Change(
+            target=f"stripe_subscription:{subscription_id}",
+            action="cancel",
+            before=None,
+            after={"subscription": after.id, "status": after.status},
+            dry_run=invocation.dry_run,
+            message=f"canceled {subscription_id} ({after.status})",
+        )
     raise Conflict(f"intent operation {operation!r} cannot be resumed by this version")

@@ -71,6 +71,7 @@ FAMILIES = {
     "payment.charge": "payment",
     "payment_method.attach": "payment_method",
     "plan.sync": "plan",
+    "reconcile.cancel": "subscription",
 }
 
 

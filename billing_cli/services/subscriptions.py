@@ -408,8 +408,8 @@ def show_subscription(db: Database, gateway: Gateway, *, tenant_slug: str) -> di
         "stripe": remote,
         "differences": differences,
         "reconcile": (
-            "Stripe's side is the truth: `billing webhooks replay --since 48h` applies the "
-            "events the local row missed (widen --since up to 30d)"
+            f"Stripe's side is the truth: `billing subs refresh {tenant_slug}` makes the local "
+            "row follow it"
             if differences
             else None
         ),

@@ -46,6 +46,8 @@ def test_demo_runs_to_the_end(tmp_path: Path) -> None:
         "Subject: Payment failed: 19.00 USD (attempt 3 of 3)",
         "Message-ID: <notification-1@saas.test>",
         "FIRING payment_failure_rate:",  # billing check after the dunning
+        "$ billing reconcile",
+        "no drift: 4 tenant(s) match Stripe",  # the closing screen: local state equals Stripe's
     ):
         assert expected in out, expected
     assert "Error: card declined: generic_decline" in demo.stderr

@@ -235,4 +235,6 @@ def test_differences_name_the_command_that_reconciles_them(
     gateway.set_cancel_at_period_end(subscription, True, idempotency_key="test:behind-its-back")
     people = billing("subs", "show", "acme")
     assert "cancel_at_period_end" in people.stderr
-    assert "`billing webhooks replay --since 48h`" in people.stderr
+    assert "`billing subs refresh acme`" in people.stderr
+    assert billing("subs", "refresh", "acme").exit_code == 0
+    assert "DIFFERS" not in billing("subs", "show", "acme").stdout

@@ -212,3 +212,16 @@ def test_as_dict_makes_json_ready_dicts() -> None:
     json.dumps(data)
     with pytest.raises(TypeError):
         conv.as_dict(42)
+
+
+def test_subscription_metadata_and_expanded_price(resources: dict[str, Any]) -> None:
+    """Reconcile finds a tenant's subscriptions by ``metadata.tenant`` and describes their
+    price from the item's expanded Price, with no request of its own."""
+    sub = current_subscription(resources, metadata={"tenant": "acme", "plan": "pro"})
+    info = conv.subscription_info(sub)
+    assert info.metadata == {"tenant": "acme", "plan": "pro"}
+    assert info.price is not None and info.price.id == info.price_id
+    assert info.price.unit_amount == sub["items"]["data"][0]["price"]["unit_amount"]
+    sub["items"]["data"][0]["price"] = "price_unexpanded"
+    bare = conv.subscription_info(sub)
+    assert (bare.price_id, bare.price) == ("price_unexpanded", None)
