@@ -18,6 +18,7 @@ from billing_cli.errors import Conflict
 from billing_cli.gateway import converters as conv
 from billing_cli.gateway.calls import stripe_call
 from billing_cli.gateway.stripe_reads import StripeReads
+from billing_cli.gateway.support_writes import SupportWrites
 from billing_cli.gateway.types import (
     CustomerInfo,
     Interval,
@@ -42,7 +43,7 @@ def _options(idempotency_key: str) -> stripe.RequestOptions:
     return {"idempotency_key": idempotency_key}
 
 
-class StripeGateway(StripeReads):
+class StripeGateway(SupportWrites, StripeReads):
     """Stripe through one ``StripeClient``; built by :func:`billing_cli.gateway.make_gateway`."""
 
     # -- writes: catalogue ---------------------------------------------------------------------

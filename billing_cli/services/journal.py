@@ -64,6 +64,13 @@ FAMILIES = {
     "payment.charge": "payment",
     "payment_method.attach": "payment_method",
     "plan.sync": "plan",
+    "invoice.pay": "invoice",
+    "invoice.void": "invoice",
+    "invoice.mark_uncollectible": "invoice",
+    "payment.refund": "payment",
+    "payment_method.detach": "payment_method",
+    "payment_method.default": "payment_method",
+    "customer.update": "customer",
 }
 
 
