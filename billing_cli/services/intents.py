@@ -136,6 +136,7 @@ def _run(
         payments,
         plan_sync,
         subscriptions,
+        tenant_desk,
     )
 
     common: dict[str, Any] = {"invocation": invocation}
@@ -227,6 +228,15 @@ def _run(
     if operation == "payment_method.default":
         return payment_methods.make_default(
             db, gateway, **common, tenant_slug=str(tenant), payment_method=params["payment_method"]
+        )
+    if operation == "customer.update":
+        return tenant_desk.update_tenant(
+            db,
+            lambda: gateway,
+            **common,
+            slug=str(tenant),
+            name=params.get("name"),
+            email=params.get("email"),
         )
     if operation == "tenant.remove":
         return offboarding.remove_tenant(db, gateway, **common, slug=str(tenant))
