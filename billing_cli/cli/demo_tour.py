@@ -258,6 +258,10 @@ def run_tour(*, keep: bool) -> None:
                 lambda: sandbox.renew(sub),
             )
             run_steps(AFTER_RECOVERY)
+            _section("Support desk: a failed invoice, the card fixed, a retry, a refund")
+            from billing_cli.cli.demo_support import run_support_desk
+
+            run_support_desk(run_steps, Step)
         db.dispose()
         render.note("\n[bold green]demo finished[/bold green]")
         if keep:

@@ -356,8 +356,16 @@ class DryRunGateway(Gateway):
         self, invoice_id: str, *, payment_method: str | None, idempotency_key: str
     ) -> InvoiceInfo:
         self._plan("pay_invoice", invoice_id, payment_method=payment_method)
-        # The card may still decline: the dry run answers with the invoice as it stands.
-        return self.inner.retrieve_invoice(invoice_id)
+        # Answered as if the card were accepted, so the dry run shows what payment would change
+        # locally; the service says the card may still decline.
+        current = self.inner.retrieve_invoice(invoice_id)
+        return replace(
+            current,
+            status="paid",
+            amount_paid=current.amount_due,
+            amount_remaining=0,
+            next_payment_attempt=None,
+        )
 
     def void_invoice(self, invoice_id: str, *, idempotency_key: str) -> InvoiceInfo:
         self._plan("void_invoice", invoice_id)

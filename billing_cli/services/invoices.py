@@ -17,13 +17,13 @@ and its ``invoice.payment_failed`` webhook records it.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from sqlmodel import Session
 
 from billing_cli.errors import CardDeclined, Conflict, GatewayError, NotFound, UsageError
-from billing_cli.gateway import DryRunGateway, Gateway, SubscriptionInfo
+from billing_cli.gateway import Gateway, SubscriptionInfo
 from billing_cli.gateway.support_types import InvoiceInfo
 from billing_cli.models import Change, Invocation, utcnow
 from billing_cli.money import format_money
@@ -166,8 +166,6 @@ def pay_invoice(
             ),
             failed=f"payment of {target.label} ({target.amount})",
         )
-    if isinstance(gateway, DryRunGateway):  # what a successful attempt would change
-        paid = replace(paid, status="paid", amount_paid=paid.amount_due, amount_remaining=0)
     live = gateway.retrieve_subscription(paid.subscription_id) if paid.subscription_id else None
     with db.transaction(dry_run=invocation.dry_run) as session:
         before, after, effect = _follow_payment(
