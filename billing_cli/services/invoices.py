@@ -127,7 +127,10 @@ class _Target:
 
     @property
     def amount(self) -> str:
-        return format_money(self.invoice.amount_remaining, self.invoice.currency)
+        """What is owed; once paid (an interrupted run's payment went through), what was."""
+        invoice = self.invoice
+        owed = invoice.amount_paid if invoice.status == "paid" else invoice.amount_remaining
+        return format_money(owed, invoice.currency)
 
 
 def pay_invoice(

@@ -6,6 +6,7 @@ renewal (the sandbox's clock control renews it). Runs on SQLite and PostgreSQL.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -18,6 +19,7 @@ from billing_cli.services import audit
 from billing_cli.services import tenants as tenant_rules
 from tests.conftest import StripeRequests
 from tests.factories import add_synced_plan, add_tenant, row_counts
+from tests.faults import Fault, FaultProxy, fault_proxy
 
 from .conftest import Billing
 
@@ -190,3 +192,34 @@ def test_void_and_mark_uncollectible_ask_first(
     assert voided["after"]["status"] == "void"
     assert len(outcomes(ready, "marked uncollectible")) == 1
     assert len(outcomes(ready, "voided")) == 1
+
+
+@pytest.fixture
+def proxy(sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> Iterator[FaultProxy]:
+    with fault_proxy(sandbox.api_base) as running:
+        monkeypatch.setenv("STRIPE_API_BASE", running.url)
+        monkeypatch.setenv("STRIPE_TIMEOUT", "1")
+        monkeypatch.setenv("STRIPE_TIME_BUDGET", "8")
+        yield running
+
+
+def test_pay_rerun_after_a_lost_answer_collects_once(
+    billing: Billing, ready: Database, sandbox: Sandbox, proxy: FaultProxy
+) -> None:
+    failed_renewal(billing, sandbox)
+    suspend_by(ready, "billing")
+    invoice = open_invoice(billing)["id"]
+    card = good_card(billing)
+    proxy.arm(Fault("cut", "after", "POST", f"/v1/invoices/{invoice}/pay"))
+    first = billing("invoices", "pay", invoice, "--payment-method", card)
+    assert first.exit_code == 1 and "re-run the same command" in first.stderr
+    assert tenant_status(billing) == ("suspended", "billing")  # nothing applied yet
+
+    proxy.clear()
+    second = billing("invoices", "pay", invoice, "--payment-method", card)
+    assert second.exit_code == 0, second.stderr
+    assert proxy.writes_to(f"/v1/invoices/{invoice}/pay") == 1  # the re-run saw it paid
+    shown = billing.json("invoices", "show", invoice)
+    assert (shown["status"], shown["attempt_count"]) == ("paid", 2)
+    assert len(outcomes(ready, "collected 10.00 USD")) == 1
+    assert tenant_status(billing) == ("active", None)
