@@ -16,8 +16,12 @@ from typing import Any
 
 from billing_cli.errors import Conflict
 from billing_cli.gateway.protocol import Gateway
-from billing_cli.gateway.support_types import InvoiceInfo, PaymentRecord, RefundInfo
-from billing_cli.gateway.support_writes import RefundReason
+from billing_cli.gateway.support_types import (
+    InvoiceInfo,
+    PaymentRecord,
+    RefundInfo,
+    RefundReason,
+)
 from billing_cli.gateway.types import (
     CustomerInfo,
     Interval,

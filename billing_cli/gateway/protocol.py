@@ -25,8 +25,12 @@ from billing_cli.gateway.types import (
 )
 
 if TYPE_CHECKING:
-    from billing_cli.gateway.support_types import InvoiceInfo, PaymentRecord, RefundInfo
-    from billing_cli.gateway.support_writes import RefundReason
+    from billing_cli.gateway.support_types import (
+        InvoiceInfo,
+        PaymentRecord,
+        RefundInfo,
+        RefundReason,
+    )
 
 
 class Gateway(Protocol):

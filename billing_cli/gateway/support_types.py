@@ -9,6 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Literal
+
+RefundReason = Literal["duplicate", "fraudulent", "requested_by_customer"]
+"""Stripe's reasons for a refund."""
 
 
 @dataclass(frozen=True)

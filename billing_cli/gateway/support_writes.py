@@ -9,21 +9,19 @@ call inside :func:`.calls.stripe_call` (logging and error translation).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 import stripe
 
 from billing_cli.gateway import converters as conv
 from billing_cli.gateway import support_converters as sconv
 from billing_cli.gateway.calls import stripe_call
-from billing_cli.gateway.support_types import InvoiceInfo, RefundInfo
+from billing_cli.gateway.support_types import InvoiceInfo, RefundInfo, RefundReason
 from billing_cli.gateway.types import CustomerInfo, PaymentMethodInfo, SubscriptionInfo
 
 if TYPE_CHECKING:
     from stripe._v1_services import V1Services
     from stripe.params import CustomerUpdateParams, InvoicePayParams, RefundCreateParams
-
-RefundReason = Literal["duplicate", "fraudulent", "requested_by_customer"]
 
 
 def _options(idempotency_key: str) -> stripe.RequestOptions:

@@ -16,8 +16,7 @@ from sqlmodel import Session
 
 from billing_cli.errors import Conflict, GatewayError, NotFound, UsageError
 from billing_cli.gateway import Gateway
-from billing_cli.gateway.support_types import PaymentRecord, RefundInfo
-from billing_cli.gateway.support_writes import RefundReason
+from billing_cli.gateway.support_types import PaymentRecord, RefundInfo, RefundReason
 from billing_cli.models import Change, Invocation
 from billing_cli.money import format_money, to_minor_units
 from billing_cli.repository import Database
