@@ -223,3 +223,23 @@ def test_pay_rerun_after_a_lost_answer_collects_once(
     assert (shown["status"], shown["attempt_count"]) == ("paid", 2)
     assert len(outcomes(ready, "collected 10.00 USD")) == 1
     assert tenant_status(billing) == ("active", None)
+
+
+def test_webhooks_delivered_after_the_retry_change_nothing(
+    billing: Billing, ready: Database, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pay applied Stripe's answer as ``invoice.paid`` would: replaying every event of the
+    story afterwards (the old failures included, in Stripe's order) leaves the same state."""
+    monkeypatch.setenv("STRIPE_WEBHOOK_SECRET", "whsec_test_replay")
+    failed_renewal(billing, sandbox)
+    suspend_by(ready, "billing")
+    invoice = open_invoice(billing)["id"]
+    billing.json("invoices", "pay", invoice, "--payment-method", good_card(billing))
+    settled = billing.json("tenants", "show", "acme")["subscription"]
+    assert (settled["status"], settled["failed_payment_attempts"]) == ("active", 0)
+
+    replay = billing("webhooks", "replay", "--since", "1h", "--force")
+    assert replay.exit_code == 0, replay.stderr
+    after = billing.json("tenants", "show", "acme")["subscription"]
+    assert (after["status"], after["failed_payment_attempts"]) == ("active", 0)
+    assert tenant_status(billing) == ("active", None)
