@@ -243,3 +243,32 @@ def test_webhooks_delivered_after_the_retry_change_nothing(
     after = billing.json("tenants", "show", "acme")["subscription"]
     assert (after["status"], after["failed_payment_attempts"]) == ("active", 0)
     assert tenant_status(billing) == ("active", None)
+
+
+def test_every_support_write_has_a_dry_run_that_sends_and_writes_nothing(
+    billing: Billing, ready: Database, sandbox: Sandbox, stripe_requests: StripeRequests
+) -> None:
+    failed_renewal(billing, sandbox)
+    invoice = open_invoice(billing)["id"]
+    card = good_card(billing)
+    payment = billing.json("payments", "list", "acme")[-1]["id"]  # the first, paid invoice
+    before = row_counts(ready)
+    stripe_requests.sent.clear()
+    for args, writes in (
+        (("invoices", "void", invoice), ["void_invoice"]),
+        (("invoices", "mark-uncollectible", invoice), ["mark_invoice_uncollectible"]),
+        (("invoices", "pay", invoice), ["pay_invoice"]),
+        (("payments", "refund", payment, "--amount", "1.00"), ["create_refund"]),
+        (
+            ("payments", "methods", "default", "acme", card),
+            ["set_default_payment_method", "set_subscription_payment_method"],
+        ),
+        (("payments", "methods", "detach", "acme", card), ["detach_payment_method"]),
+        (("tenants", "update", "acme", "--name", "Acme Two"), ["update_customer"]),
+    ):
+        result = billing.json(*args, "--dry-run")
+        assert result["dry_run"] is True and result["message"].startswith("would "), args
+        assert [w["operation"] for w in result["stripe_writes"]] == writes, args
+    assert stripe_requests.writes == []
+    assert row_counts(ready) == before
+    assert open_invoice(billing)["status"] == "open"
