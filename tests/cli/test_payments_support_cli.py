@@ -196,3 +196,19 @@ def test_detach_and_default(billing: Billing, ready: Database) -> None:
     assert billing.json("tenants", "show", "acme")["default_card"] is None
     assert len(outcomes(ready, "detached")) == 2
     assert len(outcomes(ready, "default card")) == 1
+
+
+def test_intents_resume_finishes_an_interrupted_refund(
+    billing: Billing, ready: Database, proxy: FaultProxy, stripe_client: stripe.StripeClient
+) -> None:
+    payment = charged(billing)
+    proxy.arm(Fault("cut", "after", "POST", "/v1/refunds"))
+    assert billing("payments", "refund", payment, "--amount", "4.00").exit_code == 1
+    proxy.clear()
+    (intent,) = billing.json("intents", "list", "--open")
+    assert intent["operation"] == "payment.refund"
+    resumed = billing("intents", "resume", intent["id"])
+    assert resumed.exit_code == 0, resumed.stderr
+    assert refunds_of(stripe_client, payment) == [400]
+    assert outcomes(ready, "refunded") == [f"refunded 4.00 USD of {payment}"]
+    assert billing.json("intents", "list", "--open") == []
