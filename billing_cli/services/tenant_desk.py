@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from billing_cli.errors import GatewayError, UsageError
+from billing_cli.errors import ConfigError, GatewayError, UsageError
 from billing_cli.gateway import Gateway
 from billing_cli.models import Change, Invocation
 from billing_cli.repository import Database
@@ -55,8 +55,8 @@ def show_tenant(db: Database, gateway: Callable[[], Gateway], *, slug: str) -> d
     if customer_id:
         try:
             detail["default_card"] = default_card(gateway(), customer_id)
-        except GatewayError as error:  # the local part is still worth showing
-            detail["default_card_error"] = error.message
+        except (GatewayError, ConfigError) as error:  # no Stripe key, Stripe down: the local
+            detail["default_card_error"] = error.message  # part is still worth showing
     return detail
 
 

@@ -103,3 +103,25 @@ def test_remove_asks_for_the_slug(billing: Billing, db_env: Database, sandbox: S
     assert billing.json("tenants", "list") == []
     add_tenant(db_env, "acme")
     assert billing("tenants", "remove", "acme", "--yes").exit_code == 0
+
+
+def test_show_works_without_stripe_and_says_why_the_card_is_unknown(
+    billing: Billing, db_env: Database
+) -> None:
+    from billing_cli.models import TenantSubscription
+    from billing_cli.repository import subscriptions as subscriptions_repo
+    from billing_cli.services import tenants as tenant_rules
+
+    add_tenant(db_env, "acme")
+    with db_env.transaction() as session:
+        tenant = tenant_rules.require_tenant(session, "acme")
+        assert tenant.id is not None
+        subscriptions_repo.save(
+            session=session,
+            subscription=TenantSubscription(tenant_id=tenant.id, stripe_customer_id="cus_x"),
+        )
+    shown = billing.json("tenants", "show", "acme")  # no STRIPE_SECRET_KEY in this test
+    assert shown["tenant"]["slug"] == "acme" and shown["default_card"] is None
+    assert "STRIPE_SECRET_KEY" in shown["default_card_error"]
+    table = billing("tenants", "show", "acme")
+    assert table.exit_code == 0 and "default card: unknown" in table.stderr
