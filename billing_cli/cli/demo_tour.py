@@ -206,6 +206,9 @@ AFTER_RECOVERY = _steps(
         ),
         "even forced, old failures cannot undo the newer payment: nothing would change",
     ),
+)
+
+CLOSING = _steps(
     Step(("reconcile",), "the closing check: every tenant's local state against Stripe's"),
 )
 
@@ -268,7 +271,13 @@ def run_tour(*, keep: bool, app: Command) -> None:
                 lambda: sandbox.renew(sub),
             )
             run_steps(app, AFTER_RECOVERY)
+            _section("Support desk: a failed invoice, the card fixed, a retry, a refund")
+            from billing_cli.cli.demo_support import run_support_desk
+
+            run_support_desk(lambda steps: run_steps(app, steps), Step)
             _mail_chapter(app)
+            _section("Closing check: the local state equals Stripe's")
+            run_steps(app, CLOSING)
         db.dispose()
         render.note("\n[bold green]demo finished[/bold green]")
         if keep:

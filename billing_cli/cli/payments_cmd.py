@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Annotated
 
 import typer
@@ -16,6 +17,15 @@ methods_app = typer.Typer(
     help="A tenant's saved payment methods.", no_args_is_help=True, rich_markup_mode=None
 )
 app.add_typer(methods_app, name="methods")
+ReasonOption = Annotated[
+    str | None, typer.Option("--reason", help="Why, for the audit trail (e.g. a ticket number).")
+]
+
+
+class RefundReason(StrEnum):
+    duplicate = "duplicate"
+    fraudulent = "fraudulent"
+    requested_by_customer = "requested_by_customer"
 
 
 @app.command("charge")
@@ -25,6 +35,7 @@ def charge(
     amount: Annotated[str, typer.Option("--amount", help="In major units, e.g. 12.50.")],
     currency: Annotated[str, typer.Option("--currency", help="ISO code, e.g. usd.")],
     description: Annotated[str, typer.Option("--description", help="Shown on the receipt.")],
+    reason: ReasonOption = None,
     dry_run: DryRunOption = False,
     yes: YesOption = False,
     json_output: JsonOption = False,
@@ -102,5 +113,128 @@ def attach(
         tenant_slug=tenant,
         payment_method=payment_method,
         make_default=default,
+    )
+    render.change(result, json_output=json_output)
+
+
+@app.command("list")
+def list_(
+    ctx: typer.Context,
+    tenant: Annotated[str, typer.Argument(help="The tenant's slug.")],
+    limit: Annotated[int, typer.Option("--limit", help="At most this many (1-100).")] = 20,
+    json_output: JsonOption = False,
+) -> None:
+    """A tenant's payment history, newest first (read from Stripe)."""
+    from billing_cli.cli import render
+    from billing_cli.services import payment_history
+
+    runtime = runtime_of(ctx)
+    rows = payment_history.list_payments(
+        runtime.database(), runtime.gateway(dry_run=False), tenant_slug=tenant, limit=limit
+    )
+    if json_output:
+        render.emit_json(rows)
+        return
+    render.table(
+        f"Payments of {tenant}",
+        ("id", "date", "amount", "status", "decline code", "refunded", "description"),
+        (
+            (
+                p["id"],
+                p["created"],
+                p["amount_display"],
+                p["status"],
+                p["decline_code"],
+                p["refunded_display"] if p["amount_refunded"] else "",
+                p["description"],
+            )
+            for p in rows
+        ),
+        empty=f"{tenant} has no payments",
+    )
+
+
+@app.command("refund")
+def refund(
+    ctx: typer.Context,
+    payment: Annotated[str, typer.Argument(help="The payment id (pi_... or ch_...).")],
+    amount: Annotated[
+        str | None,
+        typer.Option("--amount", help="In major units, e.g. 5.00 (default: all that is left)."),
+    ] = None,
+    reason: Annotated[
+        RefundReason | None, typer.Option("--reason", help="Stripe's reason; kept in the audit.")
+    ] = None,
+    dry_run: DryRunOption = False,
+    yes: YesOption = False,
+    json_output: JsonOption = False,
+) -> None:
+    """Refund a payment in full or in part; more than is left is refused before any write."""
+    from billing_cli.cli import render
+    from billing_cli.services import payment_history
+
+    db, gateway, invocation = runtime_of(ctx).begin_stripe_change(
+        ctx, what=f"refund {payment}", dry_run=dry_run, yes=yes
+    )
+    result = payment_history.refund(
+        db,
+        gateway,
+        invocation=invocation,
+        payment_id=payment,
+        amount=amount,
+        reason=reason.value if reason else None,
+    )
+    render.change(result, json_output=json_output)
+
+
+@methods_app.command("detach")
+def detach(
+    ctx: typer.Context,
+    tenant: Annotated[str, typer.Argument(help="The tenant's slug.")],
+    payment_method: Annotated[str, typer.Argument(help="The payment method id (pm_...).")],
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="Detach the default card even while a subscription is live."),
+    ] = False,
+    dry_run: DryRunOption = False,
+    yes: YesOption = False,
+    json_output: JsonOption = False,
+) -> None:
+    """Detach a saved card from the tenant's Stripe customer."""
+    from billing_cli.cli import render
+    from billing_cli.services import payment_methods
+
+    db, gateway, invocation = runtime_of(ctx).begin_stripe_change(
+        ctx, what=f"detach {payment_method} from {tenant}", dry_run=dry_run, yes=yes
+    )
+    result = payment_methods.detach(
+        db,
+        gateway,
+        invocation=invocation,
+        tenant_slug=tenant,
+        payment_method=payment_method,
+        force=force,
+    )
+    render.change(result, json_output=json_output)
+
+
+@methods_app.command("default")
+def default_(
+    ctx: typer.Context,
+    tenant: Annotated[str, typer.Argument(help="The tenant's slug.")],
+    payment_method: Annotated[str, typer.Argument(help="The payment method id (pm_...).")],
+    dry_run: DryRunOption = False,
+    yes: YesOption = False,
+    json_output: JsonOption = False,
+) -> None:
+    """Make a saved card the default of the customer and of its live subscription."""
+    from billing_cli.cli import render
+    from billing_cli.services import payment_methods
+
+    db, gateway, invocation = runtime_of(ctx).begin_stripe_change(
+        ctx, what=f"make {payment_method} the default card of {tenant}", dry_run=dry_run, yes=yes
+    )
+    result = payment_methods.make_default(
+        db, gateway, invocation=invocation, tenant_slug=tenant, payment_method=payment_method
     )
     render.change(result, json_output=json_output)

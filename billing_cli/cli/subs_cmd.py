@@ -111,6 +111,9 @@ def cancel(
     now: Annotated[
         bool, typer.Option("--now", help="Cancel immediately (default: at period end).")
     ] = False,
+    reason: Annotated[
+        str | None, typer.Option("--reason", help="Why; kept in the audit trail.")
+    ] = None,
     dry_run: DryRunOption = False,
     yes: YesOption = False,
     json_output: JsonOption = False,

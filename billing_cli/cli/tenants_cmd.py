@@ -45,31 +45,41 @@ def list_(
     status: Annotated[
         TenantStatus | None, typer.Option("--status", help="Only tenants in this state.")
     ] = None,
+    search: Annotated[
+        str | None,
+        typer.Option("--search", help="Only tenants whose slug, name or e-mail has this."),
+    ] = None,
     json_output: JsonOption = False,
 ) -> None:
-    """List tenants."""
+    """List tenants with their plan and subscription status."""
     from billing_cli.cli import render
-    from billing_cli.services import tenants
+    from billing_cli.services import tenant_desk
 
-    rows = tenants.list_tenants(runtime_of(ctx).database(), status=status.value if status else None)
+    rows = tenant_desk.list_tenants(
+        runtime_of(ctx).database(), status=status.value if status else None, search=search
+    )
     if json_output:
         render.emit_json(rows)
         return
     render.table(
         "Tenants",
-        ("slug", "name", "email", "status", "suspended by", "reason"),
+        ("slug", "name", "email", "plan", "subscription", "status", "suspended by", "reason"),
         (
             (
                 t["slug"],
                 t["name"],
                 t["email"],
+                t["plan"],
+                t["subscription_status"],
                 t["status"],
                 t["suspended_by"],
                 t["suspension_reason"],
             )
             for t in rows
         ),
-        empty="no tenants; add one with `billing tenants add`",
+        empty=f"no tenants match {search!r}"
+        if search
+        else "no tenants; add one with `billing tenants add`",
     )
 
 
@@ -79,23 +89,33 @@ def show(
     slug: TenantArgument,
     json_output: JsonOption = False,
 ) -> None:
-    """Show a tenant, its subscription row, and its recent audit entries."""
+    """Show a tenant, its subscription row, its default card and its recent audit entries."""
     from billing_cli.cli import render
-    from billing_cli.services import tenants
+    from billing_cli.services import tenant_desk
 
-    detail = tenants.show_tenant(runtime_of(ctx).database(), slug=slug)
+    runtime = runtime_of(ctx)
+    detail = tenant_desk.show_tenant(
+        runtime.database(), lambda: runtime.gateway(dry_run=False), slug=slug
+    )
     if json_output:
-        render.emit_json(detail.to_dict())
+        render.emit_json(detail)
         return
-    render.key_values(f"Tenant {slug}", detail.tenant)
-    if detail.subscription:
-        render.key_values("Subscription", detail.subscription)
+    render.key_values(f"Tenant {slug}", detail["tenant"])
+    if detail["subscription"]:
+        render.key_values("Subscription", detail["subscription"])
     else:
         render.note("no subscription")
+    card = detail["default_card"]
+    if card:
+        render.note(
+            f"default card: {card['brand']} ending {card['last4']}, expires {card['expires']}"
+        )
+    elif detail.get("default_card_error"):
+        render.note(f"default card: unknown ({detail['default_card_error']})")
     render.table(
         "Recent audit entries",
         ("at", "operator", "command", "outcome"),
-        ((a["at"], a["operator"], a["command"], a["outcome"]) for a in detail.audit),
+        ((a["at"], a["operator"], a["command"], a["outcome"]) for a in detail["audit"]),
         empty="no audit entries",
     )
 
@@ -124,6 +144,9 @@ def suspend(
 def reactivate(
     ctx: typer.Context,
     slug: TenantArgument,
+    reason: Annotated[
+        str | None, typer.Option("--reason", help="Why; kept in the audit trail.")
+    ] = None,
     dry_run: DryRunOption = False,
     yes: YesOption = False,
     json_output: JsonOption = False,
@@ -147,17 +170,52 @@ def remove(
     yes: YesOption = False,
     json_output: JsonOption = False,
 ) -> None:
-    """Remove a tenant: cancel its subscription, delete its Stripe customer and its rows."""
+    """Remove a tenant: cancel its subscription, delete its Stripe customer and its rows.
+
+    Asks the operator to type the slug unless --yes.
+    """
     from billing_cli.cli import render
+    from billing_cli.cli.confirm import confirm_typed
     from billing_cli.services import offboarding
 
+    what = f"remove tenant {slug} and its Stripe customer"
+    confirmed = confirm_typed(slug, what=what, yes=yes, dry_run=dry_run)
     db, gateway, invocation = runtime_of(ctx).begin_stripe_change(
-        ctx, what=f"remove tenant {slug} and its Stripe customer", dry_run=dry_run, yes=yes
+        ctx, what=what, dry_run=dry_run, yes=confirmed
     )
     result = offboarding.remove_tenant(
         db,
         gateway,
         invocation=invocation,
         slug=slug,
+    )
+    render.change(result, json_output=json_output)
+
+
+@app.command("update")
+def update(
+    ctx: typer.Context,
+    slug: Annotated[str, typer.Argument(help="The tenant's slug.")],
+    name: Annotated[str | None, typer.Option("--name", help="New display name.")] = None,
+    email: Annotated[str | None, typer.Option("--email", help="New billing e-mail.")] = None,
+    dry_run: DryRunOption = False,
+    yes: YesOption = False,
+    json_output: JsonOption = False,
+) -> None:
+    """Change a tenant's name or e-mail, here and on its Stripe customer."""
+    from billing_cli.cli import render
+    from billing_cli.services import tenant_desk
+
+    runtime = runtime_of(ctx)
+    db, invocation = runtime.begin_change(
+        ctx, what=f"update tenant {slug}", dry_run=dry_run, yes=yes
+    )
+    result = tenant_desk.update_tenant(
+        db,
+        lambda: runtime.gateway(dry_run=dry_run),
+        invocation=invocation,
+        slug=slug,
+        name=name,
+        email=email,
     )
     render.change(result, json_output=json_output)

@@ -16,6 +16,12 @@ from typing import Any
 
 from billing_cli.errors import Conflict
 from billing_cli.gateway.protocol import Gateway
+from billing_cli.gateway.support_types import (
+    InvoiceInfo,
+    PaymentRecord,
+    RefundInfo,
+    RefundReason,
+)
 from billing_cli.gateway.types import (
     AccountMode,
     CustomerInfo,
@@ -389,3 +395,100 @@ class DryRunGateway(Gateway):
         if current is None:
             return WebhookEndpointInfo(endpoint_id, "", tuple(enabled_events), status, None)
         return replace(current, enabled_events=tuple(enabled_events), status=status)
+
+    # -- the support desk: reads pass through, writes are planned ----------------------------
+
+    def list_invoices(
+        self, *, customer_id: str, status: str | None = None, limit: int = 20
+    ) -> list[InvoiceInfo]:
+        if _is_synthetic(customer_id):
+            return []
+        return self.inner.list_invoices(customer_id=customer_id, status=status, limit=limit)
+
+    def retrieve_invoice(self, invoice_id: str) -> InvoiceInfo:
+        return self.inner.retrieve_invoice(invoice_id)
+
+    def list_payment_history(self, *, customer_id: str, limit: int = 20) -> list[PaymentRecord]:
+        if _is_synthetic(customer_id):
+            return []
+        return self.inner.list_payment_history(customer_id=customer_id, limit=limit)
+
+    def retrieve_payment(self, payment_id: str) -> PaymentRecord:
+        return self.inner.retrieve_payment(payment_id)
+
+    def list_refunds(self, *, payment_id: str) -> list[RefundInfo]:
+        return self.inner.list_refunds(payment_id=payment_id)
+
+    def pay_invoice(
+        self, invoice_id: str, *, payment_method: str | None, idempotency_key: str
+    ) -> InvoiceInfo:
+        self._plan("pay_invoice", invoice_id, payment_method=payment_method)
+        # Answered as if the card were accepted, so the dry run shows what payment would change
+        # locally; the service says the card may still decline.
+        current = self.inner.retrieve_invoice(invoice_id)
+        return replace(
+            current,
+            status="paid",
+            amount_paid=current.amount_due,
+            amount_remaining=0,
+            next_payment_attempt=None,
+        )
+
+    def void_invoice(self, invoice_id: str, *, idempotency_key: str) -> InvoiceInfo:
+        self._plan("void_invoice", invoice_id)
+        current = self.inner.retrieve_invoice(invoice_id)
+        return replace(current, status="void", next_payment_attempt=None)
+
+    def mark_invoice_uncollectible(self, invoice_id: str, *, idempotency_key: str) -> InvoiceInfo:
+        self._plan("mark_invoice_uncollectible", invoice_id)
+        current = self.inner.retrieve_invoice(invoice_id)
+        return replace(current, status="uncollectible", next_payment_attempt=None)
+
+    def create_refund(
+        self,
+        *,
+        payment_id: str,
+        amount: int | None,
+        reason: RefundReason | None,
+        metadata: Mapping[str, str],
+        idempotency_key: str,
+    ) -> RefundInfo:
+        payment = self.inner.retrieve_payment(payment_id)
+        refunded = payment.refundable if amount is None else amount
+        self._plan(
+            "create_refund", payment_id, amount=refunded, reason=reason, metadata=dict(metadata)
+        )
+        return RefundInfo(
+            "(new refund)",
+            refunded,
+            payment.currency,
+            "not sent",
+            reason,
+            payment.charge_id,
+            payment_id if payment_id.startswith("pi_") else None,
+            dict(metadata),
+        )
+
+    def detach_payment_method(
+        self, payment_method_id: str, *, idempotency_key: str
+    ) -> PaymentMethodInfo:
+        self._plan("detach_payment_method", payment_method_id)
+        return PaymentMethodInfo(payment_method_id, "card", None, None, None)
+
+    def set_subscription_payment_method(
+        self, subscription_id: str, payment_method_id: str, *, idempotency_key: str
+    ) -> SubscriptionInfo:
+        self._plan(
+            "set_subscription_payment_method", subscription_id, payment_method=payment_method_id
+        )
+        return self.retrieve_subscription(subscription_id)
+
+    def update_customer(
+        self, customer_id: str, *, name: str | None, email: str | None, idempotency_key: str
+    ) -> CustomerInfo:
+        changes = {k: v for k, v in {"name": name, "email": email}.items() if v is not None}
+        self._plan("update_customer", customer_id, **changes)
+        if _is_synthetic(customer_id):
+            return CustomerInfo(customer_id, email, name, {}, None)
+        current = self.inner.retrieve_customer(customer_id)
+        return replace(current, name=name or current.name, email=email or current.email)

@@ -10,7 +10,7 @@ after a crash gets Stripe's first answer back instead of a second object or char
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from billing_cli.gateway.types import (
     AccountMode,
@@ -25,6 +25,14 @@ from billing_cli.gateway.types import (
     SubscriptionInfo,
     WebhookEndpointInfo,
 )
+
+if TYPE_CHECKING:
+    from billing_cli.gateway.support_types import (
+        InvoiceInfo,
+        PaymentRecord,
+        RefundInfo,
+        RefundReason,
+    )
 
 
 class Gateway(Protocol):
@@ -249,4 +257,72 @@ class Gateway(Protocol):
         idempotency_key: str,
     ) -> WebhookEndpointInfo:
         """Replace an endpoint's event list and set it enabled or disabled."""
+        ...
+
+    # -- the support desk: invoices, payment history, refunds, cards, customer details --------
+
+    def list_invoices(
+        self, *, customer_id: str, status: str | None = None, limit: int = 20
+    ) -> list[InvoiceInfo]:
+        """The customer's invoices, newest first, at most ``limit``."""
+        ...
+
+    def retrieve_invoice(self, invoice_id: str) -> InvoiceInfo:
+        """One invoice with its lines."""
+        ...
+
+    def list_payment_history(self, *, customer_id: str, limit: int = 20) -> list[PaymentRecord]:
+        """The customer's payments, newest first, with refunded amounts and declines."""
+        ...
+
+    def retrieve_payment(self, payment_id: str) -> PaymentRecord:
+        """One payment by PaymentIntent (``pi_``) or Charge (``ch_``) id."""
+        ...
+
+    def list_refunds(self, *, payment_id: str) -> list[RefundInfo]:
+        """The refunds of one payment."""
+        ...
+
+    def pay_invoice(
+        self, invoice_id: str, *, payment_method: str | None, idempotency_key: str
+    ) -> InvoiceInfo:
+        """Attempt to collect an open invoice now (with this card, when given)."""
+        ...
+
+    def void_invoice(self, invoice_id: str, *, idempotency_key: str) -> InvoiceInfo:
+        """Void an invoice."""
+        ...
+
+    def mark_invoice_uncollectible(self, invoice_id: str, *, idempotency_key: str) -> InvoiceInfo:
+        """Mark an invoice uncollectible."""
+        ...
+
+    def create_refund(
+        self,
+        *,
+        payment_id: str,
+        amount: int | None,
+        reason: RefundReason | None,
+        metadata: Mapping[str, str],
+        idempotency_key: str,
+    ) -> RefundInfo:
+        """Refund (part of) a payment."""
+        ...
+
+    def detach_payment_method(
+        self, payment_method_id: str, *, idempotency_key: str
+    ) -> PaymentMethodInfo:
+        """Detach a payment method from its customer."""
+        ...
+
+    def set_subscription_payment_method(
+        self, subscription_id: str, payment_method_id: str, *, idempotency_key: str
+    ) -> SubscriptionInfo:
+        """Make a payment method the subscription's default."""
+        ...
+
+    def update_customer(
+        self, customer_id: str, *, name: str | None, email: str | None, idempotency_key: str
+    ) -> CustomerInfo:
+        """Change a customer's name and/or e-mail."""
         ...

@@ -19,6 +19,7 @@ from billing_cli.gateway import converters as conv
 from billing_cli.gateway.calls import stripe_call
 from billing_cli.gateway.stripe_reads import StripeReads
 from billing_cli.gateway.stripe_webhook_endpoints import WebhookEndpointCalls
+from billing_cli.gateway.support_writes import SupportWrites
 from billing_cli.gateway.types import (
     CustomerInfo,
     Interval,
@@ -43,7 +44,7 @@ def _options(idempotency_key: str) -> stripe.RequestOptions:
     return {"idempotency_key": idempotency_key}
 
 
-class StripeGateway(WebhookEndpointCalls, StripeReads):
+class StripeGateway(SupportWrites, WebhookEndpointCalls, StripeReads):
     """Stripe through one ``StripeClient``; built by :func:`billing_cli.gateway.make_gateway`."""
 
     # -- writes: catalogue ---------------------------------------------------------------------

@@ -35,7 +35,14 @@ if TYPE_CHECKING:
         EventListParams,
         EventListParamsCreated,
         InvoiceCreatePreviewParams,
+        InvoiceListParams,
         SubscriptionListParams,
+    )
+
+    from billing_cli.gateway.support_types import (
+        InvoiceInfo,
+        PaymentRecord,
+        RefundInfo,
     )
 
 PAGE_SIZE = 100
@@ -194,6 +201,72 @@ class StripeReads:
         """One event as a JSON dict."""
         with stripe_call("events.retrieve", event=event_id):
             return conv.as_dict(self._v1.events.retrieve(event_id))
+
+    # -- reads for the support desk (invoices, payment history, refunds) ----------------------
+
+    def list_invoices(
+        self, *, customer_id: str, status: str | None = None, limit: int = 20
+    ) -> list[InvoiceInfo]:
+        """The customer's invoices, newest first, at most ``limit`` (paged 100 at a time)."""
+        from billing_cli.gateway import support_converters as sconv
+
+        params: InvoiceListParams = {"customer": customer_id, "limit": min(limit, PAGE_SIZE)}
+        if status is not None:
+            params["status"] = status
+        found: list[InvoiceInfo] = []
+        with stripe_call("invoices.list", customer=customer_id):
+            for invoice in self._v1.invoices.list(params).auto_paging_iter():
+                found.append(sconv.invoice_info(invoice))
+                if len(found) >= limit:
+                    break
+        return found
+
+    def retrieve_invoice(self, invoice_id: str) -> InvoiceInfo:
+        """One invoice with its embedded lines."""
+        from billing_cli.gateway import support_converters as sconv
+
+        with stripe_call("invoices.retrieve", invoice=invoice_id):
+            return sconv.invoice_info(self._v1.invoices.retrieve(invoice_id))
+
+    def list_payment_history(self, *, customer_id: str, limit: int = 20) -> list[PaymentRecord]:
+        """The customer's PaymentIntents with their charge expanded (refunds, declines)."""
+        from billing_cli.gateway import support_converters as sconv
+
+        found: list[PaymentRecord] = []
+        with stripe_call("payment_intents.list", customer=customer_id):
+            page = self._v1.payment_intents.list(
+                {
+                    "customer": customer_id,
+                    "limit": min(limit, PAGE_SIZE),
+                    "expand": ["data.latest_charge"],
+                }
+            )
+            for intent in page.auto_paging_iter():
+                found.append(sconv.payment_record(intent))
+                if len(found) >= limit:
+                    break
+        return found
+
+    def retrieve_payment(self, payment_id: str) -> PaymentRecord:
+        """A PaymentIntent (``pi_``, charge expanded) or a Charge (``ch_``)."""
+        from billing_cli.gateway import support_converters as sconv
+
+        with stripe_call("payments.retrieve", payment=payment_id):
+            if payment_id.startswith("ch_"):
+                return sconv.payment_record(self._v1.charges.retrieve(payment_id))
+            intent = self._v1.payment_intents.retrieve(payment_id, {"expand": ["latest_charge"]})
+            return sconv.payment_record(intent)
+
+    def list_refunds(self, *, payment_id: str) -> list[RefundInfo]:
+        """The refunds of one payment (to find one made under an intent, by its metadata)."""
+        from billing_cli.gateway import support_converters as sconv
+
+        with stripe_call("refunds.list", payment=payment_id):
+            if payment_id.startswith("ch_"):
+                page = self._v1.refunds.list({"charge": payment_id, "limit": PAGE_SIZE})
+            else:
+                page = self._v1.refunds.list({"payment_intent": payment_id, "limit": PAGE_SIZE})
+            return [sconv.refund_info(r) for r in page.auto_paging_iter()]
 
 
 def _event_queries(

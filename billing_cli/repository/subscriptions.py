@@ -40,3 +40,13 @@ def save(*, session: Session, subscription: TenantSubscription) -> TenantSubscri
 def delete(*, session: Session, subscription: TenantSubscription) -> None:
     session.delete(subscription)
     session.flush()
+
+
+def tenant_for_customer(*, session: Session, customer_id: str) -> Tenant | None:
+    """The tenant whose row holds this Stripe customer id (the link support commands follow)."""
+    statement = (
+        select(Tenant)
+        .join(TenantSubscription, col(Tenant.id) == col(TenantSubscription.tenant_id))
+        .where(TenantSubscription.stripe_customer_id == customer_id)
+    )
+    return session.exec(statement).first()

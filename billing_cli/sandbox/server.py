@@ -19,7 +19,14 @@ from typing import Any
 
 from aiohttp import web
 
-from billing_cli.sandbox import extensions, listing, webhook_endpoints
+from billing_cli.sandbox import (
+    extensions,
+    invoice_collection,
+    listing,
+    payment_methods,
+    refunds,
+    webhook_endpoints,
+)
 
 log = logging.getLogger("billing_cli.sandbox")
 
@@ -69,11 +76,17 @@ def build_app() -> web.Application:
         ]
     )
     taken: set[tuple[str, str]] = set()
-    for method, path, handler in (
+    # One module per resource; earlier tables win over later ones for the same route.
+    for method, path, handler in [
+        *invoice_collection.ROUTES,
+        *payment_methods.ROUTES,
+        *refunds.ROUTES,
         *extensions.ROUTES,
         *listing.ROUTES,
         *webhook_endpoints.ROUTES,
-    ):
+    ]:
+        if (method, path) in taken:
+            continue
         app.router.add_route(method, path, handler)
         taken.add((method, path))
     for route in ls_server.app.router.routes():

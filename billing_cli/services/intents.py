@@ -128,7 +128,16 @@ def _run(
     max_failed_attempts: int,
 ) -> Change:
     """Dispatch to the service that recorded the intent (imports kept local: no cycles)."""
-    from billing_cli.services import offboarding, payments, plan_sync, subscriptions
+    from billing_cli.services import (
+        invoices,
+        offboarding,
+        payment_history,
+        payment_methods,
+        payments,
+        plan_sync,
+        subscriptions,
+        tenant_desk,
+    )
 
     common: dict[str, Any] = {"invocation": invocation}
     if operation == "subscription.create":
@@ -184,6 +193,50 @@ def _run(
             tenant_slug=str(tenant),
             payment_method=params["payment_method"],
             make_default=bool(params["default"]),
+        )
+    if operation == "invoice.pay":
+        return invoices.pay_invoice(
+            db,
+            gateway,
+            **common,
+            invoice_id=params["invoice"],
+            payment_method=params.get("payment_method"),
+            max_failed_attempts=max_failed_attempts,
+        )
+    if operation == "invoice.void":
+        return invoices.void_invoice(db, gateway, **common, invoice_id=params["invoice"])
+    if operation == "invoice.mark_uncollectible":
+        return invoices.mark_uncollectible(db, gateway, **common, invoice_id=params["invoice"])
+    if operation == "payment.refund":
+        return payment_history.refund_minor(
+            db,
+            gateway,
+            **common,
+            payment_id=params["payment"],
+            amount=params.get("amount"),
+            reason=params.get("reason"),
+        )
+    if operation == "payment_method.detach":
+        return payment_methods.detach(
+            db,
+            gateway,
+            **common,
+            tenant_slug=str(tenant),
+            payment_method=params["payment_method"],
+            force=True,
+        )
+    if operation == "payment_method.default":
+        return payment_methods.make_default(
+            db, gateway, **common, tenant_slug=str(tenant), payment_method=params["payment_method"]
+        )
+    if operation == "customer.update":
+        return tenant_desk.update_tenant(
+            db,
+            lambda: gateway,
+            **common,
+            slug=str(tenant),
+            name=params.get("name"),
+            email=params.get("email"),
         )
     if operation == "tenant.remove":
         return offboarding.remove_tenant(db, gateway, **common, slug=str(tenant))

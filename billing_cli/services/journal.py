@@ -72,6 +72,13 @@ FAMILIES = {
     "payment_method.attach": "payment_method",
     "plan.sync": "plan",
     "reconcile.cancel": "subscription",
+    "invoice.pay": "invoice",
+    "invoice.void": "invoice",
+    "invoice.mark_uncollectible": "invoice",
+    "payment.refund": "payment",
+    "payment_method.detach": "payment_method",
+    "payment_method.default": "payment_method",
+    "customer.update": "customer",
 }
 
 

@@ -90,11 +90,10 @@ def test_bad_input_exits_2_and_changes_nothing(billing: Billing, db_env: Databas
     assert bad_choice.stderr.startswith("Error: --status must be one of active, suspended")
     assert len(bad_choice.stderr.splitlines()) == 1
     unknown = billing("tenants", "evict", "acme")
-    assert (unknown.exit_code, unknown.stderr) == (
-        2,
-        "Error: no command 'evict'; the commands are add, list, show, suspend, reactivate, "
-        "remove (see `billing tenants --help`)\n",
-    )
+    assert unknown.exit_code == 2
+    assert unknown.stderr.startswith("Error: no command 'evict'; the commands are add, list, ")
+    assert unknown.stderr.endswith("(see `billing tenants --help`)\n")
+    assert len(unknown.stderr.splitlines()) == 1
     assert "Usage: billing tenants" in billing("tenants").stderr  # a bare group shows its help
 
 

@@ -1,0 +1,112 @@
+"""Collecting, voiding and writing off subscription invoices in the sandbox.
+
+Replaces the extensions' ``POST /v1/invoices/{id}/pay`` and ``/void`` (these routes are mounted
+before them) and adds ``/mark_uncollectible``, as Stripe behaves:
+
+- ``pay`` takes ``payment_method`` (a card attached to the invoice's customer, used for this
+  attempt only; the extensions ignored it) and ``off_session``; an ``uncollectible`` invoice can
+  still be paid; a decline answers 402 ``card_error`` after counting the attempt and emitting
+  ``invoice.payment_failed``, a success emits ``invoice.paid`` and makes the subscription
+  ``active`` when this is its latest invoice;
+- ``void`` also accepts an ``uncollectible`` invoice;
+- ``mark_uncollectible`` takes an ``open`` invoice, stops its retries and emits
+  ``invoice.marked_uncollectible`` and ``invoice.updated``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from aiohttp import web
+from localstripe import resources as ls
+
+from billing_cli.sandbox import extensions as ext
+
+PAYABLE = ("open", "uncollectible")
+
+
+@contextmanager
+def _paying_with(invoice: ext.Invoice, payment_method: str | None) -> Iterator[None]:
+    """Use ``payment_method`` for this one attempt; the customer's and subscription's
+    defaults are left as they were."""
+    sub = invoice._subscription
+    if payment_method is None or sub is None:
+        yield
+        return
+    method = ls.PaymentMethod._api_retrieve(payment_method)
+    if method.customer != invoice.customer:
+        raise ext._bad(
+            "payment_method",
+            f"The payment method {payment_method} is not attached to customer {invoice.customer}.",
+        )
+    previous = sub.default_payment_method
+    sub.default_payment_method = method.id
+    try:
+        yield
+    finally:
+        sub.default_payment_method = previous
+
+
+async def _pay(request: web.Request) -> web.Response:
+    data = await ext._params(request)
+    expand = ext._pop_expand(data)
+    payment_method = ext._opt_str(data.pop("payment_method", None), "payment_method")
+    if "off_session" in data:
+        ext._bool(data.pop("off_session"), "off_session")
+    ext._unknown(data, set())
+    invoice = ext._invoice(request.match_info["id"])
+    if invoice.status not in PAYABLE:
+        raise ext._bad("invoice", f"Invoice is {invoice.status}; only open invoices can be paid.")
+    if payment_method is not None and invoice._subscription is None:
+        raise ext._bad("payment_method", "The sandbox pays only subscription invoices by card.")
+    sub = invoice._subscription
+    before = sub._export() if sub else None
+    with _paying_with(invoice, payment_method):
+        ok = ext._attempt_payment(invoice)
+        method_used = ext._payment_method_for(invoice.customer, sub)
+    if sub is not None and before is not None:
+        if ok and sub.latest_invoice == invoice.id:
+            sub.status = "active"
+        ext._emit_sub_updated(sub, before)
+    if not ok:
+        code, decline_code, message = ext._decline_for(method_used)
+        raise ext._error(402, message, code=code, decline_code=decline_code, type_="card_error")
+    return ext._respond(invoice._export(expand=expand))
+
+
+async def _void(request: web.Request) -> web.Response:
+    data = await ext._params(request)
+    expand = ext._pop_expand(data)
+    invoice = ext._invoice(request.match_info["id"])
+    if invoice.status not in ("draft", "open", "uncollectible"):
+        raise ext._bad("invoice", f"Invoice is {invoice.status}; it cannot be voided.")
+    invoice.status = "void"
+    invoice.next_payment_attempt = None
+    invoice.status_transitions["voided_at"] = ext._now()
+    ext.emit("invoice.voided", invoice)
+    return ext._respond(invoice._export(expand=expand))
+
+
+async def _mark_uncollectible(request: web.Request) -> web.Response:
+    data = await ext._params(request)
+    expand = ext._pop_expand(data)
+    invoice = ext._invoice(request.match_info["id"])
+    if invoice.status != "open":
+        raise ext._bad(
+            "invoice", f"Invoice is {invoice.status}; only open invoices can be uncollectible."
+        )
+    before = invoice._export()
+    invoice.status = "uncollectible"
+    invoice.next_payment_attempt = None
+    invoice.status_transitions["marked_uncollectible_at"] = ext._now()
+    ext.emit("invoice.marked_uncollectible", invoice)
+    ext.emit("invoice.updated", invoice, ext._diff(before, invoice._export()))
+    return ext._respond(invoice._export(expand=expand))
+
+
+ROUTES: list[tuple[str, str, ext.Handler]] = [
+    ("POST", "/v1/invoices/{id}/pay", _pay),
+    ("POST", "/v1/invoices/{id}/void", _void),
+    ("POST", "/v1/invoices/{id}/mark_uncollectible", _mark_uncollectible),
+]
