@@ -62,7 +62,13 @@ def test_replay_from_a_file_needs_no_stripe_and_prints_a_summary(
     tenant = billing.json("tenants", "show", "acme")["tenant"]
     assert (tenant["status"], tenant["suspended_by"]) == ("suspended", "billing")
     again = billing.json("webhooks", "replay", "--from-file", path)
-    assert again["counts"] == {"processed": 0, "skipped": 5, "ignored": 0, "failed": 0}
+    assert again["counts"] == {
+        "processed": 0,
+        "skipped": 5,
+        "ignored": 0,
+        "deferred": 0,
+        "failed": 0,
+    }
 
 
 def test_replay_json_is_pure_and_dry_run_writes_nothing(

@@ -95,6 +95,7 @@ def test_replay_from_the_sandbox_suspends_then_reactivates(
         "processed": 0,
         "skipped": len(summary.outcomes),
         "ignored": 0,
+        "deferred": 0,
         "failed": 0,
     }
 
