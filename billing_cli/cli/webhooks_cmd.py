@@ -36,6 +36,7 @@ class LedgerStatus(StrEnum):
     failed = "failed"
     ignored = "ignored"
     skipped = "skipped"
+    deferred = "deferred"
 
 
 def _engine(runtime: Runtime) -> WebhookEngine:
@@ -64,7 +65,8 @@ def list_(
     limit: Annotated[int, typer.Option("--limit", min=1, help="At most this many.")] = 50,
     json_output: JsonOption = False,
 ) -> None:
-    """List the ledger's events, newest first."""
+    """List the ledger's events, newest first, with why one failed, was ignored or is deferred
+    (parked until a tenant is linked to its customer)."""
     from billing_cli.cli import render
     from billing_cli.services.webhooks import ledger
     from billing_cli.timeparse import parse_when
@@ -81,7 +83,7 @@ def list_(
         return
     render.table(
         "Webhook events",
-        ("created", "id", "type", "status", "attempts", "source", "error"),
+        ("created", "id", "type", "status", "attempts", "source", "reason / error"),
         (
             (e["created"], e["id"], e["type"], e["status"], e["attempts"], e["source"], e["error"])
             for e in rows
@@ -165,6 +167,7 @@ def replay(
             force=force,
             dry_run=dry_run,
             progress=progress,
+            stripe_key=bool(runtime.settings().stripe_secret_key),
         )
     _show_summary(summary, json_output=json_output)
 
@@ -225,6 +228,13 @@ def _show_summary(summary: ReplaySummary, *, json_output: bool) -> None:
         for outcome in summary.outcomes:
             if outcome.status == "failed":
                 render.note(f"failed: {outcome.event_id} ({outcome.type}): {outcome.reason}")
+        for outcome in summary.needs_refresh:
+            render.note(f"{outcome.event_id} ({outcome.type}): {outcome.reason}")
+        if summary.counts["deferred"]:
+            render.note(
+                f"{summary.counts['deferred']} event(s) deferred: their customer has no tenant "
+                "yet; they apply when one is linked (`billing webhooks list --status deferred`)"
+            )
     if summary.failed:
         raise typer.Exit(1)
 

@@ -60,7 +60,7 @@ from typing import Any
 from sqlmodel import Session
 
 from billing_cli.errors import WebhookError
-from billing_cli.gateway import SubscriptionInfo
+from billing_cli.gateway import Gateway, SubscriptionInfo
 from billing_cli.models import EVENT_SOURCES
 from billing_cli.repository import Database
 from billing_cli.repository import ledger as ledger_repo
@@ -82,7 +82,7 @@ Fetch = Callable[[str], SubscriptionInfo]
 """Reads one subscription from Stripe (``Gateway.retrieve_subscription``)."""
 Progress = Callable[[int, int, EventOutcome], None]
 
-__all__ = ["EventOutcome", "Fetch", "LedgerConflict", "WebhookEngine"]
+__all__ = ["EventOutcome", "Fetch", "LedgerConflict", "WebhookEngine", "lazy_fetch"]
 
 
 class WebhookEngine:
@@ -267,6 +267,18 @@ class WebhookEngine:
                 return self._applier.record_failure(session, parsed, run, message)
         except LedgerConflict:
             return EventOutcome(parsed.id, parsed.type, "skipped", "recorded meanwhile")
+
+
+def lazy_fetch(gateway: Callable[[], Gateway]) -> Fetch:
+    """Read subscriptions through a gateway built on first use (most replays have no tie)."""
+    built: list[Gateway] = []
+
+    def fetch(subscription_id: str) -> SubscriptionInfo:
+        if not built:
+            built.append(gateway())
+        return built[0].retrieve_subscription(subscription_id)
+
+    return fetch
 
 
 def _check_source(source: str) -> None:

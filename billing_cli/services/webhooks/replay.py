@@ -19,11 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from billing_cli.errors import UsageError, WebhookError
-from billing_cli.gateway import Gateway, SubscriptionInfo
+from billing_cli.gateway import Gateway
 from billing_cli.models import utcnow
 from billing_cli.repository import Database
 from billing_cli.repository import events as events_repo
-from billing_cli.services.webhooks.engine import EventOutcome, Fetch, WebhookEngine
+from billing_cli.services.webhooks.engine import EventOutcome, WebhookEngine, lazy_fetch
 from billing_cli.timeparse import iso
 
 EVENTS_API_RETENTION = timedelta(days=30)
@@ -197,18 +197,6 @@ def run_replay(
         dry_run=dry_run,
         progress=progress,
     )
-
-
-def lazy_fetch(gateway: Callable[[], Gateway]) -> Fetch:
-    """Read subscriptions through a gateway built on first use (most replays have no tie)."""
-    built: list[Gateway] = []
-
-    def fetch(subscription_id: str) -> SubscriptionInfo:
-        if not built:
-            built.append(gateway())
-        return built[0].retrieve_subscription(subscription_id)
-
-    return fetch
 
 
 def replay(

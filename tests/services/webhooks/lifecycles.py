@@ -4,6 +4,11 @@ A lifecycle is what Stripe would send about one tenant, oldest first: the subscr
 (maybe trialing, with the trial ending), its first invoice paid, renewals failing with a rising
 ``attempt_count`` (past_due), maybe a successful retry, a plan change, cancel at period end, the
 deletion and the customer's deletion; each event in a random API shape.
+
+``metadata=False`` leaves ``metadata.tenant`` off every object (a customer made outside this
+tool): then nothing but a link to the customer finds the tenant, and events arriving before it
+are parked. ``proofs`` (cycled per event) says which ``*.updated`` events carry
+``data.previous_attributes``, as Stripe sends them: the top-level fields the change replaced.
 """
 
 from __future__ import annotations
@@ -43,13 +48,17 @@ def lifecycle(
     steps: list[int],
     shapes: list[ev.Shape],
     id_prefix: str,
+    metadata: bool = True,
+    proofs: list[bool] | None = None,
 ) -> list[dict[str, Any]]:
     """The events of one tenant's lifecycle, oldest first.
 
     ``steps`` are the seconds between consecutive events (cycled; 0 makes same-second events),
     ``shapes`` the API shape of each event (cycled).
     """
+    tenant = slug if metadata else None
     out: list[dict[str, Any]] = []
+    last: list[dict[str, Any]] = []  # the subscription's fields as of its previous event
     clock = [start]
     price = [prices[0]]
     status = ["trialing" if plan.trial else "active"]
@@ -73,19 +82,23 @@ def lifecycle(
             "cancel_at_period_end": cancel[0],
         }
         fields.update(extra)
-        out.append(
-            ev.subscription_event(
-                type_,
-                event_id=event_id,
-                created=created,
-                subscription_id=subscription_id,
-                subscription_created=start,
-                customer_id=customer_id,
-                tenant=slug,
-                shape=shape,
-                **fields,
-            )
-        )
+        common: dict[str, Any] = {
+            "subscription_id": subscription_id,
+            "subscription_created": start,
+            "customer_id": customer_id,
+            "tenant": tenant,
+            "shape": shape,
+        }
+        event = ev.subscription_event(type_, event_id=event_id, created=created, **common, **fields)
+        n = len(out)
+        if type_.endswith(".updated") and last and proofs and proofs[n % len(proofs)]:
+            before = ev.subscription_event(type_, created=created, **common, **last[0])
+            old, new = before["data"]["object"], event["data"]["object"]
+            event["data"]["previous_attributes"] = {
+                key: old[key] for key in old if old[key] != new.get(key)
+            }
+        last[:] = [fields]
+        out.append(event)
 
     def invoice(type_: str, *, attempt_count: int, paid: bool) -> None:
         created, event_id, shape = tick()
@@ -98,7 +111,7 @@ def lifecycle(
                 customer_id=customer_id,
                 attempt_count=attempt_count,
                 paid=paid,
-                tenant=slug,
+                tenant=tenant,
                 shape=shape,
             )
         )
@@ -111,7 +124,7 @@ def lifecycle(
                 event_id=event_id,
                 created=created,
                 customer_id=customer_id,
-                tenant=slug,
+                tenant=tenant,
                 shape=shape,
                 **extra,
             )

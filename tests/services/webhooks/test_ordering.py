@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 from sqlmodel import SQLModel
 
 from billing_cli.repository import Database, migrations
+from billing_cli.repository import notifications as notifications_repo
 from billing_cli.services.webhooks import WebhookEngine
 from tests.events import Shape
 from tests.factories import add_tenant
@@ -93,11 +94,15 @@ def _deliver(
 
 
 def _converging_state(db: Database) -> dict[str, Any]:
+    """The tenant, its subscription row and the trial-ending notices owed (unsent)."""
     found = state(db)
     tenant = found["tenant"]
+    with db.read() as session:
+        notices = notifications_repo.list_recent(session=session, kind="trial_will_end")
     return {
         "tenant": {k: tenant[k] for k in ("status", "suspended_by", "name", "email")},
         "subscription": found["subscription"],
+        "trial_notices": len(notices),
     }
 
 
@@ -167,6 +172,8 @@ def test_any_delivery_order_with_duplicates_converges(
     if not plan.deleted and not manual and (plan.failures == 0 or plan.recover):
         assert tenant["status"] == "active"
         assert subscription["failed_payment_attempts"] == 0
+    # a trial-ending notice is owed unless the subscription was deleted, in every order
+    assert expected["trial_notices"] == int(plan.trial and not plan.deleted)
 
 
 @settings(
@@ -232,3 +239,4 @@ def test_a_new_subscription_after_a_canceled_one_converges(
         assert subscription["status"] in ("active", "trialing")
     if new.failures == 0 or new.recover:
         assert subscription["failed_payment_attempts"] == 0  # A's failures do not count
+    assert expected["trial_notices"] == int(new.trial and not new.deleted)
