@@ -41,9 +41,10 @@ class EndpointFactory:
         from billing_cli.web import create_app
 
         settings = runtime.settings()
-        # with a Stripe key, a same-second tie is settled by reading the subscription
+        # with a Stripe key, a same-second tie is settled by reading the subscription (through
+        # a recording gateway: reading is all the engine may do)
         fetch = (
-            lazy_fetch(lambda: runtime.gateway(dry_run=False))
+            lazy_fetch(lambda: runtime.gateway(dry_run=True))
             if settings.stripe_secret_key
             else None
         )

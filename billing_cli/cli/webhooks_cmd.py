@@ -40,13 +40,20 @@ class LedgerStatus(StrEnum):
 
 
 def _engine(runtime: Runtime) -> WebhookEngine:
+    """The engine; with a Stripe key it reads a subscription to settle a same-second tie (through
+    a recording gateway: reading is all it may do)."""
     from billing_cli.services.webhooks import WebhookEngine
+    from billing_cli.services.webhooks.engine import lazy_fetch
 
     settings = runtime.settings()
+    fetch = (
+        lazy_fetch(lambda: runtime.gateway(dry_run=True)) if settings.stripe_secret_key else None
+    )
     return WebhookEngine(
         runtime.database(),
         live_mode=settings.stripe_live_mode,
         max_failed_attempts=settings.max_failed_attempts,
+        fetch=fetch,
     )
 
 
