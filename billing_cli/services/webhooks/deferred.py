@@ -47,6 +47,9 @@ def apply_parked(
       concurrently is either applied here or finds the link itself.
     - ``dry_run`` marks audit entries and changes as a dry run (the caller's transaction is
       rolled back anyway); ``collect_changes`` fills each outcome's before/after.
+    - The events are applied with Core statements: when any was applied, the session's ORM
+      objects are expired on return (everything was flushed before the first SAVEPOINT), so
+      the caller's ``TenantSubscription``/``Tenant`` objects reload what the events changed.
     - Idempotent: a second call finds nothing parked and returns an empty list.
 
     Returns the outcomes in the order applied (empty when nothing was parked).
@@ -54,4 +57,7 @@ def apply_parked(
     applier = EventApplier(
         max_failed_attempts=max_failed_attempts, collect_changes=collect_changes or dry_run
     )
-    return applier.apply_parked(session, customer_id, Run(source="deferred", dry_run=dry_run))
+    outcomes = applier.apply_parked(session, customer_id, Run(source="deferred", dry_run=dry_run))
+    if outcomes:
+        session.expire_all()
+    return outcomes

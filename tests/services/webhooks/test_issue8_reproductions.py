@@ -99,6 +99,28 @@ def test_parked_events_wait_for_a_link_made_by_a_command(
     assert link_then_apply_parked(db, slug="globex", customer_id="cus_globex") == []
 
 
+def test_apply_parked_leaves_the_callers_orm_row_current(
+    db: Database, globex: str, engine: WebhookEngine
+) -> None:
+    from billing_cli.models import TenantSubscription
+    from billing_cli.repository import subscriptions as subscriptions_repo
+    from billing_cli.repository import tenants as tenants_repo
+    from billing_cli.services.webhooks import deferred
+
+    created = sub_event(
+        "customer.subscription.created", T0, customer_id="cus_globex", subscription_id="sub_g"
+    )
+    assert engine.process(created, source="endpoint").status == "deferred"
+    with db.transaction() as session:
+        tenant = tenants_repo.get_by_slug(session=session, slug="globex")
+        assert tenant is not None and tenant.id is not None
+        row = TenantSubscription(tenant_id=tenant.id, stripe_customer_id="cus_globex")
+        subscriptions_repo.save(session=session, subscription=row)
+        applied = deferred.apply_parked(session, "cus_globex", max_failed_attempts=3)
+        assert [o.status for o in applied] == ["processed"]
+        assert (row.stripe_subscription_id, row.status) == ("sub_g", "active")
+
+
 def test_a_customer_update_after_its_deletion_still_syncs_the_tenant(
     db: Database, acme: Acme, engine: WebhookEngine
 ) -> None:
