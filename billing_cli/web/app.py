@@ -55,7 +55,13 @@ DEFAULT_CONCURRENCY = min(8, 2 * (os.cpu_count() or 1))
 logger = logging.getLogger("billing.webhooks")
 
 # Outcome status -> HTTP status. "failed" is 500 so that Stripe delivers the event again.
-_HTTP_STATUS = {"processed": 200, "ignored": 200, "skipped": 200, "failed": 500}
+_HTTP_STATUS = {
+    "processed": 200,
+    "ignored": 200,
+    "deferred": 200,  # parked in the ledger: applied once its customer is linked
+    "skipped": 200,
+    "failed": 500,
+}
 
 
 class _BodyTooLarge(Exception):
