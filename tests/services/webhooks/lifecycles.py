@@ -14,9 +14,13 @@ are parked. ``proofs`` (cycled per event) says which ``*.updated`` events carry
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from billing_cli.gateway import SubscriptionInfo
+from billing_cli.services.webhooks.payloads import read_subscription
+from billing_cli.timeparse import from_unix
 from tests import events as ev
 
 DAY = 86_400
@@ -181,3 +185,30 @@ def random_plan(rng: random.Random) -> Plan:
         email_change=rng.random() < 0.2,
         upcoming=rng.random() < 0.5,
     )
+
+
+def stripe_now(events: list[dict[str, Any]]) -> Callable[[str], SubscriptionInfo]:
+    """A fake ``Gateway.retrieve_subscription``: each subscription as of its last event."""
+    latest: dict[str, dict[str, Any]] = {}
+    for event in events:
+        if event["type"].startswith("customer.subscription."):
+            latest[event["data"]["object"]["id"]] = event["data"]["object"]
+
+    def fetch(subscription_id: str) -> SubscriptionInfo:
+        facts = read_subscription(latest[subscription_id])
+        return SubscriptionInfo(
+            id=facts.id,
+            customer_id=facts.customer_id or "",
+            status=facts.status,
+            price_id=facts.price_id,
+            item_id=None,
+            current_period_start=facts.period_start,
+            current_period_end=facts.period_end,
+            trial_end=facts.trial_end,
+            cancel_at_period_end=facts.cancel_at_period_end,
+            canceled_at=facts.canceled_at,
+            latest_invoice_id=None,
+            created=from_unix(facts.created),
+        )
+
+    return fetch

@@ -19,7 +19,7 @@ Two SQLite databases on a RAM disk, as in test_ordering; >= 1,000 examples each.
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,17 +27,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from billing_cli.gateway import SubscriptionInfo
 from billing_cli.models import TenantSubscription
 from billing_cli.repository import Database
 from billing_cli.repository import subscriptions as subscriptions_repo
 from billing_cli.repository import tenants as tenants_repo
 from billing_cli.services.webhooks import EventOutcome, WebhookEngine, deferred
-from billing_cli.services.webhooks.payloads import read_subscription
-from billing_cli.timeparse import from_unix
 from tests.events import Shape
 from tests.services.webhooks.conftest import PRICE_BASIC, PRICE_PRO, link_customer
-from tests.services.webhooks.lifecycles import Plan, lifecycle
+from tests.services.webhooks.lifecycles import Plan, lifecycle, stripe_now
 from tests.services.webhooks.test_ordering import (
     _RAM,
     _converging_state,
@@ -78,33 +75,6 @@ def link_then_apply_parked(
         row.stripe_customer_id = customer_id
         subscriptions_repo.save(session=session, subscription=row)
         return deferred.apply_parked(session, customer_id, max_failed_attempts=3)
-
-
-def stripe_now(events: list[dict[str, Any]]) -> Callable[[str], SubscriptionInfo]:
-    """A fake ``Gateway.retrieve_subscription``: each subscription as of its last event."""
-    latest: dict[str, dict[str, Any]] = {}
-    for event in events:
-        if event["type"].startswith("customer.subscription."):
-            latest[event["data"]["object"]["id"]] = event["data"]["object"]
-
-    def fetch(subscription_id: str) -> SubscriptionInfo:
-        facts = read_subscription(latest[subscription_id])
-        return SubscriptionInfo(
-            id=facts.id,
-            customer_id=facts.customer_id or "",
-            status=facts.status,
-            price_id=facts.price_id,
-            item_id=None,
-            current_period_start=facts.period_start,
-            current_period_end=facts.period_end,
-            trial_end=facts.trial_end,
-            cancel_at_period_end=facts.cancel_at_period_end,
-            canceled_at=facts.canceled_at,
-            latest_invoice_id=None,
-            created=from_unix(facts.created),
-        )
-
-    return fetch
 
 
 def _shuffled(data: st.DataObject, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
