@@ -27,7 +27,7 @@ SUBSCRIPTION_STATUSES = (
     "paused",
 )
 EVENT_SOURCES = ("endpoint", "replay", "file")
-EVENT_STATUSES = ("processed", "failed", "ignored", "skipped")
+EVENT_STATUSES = ("processed", "failed", "ignored", "skipped", "deferred")
 INTENT_STATUSES = ("pending", "succeeded", "failed", "unknown")
 OPEN_INTENT_STATUSES = ("pending", "unknown")
 
@@ -127,10 +127,18 @@ class TenantSubscription(SQLModel, table=True):
     subscription_event_key: str | None = Field(default=None, max_length=300)
     payment_event_key: str | None = Field(default=None, max_length=300)
     customer_event_key: str | None = Field(default=None, max_length=300)
+    # The customer ``customer.deleted`` removed from this row: a late, older event about it
+    # (e.g. its ``customer.updated``) still finds the tenant it belonged to.
+    deleted_customer_id: str | None = Field(default=None, max_length=255, index=True)
 
 
 class WebhookEvent(SQLModel, table=True):
-    """The ledger: one row per Stripe event id, with what processing it did."""
+    """The ledger: one row per Stripe event id, with what processing it did.
+
+    ``error`` holds why an event failed, was ignored or was deferred (or why its outcome needs a
+    refresh). ``customer_id`` is the Stripe customer a ``deferred`` event names: the event is
+    parked until a tenant is linked to that customer (billing_cli.services.webhooks.deferred).
+    """
 
     __tablename__ = "webhook_event"
     # Covering indexes for `billing stats` (billing_cli.repository.stats): its scans of a
@@ -155,6 +163,7 @@ class WebhookEvent(SQLModel, table=True):
     payload: dict[str, Any] | None = _json()
     # Engine time from receipt to the ledger row's outcome (commit excluded); `billing stats`.
     processing_ms: float | None = None
+    customer_id: str | None = Field(default=None, max_length=255, index=True)
 
 
 class AuditEntry(SQLModel, table=True):

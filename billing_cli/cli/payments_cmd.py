@@ -113,6 +113,7 @@ def attach(
         tenant_slug=tenant,
         payment_method=payment_method,
         make_default=default,
+        max_failed_attempts=runtime_of(ctx).settings().max_failed_attempts,
     )
     render.change(result, json_output=json_output)
 

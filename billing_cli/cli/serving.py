@@ -38,16 +38,25 @@ class EndpointFactory:
 
     def build(self, runtime: Runtime) -> Starlette:
         from billing_cli.services.webhooks import WebhookEngine
+        from billing_cli.services.webhooks.engine import lazy_fetch
         from billing_cli.web import create_app
         from billing_cli.web.delivery_log import install
 
         install(self.log_format)  # the delivery log, on stderr, in this process
 
         settings = runtime.settings()
+        # with a Stripe key, a same-second tie is settled by reading the subscription (through
+        # a recording gateway: reading is all the engine may do)
+        fetch = (
+            lazy_fetch(lambda: runtime.gateway(dry_run=True))
+            if settings.stripe_secret_key
+            else None
+        )
         engine = WebhookEngine(
             runtime.database(),
             live_mode=settings.stripe_live_mode,
             max_failed_attempts=settings.max_failed_attempts,
+            fetch=fetch,
         )
         return create_app(
             engine=engine,

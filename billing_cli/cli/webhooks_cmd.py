@@ -40,16 +40,24 @@ class LedgerStatus(StrEnum):
     failed = "failed"
     ignored = "ignored"
     skipped = "skipped"
+    deferred = "deferred"
 
 
 def _engine(runtime: Runtime) -> WebhookEngine:
+    """The engine; with a Stripe key it reads a subscription to settle a same-second tie (through
+    a recording gateway: reading is all it may do)."""
     from billing_cli.services.webhooks import WebhookEngine
+    from billing_cli.services.webhooks.engine import lazy_fetch
 
     settings = runtime.settings()
+    fetch = (
+        lazy_fetch(lambda: runtime.gateway(dry_run=True)) if settings.stripe_secret_key else None
+    )
     return WebhookEngine(
         runtime.database(),
         live_mode=settings.stripe_live_mode,
         max_failed_attempts=settings.max_failed_attempts,
+        fetch=fetch,
     )
 
 
@@ -68,7 +76,8 @@ def list_(
     limit: Annotated[int, typer.Option("--limit", min=1, help="At most this many.")] = 50,
     json_output: JsonOption = False,
 ) -> None:
-    """List the ledger's events, newest first."""
+    """List the ledger's events, newest first, with why one failed, was ignored or is deferred
+    (parked until a tenant is linked to its customer)."""
     from billing_cli.cli import render
     from billing_cli.services.webhooks import ledger
     from billing_cli.timeparse import parse_when
@@ -85,7 +94,7 @@ def list_(
         return
     render.table(
         "Webhook events",
-        ("created", "id", "type", "status", "attempts", "source", "error"),
+        ("created", "id", "type", "status", "attempts", "source", "reason / error"),
         (
             (e["created"], e["id"], e["type"], e["status"], e["attempts"], e["source"], e["error"])
             for e in rows
@@ -169,6 +178,7 @@ def replay(
             force=force,
             dry_run=dry_run,
             progress=progress,
+            stripe_key=bool(runtime.settings().stripe_secret_key),
         )
     _show_summary(summary, json_output=json_output)
 
@@ -231,6 +241,13 @@ def _show_summary(summary: ReplaySummary, *, json_output: bool) -> None:
                 render.note(
                     render.plain(f"failed: {outcome.event_id} ({outcome.type}): {outcome.reason}")
                 )
+        for outcome in summary.needs_refresh:
+            render.note(f"{outcome.event_id} ({outcome.type}): {outcome.reason}")
+        if summary.counts["deferred"]:
+            render.note(
+                f"{summary.counts['deferred']} event(s) deferred: their customer has no tenant "
+                "yet; they apply when one is linked (`billing webhooks list --status deferred`)"
+            )
     if summary.failed:
         raise typer.Exit(1)
 

@@ -16,10 +16,17 @@ On PostgreSQL the engine saves the claim's round trip: it holds the claim as a
 as a data-modifying CTE (:func:`claim_cte`, see :mod:`.webhook_rows`), one statement for both.
 That read raises :class:`ClaimTaken` when the claim inserted nothing; :func:`settle` runs a
 claim no read carried.
+
+Deferred events (status ``deferred``, see :mod:`billing_cli.services.webhooks.deferred`) are
+found again by the customer they name (:func:`parked`); :func:`lock_customer` serialises parking
+an event for a customer and linking that customer on PostgreSQL, and :func:`savepoint` lets one
+transaction apply several events, each undone alone if it fails.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,6 +52,14 @@ _LOCK = (
 )
 _CLAIM_CTES: dict[tuple[str, ...], sa.CTE] = {}
 _UPDATE = _TABLE.update().where(_TABLE.c.id == sa.bindparam("row_id"))
+_PARKED = (
+    sa.select(_TABLE.c.id, _TABLE.c.status, _TABLE.c.attempts, _TABLE.c.payload)
+    .where(_TABLE.c.customer_id == sa.bindparam("customer_id"), _TABLE.c.status == "deferred")
+    .order_by(_TABLE.c.created, _TABLE.c.stripe_event_id)
+    .with_for_update()
+)
+_PAYLOAD = sa.select(_TABLE.c.payload).where(_TABLE.c.stripe_event_id == sa.bindparam("event_id"))
+_CUSTOMER_LOCK = sa.text("SELECT pg_advisory_xact_lock(hashtextextended(:customer_id, 8))")
 
 
 @dataclass(frozen=True)
@@ -134,3 +149,56 @@ def update(*, session: Session, row_id: int, values: dict[str, Any]) -> None:
     """Set some columns of one ledger row."""
     # The SET clause follows the parameters' keys; the compiled form is cached per key set.
     session.connection().execute(_UPDATE, {**values, "row_id": row_id})
+
+
+@dataclass(frozen=True)
+class ParkedEvent:
+    """A ``deferred`` ledger row (locked) with the payload to apply."""
+
+    entry: LedgerEntry
+    payload: dict[str, Any]
+
+
+def parked(*, session: Session, customer_id: str) -> list[ParkedEvent]:
+    """The events parked for this customer, locked, oldest first."""
+    found = session.connection().execute(_PARKED, {"customer_id": customer_id}).all()
+    return [ParkedEvent(LedgerEntry(row[0], row[1], row[2]), row[3] or {}) for row in found]
+
+
+def payload_of(*, session: Session, event_id: str) -> dict[str, Any] | None:
+    """The stored payload of one event id, if the ledger has it."""
+    payload: dict[str, Any] | None = (
+        session.connection().execute(_PAYLOAD, {"event_id": event_id}).scalar()
+    )
+    return payload
+
+
+def lock_customer(*, session: Session, customer_id: str) -> bool:
+    """Serialise, until the transaction ends, parking events for a customer and linking it.
+
+    PostgreSQL: a transaction-scoped advisory lock on the customer id, so an event parked while
+    another transaction links its customer is either seen by that transaction's
+    :func:`parked` or sees the committed link itself. SQLite serialises writers already, and
+    this returns False there (True when a lock was taken).
+    """
+    connection = session.connection()
+    if connection.dialect.name != "postgresql":
+        return False
+    connection.execute(_CUSTOMER_LOCK, {"customer_id": customer_id})
+    return True
+
+
+@contextmanager
+def savepoint(*, session: Session) -> Iterator[None]:
+    """A SAVEPOINT in the session's transaction: an error inside undoes only this block.
+
+    On SQLite a SAVEPOINT issued outside a transaction *starts* one that its RELEASE commits, so
+    an explicit BEGIN opens the outer transaction first when none is open yet.
+    """
+    connection = session.connection()
+    if connection.dialect.name == "sqlite":
+        raw = connection.connection.dbapi_connection
+        if raw is not None and not getattr(raw, "in_transaction", True):
+            connection.exec_driver_sql("BEGIN")
+    with session.begin_nested():
+        yield

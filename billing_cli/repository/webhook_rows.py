@@ -65,6 +65,7 @@ class SubscriptionRecord:
     subscription_event_key: str | None = None
     payment_event_key: str | None = None
     customer_event_key: str | None = None
+    deleted_customer_id: str | None = None
 
     def values(self) -> dict[str, Any]:
         """Every column's value, keyed by column name."""
@@ -110,6 +111,12 @@ _BY_CUSTOMER = (
     .limit(1)
     .with_for_update()
 )
+_BY_DELETED_CUSTOMER = (
+    _JOINED.where(_ROWS.c.deleted_customer_id == sa.bindparam("value"))
+    .order_by(_ROWS.c.id)
+    .limit(1)
+    .with_for_update()
+)
 _BY_TENANT = _JOINED.where(_ROWS.c.tenant_id == sa.bindparam("value")).with_for_update()
 _TENANT_BY_SLUG = (
     sa.select(*_TENANT_COLUMNS).where(_TENANTS.c.slug == sa.bindparam("slug")).with_for_update()
@@ -124,7 +131,17 @@ _PLAN_FOR_PRICE = (
 )
 _INSERT_NOTIFICATION = _NOTIFICATIONS.insert()
 _MERGED: dict[tuple[str, tuple[str, ...]], sa.Select[Any]] = {}
-_READS = {"subscription": _BY_SUBSCRIPTION, "customer": _BY_CUSTOMER, "slug": _TENANT_BY_SLUG}
+_READS = {
+    "subscription": _BY_SUBSCRIPTION,
+    "customer": _BY_CUSTOMER,
+    "deleted_customer": _BY_DELETED_CUSTOMER,
+    "slug": _TENANT_BY_SLUG,
+}
+_UNSENT_NOTICES = sa.select(_NOTIFICATIONS.c.id, _NOTIFICATIONS.c.payload).where(
+    _NOTIFICATIONS.c.tenant_id == sa.bindparam("tenant_id"),
+    _NOTIFICATIONS.c.kind == sa.bindparam("kind"),
+    _NOTIFICATIONS.c.sent_at.is_(None),
+)
 
 Found = tuple[SubscriptionRecord, TenantRecord]
 
@@ -185,6 +202,14 @@ def lock_by_customer(
     return None if found is None else _split(found)
 
 
+def lock_by_deleted_customer(
+    *, session: Session, customer_id: str, claim: PendingClaim | None = None
+) -> Found | None:
+    """The row whose customer ``customer.deleted`` removed, and its tenant, both locked."""
+    found = _read(session, "deleted_customer", {"value": customer_id}, claim)
+    return None if found is None else _split(found)
+
+
 def lock_by_tenant_slug(
     *, session: Session, slug: str, claim: PendingClaim | None = None
 ) -> tuple[SubscriptionRecord | None, TenantRecord] | None:
@@ -242,3 +267,19 @@ def add_notification(
         _INSERT_NOTIFICATION,
         {"tenant_id": tenant_id, "kind": kind, "payload": payload, "created_at": created_at},
     )
+
+
+def withdraw_notifications(
+    *, session: Session, tenant_id: int, kind: str, subscription_id: str
+) -> int:
+    """Delete the tenant's unsent notifications of ``kind`` about one subscription; how many.
+
+    Sent ones stay: they are facts. The payload names the subscription (JSON on both backends,
+    so the match is made here; a tenant has a handful of unsent notifications at most).
+    """
+    connection = session.connection()
+    found = connection.execute(_UNSENT_NOTICES, {"tenant_id": tenant_id, "kind": kind}).all()
+    ids = [row[0] for row in found if (row[1] or {}).get("subscription") == subscription_id]
+    if ids:
+        connection.execute(_NOTIFICATIONS.delete().where(_NOTIFICATIONS.c.id.in_(ids)))
+    return len(ids)

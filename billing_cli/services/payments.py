@@ -30,6 +30,7 @@ from billing_cli.services.stripe_ops import (
     planned_writes,
     stripe_row,
 )
+from billing_cli.services.webhooks.deferred import apply_parked
 
 MAX_DESCRIPTION = 500
 
@@ -179,6 +180,7 @@ def attach_method(
     tenant_slug: str,
     payment_method: str,
     make_default: bool,
+    max_failed_attempts: int = 3,
 ) -> Change:
     """Attach a payment method (creating the customer on first need), optionally as default."""
     if not payment_method.startswith("pm_"):
@@ -213,7 +215,7 @@ def attach_method(
         raise
     after = {"payment_method": method_id, "default": make_default, "customer": customer_id}
     with db.transaction(dry_run=invocation.dry_run) as session:
-        _link_customer(session, tenant_slug, customer_id)
+        _link_customer(session, tenant_slug, customer_id, max_failed_attempts, invocation.dry_run)
         audit.record(
             session,
             invocation=invocation,
@@ -258,9 +260,13 @@ def _attach_only(
     return attached
 
 
-def _link_customer(session: Session, tenant_slug: str, customer_id: str) -> None:
+def _link_customer(
+    session: Session, tenant_slug: str, customer_id: str, max_failed_attempts: int, dry_run: bool
+) -> None:
+    """Store the tenant's customer; events parked for that customer apply now."""
     tenant = tenant_rules.require_tenant(session, tenant_slug, for_update=True)
     row = stripe_row(session, tenant)
     if row.stripe_customer_id != customer_id:
         row.stripe_customer_id = customer_id
         subscriptions_repo.save(session=session, subscription=row)
+        apply_parked(session, customer_id, max_failed_attempts=max_failed_attempts, dry_run=dry_run)

@@ -34,6 +34,7 @@ from billing_cli.services.subscriptions import (
     subscription_row_view,
 )
 from billing_cli.services.webhooks import policy
+from billing_cli.services.webhooks.deferred import apply_parked
 
 
 @dataclass(frozen=True)
@@ -148,6 +149,14 @@ def apply_from_stripe(
         apply_subscription(session, row, stripe.chosen)
     if row.stripe_customer_id and state.customer_gone(row.stripe_customer_id):
         _forget_customer(session, row)
+    if row.stripe_customer_id:  # events parked for this customer apply now that it is linked
+        subscriptions_repo.save(session=session, subscription=row)
+        apply_parked(
+            session,
+            row.stripe_customer_id,
+            max_failed_attempts=max_failed_attempts,
+            dry_run=invocation.dry_run,
+        )
     if row.status is not None:
         follow_billing_policy(
             session, tenant, row, invocation=invocation, max_failed_attempts=max_failed_attempts

@@ -47,6 +47,7 @@ from billing_cli.services.stripe_ops import (
 )
 from billing_cli.services.views import subscription_view
 from billing_cli.services.webhooks import policy
+from billing_cli.services.webhooks.deferred import apply_parked
 
 ENDED_STATUSES = frozenset({"canceled", "incomplete_expired"})
 PRORATION_BEHAVIORS: tuple[ProrationBehavior, ...] = ("create_prorations", "none", "always_invoice")
@@ -617,6 +618,13 @@ def _apply(
         if customer_id:
             row.stripe_customer_id = customer_id
         apply_subscription(session, row, info)
+        if customer_id:  # events that arrived before this link apply now, in order
+            apply_parked(
+                session,
+                customer_id,
+                max_failed_attempts=max_failed_attempts,
+                dry_run=invocation.dry_run,
+            )
         effect = follow_billing_policy(
             session, tenant, row, invocation=invocation, max_failed_attempts=max_failed_attempts
         )

@@ -2,8 +2,11 @@
 
 A suspension records who made it. ``manual`` suspensions (made by a person with this CLI) are only
 ever lifted by a person; ``billing`` suspensions (made by payment events) are lifted by a
-successful payment too. :func:`suspend` and :func:`reactivate` are shared with the webhook engine
-so both paths obey the same rule and write the same audit entry and notification.
+successful payment too. A person who suspends a tenant billing already suspended turns it into
+a manual hold (``suspended_by=manual``, their reason, an audit entry): otherwise the next paid
+invoice would let back in a tenant support meant to keep out. :func:`suspend` and
+:func:`reactivate` are shared with the webhook engine so both paths obey the same rule and write
+the same audit entry and notification.
 """
 
 from __future__ import annotations
@@ -127,7 +130,8 @@ def show_tenant(db: Database, *, slug: str, audit_limit: int = 10) -> TenantDeta
 
 
 def suspend_tenant(db: Database, *, invocation: Invocation, slug: str, reason: str) -> Change:
-    """A person suspends a tenant (``suspended_by=manual``); a no-op when already suspended."""
+    """A person suspends a tenant (``suspended_by=manual``): a billing suspension becomes a
+    manual hold; a no-op when a person already suspended it."""
     if not reason.strip():
         raise UsageError("--reason must not be empty")
     check_plain(
@@ -151,6 +155,8 @@ def suspend(
     """Suspend ``tenant`` inside the caller's transaction; audit it and notify the tenant."""
     target = f"tenant:{tenant.slug}"
     before = tenant_view(tenant)
+    if tenant.status == "suspended" and by == "manual" and tenant.suspended_by == "billing":
+        return _hold(session, tenant, reason=reason, invocation=invocation)
     if tenant.status == "suspended":
         return Change(
             target=target,
@@ -189,6 +195,36 @@ def suspend(
     )
 
 
+def _hold(session: Session, tenant: Tenant, *, reason: str, invocation: Invocation) -> Change:
+    """Turn a billing suspension into a manual hold that billing events never lift."""
+    target = f"tenant:{tenant.slug}"
+    before = tenant_view(tenant)
+    tenant.suspension_reason = reason
+    tenant.suspended_by = "manual"
+    session.add(tenant)
+    after = tenant_view(tenant)
+    audit.record(
+        session,
+        invocation=invocation,
+        target=target,
+        tenant_slug=tenant.slug,
+        outcome="manual hold over a billing suspension",
+        before=before,
+        after=after,
+    )
+    verb = "would hold" if invocation.dry_run else "held"
+    return Change(
+        target=target,
+        action="suspend",
+        before=before,
+        after=after,
+        dry_run=invocation.dry_run,
+        message=f"{verb} tenant {tenant.slug} by hand: {reason} (it was suspended by billing: "
+        f"{before['suspension_reason']}); billing events no longer lift it, only "
+        "`billing tenants reactivate` does",
+    )
+
+
 def reactivate(session: Session, tenant: Tenant, *, invocation: Invocation) -> Change:
     """Lift ``tenant``'s suspension inside the caller's transaction; audit and notify."""
     target = f"tenant:{tenant.slug}"
@@ -220,13 +256,16 @@ def reactivate(session: Session, tenant: Tenant, *, invocation: Invocation) -> C
         after=after,
     )
     verb = "would reactivate" if invocation.dry_run else "reactivated"
+    lifted = ""
+    if before["suspended_by"] == "manual":
+        lifted = f" (lifted the manual hold: {before['suspension_reason']})"
     return Change(
         target=target,
         action="reactivate",
         before=before,
         after=after,
         dry_run=invocation.dry_run,
-        message=f"{verb} tenant {tenant.slug}",
+        message=f"{verb} tenant {tenant.slug}{lifted}",
     )
 
 

@@ -70,7 +70,13 @@ HEALTH_TIMEOUT_SECONDS = 2.0
 REJECTION_FLUSH_SECONDS = 1.0
 
 # Outcome status -> HTTP status. "failed" is 500 so that Stripe delivers the event again.
-_HTTP_STATUS = {"processed": 200, "ignored": 200, "skipped": 200, "failed": 500}
+_HTTP_STATUS = {
+    "processed": 200,
+    "ignored": 200,
+    "deferred": 200,  # parked in the ledger: applied once its customer is linked
+    "skipped": 200,
+    "failed": 500,
+}
 
 
 class _BodyTooLarge(Exception):

@@ -161,3 +161,28 @@ def test_missing_env_file(billing: Billing) -> None:
     result = billing("--env-file", "nope.env", "config")
     assert result.exit_code == 1
     assert result.stderr == "Error: env file nope.env does not exist\n"
+
+
+def test_a_manual_hold_over_a_billing_suspension_is_said_and_lifted(
+    billing: Billing, db_env: Database
+) -> None:
+    from billing_cli.models import Invocation
+    from billing_cli.services import tenants
+
+    billing("tenants", "add", "acme", "--name", "Acme", "--email", "a@acme.test")
+    with db_env.transaction() as session:  # as the webhook engine suspends for billing
+        tenant = tenants.require_tenant(session, "acme", for_update=True)
+        tenants.suspend(
+            session,
+            tenant,
+            reason="billing: subscription canceled",
+            by="billing",
+            invocation=Invocation(operator="webhook:evt_1", command="webhook"),
+        )
+    held = billing("tenants", "suspend", "acme", "--reason", "chargeback")
+    assert held.exit_code == 0, held.stderr
+    assert "held tenant acme by hand: chargeback" in held.stdout
+    tenant = billing.json("tenants", "show", "acme")["tenant"]
+    assert (tenant["suspended_by"], tenant["suspension_reason"]) == ("manual", "chargeback")
+    back = billing("tenants", "reactivate", "acme")
+    assert "reactivated tenant acme (lifted the manual hold: chargeback)" in back.stdout

@@ -62,7 +62,13 @@ def test_replay_from_a_file_needs_no_stripe_and_prints_a_summary(
     tenant = billing.json("tenants", "show", "acme")["tenant"]
     assert (tenant["status"], tenant["suspended_by"]) == ("suspended", "billing")
     again = billing.json("webhooks", "replay", "--from-file", path)
-    assert again["counts"] == {"processed": 0, "skipped": 5, "ignored": 0, "failed": 0}
+    assert again["counts"] == {
+        "processed": 0,
+        "skipped": 5,
+        "ignored": 0,
+        "deferred": 0,
+        "failed": 0,
+    }
 
 
 def test_replay_json_is_pure_and_dry_run_writes_nothing(
@@ -156,3 +162,27 @@ def test_show_an_unknown_event(billing: Billing, acme: Database) -> None:
         result.stderr
         == "Error: no event 'evt_nope' in the ledger; `billing webhooks list` shows them\n"
     )
+
+
+def test_deferred_events_and_ignore_reasons_are_listed_and_shown(
+    billing: Billing, acme: Database, tmp_path: Path
+) -> None:
+    stranger = ev.invoice_event(
+        "invoice.paid",
+        created=T0,
+        subscription_id="sub_unknown",
+        customer_id="cus_unknown",
+        attempt_count=1,
+        paid=True,
+    )
+    unhandled = ev.event("price.created", {"id": "price_x", "object": "price"}, created=T0 + 1)
+    result = billing("webhooks", "replay", "--from-file", _file(tmp_path, [stranger, unhandled]))
+    assert result.exit_code == 0, result.stderr
+    assert "1 event(s) deferred" in result.stderr
+    parked = billing.json("webhooks", "list", "--status", "deferred")
+    assert [e["id"] for e in parked] == [stranger["id"]]
+    assert "parked until a tenant is linked to customer cus_unknown" in parked[0]["error"]
+    table = billing("webhooks", "list", "--status", "ignored")
+    assert unhandled["id"] in table.stdout and "unhandled event type price.created" in table.stdout
+    shown = billing("webhooks", "show", unhandled["id"])
+    assert "unhandled event type price.created" in shown.stdout

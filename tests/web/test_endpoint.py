@@ -134,6 +134,28 @@ def test_an_unknown_event_type_is_answered_200_and_recorded_as_ignored(
     assert [(r["stripe_event_id"], r["status"]) for r in ledger(db)] == [("evt_unknown", "ignored")]
 
 
+def test_an_event_for_an_unlinked_customer_is_answered_200_and_parked(
+    url: str, db: Database
+) -> None:
+    """Parked is durable: Stripe must not retry it (a 500 would make it retry for days)."""
+    event = events.invoice_event(
+        "invoice.paid",
+        event_id="evt_parked",
+        subscription_id="sub_nobody",
+        customer_id="cus_nobody",
+        attempt_count=1,
+        paid=True,
+    )
+
+    response = deliver(url, event)
+
+    assert (response.status_code, reply(response)) == (
+        200,
+        {"status": "deferred", "event": "evt_parked"},
+    )
+    assert [(r["stripe_event_id"], r["status"]) for r in ledger(db)] == [("evt_parked", "deferred")]
+
+
 def test_a_duplicate_is_answered_200_skipped_and_recorded_once(url: str, db: Database) -> None:
     event = created_event(event_id="evt_twice")
     first = deliver(url, event)

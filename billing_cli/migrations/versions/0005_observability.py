@@ -5,7 +5,7 @@ API errors, and the delivery state of the notification outbox (issue 10).
 and error class), upserted, so their size is bounded by time, not by traffic.
 
 Revision ID: 0005
-Revises: 0003
+Revises: 0004
 Create Date: 2026-12-01 15:00:00
 """
 
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0005"
-down_revision = "0003"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 

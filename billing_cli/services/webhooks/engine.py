@@ -26,7 +26,20 @@
   row is written ``failed`` with the error and ``attempts + 1``. A later ``process`` of the same
   id (Stripe's retry, a replay, ``retry-failed``) applies it again.
 - ``dry_run`` runs the very same path and rolls everything back; ``changes`` says what would
-  have changed.
+  have changed. :meth:`WebhookEngine.preview` does so for a whole batch in *one* transaction
+  rolled back at the end, each event in a SAVEPOINT, so every event sees what the earlier ones
+  of the batch did: a duplicate previews ``skipped`` and a failed-then-paid pair previews the
+  suspension and the reactivation, exactly as the real replay would.
+- An event naming a customer no tenant has yet is recorded ``deferred`` (parked) with that
+  customer; when an event links a tenant to a customer, that customer's parked events are
+  applied in the same transaction (:class:`.applier.EventApplier`, :mod:`.deferred`).
+- A same-second tie only Stripe can settle (:mod:`.ties`) makes the handler raise
+  ``NeedsTruth``: the transaction is rolled back, the subscription is read through ``fetch``
+  (``Gateway.retrieve_subscription``) with *no* transaction open, and the event is applied
+  again with Stripe's answer (at most :data:`MAX_STRIPE_READS` reads per event). Without
+  ``fetch`` (a file replay with no Stripe key) the outcome says the subscription needs a
+  refresh. A failed read records the event ``failed`` so that Stripe's retry (or
+  ``retry-failed``) settles it later.
 
 Handlers are idempotent and order-independent (see :mod:`.policy`), which is what makes
 ``force`` and retries safe. The hot path runs Core statements from
@@ -43,51 +56,35 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from sqlmodel import Session
 
 from billing_cli.errors import WebhookError
-from billing_cli.models import EVENT_SOURCES, Change, Invocation, utcnow
+from billing_cli.gateway import Gateway, SubscriptionInfo
+from billing_cli.models import EVENT_SOURCES
 from billing_cli.repository import Database
 from billing_cli.repository import ledger as ledger_repo
-from billing_cli.services.webhooks.handlers import HANDLERS, Context, HandlerResult
+from billing_cli.services.webhooks.applier import (
+    ClaimFirst,
+    EventApplier,
+    EventOutcome,
+    LedgerConflict,
+    Run,
+    one_line,
+)
 from billing_cli.services.webhooks.payloads import ParsedEvent, parse_event
+from billing_cli.services.webhooks.ties import NeedsTruth
 
 log = logging.getLogger("billing.webhooks")
 
-_DONE = ("processed", "ignored")
-_MAX_ERROR_LENGTH = 2000
+MAX_STRIPE_READS = 3
+Fetch = Callable[[str], SubscriptionInfo]
+"""Reads one subscription from Stripe (``Gateway.retrieve_subscription``)."""
+Progress = Callable[[int, int, EventOutcome], None]
 
-
-@dataclass(frozen=True)
-class EventOutcome:
-    """What processing one event did (or, under dry run, would do)."""
-
-    event_id: str
-    type: str
-    status: str  # "processed" | "ignored" | "skipped" | "failed"
-    reason: str = ""
-    changes: tuple[Change, ...] = ()
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.event_id,
-            "type": self.type,
-            "status": self.status,
-            "reason": self.reason,
-            "changes": [change.to_dict() for change in self.changes],
-        }
-
-
-class LedgerConflict(Exception):
-    """The event id is recorded, yet its row could not be read (it is being written)."""
-
-
-class _ClaimFirst(Exception):
-    """A deferred claim cannot stand: roll back and apply the event again, claiming first."""
+__all__ = ["EventOutcome", "Fetch", "LedgerConflict", "WebhookEngine", "lazy_fetch"]
 
 
 class WebhookEngine:
@@ -95,7 +92,8 @@ class WebhookEngine:
 
     ``collect_changes`` makes every outcome carry the before/after views of what it changed (a
     dry run always does): replays show them, the endpoint does not need them and leaves them out
-    (the default). :meth:`for_replay` gives the replay configuration.
+    (the default). :meth:`for_replay` gives the replay configuration. ``fetch`` reads a
+    subscription from Stripe to settle a same-second tie; None where no Stripe key is known.
     """
 
     def __init__(
@@ -105,19 +103,26 @@ class WebhookEngine:
         live_mode: bool,
         max_failed_attempts: int,
         collect_changes: bool = False,
+        fetch: Fetch | None = None,
     ) -> None:
         self.db = db
         self.live_mode = live_mode
         self.max_failed_attempts = max_failed_attempts
         self.collect_changes = collect_changes
+        self.fetch = fetch
+        self._applier = EventApplier(
+            max_failed_attempts=max_failed_attempts, collect_changes=collect_changes
+        )
 
-    def for_replay(self) -> WebhookEngine:
-        """The same engine as a replay runs it: outcomes carry their changes."""
+    def for_replay(self, *, fetch: Fetch | None = None) -> WebhookEngine:
+        """The same engine as a replay runs it: outcomes carry their changes; ``fetch`` (if
+        given) replaces this engine's way of reading Stripe."""
         return WebhookEngine(
             self.db,
             live_mode=self.live_mode,
             max_failed_attempts=self.max_failed_attempts,
             collect_changes=True,
+            fetch=fetch or self.fetch,
         )
 
     def check(self, event: object) -> ParsedEvent:
@@ -141,210 +146,146 @@ class WebhookEngine:
         dry_run: bool = False,
     ) -> EventOutcome:
         """Apply one event at most once; see the module docstring for the guarantees."""
-        if source not in EVENT_SOURCES:
-            raise ValueError(f"source must be one of {EVENT_SOURCES}, not {source!r}")
+        _check_source(source)
         started = time.perf_counter()  # for the ledger row's processing_ms
         parsed = self.check(event)
-        try:
-            return self._apply(parsed, source=source, force=force, dry_run=dry_run, started=started)
-        except LedgerConflict:
-            return EventOutcome(
-                parsed.id, parsed.type, "skipped", "recorded at the same time by another delivery"
-            )
-        except Exception as error:  # a handler error must not escape: record it as failed
-            message = _one_line(error)
-            log.warning("event %s (%s) failed: %s", parsed.id, parsed.type, message)
-            try:
-                return self._record_failure(
-                    parsed,
-                    source=source,
-                    message=message,
-                    force=force,
-                    dry_run=dry_run,
-                    started=started,
-                )
-            except LedgerConflict:
-                return EventOutcome(parsed.id, parsed.type, "skipped", "recorded meanwhile")
-
-    def _apply(
-        self, parsed: ParsedEvent, *, source: str, force: bool, dry_run: bool, started: float
-    ) -> EventOutcome:
-        try:
-            return self._apply_once(
-                parsed,
+        truths: dict[str, SubscriptionInfo] = {}
+        while True:
+            run = Run(
                 source=source,
                 force=force,
                 dry_run=dry_run,
-                defer_claim=True,
+                truths=dict(truths),
+                can_fetch=self.fetch is not None and len(truths) < MAX_STRIPE_READS,
                 started=started,
             )
-        except _ClaimFirst:
+            try:
+                return self._apply(parsed, run)
+            except NeedsTruth as need:  # rolled back: read Stripe with no transaction open
+                try:
+                    truths[need.subscription_id] = self._read_stripe(need.subscription_id)
+                except Exception as error:
+                    message = (
+                        f"could not read subscription {need.subscription_id} from Stripe to "
+                        f"settle a same-second tie: {one_line(error)}"
+                    )
+                    return self._failed(parsed, run, message)
+            except LedgerConflict:
+                return EventOutcome(
+                    parsed.id,
+                    parsed.type,
+                    "skipped",
+                    "recorded at the same time by another delivery",
+                )
+            except Exception as error:  # a handler error must not escape: record it as failed
+                return self._failed(parsed, run, one_line(error))
+
+    def preview(
+        self,
+        events: Sequence[Mapping[str, Any]],
+        *,
+        source: str,
+        force: bool = False,
+        progress: Progress | None = None,
+    ) -> list[EventOutcome]:
+        """Dry-run a batch cumulatively: one transaction, rolled back at the end.
+
+        Each event runs in a SAVEPOINT after the ones before it, so its outcome (``skipped``
+        for a duplicate included) and its before/after are the real replay's. Ties that need
+        Stripe are collected on a first pass; if there are any, the subscriptions are read
+        with no transaction open and the batch is previewed again with the answers.
+        """
+        _check_source(source)
+        parsed = [self.check(event) for event in events]
+        truths: dict[str, SubscriptionInfo] = {}
+        while True:
+            wanted: set[str] = set()
+            outcomes = self._preview_pass(parsed, source, force, truths, wanted, progress)
+            wanted -= set(truths)
+            if not wanted or self.fetch is None or len(truths) >= MAX_STRIPE_READS * len(events):
+                return outcomes
+            for subscription_id in sorted(wanted):
+                truths[subscription_id] = self._read_stripe(subscription_id)
+
+    def _preview_pass(
+        self,
+        events: Sequence[ParsedEvent],
+        source: str,
+        force: bool,
+        truths: dict[str, SubscriptionInfo],
+        wanted: set[str],
+        progress: Progress | None,
+    ) -> list[EventOutcome]:
+        outcomes = []
+        with self.db.transaction(dry_run=True) as session:
+            for number, parsed in enumerate(events, start=1):
+                run = Run(
+                    source=source,
+                    force=force,
+                    dry_run=True,
+                    truths=truths,
+                    can_fetch=self.fetch is not None,
+                )
+                try:
+                    outcome = self._preview_one(session, parsed, run)
+                except NeedsTruth as need:
+                    wanted.add(need.subscription_id)
+                    no_fetch = Run(source=source, force=force, dry_run=True, truths=truths)
+                    outcome = self._preview_one(session, parsed, no_fetch)
+                outcomes.append(outcome)
+                if progress is not None:
+                    progress(number, len(events), outcome)
+        return outcomes
+
+    def _preview_one(self, session: Session, parsed: ParsedEvent, run: Run) -> EventOutcome:
+        try:
+            with ledger_repo.savepoint(session=session):
+                return self._applier.apply_new(session, parsed, run, defer_claim=False)
+        except (NeedsTruth, LedgerConflict):
+            raise
+        except Exception as error:  # as the real run: recorded failed, the batch goes on
+            return self._applier.record_failure(session, parsed, run, one_line(error))
+
+    def _apply(self, parsed: ParsedEvent, run: Run) -> EventOutcome:
+        try:
+            return self._apply_once(parsed, run, defer_claim=True)
+        except ClaimFirst:
             # the deferred claim met a recorded id that must be applied again (failed, or
             # force), or it was run after a handler: start over, claiming first
-            return self._apply_once(
-                parsed,
-                source=source,
-                force=force,
-                dry_run=dry_run,
-                defer_claim=False,
-                started=started,
-            )
+            return self._apply_once(parsed, run, defer_claim=False)
 
-    def _apply_once(
-        self,
-        parsed: ParsedEvent,
-        *,
-        source: str,
-        force: bool,
-        dry_run: bool,
-        defer_claim: bool,
-        started: float,
-    ) -> EventOutcome:
-        with self.db.transaction(dry_run=dry_run) as session:
-            now = utcnow()
-            values = _ledger_values(parsed, source=source, status="processed", now=now)
-            values["processed_at"] = now
-            pending = None
-            entry: ledger_repo.LedgerEntry | None = None
-            if defer_claim and ledger_repo.defers_claims(session=session):
-                # PostgreSQL: the handler's first locked read carries the claim
-                pending = ledger_repo.PendingClaim(values)
-                new_id = None
-            else:
-                new_id = ledger_repo.claim(session=session, values=values)
-                if new_id is None:
-                    recorded = self._recorded(parsed, session=session, force=force)
-                    if isinstance(recorded, EventOutcome):
-                        return recorded
-                    entry = recorded
-            context = Context(
-                session=session,
-                event=parsed,
-                invocation=Invocation(
-                    operator=f"webhook:{parsed.id}",
-                    command=f"webhook {parsed.type}",
-                    arguments={"source": source, "force": force},
-                    dry_run=dry_run,
-                ),
-                max_failed_attempts=self.max_failed_attempts,
-                collect_changes=self.collect_changes or dry_run,
-                claim=pending,
-            )
-            handler = HANDLERS.get(parsed.type)
-            try:
-                if handler is None:
-                    result = HandlerResult("ignored", f"unhandled event type {parsed.type}")
-                else:
-                    result = handler(context)
-            except ledger_repo.ClaimTaken:
-                # raised by the handler's first read, before it changed anything
-                recorded = self._recorded(parsed, session=session, force=force)
-                if isinstance(recorded, EventOutcome):
-                    return recorded
-                raise _ClaimFirst from None
-            session.flush()  # ORM writes (audit, suspension) now: their errors are handler errors
-            if pending is not None:
-                new_id = ledger_repo.settle(session=session, pending=pending)
-                if new_id is None:  # recorded meanwhile; the handler's work must not count
-                    raise _ClaimFirst
-            if entry is None:
-                assert new_id is not None
-                ledger_repo.update(
-                    session=session,
-                    row_id=new_id,
-                    values={"status": result.status, "processing_ms": _ms_since(started)},
-                )
-            else:
-                ledger_repo.update(
-                    session=session,
-                    row_id=entry.id,
-                    values={
-                        "status": result.status,
-                        "attempts": entry.attempts + 1,
-                        "error": None,
-                        "processed_at": now,
-                        "payload": parsed.payload,
-                        "api_version": parsed.api_version,
-                        "processing_ms": _ms_since(started),
-                    },
-                )
-            log.info("event %s (%s) %s %s", parsed.id, parsed.type, result.status, result.reason)
-            return EventOutcome(
-                parsed.id, parsed.type, result.status, result.reason, tuple(context.changes)
-            )
+    def _apply_once(self, parsed: ParsedEvent, run: Run, *, defer_claim: bool) -> EventOutcome:
+        with self.db.transaction(dry_run=run.dry_run) as session:
+            return self._applier.apply_new(session, parsed, run, defer_claim=defer_claim)
 
-    @staticmethod
-    def _recorded(
-        parsed: ParsedEvent, *, session: Session, force: bool
-    ) -> ledger_repo.LedgerEntry | EventOutcome:
-        """The event id's recorded ledger row, locked, or the outcome "skipped" if it is done."""
-        entry = ledger_repo.lock(session=session, event_id=parsed.id)
-        if entry is None:
-            raise LedgerConflict(parsed.id)
-        if entry.status in _DONE and not force:
-            return EventOutcome(parsed.id, parsed.type, "skipped", f"already {entry.status}")
-        return entry
+    def _read_stripe(self, subscription_id: str) -> SubscriptionInfo:
+        assert self.fetch is not None
+        log.info("reading subscription %s from Stripe to settle a tie", subscription_id)
+        return self.fetch(subscription_id)
 
-    def _record_failure(
-        self,
-        parsed: ParsedEvent,
-        *,
-        source: str,
-        message: str,
-        force: bool,
-        dry_run: bool,
-        started: float,
-    ) -> EventOutcome:
-        failed = EventOutcome(parsed.id, parsed.type, "failed", message)
-        if dry_run:
-            return failed
-        with self.db.transaction() as session:
-            values = _ledger_values(parsed, source=source, status="failed", now=utcnow())
-            values["error"] = message
-            values["processing_ms"] = _ms_since(started)
-            if ledger_repo.claim(session=session, values=values) is not None:
-                return failed
-            entry = ledger_repo.lock(session=session, event_id=parsed.id)
-            if entry is None:
-                raise LedgerConflict(parsed.id)
-            if entry.status in _DONE and not force:
-                return EventOutcome(parsed.id, parsed.type, "skipped", f"already {entry.status}")
-            ledger_repo.update(
-                session=session,
-                row_id=entry.id,
-                values={
-                    "status": "failed",
-                    "attempts": entry.attempts + 1,
-                    "error": message,
-                    "payload": parsed.payload,
-                    "processing_ms": values["processing_ms"],
-                },
-            )
-        return failed
+    def _failed(self, parsed: ParsedEvent, run: Run, message: str) -> EventOutcome:
+        log.warning("event %s (%s) failed: %s", parsed.id, parsed.type, message)
+        if run.dry_run:
+            return EventOutcome(parsed.id, parsed.type, "failed", message)
+        try:
+            with self.db.transaction() as session:
+                return self._applier.record_failure(session, parsed, run, message)
+        except LedgerConflict:
+            return EventOutcome(parsed.id, parsed.type, "skipped", "recorded meanwhile")
 
 
-def _ledger_values(parsed: ParsedEvent, *, source: str, status: str, now: Any) -> dict[str, Any]:
-    return {
-        "stripe_event_id": parsed.id,
-        "type": parsed.type,
-        "created": parsed.created,
-        "api_version": parsed.api_version,
-        "livemode": parsed.livemode,
-        "source": source,
-        "status": status,
-        "attempts": 1,
-        "error": None,
-        "received_at": now,
-        "processed_at": None,
-        "payload": parsed.payload,
-    }
+def lazy_fetch(gateway: Callable[[], Gateway]) -> Fetch:
+    """Read subscriptions through a gateway built on first use (most replays have no tie)."""
+    built: list[Gateway] = []
+
+    def fetch(subscription_id: str) -> SubscriptionInfo:
+        if not built:
+            built.append(gateway())
+        return built[0].retrieve_subscription(subscription_id)
+
+    return fetch
 
 
-def _ms_since(started: float) -> float:
-    return round((time.perf_counter() - started) * 1000, 3)
-
-
-def _one_line(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    message = f"{type(error).__name__}: {text[0]}" if text else type(error).__name__
-    return message[:_MAX_ERROR_LENGTH]
+def _check_source(source: str) -> None:
+    if source not in EVENT_SOURCES:
+        raise ValueError(f"source must be one of {EVENT_SOURCES}, not {source!r}")

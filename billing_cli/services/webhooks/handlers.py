@@ -21,6 +21,18 @@ locked read of :func:`resolve` carries it (one round trip for both); that read r
 before any other database work, and a handler that returns before resolving changes nothing
 (the engine then runs the claim itself).
 
+An event that names a customer no tenant has (and no tenant slug that finds one) is *parked*:
+the handler answers ``deferred`` with the customer id, the engine records it so, and applies it
+when a tenant gets linked to that customer (:mod:`.deferred`). A handler that links a tenant to
+a customer (a row gets a ``stripe_customer_id`` it did not have) lists it in ``Context.linked``
+for the engine to apply that customer's parked events in the same transaction.
+
+A same-second tie between two snapshots of one subscription is settled by :mod:`.ties`.
+A trial-ending notice is owed only while its subscription is not canceled, in every delivery
+order: ``trial_will_end`` notifies only if, once applied, the row's snapshot is that
+subscription and not canceled, and any news of the subscription's cancellation withdraws its
+unsent notices (so delivered before or after the deletion, none is left to send).
+
 An invoice of a subscription other than the row's current one is not dropped: it goes into the
 payment register tagged with its subscription and counts once (and only while) that
 subscription is the snapshot's (see :mod:`.policy`). ``customer.updated`` syncs the tenant's
@@ -37,15 +49,18 @@ from typing import Any
 
 from sqlmodel import Session
 
+from billing_cli.gateway import SubscriptionInfo
 from billing_cli.models import Change, Invocation, Tenant, utcnow
+from billing_cli.repository import ledger as ledger_repo
 from billing_cli.repository import webhook_rows as rows_repo
 from billing_cli.repository.ledger import PendingClaim
 from billing_cli.repository.webhook_rows import SubscriptionRecord, TenantRecord
 from billing_cli.services import audit, tenants
 from billing_cli.services.views import tenant_view
-from billing_cli.services.webhooks import policy
+from billing_cli.services.webhooks import policy, ties
 from billing_cli.services.webhooks.payloads import (
     ParsedEvent,
+    SubscriptionFacts,
     read_customer,
     read_invoice,
     read_subscription,
@@ -82,14 +97,20 @@ class Context:
     max_failed_attempts: int
     collect_changes: bool = True
     claim: PendingClaim | None = None  # the engine's claim, carried by the first locked read
+    truths: Mapping[str, SubscriptionInfo] = field(default_factory=dict)  # read from Stripe
+    can_fetch: bool = False  # a tie may ask the engine to read Stripe (ties.NeedsTruth)
     changes: list[Change] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    linked: list[str] = field(default_factory=list)  # customers this event linked to a tenant
+    needs_refresh: bool = False
 
 
 @dataclass(frozen=True)
 class HandlerResult:
-    status: str  # "processed" | "ignored"
+    status: str  # "processed" | "ignored" | "deferred"
     reason: str = ""
+    customer_id: str | None = None  # the customer a deferred event waits for
+    keep_reason: bool = False  # store the reason on the ledger row although processed
 
 
 Handler = Callable[[Context], HandlerResult]
@@ -114,13 +135,48 @@ def resolve(
         found = rows_repo.lock_by_customer(session=session, customer_id=customer_id, claim=claim)
     if found is not None:
         return found
-    if not slug:
-        return None
-    by_slug = rows_repo.lock_by_tenant_slug(session=session, slug=slug, claim=claim)
-    if by_slug is None:
-        return None
-    record, tenant = by_slug
-    return (record or SubscriptionRecord(tenant_id=tenant.id)), tenant
+    if slug:
+        by_slug = rows_repo.lock_by_tenant_slug(session=session, slug=slug, claim=claim)
+        if by_slug is not None:
+            record, tenant = by_slug
+            return (record or SubscriptionRecord(tenant_id=tenant.id)), tenant
+    if customer_id:  # a late event about a customer ``customer.deleted`` removed from its row
+        return rows_repo.lock_by_deleted_customer(
+            session=session, customer_id=customer_id, claim=claim
+        )
+    return None
+
+
+def find_or_park(
+    ctx: Context,
+    *,
+    kind: str,
+    object_id: str | None,
+    subscription_id: str | None,
+    customer_id: str | None,
+    slug: str | None,
+) -> Found | HandlerResult:
+    """:func:`resolve`, or the result that parks the event (it names a customer) or ignores it.
+
+    On PostgreSQL the customer's advisory lock is taken before parking and the lookup repeated:
+    a transaction linking that customer either committed first (the repeat finds the tenant) or
+    waits for this one and then sees the parked event (:func:`.deferred.apply_parked`).
+    """
+    found = resolve(ctx, subscription_id=subscription_id, customer_id=customer_id, slug=slug)
+    if found is not None:
+        return found
+    unknown = _unknown(kind, object_id, customer_id, slug)
+    if not customer_id:
+        return HandlerResult("ignored", unknown)
+    if ledger_repo.lock_customer(session=ctx.session, customer_id=customer_id):
+        found = resolve(ctx, subscription_id=subscription_id, customer_id=customer_id, slug=slug)
+        if found is not None:
+            return found
+    return HandlerResult(
+        "deferred",
+        f"parked until a tenant is linked to customer {customer_id} ({unknown})",
+        customer_id=customer_id,
+    )
 
 
 def _unknown(kind: str, object_id: str | None, customer_id: str | None, slug: str | None) -> str:
@@ -152,14 +208,16 @@ def _row_view(values: Mapping[str, Any]) -> dict[str, Any]:
 def on_subscription(ctx: Context) -> HandlerResult:
     """customer.subscription.created/updated/deleted/trial_will_end: the snapshot register."""
     facts = read_subscription(ctx.event.obj)
-    found = resolve(
+    found = find_or_park(
         ctx,
+        kind="subscription",
+        object_id=facts.id,
         subscription_id=facts.id,
         customer_id=facts.customer_id,
         slug=facts.tenant_slug,
     )
-    if found is None:
-        return HandlerResult("ignored", _unknown("subscription", facts.id, facts.customer_id, None))
+    if isinstance(found, HandlerResult):
+        return found
     row, tenant = found
     before = row.values()
     event = ctx.event
@@ -170,34 +228,83 @@ def on_subscription(ctx: Context) -> HandlerResult:
         event_type=event.type,
         status=facts.status,
     )
-    previous_price = row.stripe_price_id
-    if policy.apply_snapshot(
-        row, key=key, subscription_id=facts.id, status=facts.status, price_id=facts.price_id
-    ):
-        if facts.customer_id and not policy.customer_deleted(row.customer_event_key):
-            row.stripe_customer_id = facts.customer_id
-        if facts.price_id != previous_price or row.plan_id is None:
-            plan_id = (
-                rows_repo.plan_id_for_price(session=ctx.session, price_id=facts.price_id)
-                if facts.price_id
-                else None
-            )
-            row.plan_id = plan_id
-            if plan_id is None:
-                ctx.notes.append(f"price {facts.price_id} matches no plan")
-        row.current_period_start = facts.period_start
-        row.current_period_end = facts.period_end
-        row.trial_end = facts.trial_end
-        row.cancel_at_period_end = facts.cancel_at_period_end
-        row.canceled_at = facts.canceled_at
+    canceled = {facts.id} if facts.status == "canceled" or event.type.endswith("deleted") else set()
+    if policy.same_moment(key, row.subscription_event_key) and ties.row_snapshot(
+        row
+    ) != ties.facts_snapshot(facts):
+        settled = ties.settle(
+            ctx.session,
+            event,
+            row=row,
+            facts=facts,
+            truths=ctx.truths,
+            can_fetch=ctx.can_fetch,
+            slug=tenant.slug,
+        )
+        ctx.notes.append(settled.note)
+        ctx.needs_refresh = settled.winner == "unresolved"
+        if settled.winner == "incoming":
+            _write_snapshot(ctx, row, facts, key)
+        elif settled.winner == "stripe":
+            assert settled.truth is not None and settled.key is not None
+            _write_snapshot(ctx, row, settled.truth, settled.key)
+            if settled.truth.status == "canceled":
+                canceled.add(settled.truth.id)
+    elif policy.is_newer(key, row.subscription_event_key):
+        _write_snapshot(ctx, row, facts, key)
     elif policy.snapshot_subscription_created(row.subscription_event_key) > facts.created:
         ctx.notes.append(f"older than the tenant's subscription {row.stripe_subscription_id}")
     else:
         ctx.notes.append("older than the subscription state already applied")
-    if event.type == "customer.subscription.trial_will_end" and row.status != "canceled":
+    policy.refresh(row)
+    for subscription_id in canceled:
+        _withdraw_trial_notices(ctx, tenant, subscription_id)
+    if (
+        event.type == "customer.subscription.trial_will_end"
+        and row.stripe_subscription_id == facts.id
+        and row.status != "canceled"
+    ):
         payload = {"subscription": facts.id, "trial_end": iso(facts.trial_end)}
         _notify(ctx, tenant, "trial_will_end", payload)
     return _finish(ctx, row, tenant, before)
+
+
+def _write_snapshot(
+    ctx: Context, row: SubscriptionRecord, facts: SubscriptionFacts, key: str
+) -> None:
+    """Write a snapshot (an event's or Stripe's answer) into the register and its fields."""
+    previous_price = row.stripe_price_id
+    policy.write_snapshot(
+        row, key=key, subscription_id=facts.id, status=facts.status, price_id=facts.price_id
+    )
+    if facts.customer_id and not policy.customer_deleted(row.customer_event_key):
+        row.stripe_customer_id = facts.customer_id
+    if facts.price_id != previous_price or row.plan_id is None:
+        plan_id = (
+            rows_repo.plan_id_for_price(session=ctx.session, price_id=facts.price_id)
+            if facts.price_id
+            else None
+        )
+        row.plan_id = plan_id
+        if plan_id is None:
+            ctx.notes.append(f"price {facts.price_id} matches no plan")
+    row.current_period_start = facts.period_start
+    row.current_period_end = facts.period_end
+    row.trial_end = facts.trial_end
+    row.cancel_at_period_end = facts.cancel_at_period_end
+    row.canceled_at = facts.canceled_at
+
+
+def _withdraw_trial_notices(ctx: Context, tenant: TenantRecord, subscription_id: str) -> None:
+    """A canceled subscription is owed no trial-ending notice: drop its unsent ones."""
+    withdrawn = rows_repo.withdraw_notifications(
+        session=ctx.session,
+        tenant_id=tenant.id,
+        kind="trial_will_end",
+        subscription_id=subscription_id,
+    )
+    if withdrawn:
+        ctx.notes.append(f"withdrew {withdrawn} unsent trial_will_end notification(s)")
 
 
 def on_invoice(ctx: Context) -> HandlerResult:
@@ -205,17 +312,16 @@ def on_invoice(ctx: Context) -> HandlerResult:
     facts = read_invoice(ctx.event.obj)
     if facts.subscription_id is None:
         return HandlerResult("ignored", f"invoice {facts.id} is not for a subscription")
-    found = resolve(
+    found = find_or_park(
         ctx,
+        kind="subscription",
+        object_id=facts.subscription_id,
         subscription_id=facts.subscription_id,
         customer_id=facts.customer_id,
         slug=facts.tenant_slug,
     )
-    if found is None:
-        return HandlerResult(
-            "ignored",
-            _unknown("subscription", facts.subscription_id, facts.customer_id, facts.tenant_slug),
-        )
+    if isinstance(found, HandlerResult):
+        return found
     row, tenant = found
     before = row.values()
     event = ctx.event
@@ -255,21 +361,36 @@ def on_invoice(ctx: Context) -> HandlerResult:
 
 
 def on_customer(ctx: Context) -> HandlerResult:
-    """customer.created: log; updated: sync name and e-mail; deleted: forget the customer id."""
+    """customer.created: link; updated: link, sync name and e-mail; deleted: forget the id.
+
+    A ``customer.created`` found by its tenant metadata links the tenant to the customer when
+    it has none yet (so the customer's parked events apply); it changes nothing else.
+    """
     facts = read_customer(ctx.event.obj)
-    found = resolve(ctx, subscription_id=None, customer_id=facts.id, slug=facts.tenant_slug)
-    if found is None:
-        return HandlerResult("ignored", _unknown("customer", facts.id, None, facts.tenant_slug))
+    found = find_or_park(
+        ctx,
+        kind="customer",
+        object_id=facts.id,
+        subscription_id=None,
+        customer_id=facts.id,
+        slug=facts.tenant_slug,
+    )
+    if isinstance(found, HandlerResult):
+        return found
     row, tenant = found
     event = ctx.event
+    before = row.values()
     if event.type == "customer.created":
         log.info("customer %s created for tenant %s", facts.id, tenant.slug)
-        return HandlerResult("processed", f"customer of tenant {tenant.slug}; nothing to change")
-    before = row.values()
+        if row.stripe_customer_id is not None or policy.customer_deleted(row.customer_event_key):
+            return HandlerResult("processed", f"customer of tenant {tenant.slug}; nothing to do")
+        row.stripe_customer_id = facts.id
+        return _finish(ctx, row, tenant, before)
     if facts.deleted or event.type == "customer.deleted":
         row.customer_event_key = policy.customer_register(row.customer_event_key, deleted=True)
         if row.stripe_customer_id in (None, facts.id):
             row.stripe_customer_id = None
+            row.deleted_customer_id = facts.id
         return _finish(ctx, row, tenant, before)
     key = policy.customer_key(event_id=event.id, created=event.created)
     if not policy.customer_update_is_newer(key, row.customer_event_key):
@@ -346,6 +467,9 @@ def _finish(
     policy.refresh(row)
     row.last_event_created = max(row.last_event_created or 0, ctx.event.created)
     after = row.values()
+    linked = after["stripe_customer_id"]
+    if linked is not None and linked != before["stripe_customer_id"]:
+        ctx.linked.append(linked)  # the engine applies its parked events next
     if any(before[name] != after[name] for name in _VIEW_FIELDS):
         row.updated_at = after["updated_at"] = utcnow()
         if ctx.collect_changes:
@@ -367,7 +491,7 @@ def _finish(
         if changed:
             rows_repo.update_row(session=ctx.session, row_id=row.id, values=changed)
     if row.status is None:  # nothing known about the subscription: no grounds to act
-        return HandlerResult("processed", "; ".join(ctx.notes))
+        return _processed(ctx)
     reason = policy.billing_suspension(
         status=row.status,
         attempts=row.failed_payment_attempts,
@@ -383,7 +507,11 @@ def _finish(
     )
     if change is not None and ctx.collect_changes:
         ctx.changes.append(change)
-    return HandlerResult("processed", "; ".join(ctx.notes))
+    return _processed(ctx)
+
+
+def _processed(ctx: Context) -> HandlerResult:
+    return HandlerResult("processed", "; ".join(ctx.notes), keep_reason=ctx.needs_refresh)
 
 
 HANDLERS: dict[str, Handler] = {

@@ -25,6 +25,14 @@ a duplicate has an equal key (which changes nothing):
   - then the event's ``created``, a *rank* for events of one second (created 0, updated and
     trial_will_end 1, deleted 2; a local write 9, see below) and the event id.
 
+  Two *different* events of one subscription, one second and one rank (Stripe sends several
+  ``customer.subscription.updated`` in a second: creation then first payment, trial end then
+  invoice) are a *tie* the key cannot order (:func:`same_moment`); their random ids say nothing
+  about which came last. :mod:`.ties` settles it by Stripe's truth: ``data.previous_attributes``
+  where it proves the order, else the subscription read from Stripe, written with
+  :func:`truth_key` (rank 9 of the tie's second: it outranks every event of that second and
+  is outranked by any later event, so it converges like any other write).
+
   :func:`local_snapshot_key` gives the key of a write the CLI makes from Stripe's own answer
   (``subs create/upgrade/cancel/resume``) at unix time ``at``: it ranks like an event created
   at ``at`` and wins a tie with an event of the same second (rank 9, id ``local.<µs>``, so
@@ -111,6 +119,27 @@ def local_snapshot_key(*, subscription_created: int, status: str, at: float) -> 
     micro = min(round((at - second) * 1_000_000), 999_999)
     local_id = f"{_LOCAL_ID}.{micro:06d}"
     return _snapshot_key(subscription_created, status == "canceled", second, _LOCAL_RANK, local_id)
+
+
+def truth_key(*, subscription_created: int, status: str, second: int, fetched_at: int) -> str:
+    """Order key of a subscription read from Stripe to settle a tie of events in ``second``."""
+    return _snapshot_key(
+        subscription_created, status == "canceled", second, _LOCAL_RANK, f"stripe.{fetched_at:012d}"
+    )
+
+
+def same_moment(key: str, stored: str | None) -> bool:
+    """True when ``key`` ties ``stored``: another event of the same subscription, cancellation
+    flag, second and event rank (a local write or Stripe read never ties: ids order those)."""
+    if stored is None or key == stored:
+        return False
+    mine, theirs = key.split(":", 4), stored.split(":", 4)
+    return mine[:4] == theirs[:4] and mine[3] != str(_LOCAL_RANK)
+
+
+def snapshot_event_id(key: str) -> str:
+    """The event id (or local/Stripe write id) a snapshot key ends in."""
+    return key.split(":", 4)[4]
 
 
 def _snapshot_key(
@@ -212,12 +241,22 @@ def apply_snapshot(
     """
     applied = is_newer(key, row.subscription_event_key)
     if applied:
-        row.subscription_event_key = key
-        row.stripe_subscription_id = subscription_id
-        row.stripe_status = status
-        row.stripe_price_id = price_id
+        write_snapshot(
+            row, key=key, subscription_id=subscription_id, status=status, price_id=price_id
+        )
     refresh(row)
     return applied
+
+
+def write_snapshot(
+    row: Registers, *, key: str, subscription_id: str, status: str, price_id: str | None
+) -> None:
+    """Write the snapshot register unconditionally (a settled tie, :mod:`.ties`); recompute."""
+    row.subscription_event_key = key
+    row.stripe_subscription_id = subscription_id
+    row.stripe_status = status
+    row.stripe_price_id = price_id
+    refresh(row)
 
 
 def apply_local_snapshot(

@@ -23,13 +23,13 @@ from billing_cli.gateway import Gateway
 from billing_cli.models import utcnow
 from billing_cli.repository import Database
 from billing_cli.repository import events as events_repo
-from billing_cli.services.webhooks.engine import EventOutcome, WebhookEngine
+from billing_cli.services.webhooks.engine import EventOutcome, WebhookEngine, lazy_fetch
 from billing_cli.timeparse import iso
 
 EVENTS_API_RETENTION = timedelta(days=30)
 # A file replay reads at most this much (the bench's 10,000 events are 44 MB).
 MAX_FILE_BYTES = 512 * 2**20
-STATUSES = ("processed", "skipped", "ignored", "failed")
+STATUSES = ("processed", "skipped", "ignored", "deferred", "failed")
 
 Progress = Callable[[int, int, EventOutcome], None]
 """Called after each event with (done, total, outcome): the CLI's progress bar."""
@@ -51,6 +51,11 @@ class ReplaySummary:
     @property
     def failed(self) -> int:
         return self.counts["failed"]
+
+    @property
+    def needs_refresh(self) -> tuple[EventOutcome, ...]:
+        """Outcomes whose same-second tie nobody could settle (no Stripe key)."""
+        return tuple(o for o in self.outcomes if o.reason.startswith("needs refresh"))
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -178,9 +183,12 @@ def run_replay(
     force: bool = False,
     dry_run: bool = False,
     progress: Progress | None = None,
+    stripe_key: bool = True,
 ) -> ReplaySummary:
     """``webhooks replay``: from a file, or from the Events API (``gateway`` is only built then,
-    after the window was checked, so a file replay needs no Stripe key)."""
+    after the window was checked, so a file replay needs no Stripe key). ``stripe_key`` says
+    whether one is configured: a file replay then reads Stripe to settle ties, else it cannot.
+    """
     if from_file is not None:
         if selection != StripeSelection():
             raise UsageError(
@@ -188,8 +196,9 @@ def run_replay(
                 "--since, --until, --type, --event or --undelivered"
             )
         events = load_events_file(from_file)
+        file_engine = engine.for_replay(fetch=lazy_fetch(gateway) if stripe_key else None)
         return replay(
-            engine, events, source="file", force=force, dry_run=dry_run, progress=progress
+            file_engine, events, source="file", force=force, dry_run=dry_run, progress=progress
         )
     if not (selection.since or selection.event_ids or selection.undelivered):
         raise UsageError(
@@ -197,8 +206,16 @@ def run_replay(
             "or --from-file; without one, replay would take Stripe's whole 30-day window"
         )
     check_window(selection)
-    events = fetch_from_stripe(gateway(), selection)
-    return replay(engine, events, source="replay", force=force, dry_run=dry_run, progress=progress)
+    stripe = gateway()
+    events = fetch_from_stripe(stripe, selection)
+    return replay(
+        engine.for_replay(fetch=stripe.retrieve_subscription),
+        events,
+        source="replay",
+        force=force,
+        dry_run=dry_run,
+        progress=progress,
+    )
 
 
 def replay(
@@ -210,14 +227,18 @@ def replay(
     dry_run: bool = False,
     progress: Progress | None = None,
 ) -> ReplaySummary:
-    """Check every event first (a bad one refuses the whole batch), then process in order."""
+    """Check every event first (a bad one refuses the whole batch), then process in order;
+    a dry run previews the batch cumulatively (:meth:`WebhookEngine.preview`)."""
     for number, event in enumerate(events, start=1):
         try:
             engine.check(event)
         except WebhookError as error:
             raise UsageError(f"event {number} of {len(events)}: {error}") from None
-    outcomes = []
     engine = engine.for_replay()
+    if dry_run:
+        previewed = engine.preview(events, source=source, force=force, progress=progress)
+        return ReplaySummary(tuple(previewed), dry_run=True, source=source)
+    outcomes = []
     for number, event in enumerate(events, start=1):
         outcome = engine.process(event, source=source, force=force, dry_run=dry_run)
         outcomes.append(outcome)

@@ -4,14 +4,23 @@ A lifecycle is what Stripe would send about one tenant, oldest first: the subscr
 (maybe trialing, with the trial ending), its first invoice paid, renewals failing with a rising
 ``attempt_count`` (past_due), maybe a successful retry, a plan change, cancel at period end, the
 deletion and the customer's deletion; each event in a random API shape.
+
+``metadata=False`` leaves ``metadata.tenant`` off every object (a customer made outside this
+tool): then nothing but a link to the customer finds the tenant, and events arriving before it
+are parked. ``proofs`` (cycled per event) says which ``*.updated`` events carry
+``data.previous_attributes``, as Stripe sends them: the top-level fields the change replaced.
 """
 
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from billing_cli.gateway import SubscriptionInfo
+from billing_cli.services.webhooks.payloads import read_subscription
+from billing_cli.timeparse import from_unix
 from tests import events as ev
 
 DAY = 86_400
@@ -43,13 +52,17 @@ def lifecycle(
     steps: list[int],
     shapes: list[ev.Shape],
     id_prefix: str,
+    metadata: bool = True,
+    proofs: list[bool] | None = None,
 ) -> list[dict[str, Any]]:
     """The events of one tenant's lifecycle, oldest first.
 
     ``steps`` are the seconds between consecutive events (cycled; 0 makes same-second events),
     ``shapes`` the API shape of each event (cycled).
     """
+    tenant = slug if metadata else None
     out: list[dict[str, Any]] = []
+    last: list[dict[str, Any]] = []  # the subscription's fields as of its previous event
     clock = [start]
     price = [prices[0]]
     status = ["trialing" if plan.trial else "active"]
@@ -73,19 +86,23 @@ def lifecycle(
             "cancel_at_period_end": cancel[0],
         }
         fields.update(extra)
-        out.append(
-            ev.subscription_event(
-                type_,
-                event_id=event_id,
-                created=created,
-                subscription_id=subscription_id,
-                subscription_created=start,
-                customer_id=customer_id,
-                tenant=slug,
-                shape=shape,
-                **fields,
-            )
-        )
+        common: dict[str, Any] = {
+            "subscription_id": subscription_id,
+            "subscription_created": start,
+            "customer_id": customer_id,
+            "tenant": tenant,
+            "shape": shape,
+        }
+        event = ev.subscription_event(type_, event_id=event_id, created=created, **common, **fields)
+        n = len(out)
+        if type_.endswith(".updated") and last and proofs and proofs[n % len(proofs)]:
+            before = ev.subscription_event(type_, created=created, **common, **last[0])
+            old, new = before["data"]["object"], event["data"]["object"]
+            event["data"]["previous_attributes"] = {
+                key: old[key] for key in old if old[key] != new.get(key)
+            }
+        last[:] = [fields]
+        out.append(event)
 
     def invoice(type_: str, *, attempt_count: int, paid: bool) -> None:
         created, event_id, shape = tick()
@@ -98,7 +115,7 @@ def lifecycle(
                 customer_id=customer_id,
                 attempt_count=attempt_count,
                 paid=paid,
-                tenant=slug,
+                tenant=tenant,
                 shape=shape,
             )
         )
@@ -111,7 +128,7 @@ def lifecycle(
                 event_id=event_id,
                 created=created,
                 customer_id=customer_id,
-                tenant=slug,
+                tenant=tenant,
                 shape=shape,
                 **extra,
             )
@@ -168,3 +185,30 @@ def random_plan(rng: random.Random) -> Plan:
         email_change=rng.random() < 0.2,
         upcoming=rng.random() < 0.5,
     )
+
+
+def stripe_now(events: list[dict[str, Any]]) -> Callable[[str], SubscriptionInfo]:
+    """A fake ``Gateway.retrieve_subscription``: each subscription as of its last event."""
+    latest: dict[str, dict[str, Any]] = {}
+    for event in events:
+        if event["type"].startswith("customer.subscription."):
+            latest[event["data"]["object"]["id"]] = event["data"]["object"]
+
+    def fetch(subscription_id: str) -> SubscriptionInfo:
+        facts = read_subscription(latest[subscription_id])
+        return SubscriptionInfo(
+            id=facts.id,
+            customer_id=facts.customer_id or "",
+            status=facts.status,
+            price_id=facts.price_id,
+            item_id=None,
+            current_period_start=facts.period_start,
+            current_period_end=facts.period_end,
+            trial_end=facts.trial_end,
+            cancel_at_period_end=facts.cancel_at_period_end,
+            canceled_at=facts.canceled_at,
+            latest_invoice_id=None,
+            created=from_unix(facts.created),
+        )
+
+    return fetch

@@ -325,14 +325,15 @@ def test_unhandled_types_are_ignored_and_recorded(db: Database, engine: WebhookE
 
 
 @SHAPES
-def test_an_unknown_customer_is_ignored_with_the_reason(
+def test_an_unknown_customer_is_parked_with_the_reason(
     db: Database, acme: Acme, engine: WebhookEngine, shape: ev.Shape
 ) -> None:
     event = inv_event("invoice.paid", T0, shape, subscription_id="sub_other", customer_id="cus_x")
     outcome = engine.process(event, source="endpoint")
-    assert outcome.status == "ignored"
+    assert outcome.status == "deferred"
     assert "unknown subscription sub_other" in outcome.reason and "cus_x" in outcome.reason
-    assert ledger(db, event["id"])["status"] == "ignored"
+    assert ledger(db, event["id"]) == {"status": "deferred", "attempts": 1, "error": outcome.reason}
+    assert engine.process(event, source="endpoint").status == "skipped"
 
 
 def test_a_handler_error_is_recorded_failed_then_a_retry_applies_it(

@@ -1,7 +1,9 @@
 """The ordering property: whatever the delivery order and however many duplicates, a lifecycle's
 events converge on the state that applying them in order gives; also when the tenant's
 subscription was canceled and a new one created for it later (its events and the old one's
-interleaved in any order).
+interleaved in any order). Steps of 0 seconds make same-second ties, which the engines settle
+by reading Stripe (a fake ``fetch`` answering each subscription as of its last event, see
+test_ordering_stripe_truth for ties without a key).
 
 Two SQLite databases (migrated once, emptied per example) on a RAM-backed directory with
 ``synchronous=OFF``: the property is about the engine's logic, and 1,000 examples have to stay
@@ -23,11 +25,12 @@ from hypothesis import strategies as st
 from sqlmodel import SQLModel
 
 from billing_cli.repository import Database, migrations
+from billing_cli.repository import notifications as notifications_repo
 from billing_cli.services.webhooks import WebhookEngine
 from tests.events import Shape
 from tests.factories import add_tenant
 from tests.services.webhooks.conftest import PRICE_BASIC, PRICE_PRO, add_plans, link_customer, state
-from tests.services.webhooks.lifecycles import Plan, lifecycle
+from tests.services.webhooks.lifecycles import Plan, lifecycle, stripe_now
 from tests.services.webhooks.test_engine import manual_suspend
 
 _RAM = Path("/dev/shm") if Path("/dev/shm").is_dir() else None
@@ -81,11 +84,12 @@ def _deliver(
     """Apply ``events`` in order to one database and ``delivery`` to the other; the states must
     be equal, and each event applied once. Returns the in-order state."""
     in_order, shuffled = pair
+    fetch = stripe_now(events)  # same-second ties are settled by Stripe's answer
     for db, sequence in ((in_order, events), (shuffled, delivery)):
         _reset(db, linked=linked, manual=manual)
-        engine = WebhookEngine(db, live_mode=False, max_failed_attempts=3)
+        engine = WebhookEngine(db, live_mode=False, max_failed_attempts=3, fetch=fetch)
         outcomes = [engine.process(event, source="replay") for event in sequence]
-        assert not [o for o in outcomes if o.status == "failed"]
+        assert not [o for o in outcomes if o.status == "failed" or "needs refresh" in o.reason]
         assert sum(o.status == "skipped" for o in outcomes) == len(sequence) - len(events)
     expected = _converging_state(in_order)
     assert _converging_state(shuffled) == expected
@@ -93,11 +97,15 @@ def _deliver(
 
 
 def _converging_state(db: Database) -> dict[str, Any]:
+    """The tenant, its subscription row and the trial-ending notices owed (unsent)."""
     found = state(db)
     tenant = found["tenant"]
+    with db.read() as session:
+        notices = notifications_repo.list_recent(session=session, kind="trial_will_end")
     return {
         "tenant": {k: tenant[k] for k in ("status", "suspended_by", "name", "email")},
         "subscription": found["subscription"],
+        "trial_notices": len(notices),
     }
 
 
@@ -167,6 +175,8 @@ def test_any_delivery_order_with_duplicates_converges(
     if not plan.deleted and not manual and (plan.failures == 0 or plan.recover):
         assert tenant["status"] == "active"
         assert subscription["failed_payment_attempts"] == 0
+    # a trial-ending notice is owed unless the subscription was deleted, in every order
+    assert expected["trial_notices"] == int(plan.trial and not plan.deleted)
 
 
 @settings(
@@ -232,3 +242,4 @@ def test_a_new_subscription_after_a_canceled_one_converges(
         assert subscription["status"] in ("active", "trialing")
     if new.failures == 0 or new.recover:
         assert subscription["failed_payment_attempts"] == 0  # A's failures do not count
+    assert expected["trial_notices"] == int(new.trial and not new.deleted)

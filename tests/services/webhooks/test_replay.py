@@ -95,6 +95,7 @@ def test_replay_from_the_sandbox_suspends_then_reactivates(
         "processed": 0,
         "skipped": len(summary.outcomes),
         "ignored": 0,
+        "deferred": 0,
         "failed": 0,
     }
 
@@ -308,3 +309,49 @@ def test_since_30d_is_the_whole_window_not_past_it() -> None:
     from billing_cli.timeparse import parse_when
 
     check_window(StripeSelection(since=parse_when("30d")))
+
+
+@pytest.mark.sandbox
+@pytest.mark.parametrize("order", ["as listed", "reversed"])
+def test_ending_a_trial_in_the_sandbox_converges_on_stripes_answer(
+    db: Database, gateway: Gateway, sandbox: Sandbox, order: str
+) -> None:
+    """Issue 8's sandbox reproduction: ending a trial emits several updates of the subscription
+    in one second; whatever their order, the row ends as Stripe says (it was left trialing)."""
+    from billing_cli.services.webhooks.replay import fetch_from_stripe, replay
+
+    price = add_synced_plan(db, gateway, "starter", amount=1200)
+    add_tenant(db, "acme")
+    customer = gateway.create_customer(
+        email="billing@acme.test",
+        name="Acme",
+        metadata={"tenant": "acme"},
+        idempotency_key="test:customer:trial",
+    )
+    visa = gateway.attach_payment_method(
+        "pm_card_visa", customer_id=customer.id, idempotency_key="test:pm:trial"
+    )
+    gateway.set_default_payment_method(customer.id, visa.id, idempotency_key="test:default:trial")
+    sub = gateway.create_subscription(
+        customer_id=customer.id,
+        price_id=price,
+        trial_days=14,
+        default_payment_method=None,
+        metadata={"tenant": "acme"},
+        idempotency_key="test:sub:trial",
+    )
+    time.sleep(1.05)
+    sandbox.end_trial(sub.id)
+    events = fetch_from_stripe(gateway, _recent())
+    if order == "reversed":
+        events = list(reversed(events))
+    engine = WebhookEngine(
+        db, live_mode=False, max_failed_attempts=3, fetch=gateway.retrieve_subscription
+    )
+    summary = replay(engine, events, source="replay")
+    assert summary.failed == 0 and not summary.needs_refresh
+    live = gateway.retrieve_subscription(sub.id)
+    found = state(db)["subscription"]
+    assert live.status == "active"
+    assert found["status"] == live.status
+    assert found["current_period_end"] == live.current_period_end.isoformat().replace("+00:00", "Z")
