@@ -37,6 +37,7 @@ class Settings:
     operator: str = ""
     max_failed_attempts: int = 3
     log_file: str = ""
+    paused_access: str = "keep"  # BILLING_PAUSED_ACCESS: keep|suspend while collection is paused
 
     def require_stripe(self) -> str:
         """Return the secret key after checking it exists and matches the configured mode.
@@ -139,7 +140,19 @@ def _from_mapping(values: Mapping[str, str]) -> Settings:
             "BILLING_MAX_FAILED_ATTEMPTS", text("BILLING_MAX_FAILED_ATTEMPTS", "3"), minimum=1
         ),
         log_file=text("BILLING_LOG_FILE"),
+        paused_access=_paused_access(text("BILLING_PAUSED_ACCESS", "keep")),
     )
+
+
+PAUSED_ACCESS = ("keep", "suspend")
+
+
+def _paused_access(raw: str) -> str:
+    """What a tenant whose subscription's collection is paused keeps: its access, or not."""
+    value = raw.lower() or "keep"
+    if value not in PAUSED_ACCESS:
+        raise ConfigError(f"BILLING_PAUSED_ACCESS must be keep or suspend, not {raw!r}")
+    return value
 
 
 def _boolean(name: str, raw: str) -> bool:

@@ -127,6 +127,9 @@ class TenantSubscription(SQLModel, table=True):
     subscription_event_key: str | None = Field(default=None, max_length=300)
     payment_event_key: str | None = Field(default=None, max_length=300)
     customer_event_key: str | None = Field(default=None, max_length=300)
+    # Stripe's pause_collection.behavior while collection is paused (None: collecting); part of
+    # the subscription snapshot, so it follows the same register (BILLING_PAUSED_ACCESS).
+    pause_collection: str | None = Field(default=None, max_length=32)
 
 
 class WebhookEvent(SQLModel, table=True):

@@ -44,6 +44,7 @@ class EndpointFactory:
             runtime.database(),
             live_mode=settings.stripe_live_mode,
             max_failed_attempts=settings.max_failed_attempts,
+            paused_access=settings.paused_access,
         )
         return create_app(
             engine=engine,

@@ -46,6 +46,7 @@ def _engine(runtime: Runtime) -> WebhookEngine:
         runtime.database(),
         live_mode=settings.stripe_live_mode,
         max_failed_attempts=settings.max_failed_attempts,
+        paused_access=settings.paused_access,
     )
 
 

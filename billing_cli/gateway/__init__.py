@@ -15,6 +15,7 @@ from billing_cli.gateway.types import (
     CustomerInfo,
     Interval,
     InvoicePreview,
+    PauseBehavior,
     PaymentInfo,
     PaymentMethodInfo,
     PreviewLine,
@@ -22,6 +23,7 @@ from billing_cli.gateway.types import (
     ProductInfo,
     ProrationBehavior,
     SubscriptionInfo,
+    SubscriptionPreview,
 )
 
 __all__ = [
@@ -30,6 +32,7 @@ __all__ = [
     "Gateway",
     "Interval",
     "InvoicePreview",
+    "PauseBehavior",
     "PaymentInfo",
     "PaymentMethodInfo",
     "PlannedWrite",
@@ -38,6 +41,7 @@ __all__ = [
     "ProductInfo",
     "ProrationBehavior",
     "SubscriptionInfo",
+    "SubscriptionPreview",
     "idempotency_key",
     "make_gateway",
 ]

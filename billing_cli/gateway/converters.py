@@ -172,6 +172,9 @@ def subscription_info(obj: Any) -> SubscriptionInfo:
         latest_invoice_id=_ref(d.get("latest_invoice")),
         created=timestamp(d.get("created")),
         metadata=_metadata(d.get("metadata")),
+        pause_behavior=_text(_map(d.get("pause_collection")).get("behavior")),
+        pause_resumes_at=timestamp(_map(d.get("pause_collection")).get("resumes_at")),
+        quantity=_int(item.get("quantity", d.get("quantity"))) or 1,
     )
 
 
@@ -218,12 +221,48 @@ def invoice_preview(obj: Any) -> InvoicePreview:
     amount_due = _int(d.get("amount_due"))
     if amount_due is None:
         amount_due = _int(d.get("total")) or 0
+    discount_amount, coupons = _invoice_discounts(d)
     return InvoicePreview(
         amount_due=amount_due,
         currency=currency,
         proration_amount=sum(line.amount for line in lines if line.proration),
         lines=lines,
+        subtotal=_int(d.get("subtotal")),
+        total=_int(d.get("total")),
+        discount_amount=discount_amount,
+        discounts=coupons,
+        starting_balance=_int(d.get("starting_balance")) or 0,
+        next_payment_attempt=timestamp(d.get("next_payment_attempt")),
+        period_end=timestamp(d.get("period_end")),
     )
+
+
+def _coupon_of(discount: Any) -> str | None:
+    """The coupon id of a discount object: ``coupon`` before basil, ``source.coupon`` since."""
+    if isinstance(discount, str):
+        return None  # an unexpanded discount id names no coupon
+    d = _map(discount)
+    return _ref(d.get("coupon")) or _ref(_map(d.get("source")).get("coupon"))
+
+
+def _invoice_discounts(d: Mapping[str, Any]) -> tuple[int, tuple[str, ...]]:
+    """What discounts took off an invoice, and their coupons, in either API shape.
+
+    Current: ``total_discount_amounts[].amount`` and ``discounts[]`` (objects when expanded).
+    Before 2022-08-01: one ``discount`` object, and the reduction only as subtotal - total.
+    """
+    amounts = d.get("total_discount_amounts")
+    raw = d.get("discounts")
+    coupons = [_coupon_of(x) for x in raw] if isinstance(raw, list) else []
+    if d.get("discount"):
+        coupons.append(_coupon_of(d["discount"]))
+    found = tuple(c for c in coupons if c)
+    if isinstance(amounts, list) and amounts:
+        return sum(_int(_map(a).get("amount")) or 0 for a in amounts), found
+    subtotal, total = _int(d.get("subtotal")), _int(d.get("total"))
+    if d.get("discount") and subtotal is not None and total is not None:
+        return max(subtotal - total, 0), found
+    return 0, found
 
 
 def payment_info(obj: Any) -> PaymentInfo:

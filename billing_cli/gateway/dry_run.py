@@ -20,12 +20,14 @@ from billing_cli.gateway.types import (
     CustomerInfo,
     Interval,
     InvoicePreview,
+    PauseBehavior,
     PaymentInfo,
     PaymentMethodInfo,
     PriceInfo,
     ProductInfo,
     ProrationBehavior,
     SubscriptionInfo,
+    SubscriptionPreview,
 )
 
 
@@ -110,6 +112,11 @@ class DryRunGateway(Gateway):
             proration_behavior=proration_behavior,
             proration_date=proration_date,
         )
+
+    def preview_subscription_invoice(
+        self, subscription_id: str, change: SubscriptionPreview
+    ) -> InvoicePreview:
+        return self.inner.preview_subscription_invoice(subscription_id, change)
 
     def list_events(
         self,
@@ -326,3 +333,46 @@ class DryRunGateway(Gateway):
             payment_method=method,
         )
         return PaymentInfo("(new payment)", amount, currency, "not sent", description)
+
+    def set_trial_end(
+        self, subscription_id: str, trial_end: datetime | None, *, idempotency_key: str
+    ) -> SubscriptionInfo:
+        when = "now" if trial_end is None else int(trial_end.timestamp())
+        self._plan("set_trial_end", subscription_id, trial_end=when, proration_behavior="none")
+        if trial_end is None:
+            now = self._clock()
+            current = self.retrieve_subscription(subscription_id)
+            period = current.current_period_end
+            if current.current_period_start and current.current_period_end:
+                period = now + (current.current_period_end - current.current_period_start)
+            return self._update_subscription(
+                subscription_id,
+                status="active",
+                trial_end=now,
+                current_period_start=now,
+                current_period_end=period,
+            )
+        return self._update_subscription(
+            subscription_id, trial_end=trial_end, current_period_end=trial_end
+        )
+
+    def set_pause_collection(
+        self,
+        subscription_id: str,
+        behavior: PauseBehavior | None,
+        resumes_at: datetime | None,
+        *,
+        idempotency_key: str,
+    ) -> SubscriptionInfo:
+        if behavior is None:
+            self._plan("set_pause_collection", subscription_id, pause_collection="")
+        else:
+            params: dict[str, object] = {"behavior": behavior}
+            if resumes_at is not None:
+                params["resumes_at"] = int(resumes_at.timestamp())
+            self._plan("set_pause_collection", subscription_id, pause_collection=params)
+        return self._update_subscription(
+            subscription_id,
+            pause_behavior=behavior,
+            pause_resumes_at=resumes_at if behavior else None,
+        )

@@ -10,18 +10,21 @@ after a crash gets Stripe's first answer back instead of a second object or char
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any, Protocol
 
 from billing_cli.gateway.types import (
     CustomerInfo,
     Interval,
     InvoicePreview,
+    PauseBehavior,
     PaymentInfo,
     PaymentMethodInfo,
     PriceInfo,
     ProductInfo,
     ProrationBehavior,
     SubscriptionInfo,
+    SubscriptionPreview,
 )
 
 
@@ -76,6 +79,12 @@ class Gateway(Protocol):
         proration_date: int | None,
     ) -> InvoicePreview:
         """The invoice a price change would produce; a read with no side effect."""
+        ...
+
+    def preview_subscription_invoice(
+        self, subscription_id: str, change: SubscriptionPreview
+    ) -> InvoicePreview:
+        """The subscription's next invoice (after ``change``, if any); a read, no side effect."""
         ...
 
     def list_events(
@@ -204,4 +213,23 @@ class Gateway(Protocol):
         metadata: Mapping[str, str] | None = None,
     ) -> PaymentInfo:
         """Charge a one-off amount off-session, with the customer's default method if none given."""
+        ...
+
+    # -- writes: subscription adjustments (adapter in stripe_adjustments.py) ------------------
+
+    def set_trial_end(
+        self, subscription_id: str, trial_end: datetime | None, *, idempotency_key: str
+    ) -> SubscriptionInfo:
+        """Move the trial's end (``None``: end it now), without prorations."""
+        ...
+
+    def set_pause_collection(
+        self,
+        subscription_id: str,
+        behavior: PauseBehavior | None,
+        resumes_at: datetime | None,
+        *,
+        idempotency_key: str,
+    ) -> SubscriptionInfo:
+        """Pause collection with ``behavior`` (optionally until ``resumes_at``); None resumes."""
         ...

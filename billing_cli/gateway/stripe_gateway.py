@@ -17,6 +17,7 @@ import stripe
 from billing_cli.errors import Conflict
 from billing_cli.gateway import converters as conv
 from billing_cli.gateway.calls import stripe_call
+from billing_cli.gateway.stripe_adjustments import AdjustmentWrites
 from billing_cli.gateway.stripe_reads import StripeReads
 from billing_cli.gateway.types import (
     CustomerInfo,
@@ -42,7 +43,7 @@ def _options(idempotency_key: str) -> stripe.RequestOptions:
     return {"idempotency_key": idempotency_key}
 
 
-class StripeGateway(StripeReads):
+class StripeGateway(AdjustmentWrites, StripeReads):
     """Stripe through one ``StripeClient``; built by :func:`billing_cli.gateway.make_gateway`."""
 
     # -- writes: catalogue ---------------------------------------------------------------------

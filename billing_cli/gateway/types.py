@@ -18,6 +18,9 @@ Interval = Literal["day", "week", "month", "year"]
 ProrationBehavior = Literal["create_prorations", "none", "always_invoice"]
 """How Stripe bills a mid-period price change."""
 
+PauseBehavior = Literal["keep_as_draft", "mark_uncollectible", "void"]
+"""What Stripe does with the invoices of a subscription whose collection is paused."""
+
 Metadata = dict[str, str]
 
 
@@ -86,6 +89,9 @@ class SubscriptionInfo:
     latest_invoice_id: str | None
     created: datetime | None
     metadata: Metadata = field(default_factory=dict)
+    pause_behavior: str | None = None  # pause_collection.behavior; None when collecting
+    pause_resumes_at: datetime | None = None
+    quantity: int = 1
 
 
 @dataclass(frozen=True)
@@ -109,6 +115,13 @@ class InvoicePreview:
     currency: str
     proration_amount: int
     lines: tuple[PreviewLine, ...] = ()
+    subtotal: int | None = None
+    total: int | None = None
+    discount_amount: int = 0  # total_discount_amounts (current) or the old ``discount`` shape
+    discounts: tuple[str, ...] = ()  # coupon ids of the discounts that apply
+    starting_balance: int = 0  # negative: customer credit applied to this invoice
+    next_payment_attempt: datetime | None = None
+    period_end: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -122,3 +135,14 @@ class PaymentInfo:
     description: str | None
     metadata: Metadata = field(default_factory=dict)
     failure: str | None = None
+
+
+@dataclass(frozen=True)
+class SubscriptionPreview:
+    """A change to preview on a subscription's next invoice; all None previews it as it is."""
+
+    trial_end_now: bool = False
+    item_id: str | None = None
+    quantity: int | None = None
+    proration_behavior: ProrationBehavior | None = None
+    proration_date: int | None = None

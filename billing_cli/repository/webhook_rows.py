@@ -65,6 +65,7 @@ class SubscriptionRecord:
     subscription_event_key: str | None = None
     payment_event_key: str | None = None
     customer_event_key: str | None = None
+    pause_collection: str | None = None
 
     def values(self) -> dict[str, Any]:
         """Every column's value, keyed by column name."""

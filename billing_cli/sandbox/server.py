@@ -19,7 +19,10 @@ from typing import Any
 
 from aiohttp import web
 
-from billing_cli.sandbox import extensions
+from billing_cli.sandbox import extensions, pause
+
+# Resource modules added beside extensions.py: installed after it, their routes win over its.
+ADDITIONS = (pause,)
 
 log = logging.getLogger("billing_cli.sandbox")
 
@@ -58,6 +61,8 @@ async def _crash_middleware(request: web.Request, handler: Any) -> web.StreamRes
 def build_app() -> web.Application:
     """localstripe's routes behind the extension routes, without its disk-saving middleware."""
     extensions.install()
+    for addition in ADDITIONS:
+        addition.install()
     from localstripe import server as ls_server
 
     app = web.Application(
@@ -69,9 +74,11 @@ def build_app() -> web.Application:
         ]
     )
     taken: set[tuple[str, str]] = set()
-    for method, path, handler in extensions.ROUTES:
-        app.router.add_route(method, path, handler)
-        taken.add((method, path))
+    for routes in (*(addition.ROUTES for addition in ADDITIONS), extensions.ROUTES):
+        for method, path, handler in routes:
+            if (method, path) not in taken:
+                app.router.add_route(method, path, handler)
+                taken.add((method, path))
     for route in ls_server.app.router.routes():
         if route.resource is None:
             continue

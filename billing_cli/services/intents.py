@@ -187,6 +187,10 @@ def _run(
         )
     if operation == "tenant.remove":
         return offboarding.remove_tenant(db, gateway, **common, slug=str(tenant))
+    if operation in _ADJUSTMENTS:
+        return _adjustment(
+            db, gateway, invocation, operation, params, str(tenant), max_failed_attempts
+        )
     if operation == "plan.sync":
         report = plan_sync.sync_plans(
             db, gateway, **common, archive_stale=bool(params.get("archive_stale"))
@@ -202,3 +206,50 @@ def _run(
             message=f"plans sync finished; plan {params['slug']}: {done}",
         )
     raise Conflict(f"intent operation {operation!r} cannot be resumed by this version")
+
+
+_ADJUSTMENTS = frozenset(
+    {
+        "subscription.extend_trial",
+        "subscription.end_trial",
+        "subscription.pause",
+        "subscription.unpause",
+    }
+)
+
+
+def _adjustment(
+    db: Database,
+    gateway: Gateway,
+    invocation: Invocation,
+    operation: str,
+    params: dict[str, Any],
+    tenant: str,
+    max_failed_attempts: int,
+) -> Change:
+    """Finish a subscription adjustment (services/adjustments.py) with its recorded parameters.
+
+    The paused-access policy is read from the settings the resuming command runs with."""
+    from billing_cli.config import load_settings
+    from billing_cli.services import adjustments
+    from billing_cli.timeparse import from_iso
+
+    rules = adjustments.BillingRules(
+        max_failed_attempts=max_failed_attempts, paused_access=load_settings().paused_access
+    )
+    common: dict[str, Any] = {"invocation": invocation, "tenant_slug": tenant, "rules": rules}
+    if operation == "subscription.extend_trial":
+        return adjustments.extend_trial(
+            db, gateway, **common, until=from_iso(params.get("until")), days=params.get("days")
+        ).change
+    if operation == "subscription.end_trial":
+        return adjustments.end_trial(db, gateway, **common, preview=False).change
+    if operation == "subscription.pause":
+        return adjustments.pause_collection(
+            db,
+            gateway,
+            **common,
+            behavior=params["behavior"],
+            resumes_at=from_iso(params.get("resumes_at")),
+        ).change
+    return adjustments.unpause_collection(db, gateway, **common).change

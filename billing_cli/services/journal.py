@@ -64,6 +64,11 @@ FAMILIES = {
     "payment.charge": "payment",
     "payment_method.attach": "payment_method",
     "plan.sync": "plan",
+    # subscription adjustments (services/adjustments.py): one change at a time per tenant
+    "subscription.extend_trial": "subscription",
+    "subscription.end_trial": "subscription",
+    "subscription.pause": "subscription",
+    "subscription.unpause": "subscription",
 }
 
 

@@ -103,11 +103,13 @@ class WebhookEngine:
         live_mode: bool,
         max_failed_attempts: int,
         collect_changes: bool = False,
+        paused_access: str = "keep",
     ) -> None:
         self.db = db
         self.live_mode = live_mode
         self.max_failed_attempts = max_failed_attempts
         self.collect_changes = collect_changes
+        self.paused_access = paused_access  # BILLING_PAUSED_ACCESS (services.paused_access)
 
     def for_replay(self) -> WebhookEngine:
         """The same engine as a replay runs it: outcomes carry their changes."""
@@ -116,6 +118,7 @@ class WebhookEngine:
             live_mode=self.live_mode,
             max_failed_attempts=self.max_failed_attempts,
             collect_changes=True,
+            paused_access=self.paused_access,
         )
 
     def check(self, event: object) -> ParsedEvent:
@@ -203,6 +206,7 @@ class WebhookEngine:
                 max_failed_attempts=self.max_failed_attempts,
                 collect_changes=self.collect_changes or dry_run,
                 claim=pending,
+                paused_access=self.paused_access,
             )
             handler = HANDLERS.get(parsed.type)
             try:

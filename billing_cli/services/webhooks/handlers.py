@@ -41,7 +41,7 @@ from billing_cli.models import Change, Invocation, Tenant, utcnow
 from billing_cli.repository import webhook_rows as rows_repo
 from billing_cli.repository.ledger import PendingClaim
 from billing_cli.repository.webhook_rows import SubscriptionRecord, TenantRecord
-from billing_cli.services import audit, tenants
+from billing_cli.services import audit, paused_access, tenants
 from billing_cli.services.views import tenant_view
 from billing_cli.services.webhooks import policy
 from billing_cli.services.webhooks.payloads import (
@@ -81,6 +81,7 @@ class Context:
     max_failed_attempts: int
     collect_changes: bool = True
     claim: PendingClaim | None = None  # the engine's claim, carried by the first locked read
+    paused_access: str = "keep"  # BILLING_PAUSED_ACCESS, see services.paused_access
     changes: list[Change] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -189,6 +190,7 @@ def on_subscription(ctx: Context) -> HandlerResult:
         row.trial_end = facts.trial_end
         row.cancel_at_period_end = facts.cancel_at_period_end
         row.canceled_at = facts.canceled_at
+        row.pause_collection = paused_access.pause_of(ctx.event.obj)
     elif policy.snapshot_subscription_created(row.subscription_event_key) > facts.created:
         ctx.notes.append(f"older than the tenant's subscription {row.stripe_subscription_id}")
     else:
@@ -365,10 +367,15 @@ def _finish(
             rows_repo.update_row(session=ctx.session, row_id=row.id, values=changed)
     if row.status is None:  # nothing known about the subscription: no grounds to act
         return HandlerResult("processed", "; ".join(ctx.notes))
-    reason = policy.billing_suspension(
+    reason = paused_access.suspension(
+        policy.billing_suspension(
+            status=row.status,
+            attempts=row.failed_payment_attempts,
+            max_attempts=ctx.max_failed_attempts,
+        ),
         status=row.status,
-        attempts=row.failed_payment_attempts,
-        max_attempts=ctx.max_failed_attempts,
+        pause_collection=row.pause_collection,
+        access=ctx.paused_access,
     )
     change = tenants.follow_billing(
         ctx.session,

@@ -1,0 +1,162 @@
+"""``billing subs`` adjustments: extend-trial, end-trial, pause, unpause.
+
+Registered on the ``subs`` group by :func:`register`, kept in their own module so the lifecycle
+commands in ``subs_cmd`` and these grow apart. Each parses, calls one function of
+:mod:`billing_cli.services.adjustments`, and renders.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from billing_cli.cli.options import DryRunOption, JsonOption, YesOption
+from billing_cli.cli.runtime import runtime_of
+
+if TYPE_CHECKING:
+    from billing_cli.services.adjustments import AdjustmentResult, BillingRules
+
+TenantArgument = Annotated[str, typer.Argument(help="The tenant's slug.")]
+
+
+class PauseBehavior(StrEnum):
+    keep_as_draft = "keep_as_draft"
+    mark_uncollectible = "mark_uncollectible"
+    void = "void"
+
+
+def _rules(ctx: typer.Context) -> BillingRules:
+    from billing_cli.services.adjustments import BillingRules
+
+    settings = runtime_of(ctx).settings()
+    return BillingRules(
+        max_failed_attempts=settings.max_failed_attempts, paused_access=settings.paused_access
+    )
+
+
+def _render(result: AdjustmentResult, *, json_output: bool) -> None:
+    from billing_cli.cli import render
+    from billing_cli.cli.invoice_render import invoice_preview
+
+    if json_output:
+        render.emit_json(result.to_dict())
+        return
+    render.change(result.change, json_output=False)
+    if result.preview is not None:
+        invoice_preview("Invoice this change makes (from Stripe)", result.preview)
+
+
+def extend_trial(
+    ctx: typer.Context,
+    tenant: TenantArgument,
+    until: Annotated[
+        str | None, typer.Option("--until", help="New trial end: 2026-12-31[T12:00] (UTC).")
+    ] = None,
+    days: Annotated[
+        int | None, typer.Option("--days", help="Days to add to the current trial end.")
+    ] = None,
+    dry_run: DryRunOption = False,
+    yes: YesOption = False,
+    json_output: JsonOption = False,
+) -> None:
+    """Move a trialing subscription's trial end later (--until DATE or --days N)."""
+    from billing_cli.services import adjustments
+
+    end = adjustments.parse_future_date(until) if until is not None else None
+    db, gateway, invocation = runtime_of(ctx).begin_stripe_change(
+        ctx, what=f"extend {tenant}'s trial", dry_run=dry_run, yes=yes
+    )
+    result = adjustments.extend_trial(
+        db,
+        gateway,
+        invocation=invocation,
+        tenant_slug=tenant,
+        until=end,
+        days=days,
+        rules=_rules(ctx),
+    )
+    _render(result, json_output=json_output)
+
+
+def end_trial(
+    ctx: typer.Context,
+    tenant: TenantArgument,
+    dry_run: DryRunOption = False,
+    yes: YesOption = False,
+    json_output: JsonOption = False,
+) -> None:
+    """End a trial now: the first paid period starts and is invoiced at once (no proration).
+
+    --dry-run shows Stripe's preview of that invoice."""
+    from billing_cli.services import adjustments
+
+    db, gateway, invocation = runtime_of(ctx).begin_stripe_change(
+        ctx, what=f"end {tenant}'s trial now", dry_run=dry_run, yes=yes
+    )
+    result = adjustments.end_trial(
+        db, gateway, invocation=invocation, tenant_slug=tenant, rules=_rules(ctx)
+    )
+    _render(result, json_output=json_output)
+
+
+def pause(
+    ctx: typer.Context,
+    tenant: TenantArgument,
+    behavior: Annotated[
+        PauseBehavior,
+        typer.Option("--behavior", help="What Stripe does with invoices while paused."),
+    ] = PauseBehavior.keep_as_draft,
+    resumes_at: Annotated[
+        str | None,
+        typer.Option("--resumes-at", help="Resume collection automatically at this date (UTC)."),
+    ] = None,
+    dry_run: DryRunOption = False,
+    yes: YesOption = False,
+    json_output: JsonOption = False,
+) -> None:
+    """Pause payment collection; BILLING_PAUSED_ACCESS=keep|suspend decides the tenant's access."""
+    from billing_cli.services import adjustments
+
+    resume = adjustments.parse_future_date(resumes_at) if resumes_at is not None else None
+    db, gateway, invocation = runtime_of(ctx).begin_stripe_change(
+        ctx, what=f"pause {tenant}'s collection", dry_run=dry_run, yes=yes
+    )
+    result = adjustments.pause_collection(
+        db,
+        gateway,
+        invocation=invocation,
+        tenant_slug=tenant,
+        behavior=behavior.value,
+        resumes_at=resume,
+        rules=_rules(ctx),
+    )
+    _render(result, json_output=json_output)
+
+
+def unpause(
+    ctx: typer.Context,
+    tenant: TenantArgument,
+    dry_run: DryRunOption = False,
+    yes: YesOption = False,
+    json_output: JsonOption = False,
+) -> None:
+    """Resume payment collection on a paused subscription."""
+    from billing_cli.services import adjustments
+
+    db, gateway, invocation = runtime_of(ctx).begin_stripe_change(
+        ctx, what=f"resume {tenant}'s collection", dry_run=dry_run, yes=yes
+    )
+    result = adjustments.unpause_collection(
+        db, gateway, invocation=invocation, tenant_slug=tenant, rules=_rules(ctx)
+    )
+    _render(result, json_output=json_output)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the adjustment commands to the ``subs`` group."""
+    app.command("extend-trial")(extend_trial)
+    app.command("end-trial")(end_trial)
+    app.command("pause")(pause)
+    app.command("unpause")(unpause)
