@@ -207,3 +207,15 @@ def test_rerun_after_stripe_applied_the_change_makes_it_once(
         assert sub.trial_end == start + 7 * 86400  # extended once, not twice
     else:
         assert sub.pause_collection.behavior == "keep_as_draft"
+
+
+def test_invoices_upcoming_shows_the_next_renewal(billing: Billing, ready: Database) -> None:
+    assert billing(*SUBSCRIBE).exit_code == 0
+    shown = billing.json("invoices", "upcoming", "acme")
+    assert shown["amount_due"] == 1000 and shown["currency"] == "usd"
+    assert [line["amount"] for line in shown["lines"]] == [1000]
+    assert shown["date"] == billing.json("subs", "show", "acme")["stripe"]["current_period_end"]
+    people = billing("invoices", "upcoming", "acme")
+    assert "amount due: 10.00 USD" in people.stdout
+    missing = billing("invoices", "upcoming", "nobody")
+    assert missing.exit_code == 1 and missing.stderr.count("\n") == 1
