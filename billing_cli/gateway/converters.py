@@ -20,7 +20,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from billing_cli.gateway.types import (
+    BalanceTransactionInfo,
+    CouponInfo,
     CustomerInfo,
+    DiscountInfo,
     InvoicePreview,
     PaymentInfo,
     PaymentMethodInfo,
@@ -135,6 +138,8 @@ def customer_info(obj: Any) -> CustomerInfo:
         metadata=_metadata(d.get("metadata")),
         default_payment_method=_ref(settings.get("default_payment_method")),
         deleted=_bool(d.get("deleted", False)),
+        balance=_int(d.get("balance")) or 0,
+        currency=_text(d.get("currency")),
     )
 
 
@@ -287,3 +292,56 @@ def _payment_error(value: Any) -> str | None:
     code = _text(error.get("decline_code")) or _text(error.get("code")) or "declined"
     message = _text(error.get("message"))
     return f"{code}: {message}" if message else code
+
+
+def coupon_info(obj: Any) -> CouponInfo:
+    """A Coupon (``percent_off`` may come as a float or a Decimal-like string)."""
+    d = as_dict(obj)
+    percent = d.get("percent_off")
+    return CouponInfo(
+        id=str(d["id"]),
+        name=_text(d.get("name")),
+        percent_off=None if percent is None else float(percent),
+        amount_off=_int(d.get("amount_off")),
+        currency=_text(d.get("currency")),
+        duration=_text(d.get("duration")) or "",
+        duration_in_months=_int(d.get("duration_in_months")),
+        valid=_bool(d.get("valid", True)),
+        times_redeemed=_int(d.get("times_redeemed")) or 0,
+        metadata=_metadata(d.get("metadata")),
+    )
+
+
+def discount_infos(subscription: Any) -> tuple[DiscountInfo, ...]:
+    """A subscription's discounts: ``discounts[]`` expanded (current) or one ``discount`` (old).
+    The coupon sits at ``coupon`` before basil and at ``source.coupon`` since."""
+    d = as_dict(subscription)
+    raw = d.get("discounts")
+    found = [x for x in raw if isinstance(x, Mapping)] if isinstance(raw, list) else []
+    if isinstance(d.get("discount"), Mapping):
+        found.append(d["discount"])
+    result = []
+    for entry in found:
+        coupon = entry.get("coupon") or _map(entry.get("source")).get("coupon")
+        result.append(
+            DiscountInfo(
+                id=_text(entry.get("id")) or "",
+                coupon=coupon_info(coupon) if isinstance(coupon, Mapping) else None,
+                start=timestamp(entry.get("start")),
+                end=timestamp(entry.get("end")),
+            )
+        )
+    return tuple(result)
+
+
+def balance_transaction_info(obj: Any) -> BalanceTransactionInfo:
+    """A customer balance transaction."""
+    d = as_dict(obj)
+    return BalanceTransactionInfo(
+        id=str(d["id"]),
+        amount=_int(d.get("amount")) or 0,
+        currency=_text(d.get("currency")) or "",
+        ending_balance=_int(d.get("ending_balance")) or 0,
+        description=_text(d.get("description")),
+        metadata=_metadata(d.get("metadata")),
+    )

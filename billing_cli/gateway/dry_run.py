@@ -17,7 +17,11 @@ from typing import Any
 from billing_cli.errors import Conflict
 from billing_cli.gateway.protocol import Gateway
 from billing_cli.gateway.types import (
+    BalanceTransactionInfo,
+    CouponDuration,
+    CouponInfo,
     CustomerInfo,
+    DiscountInfo,
     Interval,
     InvoicePreview,
     PauseBehavior,
@@ -117,6 +121,22 @@ class DryRunGateway(Gateway):
         self, subscription_id: str, change: SubscriptionPreview
     ) -> InvoicePreview:
         return self.inner.preview_subscription_invoice(subscription_id, change)
+
+    def list_coupons(self) -> list[CouponInfo]:
+        return self.inner.list_coupons()
+
+    def retrieve_coupon(self, coupon_id: str) -> CouponInfo:
+        return self.inner.retrieve_coupon(coupon_id)
+
+    def subscription_discounts(self, subscription_id: str) -> tuple[DiscountInfo, ...]:
+        if _is_synthetic(subscription_id):
+            return ()
+        return self.inner.subscription_discounts(subscription_id)
+
+    def list_balance_transactions(self, customer_id: str) -> list[BalanceTransactionInfo]:
+        if _is_synthetic(customer_id):
+            return []
+        return self.inner.list_balance_transactions(customer_id)
 
     def list_events(
         self,
@@ -375,4 +395,95 @@ class DryRunGateway(Gateway):
             subscription_id,
             pause_behavior=behavior,
             pause_resumes_at=resumes_at if behavior else None,
+        )
+
+    def set_subscription_quantity(
+        self,
+        subscription_id: str,
+        *,
+        item_id: str,
+        quantity: int,
+        proration_behavior: ProrationBehavior,
+        idempotency_key: str,
+    ) -> SubscriptionInfo:
+        self._plan(
+            "set_subscription_quantity",
+            subscription_id,
+            item=item_id,
+            quantity=quantity,
+            proration_behavior=proration_behavior,
+        )
+        return self._update_subscription(subscription_id, quantity=quantity)
+
+    def create_coupon(
+        self,
+        *,
+        coupon_id: str,
+        percent_off: float | None,
+        amount_off: int | None,
+        currency: str | None,
+        duration: CouponDuration,
+        duration_in_months: int | None,
+        metadata: Mapping[str, str],
+        idempotency_key: str,
+    ) -> CouponInfo:
+        params = {
+            "percent_off": percent_off,
+            "amount_off": amount_off,
+            "currency": currency,
+            "duration": duration,
+            "duration_in_months": duration_in_months,
+        }
+        self._plan(
+            "create_coupon",
+            coupon_id,
+            **{k: v for k, v in params.items() if v is not None},
+            metadata=dict(metadata),
+        )
+        return CouponInfo(
+            coupon_id,
+            None,
+            percent_off,
+            amount_off,
+            currency,
+            duration,
+            duration_in_months,
+            True,
+            0,
+            dict(metadata),
+        )
+
+    def set_subscription_discount(
+        self, subscription_id: str, coupon_id: str | None, *, idempotency_key: str
+    ) -> SubscriptionInfo:
+        self._plan(
+            "set_subscription_discount",
+            subscription_id,
+            discounts="" if coupon_id is None else [{"coupon": coupon_id}],
+        )
+        return self.retrieve_subscription(subscription_id)
+
+    def create_balance_transaction(
+        self,
+        customer_id: str,
+        *,
+        amount: int,
+        currency: str,
+        description: str,
+        metadata: Mapping[str, str],
+        idempotency_key: str,
+    ) -> BalanceTransactionInfo:
+        self._plan(
+            "create_balance_transaction",
+            customer_id,
+            amount=amount,
+            currency=currency,
+            description=description,
+            metadata=dict(metadata),
+        )
+        balance = (
+            0 if _is_synthetic(customer_id) else self.inner.retrieve_customer(customer_id).balance
+        )
+        return BalanceTransactionInfo(
+            "(new balance transaction)", amount, currency, balance + amount, description
         )

@@ -14,7 +14,11 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from billing_cli.gateway.types import (
+    BalanceTransactionInfo,
+    CouponDuration,
+    CouponInfo,
     CustomerInfo,
+    DiscountInfo,
     Interval,
     InvoicePreview,
     PauseBehavior,
@@ -85,6 +89,22 @@ class Gateway(Protocol):
         self, subscription_id: str, change: SubscriptionPreview
     ) -> InvoicePreview:
         """The subscription's next invoice (after ``change``, if any); a read, no side effect."""
+        ...
+
+    def list_coupons(self) -> list[CouponInfo]:
+        """All coupons (auto-paged, 100 a page)."""
+        ...
+
+    def retrieve_coupon(self, coupon_id: str) -> CouponInfo:
+        """One coupon; an unknown id is a ``GatewayError`` (``resource_missing``)."""
+        ...
+
+    def subscription_discounts(self, subscription_id: str) -> tuple[DiscountInfo, ...]:
+        """The discounts applied to a subscription, with their coupons."""
+        ...
+
+    def list_balance_transactions(self, customer_id: str) -> list[BalanceTransactionInfo]:
+        """The customer's balance transactions, newest first (auto-paged)."""
         ...
 
     def list_events(
@@ -232,4 +252,52 @@ class Gateway(Protocol):
         idempotency_key: str,
     ) -> SubscriptionInfo:
         """Pause collection with ``behavior`` (optionally until ``resumes_at``); None resumes."""
+        ...
+
+    def set_subscription_quantity(
+        self,
+        subscription_id: str,
+        *,
+        item_id: str,
+        quantity: int,
+        proration_behavior: ProrationBehavior,
+        idempotency_key: str,
+    ) -> SubscriptionInfo:
+        """Change the item's quantity (seats), prorating as asked."""
+        ...
+
+    # -- writes: discounts and credit (adapter in stripe_discounts.py) ------------------------
+
+    def create_coupon(
+        self,
+        *,
+        coupon_id: str,
+        percent_off: float | None,
+        amount_off: int | None,
+        currency: str | None,
+        duration: CouponDuration,
+        duration_in_months: int | None,
+        metadata: Mapping[str, str],
+        idempotency_key: str,
+    ) -> CouponInfo:
+        """Create a coupon with the given id."""
+        ...
+
+    def set_subscription_discount(
+        self, subscription_id: str, coupon_id: str | None, *, idempotency_key: str
+    ) -> SubscriptionInfo:
+        """Apply ``coupon_id`` as the subscription's only discount; None removes its discounts."""
+        ...
+
+    def create_balance_transaction(
+        self,
+        customer_id: str,
+        *,
+        amount: int,
+        currency: str,
+        description: str,
+        metadata: Mapping[str, str],
+        idempotency_key: str,
+    ) -> BalanceTransactionInfo:
+        """Add ``amount`` (Stripe's sign: negative credits the customer) to the balance."""
         ...

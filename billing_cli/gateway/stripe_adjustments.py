@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from billing_cli.gateway import converters as conv
 from billing_cli.gateway.calls import stripe_call
-from billing_cli.gateway.types import PauseBehavior, SubscriptionInfo
+from billing_cli.gateway.types import PauseBehavior, ProrationBehavior, SubscriptionInfo
 
 if TYPE_CHECKING:
     from stripe._v1_services import V1Services
@@ -62,6 +62,26 @@ class AdjustmentWrites:
                 }
             }
         with stripe_call("subscriptions.pause_collection", subscription=subscription_id):
+            sub = self._v1.subscriptions.update(
+                subscription_id, params, {"idempotency_key": idempotency_key}
+            )
+        return conv.subscription_info(sub)
+
+    def set_subscription_quantity(
+        self,
+        subscription_id: str,
+        *,
+        item_id: str,
+        quantity: int,
+        proration_behavior: ProrationBehavior,
+        idempotency_key: str,
+    ) -> SubscriptionInfo:
+        """The item's quantity in place (same item, same price)."""
+        params: SubscriptionUpdateParams = {
+            "items": [{"id": item_id, "quantity": quantity}],
+            "proration_behavior": proration_behavior,
+        }
+        with stripe_call("subscriptions.quantity", subscription=subscription_id):
             sub = self._v1.subscriptions.update(
                 subscription_id, params, {"idempotency_key": idempotency_key}
             )

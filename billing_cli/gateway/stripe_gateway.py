@@ -18,6 +18,7 @@ from billing_cli.errors import Conflict
 from billing_cli.gateway import converters as conv
 from billing_cli.gateway.calls import stripe_call
 from billing_cli.gateway.stripe_adjustments import AdjustmentWrites
+from billing_cli.gateway.stripe_discounts import DiscountCalls
 from billing_cli.gateway.stripe_reads import StripeReads
 from billing_cli.gateway.types import (
     CustomerInfo,
@@ -43,7 +44,7 @@ def _options(idempotency_key: str) -> stripe.RequestOptions:
     return {"idempotency_key": idempotency_key}
 
 
-class StripeGateway(AdjustmentWrites, StripeReads):
+class StripeGateway(AdjustmentWrites, DiscountCalls, StripeReads):
     """Stripe through one ``StripeClient``; built by :func:`billing_cli.gateway.make_gateway`."""
 
     # -- writes: catalogue ---------------------------------------------------------------------

@@ -59,6 +59,8 @@ class CustomerInfo:
     metadata: Metadata
     default_payment_method: str | None
     deleted: bool = False
+    balance: int = 0  # Stripe's sign: negative is credit the customer has, positive is owed
+    currency: str | None = None
 
 
 @dataclass(frozen=True)
@@ -146,3 +148,45 @@ class SubscriptionPreview:
     quantity: int | None = None
     proration_behavior: ProrationBehavior | None = None
     proration_date: int | None = None
+
+
+CouponDuration = Literal["once", "repeating", "forever"]
+"""How long a coupon's discount lasts once applied."""
+
+
+@dataclass(frozen=True)
+class CouponInfo:
+    """A Stripe Coupon: a percentage or an amount off, for once, N months or forever."""
+
+    id: str
+    name: str | None
+    percent_off: float | None
+    amount_off: int | None
+    currency: str | None
+    duration: str
+    duration_in_months: int | None
+    valid: bool
+    times_redeemed: int = 0
+    metadata: Metadata = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DiscountInfo:
+    """A coupon applied to a subscription, from ``start`` until ``end`` (None: forever)."""
+
+    id: str
+    coupon: CouponInfo | None
+    start: datetime | None
+    end: datetime | None
+
+
+@dataclass(frozen=True)
+class BalanceTransactionInfo:
+    """One change to a customer's credit balance (Stripe's sign: negative is a credit)."""
+
+    id: str
+    amount: int
+    currency: str
+    ending_balance: int
+    description: str | None
+    metadata: Metadata = field(default_factory=dict)
