@@ -1,4 +1,4 @@
-"""``billing subs`` adjustments: extend-trial, end-trial, pause, unpause.
+"""``billing subs`` adjustments: extend-trial, end-trial, pause, unpause, discount, quantity.
 
 Registered on the ``subs`` group by :func:`register`, kept in their own module so the lifecycle
 commands in ``subs_cmd`` and these grow apart. Each parses, calls one function of
@@ -36,7 +36,12 @@ def _rules(ctx: typer.Context) -> BillingRules:
     )
 
 
-def _render(result: AdjustmentResult, *, json_output: bool) -> None:
+def _render(
+    result: AdjustmentResult,
+    *,
+    json_output: bool,
+    title: str = "Invoice this change makes (from Stripe)",
+) -> None:
     from billing_cli.cli import render
     from billing_cli.cli.invoice_render import invoice_preview
 
@@ -45,7 +50,7 @@ def _render(result: AdjustmentResult, *, json_output: bool) -> None:
         return
     render.change(result.change, json_output=False)
     if result.preview is not None:
-        invoice_preview("Invoice this change makes (from Stripe)", result.preview)
+        invoice_preview(title, result.preview)
 
 
 def extend_trial(
@@ -154,9 +159,74 @@ def unpause(
     _render(result, json_output=json_output)
 
 
+def discount(
+    ctx: typer.Context,
+    tenant: TenantArgument,
+    coupon: Annotated[
+        str | None, typer.Option("--coupon", help="Coupon id to apply (replaces any).")
+    ] = None,
+    remove: Annotated[bool, typer.Option("--remove", help="Remove the discount.")] = False,
+    dry_run: DryRunOption = False,
+    yes: YesOption = False,
+    json_output: JsonOption = False,
+) -> None:
+    """Give the subscription a coupon (--coupon ID) or take its discount away (--remove).
+
+    --dry-run shows Stripe's preview of the next invoice with the change."""
+    from billing_cli.errors import UsageError
+    from billing_cli.services import discounts
+
+    if (coupon is None) == (not remove):
+        raise UsageError("give exactly one of --coupon ID or --remove")
+    db, gateway, invocation = runtime_of(ctx).begin_stripe_change(
+        ctx, what=f"change {tenant}'s discount", dry_run=dry_run, yes=yes
+    )
+    result = discounts.set_discount(
+        db, gateway, invocation=invocation, tenant_slug=tenant, coupon_id=coupon, rules=_rules(ctx)
+    )
+    _render(result, json_output=json_output, title="Next invoice with this change (from Stripe)")
+
+
+class Proration(StrEnum):
+    create_prorations = "create_prorations"
+    none = "none"
+    always_invoice = "always_invoice"
+
+
+def quantity(
+    ctx: typer.Context,
+    tenant: TenantArgument,
+    seats: Annotated[int, typer.Argument(metavar="N", help="The new quantity (seats).")],
+    proration: Annotated[
+        Proration, typer.Option("--proration", help="How Stripe bills the change.")
+    ] = Proration.create_prorations,
+    dry_run: DryRunOption = False,
+    yes: YesOption = False,
+    json_output: JsonOption = False,
+) -> None:
+    """Change the number of seats; --dry-run shows Stripe's proration preview."""
+    from billing_cli.services import adjustments
+
+    db, gateway, invocation = runtime_of(ctx).begin_stripe_change(
+        ctx, what=f"set {tenant}'s quantity to {seats}", dry_run=dry_run, yes=yes
+    )
+    result = adjustments.change_quantity(
+        db,
+        gateway,
+        invocation=invocation,
+        tenant_slug=tenant,
+        quantity=seats,
+        proration=proration.value,
+        rules=_rules(ctx),
+    )
+    _render(result, json_output=json_output)
+
+
 def register(app: typer.Typer) -> None:
     """Add the adjustment commands to the ``subs`` group."""
     app.command("extend-trial")(extend_trial)
     app.command("end-trial")(end_trial)
     app.command("pause")(pause)
     app.command("unpause")(unpause)
+    app.command("discount")(discount)
+    app.command("quantity")(quantity)

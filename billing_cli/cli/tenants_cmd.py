@@ -81,17 +81,20 @@ def show(
 ) -> None:
     """Show a tenant, its subscription row, and its recent audit entries."""
     from billing_cli.cli import render
+    from billing_cli.cli.tenants_credit_cmd import billing_of, render_billing
     from billing_cli.services import tenants
 
     detail = tenants.show_tenant(runtime_of(ctx).database(), slug=slug)
+    billing = billing_of(ctx, slug)  # discount and balance, from Stripe (issue 14)
     if json_output:
-        render.emit_json(detail.to_dict())
+        render.emit_json({**detail.to_dict(), "billing": billing})
         return
     render.key_values(f"Tenant {slug}", detail.tenant)
     if detail.subscription:
         render.key_values("Subscription", detail.subscription)
     else:
         render.note("no subscription")
+    render_billing(billing)
     render.table(
         "Recent audit entries",
         ("at", "operator", "command", "outcome"),
@@ -161,3 +164,12 @@ def remove(
         slug=slug,
     )
     render.change(result, json_output=json_output)
+
+
+def _register_credit() -> None:
+    from billing_cli.cli import tenants_credit_cmd
+
+    tenants_credit_cmd.register(app)
+
+
+_register_credit()

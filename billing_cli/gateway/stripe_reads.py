@@ -140,7 +140,10 @@ class StripeReads:
         self, subscription_id: str, change: SubscriptionPreview
     ) -> InvoicePreview:
         """POST /v1/invoices/create_preview for the subscription, with ``change`` applied."""
-        params: InvoiceCreatePreviewParams = {"subscription": subscription_id}
+        params: InvoiceCreatePreviewParams = {
+            "subscription": subscription_id,
+            "expand": ["discounts"],  # their coupons, not only their ids
+        }
         details: InvoiceCreatePreviewParamsSubscriptionDetails = {}
         if change.trial_end_now:
             details["trial_end"] = "now"
@@ -152,6 +155,10 @@ class StripeReads:
             details["proration_date"] = change.proration_date
         if details:
             params["subscription_details"] = details
+        if change.coupon is not None:
+            params["discounts"] = [{"coupon": change.coupon}]
+        elif change.without_discounts:
+            params["discounts"] = ""
         with stripe_call("invoices.create_preview", subscription=subscription_id):
             return conv.invoice_preview(self._v1.invoices.create_preview(params))
 

@@ -148,6 +148,8 @@ class SubscriptionPreview:
     quantity: int | None = None
     proration_behavior: ProrationBehavior | None = None
     proration_date: int | None = None
+    coupon: str | None = None  # preview with this coupon instead of the current discount
+    without_discounts: bool = False  # preview as if the discount were removed
 
 
 CouponDuration = Literal["once", "repeating", "forever"]

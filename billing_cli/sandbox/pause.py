@@ -2,22 +2,20 @@
 
 ``POST /v1/subscriptions/{id}`` with ``pause_collection[behavior]`` (``keep_as_draft``,
 ``mark_uncollectible``, ``void``) and optional ``pause_collection[resumes_at]`` pauses
-collection; ``pause_collection=""`` resumes it. As in Stripe the subscription's status does not
-change, and ``customer.subscription.updated`` is emitted with ``previous_attributes``. Every
-other parameter is handed to :func:`.extensions.update_subscription` unchanged.
+collection; ``pause_collection=""`` resumes it. As in Stripe the subscription's status does
+not change, and ``customer.subscription.updated`` is emitted with ``previous_attributes``. The
+parameter reaches it through :mod:`.subscription_updates`.
 
-Replaces: the extensions' ``POST /v1/subscriptions/{id}`` route (wrapped, not rewritten) and
-``Subscription._export``'s constant ``"pause_collection": None``. Not modelled: what renewal
-invoices do while paused (the sandbox's clock control still bills them).
+Replaces: ``Subscription._export``'s constant ``"pause_collection": None``. Not modelled: what
+renewal invoices do while paused (the sandbox's clock control still bills them).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from aiohttp import web
-
 from billing_cli.sandbox import extensions as ext
+from billing_cli.sandbox import subscription_updates
 
 JSON = dict[str, Any]
 BEHAVIORS = ("keep_as_draft", "mark_uncollectible", "void")
@@ -44,22 +42,7 @@ def set_pause(sub: ext.Subscription, raw: Any) -> None:
     ext._emit_sub_updated(sub, before)
 
 
-async def _update_subscription(request: web.Request) -> web.Response:
-    data = await ext._params(request)
-    expand = ext._pop_expand(data)
-    sub = ext._subscription(request.match_info["id"])
-    has_pause = "pause_collection" in data
-    pause = data.pop("pause_collection", None)
-    if data or not has_pause:
-        ext.update_subscription(sub, data)
-    if has_pause:
-        set_pause(sub, pause)
-    return ext._respond(sub._export(expand=expand))
-
-
-ROUTES: list[tuple[str, str, ext.Handler]] = [
-    ("POST", "/v1/subscriptions/{id}", _update_subscription),
-]
+ROUTES: list[tuple[str, str, ext.Handler]] = []  # served by subscription_updates
 
 _installed = False
 
@@ -70,6 +53,7 @@ def install() -> None:
     if _installed:
         return
     _installed = True
+    subscription_updates.PARAMETERS["pause_collection"] = set_pause
     original = ext.Subscription._export
 
     def export(self: ext.Subscription, expand: list[str] | None = None) -> JSON:

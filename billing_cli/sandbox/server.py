@@ -19,10 +19,17 @@ from typing import Any
 
 from aiohttp import web
 
-from billing_cli.sandbox import extensions, pause
+from billing_cli.sandbox import (
+    balance,
+    coupons,
+    extensions,
+    pause,
+    previews,
+    subscription_updates,
+)
 
 # Resource modules added beside extensions.py: installed after it, their routes win over its.
-ADDITIONS = (pause,)
+ADDITIONS = (subscription_updates, pause, coupons, balance, previews)
 
 log = logging.getLogger("billing_cli.sandbox")
 

@@ -44,6 +44,7 @@ from billing_cli.services.journal import Intent
 from billing_cli.services.stripe_ops import TenantRef, planned_writes, stripe_row
 from billing_cli.services.subscriptions import (
     _begin_update,
+    _check_proration,
     _live,
     _NothingToDo,
     _sync_unchanged,
@@ -127,7 +128,7 @@ def extend_trial(
     )
     verb = "would extend" if invocation.dry_run else "extended"
     return AdjustmentResult(
-        _apply(
+        apply_change(
             db,
             gateway,
             invocation,
@@ -176,7 +177,7 @@ def end_trial(
         send=lambda key: gateway.set_trial_end(live.id, None, idempotency_key=key),
     )
     verb = "would end" if invocation.dry_run else "ended"
-    change = _apply(
+    change = apply_change(
         db,
         gateway,
         invocation,
@@ -230,7 +231,7 @@ def pause_collection(
     until = f" until {iso(resumes_at)}" if resumes_at else ""
     verb = "would pause" if invocation.dry_run else "paused"
     return AdjustmentResult(
-        _apply(
+        apply_change(
             db,
             gateway,
             invocation,
@@ -281,7 +282,7 @@ def unpause_collection(
     )
     verb = "would resume" if invocation.dry_run else "resumed"
     return AdjustmentResult(
-        _apply(
+        apply_change(
             db,
             gateway,
             invocation,
@@ -294,6 +295,82 @@ def unpause_collection(
             rules=rules,
         )
     )
+
+
+def change_quantity(
+    db: Database,
+    gateway: Gateway,
+    *,
+    invocation: Invocation,
+    tenant_slug: str,
+    quantity: int,
+    proration: str = "create_prorations",
+    preview: bool | None = None,
+    rules: BillingRules = BillingRules(),
+) -> AdjustmentResult:
+    """Set the number of seats (the subscription item's quantity); the dry run shows Stripe's
+    preview of the invoice with the proration the change makes."""
+    if not 1 <= quantity <= 10_000:
+        raise UsageError("the quantity must be between 1 and 10000")
+    behavior = _check_proration(proration)
+    tenant, live = _live(db, gateway, tenant_slug)
+    if live.item_id is None:
+        raise Conflict(f"subscription {live.id} has no item to change")
+    item_id = live.item_id
+    params = {"subscription": live.id, "quantity": quantity, "proration": behavior}
+    done = live.quantity == quantity
+    try:
+        intent = _begin_update(
+            db, invocation, "subscription.quantity", tenant, params, done=done, live=live
+        )
+    except _NothingToDo:
+        why = f"{tenant.slug}'s subscription already has quantity {quantity}"
+        return AdjustmentResult(_sync_unchanged(db, invocation, tenant, live, why))
+    if not done and "from_quantity" not in intent.steps:
+        journal.record_step(db, intent, "from_quantity", live.quantity)
+    was = int(intent.steps.get("from_quantity", live.quantity))
+    invoice = None
+    if not done and (invocation.dry_run if preview is None else preview):
+        invoice = gateway.preview_subscription_invoice(
+            live.id,
+            SubscriptionPreview(
+                item_id=item_id,
+                quantity=quantity,
+                proration_behavior=behavior,
+                proration_date=int(utcnow().timestamp()),
+            ),
+        )
+    info = _update_step(
+        db,
+        invocation,
+        intent,
+        live,
+        done=done,
+        what=f"changing {tenant.slug}'s quantity",
+        send=lambda key: gateway.set_subscription_quantity(
+            live.id,
+            item_id=item_id,
+            quantity=quantity,
+            proration_behavior=behavior,
+            idempotency_key=key,
+        ),
+    )
+    verb = "would change" if invocation.dry_run else "changed"
+    change = apply_change(
+        db,
+        gateway,
+        invocation,
+        intent,
+        info,
+        tenant=tenant,
+        action="quantity",
+        outcome=f"quantity {was} -> {quantity} ({behavior})",
+        message=f"{verb} {tenant.slug}'s quantity from {was} to {quantity} (proration: {behavior})",
+        rules=rules,
+        extra_before={"quantity": was},
+        extra_after={"quantity": info.quantity},
+    )
+    return AdjustmentResult(change, invoice)
 
 
 # -- the apply phase ---------------------------------------------------------------------------
@@ -327,7 +404,7 @@ def billing_reason(row: TenantSubscription, rules: BillingRules) -> str | None:
     )
 
 
-def _apply(
+def apply_change(
     db: Database,
     gateway: Gateway,
     invocation: Invocation,
@@ -339,13 +416,18 @@ def _apply(
     outcome: str,
     message: str,
     rules: BillingRules,
+    extra_before: dict[str, Any] | None = None,
+    extra_after: dict[str, Any] | None = None,
 ) -> Change:
-    """Phase 3: Stripe's answer, the tenant's access, the audit entry, the intent's close."""
+    """Phase 3: Stripe's answer, the tenant's access, the audit entry, the intent's close.
+
+    ``extra_before``/``extra_after``: Stripe-side facts the row does not hold (a discount),
+    shown and audited with it."""
     target = f"subscription:{tenant.slug}"
     with db.transaction(dry_run=invocation.dry_run) as session:
         locked = tenant_rules.require_tenant(session, tenant.slug, for_update=True)
         row = stripe_row(session, locked)
-        before = adjusted_view(session, row)
+        before = adjusted_view(session, row) | (extra_before or {})
         apply_adjusted(session, row, info)
         effect = tenant_rules.follow_billing(
             session,
@@ -355,7 +437,7 @@ def _apply(
             load=lambda: locked,
             invocation=invocation,
         )
-        after = adjusted_view(session, row)
+        after = adjusted_view(session, row) | (extra_after or {})
         audit.record(
             session,
             invocation=invocation,

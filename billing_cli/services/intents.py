@@ -210,6 +210,11 @@ def _run(
 
 _ADJUSTMENTS = frozenset(
     {
+        "coupon.create",
+        "subscription.quantity",
+        "subscription.discount",
+        "subscription.remove_discount",
+        "customer.credit",
         "subscription.extend_trial",
         "subscription.end_trial",
         "subscription.pause",
@@ -234,6 +239,22 @@ def _adjustment(
     from billing_cli.services import adjustments
     from billing_cli.timeparse import from_iso
 
+    if operation == "coupon.create":
+        from billing_cli.services import discounts as coupons
+
+        currency = params.get("currency")
+        minor = params.get("amount_off")
+        return coupons.create_coupon(
+            db,
+            gateway,
+            invocation=invocation,
+            coupon_id=params["coupon"],
+            percent_off=params.get("percent_off"),
+            amount_off=None if minor is None or currency is None else _major(int(minor), currency),
+            currency=currency,
+            duration=params["duration"],
+            months=params.get("months"),
+        )
     rules = adjustments.BillingRules(
         max_failed_attempts=max_failed_attempts, paused_access=load_settings().paused_access
     )
@@ -252,4 +273,42 @@ def _adjustment(
             behavior=params["behavior"],
             resumes_at=from_iso(params.get("resumes_at")),
         ).change
-    return adjustments.unpause_collection(db, gateway, **common).change
+    if operation == "subscription.unpause":
+        return adjustments.unpause_collection(db, gateway, **common).change
+    if operation == "subscription.quantity":
+        return adjustments.change_quantity(
+            db,
+            gateway,
+            **common,
+            quantity=int(params["quantity"]),
+            proration=params["proration"],
+            preview=False,
+        ).change
+    from billing_cli.services import discounts
+
+    if operation in ("subscription.discount", "subscription.remove_discount"):
+        return discounts.set_discount(
+            db, gateway, **common, coupon_id=params.get("coupon"), preview=False
+        ).change
+    if operation == "customer.credit":
+        amount = int(params["amount"])  # Stripe's sign: negative was a credit
+        return discounts.credit(
+            db,
+            gateway,
+            invocation=invocation,
+            tenant_slug=tenant,
+            amount=_major(-amount, params["currency"]),
+            currency=params["currency"],
+            reason=params["text"],
+            debit=amount > 0,
+        )
+    raise Conflict(f"intent operation {operation!r} cannot be resumed by this version")
+
+
+def _major(minor: int, currency: str) -> str:
+    """Minor units back to the major-unit text the command took (``-1250`` -> ``"-12.50"``)."""
+    from decimal import Decimal
+
+    from billing_cli.money import decimals
+
+    return str(Decimal(minor).scaleb(-decimals(currency)))

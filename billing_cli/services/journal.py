@@ -69,6 +69,12 @@ FAMILIES = {
     "subscription.end_trial": "subscription",
     "subscription.pause": "subscription",
     "subscription.unpause": "subscription",
+    "subscription.quantity": "subscription",
+    # discounts and credit (services/discounts.py)
+    "subscription.discount": "subscription",
+    "subscription.remove_discount": "subscription",
+    "customer.credit": "balance",
+    "coupon.create": "coupon",
 }
 
 
