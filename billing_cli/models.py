@@ -95,6 +95,7 @@ class SubscriptionPlan(SQLModel, table=True):
     interval_count: int = 1
     trial_days: int = 0
     active: bool = True
+    per_seat: bool = False  # priced per unit: ``subs quantity`` sets the number of seats
     stripe_product_id: str | None = Field(default=None, max_length=255)
     stripe_price_id: str | None = Field(default=None, max_length=255, index=True)
     created_at: datetime | None = _ts()

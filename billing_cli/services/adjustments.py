@@ -37,6 +37,7 @@ from billing_cli.gateway import (
 from billing_cli.models import Change, Invocation, TenantSubscription, utcnow
 from billing_cli.repository import Database
 from billing_cli.repository import intents as intents_repo
+from billing_cli.repository import plans as plans_repo
 from billing_cli.services import audit, journal, paused_access
 from billing_cli.services import tenants as tenant_rules
 from billing_cli.services.invoice_views import preview_view
@@ -316,6 +317,7 @@ def change_quantity(
     tenant, live = _live(db, gateway, tenant_slug)
     if live.item_id is None:
         raise Conflict(f"subscription {live.id} has no item to change")
+    _require_per_seat(db, live, quantity)
     item_id = live.item_id
     params = {"subscription": live.id, "quantity": quantity, "proration": behavior}
     done = live.quantity == quantity
@@ -471,6 +473,18 @@ def _open_params(db: Database, tenant_slug: str, operation: str) -> dict[str, An
         if found is None or found.operation != operation:
             return None
         return dict(found.params or {})
+
+
+def _require_per_seat(db: Database, live: SubscriptionInfo, quantity: int) -> None:
+    """Seats only on a plan priced per seat (``plans add/update --per-seat``)."""
+    with db.read() as session:
+        plan = plans_repo.get_by_price_id(session=session, price_id=live.price_id or "")
+        if quantity != 1 and (plan is None or not plan.per_seat):
+            name = plan.slug if plan else live.price_id
+            raise Conflict(
+                f"plan {name} is not priced per seat; mark it with "
+                f"`billing plans update {name} --per-seat` first"
+            )
 
 
 def _not_trialing(live: SubscriptionInfo) -> Conflict:

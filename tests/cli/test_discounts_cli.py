@@ -142,6 +142,9 @@ def test_quantity_prorates_and_dry_runs_preview_without_writing(
 ) -> None:
     assert billing(*SUBSCRIBE).exit_code == 0
     assert billing(*SPRING, "--months", "3").exit_code == 0
+    refused = billing("subs", "quantity", "acme", "3")
+    assert refused.exit_code == 1 and "not priced per seat" in refused.stderr
+    assert billing.json("plans", "update", "team", "--per-seat")["after"]["per_seat"] is True
     before = table_snapshot(ready)
     stripe_requests.sent.clear()
     seats = billing.json("subs", "quantity", "acme", "3", "--dry-run")
