@@ -199,3 +199,35 @@ def test_credit_rerun_after_stripe_acted_credits_once(
     assert second.exit_code == 0, second.stderr
     assert customer(billing, client).balance == -400
     assert len(outcomes(ready, "credit 4.00 USD")) == 1
+
+
+@pytest.mark.parametrize(
+    ("command", "expected"),
+    [
+        (
+            ("tenants", "credit", "acme", "--amount", "-2", "--currency", "usd", "--reason", "fee"),
+            "debit 2.00 USD",
+        ),
+        (("subs", "pause", "acme", "--behavior", "void"), "collection paused (void)"),
+    ],
+)
+def test_intents_resume_finishes_an_interrupted_adjustment(
+    billing: Billing,
+    ready: Database,
+    proxy: FaultProxy,
+    client: stripe.StripeClient,
+    command: tuple[str, ...],
+    expected: str,
+) -> None:
+    assert billing(*SUBSCRIBE).exit_code == 0
+    proxy.arm(Fault("status", "after", "POST", "/v1/", status=500))
+    args = (*command, "--debit") if "credit" in command else command
+    assert billing(*args).exit_code == 1
+    proxy.clear()
+    (open_intent,) = billing.json("intents", "list", "--open")
+    resumed = billing("intents", "resume", open_intent["id"])
+    assert resumed.exit_code == 0, resumed.stderr
+    assert billing.json("intents", "list", "--open") == []
+    assert len(outcomes(ready, expected)) == 1
+    if "credit" in command:
+        assert customer(billing, client).balance == 200
