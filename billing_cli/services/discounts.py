@@ -100,17 +100,21 @@ def create_coupon(
         "duration": how,
         "months": months,
     }
+    target = f"coupon:{coupon_id}"
+    existing = _find_coupon(gateway, coupon_id)
+    taken = f"coupon {coupon_id} already exists in Stripe"
+    if existing is not None and not journal.has_open(db, operation="coupon.create", target=target):
+        raise Conflict(taken)  # refused before anything is recorded
     intent = journal.begin(
         db,
         operation="coupon.create",
-        target=f"coupon:{coupon_id}",
+        target=target,
         tenant_slug=None,
         params=params,
         invocation=invocation,
     )
-    existing = _find_coupon(gateway, coupon_id)
     if existing is not None and existing.metadata.get(INTENT_METADATA_KEY) != intent.id:
-        _fail(db, intent, invocation, f"coupon {coupon_id} already exists in Stripe")
+        _fail(db, intent, invocation, taken)  # another run's coupon: close ours, refuse
     try:
         coupon = existing or journal.call(
             db,

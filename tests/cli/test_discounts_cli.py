@@ -231,3 +231,12 @@ def test_intents_resume_finishes_an_interrupted_adjustment(
     assert len(outcomes(ready, expected)) == 1
     if "credit" in command:
         assert customer(billing, client).balance == 200
+
+
+def test_an_existing_coupon_id_is_refused_without_a_journal_row(
+    billing: Billing, ready: Database
+) -> None:
+    assert billing(*SPRING, "--months", "3").exit_code == 0
+    again = billing("coupons", "create", "SPRING20", "--percent-off", "5", "--duration", "once")
+    assert again.exit_code == 1 and "already exists" in again.stderr
+    assert [i["operation"] for i in billing.json("intents", "list")] == ["coupon.create"]
