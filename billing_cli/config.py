@@ -56,6 +56,7 @@ class Settings:
     alert_failed_events: int = 0
     alert_silence_hours: float = 24.0
     alert_open_intents: int = 0
+    paused_access: str = "keep"  # BILLING_PAUSED_ACCESS: keep|suspend while collection is paused
 
     def require_stripe(self) -> str:
         """Return the secret key after checking it exists and matches the configured mode.
@@ -233,7 +234,19 @@ def _from_mapping(values: Mapping[str, str]) -> Settings:
         alert_silence_hours=_positive(
             "BILLING_ALERT_SILENCE_HOURS", text("BILLING_ALERT_SILENCE_HOURS", "24")
         ),
+        paused_access=_paused_access(text("BILLING_PAUSED_ACCESS", "keep")),
     )
+
+
+PAUSED_ACCESS = ("keep", "suspend")
+
+
+def _paused_access(raw: str) -> str:
+    """What a tenant whose subscription's collection is paused keeps: its access, or not."""
+    value = raw.lower() or "keep"
+    if value not in PAUSED_ACCESS:
+        raise ConfigError(f"BILLING_PAUSED_ACCESS must be keep or suspend, not {raw!r}")
+    return value
 
 
 def _boolean(name: str, raw: str) -> bool:

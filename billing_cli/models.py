@@ -95,6 +95,7 @@ class SubscriptionPlan(SQLModel, table=True):
     interval_count: int = 1
     trial_days: int = 0
     active: bool = True
+    per_seat: bool = False  # priced per unit: ``subs quantity`` sets the number of seats
     stripe_product_id: str | None = Field(default=None, max_length=255)
     stripe_price_id: str | None = Field(default=None, max_length=255, index=True)
     created_at: datetime | None = _ts()
@@ -130,6 +131,9 @@ class TenantSubscription(SQLModel, table=True):
     # The customer ``customer.deleted`` removed from this row: a late, older event about it
     # (e.g. its ``customer.updated``) still finds the tenant it belonged to.
     deleted_customer_id: str | None = Field(default=None, max_length=255, index=True)
+    # Stripe's pause_collection.behavior while collection is paused (None: collecting); part of
+    # the subscription snapshot, so it follows the same register (BILLING_PAUSED_ACCESS).
+    pause_collection: str | None = Field(default=None, max_length=32)
 
 
 class WebhookEvent(SQLModel, table=True):

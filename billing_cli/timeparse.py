@@ -40,3 +40,11 @@ def iso(value: datetime | None) -> str | None:
 
 def from_unix(value: int | None) -> datetime | None:
     return None if value is None else datetime.fromtimestamp(value, UTC)
+
+
+def from_iso(value: object) -> datetime | None:
+    """The inverse of :func:`iso` (None and "" stay None)."""
+    if not isinstance(value, str) or not value:
+        return None
+    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)

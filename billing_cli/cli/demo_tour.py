@@ -164,6 +164,35 @@ SUBSCRIPTIONS = _steps(
     ("audit", "list", "--limit", "6"),
 )
 
+ADJUSTMENTS = _steps(
+    Step(("subs", "extend-trial", "acme", "--days", "7"), "support gives acme a week more"),
+    Step(
+        (
+            "coupons",
+            "create",
+            "SPRING20",
+            "--percent-off",
+            "20",
+            "--duration",
+            "repeating",
+            "--months",
+            "3",
+        ),
+        "three months at 20% off",
+    ),
+    Step(
+        ("subs", "discount", "acme", "--coupon", "SPRING20", "--dry-run"),
+        "the preview: Stripe's next invoice with the coupon",
+    ),
+    ("subs", "discount", "acme", "--coupon", "SPRING20"),
+    Step(("invoices", "upcoming", "acme"), "the next invoice: date, lines, discount, total"),
+    Step(
+        ("subs", "pause", "acme"),
+        "pause collection; BILLING_PAUSED_ACCESS=keep (the default): acme keeps its access",
+    ),
+    Step(("subs", "unpause", "acme"), "...and collect again"),
+)
+
 DUNNING_SETUP = _steps(
     ("tenants", "add", "hooli", "--name", "Hooli", "--email", "billing@hooli.test"),
     Step(("subs", "create", "hooli", "--plan", "starter"), "a trial needs no card up front"),
@@ -245,6 +274,8 @@ def run_tour(*, keep: bool, app: Command) -> None:
             run_steps(app, TENANTS)
             _section("Subscriptions and payments")
             run_steps(app, SUBSCRIPTIONS)
+            _section("Adjustments: a longer trial, a discount, the next invoice, a pause")
+            run_steps(app, ADJUSTMENTS)
             _section("Webhooks: failed payments, suspension, recovery, replay")
             run_steps(app, DUNNING_SETUP)
             sub = hooks.subscription_id(db, "hooli")

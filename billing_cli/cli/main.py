@@ -28,6 +28,7 @@ from typer.core import TyperGroup
 from billing_cli.cli import (
     audit_cmd,
     config_cmd,
+    coupons_cmd,
     db_cmd,
     demo_cmd,
     doctor_cmd,
@@ -270,6 +271,7 @@ COMMAND_GROUPS: dict[str, typer.Typer] = {
     "subs": subs_cmd.app,
     "payments": payments_cmd.app,
     "invoices": invoices_cmd.app,
+    "coupons": coupons_cmd.app,
     "webhooks": webhooks_cmd.app,
     "notifications": notifications_cmd.app,
     "intents": intents_cmd.app,

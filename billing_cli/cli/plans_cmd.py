@@ -64,6 +64,9 @@ def add(
     trial_days: Annotated[
         int, typer.Option("--trial-days", help="Trial length for new subscriptions.")
     ] = 0,
+    per_seat: Annotated[
+        bool, typer.Option("--per-seat", help="Priced per seat: `subs quantity` sets seats.")
+    ] = False,
     dry_run: DryRunOption = False,
     yes: YesOption = False,
     json_output: JsonOption = False,
@@ -85,6 +88,7 @@ def add(
         interval=interval.value,
         interval_count=interval_count,
         trial_days=trial_days,
+        per_seat=per_seat,
     )
     render.change(result, json_output=json_output)
 
@@ -99,6 +103,10 @@ def update(
     interval: IntervalOption = None,
     interval_count: CountOption = None,
     trial_days: TrialOption = None,
+    per_seat: Annotated[
+        bool | None,
+        typer.Option("--per-seat/--not-per-seat", help="Whether the plan is priced per seat."),
+    ] = None,
     dry_run: DryRunOption = False,
     yes: YesOption = False,
     json_output: JsonOption = False,
@@ -120,6 +128,7 @@ def update(
         interval=interval.value if interval else None,
         interval_count=interval_count,
         trial_days=trial_days,
+        per_seat=per_seat,
     )
     render.change(result, json_output=json_output)
 

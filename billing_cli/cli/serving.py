@@ -57,6 +57,7 @@ class EndpointFactory:
             live_mode=settings.stripe_live_mode,
             max_failed_attempts=settings.max_failed_attempts,
             fetch=fetch,
+            paused_access=settings.paused_access,
         )
         return create_app(
             engine=engine,

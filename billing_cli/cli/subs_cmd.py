@@ -250,3 +250,12 @@ def list_(
         ),
         empty="no subscriptions",
     )
+
+
+def _register_adjustments() -> None:
+    from billing_cli.cli import subs_adjust_cmd
+
+    subs_adjust_cmd.register(app)
+
+
+_register_adjustments()

@@ -91,14 +91,16 @@ def show(
 ) -> None:
     """Show a tenant, its subscription row, its default card and its recent audit entries."""
     from billing_cli.cli import render
+    from billing_cli.cli.tenants_credit_cmd import billing_of, render_billing
     from billing_cli.services import tenant_desk
 
     runtime = runtime_of(ctx)
     detail = tenant_desk.show_tenant(
         runtime.database(), lambda: runtime.gateway(dry_run=False), slug=slug
     )
+    billing = billing_of(ctx, slug)  # discount and balance, from Stripe
     if json_output:
-        render.emit_json(detail)
+        render.emit_json({**detail, "billing": billing})
         return
     render.key_values(f"Tenant {slug}", detail["tenant"])
     if detail["subscription"]:
@@ -112,6 +114,7 @@ def show(
         )
     elif detail.get("default_card_error"):
         render.note(f"default card: unknown ({detail['default_card_error']})")
+    render_billing(billing)
     render.table(
         "Recent audit entries",
         ("at", "operator", "command", "outcome"),
@@ -219,3 +222,12 @@ def update(
         email=email,
     )
     render.change(result, json_output=json_output)
+
+
+def _register_credit() -> None:
+    from billing_cli.cli import tenants_credit_cmd
+
+    tenants_credit_cmd.register(app)
+
+
+_register_credit()

@@ -58,6 +58,7 @@ def _engine(runtime: Runtime) -> WebhookEngine:
         live_mode=settings.stripe_live_mode,
         max_failed_attempts=settings.max_failed_attempts,
         fetch=fetch,
+        paused_access=settings.paused_access,
     )
 
 

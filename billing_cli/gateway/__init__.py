@@ -16,6 +16,7 @@ from billing_cli.gateway.types import (
     CustomerInfo,
     Interval,
     InvoicePreview,
+    PauseBehavior,
     PaymentInfo,
     PaymentMethodInfo,
     PreviewLine,
@@ -23,6 +24,7 @@ from billing_cli.gateway.types import (
     ProductInfo,
     ProrationBehavior,
     SubscriptionInfo,
+    SubscriptionPreview,
     WebhookEndpointInfo,
 )
 
@@ -33,6 +35,7 @@ __all__ = [
     "Gateway",
     "Interval",
     "InvoicePreview",
+    "PauseBehavior",
     "PaymentInfo",
     "PaymentMethodInfo",
     "PlannedWrite",
@@ -41,6 +44,7 @@ __all__ = [
     "ProductInfo",
     "ProrationBehavior",
     "SubscriptionInfo",
+    "SubscriptionPreview",
     "WebhookEndpointInfo",
     "idempotency_key",
     "make_gateway",

@@ -20,7 +20,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from billing_cli.gateway.types import (
+    BalanceTransactionInfo,
+    CouponInfo,
     CustomerInfo,
+    DiscountInfo,
     InvoicePreview,
     PaymentInfo,
     PaymentMethodInfo,
@@ -135,6 +138,8 @@ def customer_info(obj: Any) -> CustomerInfo:
         metadata=_metadata(d.get("metadata")),
         default_payment_method=_ref(settings.get("default_payment_method")),
         deleted=_bool(d.get("deleted", False)),
+        balance=_int(d.get("balance")) or 0,
+        currency=_text(d.get("currency")),
     )
 
 
@@ -177,6 +182,9 @@ def subscription_info(obj: Any) -> SubscriptionInfo:
         price_currency=_text(price.get("currency")),
         price_metadata={str(k): str(v) for k, v in _map(price.get("metadata")).items()},
         price=_expanded_price(item.get("price")),
+        pause_behavior=_text(_map(d.get("pause_collection")).get("behavior")),
+        pause_resumes_at=timestamp(_map(d.get("pause_collection")).get("resumes_at")),
+        quantity=_int(item.get("quantity", d.get("quantity"))) or 1,
     )
 
 
@@ -228,12 +236,48 @@ def invoice_preview(obj: Any) -> InvoicePreview:
     amount_due = _int(d.get("amount_due"))
     if amount_due is None:
         amount_due = _int(d.get("total")) or 0
+    discount_amount, coupons = _invoice_discounts(d)
     return InvoicePreview(
         amount_due=amount_due,
         currency=currency,
         proration_amount=sum(line.amount for line in lines if line.proration),
         lines=lines,
+        subtotal=_int(d.get("subtotal")),
+        total=_int(d.get("total")),
+        discount_amount=discount_amount,
+        discounts=coupons,
+        starting_balance=_int(d.get("starting_balance")) or 0,
+        next_payment_attempt=timestamp(d.get("next_payment_attempt")),
+        period_end=timestamp(d.get("period_end")),
     )
+
+
+def _coupon_of(discount: Any) -> str | None:
+    """The coupon id of a discount object: ``coupon`` before basil, ``source.coupon`` since."""
+    if isinstance(discount, str):
+        return None  # an unexpanded discount id names no coupon
+    d = _map(discount)
+    return _ref(d.get("coupon")) or _ref(_map(d.get("source")).get("coupon"))
+
+
+def _invoice_discounts(d: Mapping[str, Any]) -> tuple[int, tuple[str, ...]]:
+    """What discounts took off an invoice, and their coupons, in either API shape.
+
+    Current: ``total_discount_amounts[].amount`` and ``discounts[]`` (objects when expanded).
+    Before 2022-08-01: one ``discount`` object, and the reduction only as subtotal - total.
+    """
+    amounts = d.get("total_discount_amounts")
+    raw = d.get("discounts")
+    coupons = [_coupon_of(x) for x in raw] if isinstance(raw, list) else []
+    if d.get("discount"):
+        coupons.append(_coupon_of(d["discount"]))
+    found = tuple(c for c in coupons if c)
+    if isinstance(amounts, list) and amounts:
+        return sum(_int(_map(a).get("amount")) or 0 for a in amounts), found
+    subtotal, total = _int(d.get("subtotal")), _int(d.get("total"))
+    if d.get("discount") and subtotal is not None and total is not None:
+        return max(subtotal - total, 0), found
+    return 0, found
 
 
 def payment_info(obj: Any) -> PaymentInfo:
@@ -258,3 +302,56 @@ def _payment_error(value: Any) -> str | None:
     code = _text(error.get("decline_code")) or _text(error.get("code")) or "declined"
     message = _text(error.get("message"))
     return f"{code}: {message}" if message else code
+
+
+def coupon_info(obj: Any) -> CouponInfo:
+    """A Coupon (``percent_off`` may come as a float or a Decimal-like string)."""
+    d = as_dict(obj)
+    percent = d.get("percent_off")
+    return CouponInfo(
+        id=str(d["id"]),
+        name=_text(d.get("name")),
+        percent_off=None if percent is None else float(percent),
+        amount_off=_int(d.get("amount_off")),
+        currency=_text(d.get("currency")),
+        duration=_text(d.get("duration")) or "",
+        duration_in_months=_int(d.get("duration_in_months")),
+        valid=_bool(d.get("valid", True)),
+        times_redeemed=_int(d.get("times_redeemed")) or 0,
+        metadata=_metadata(d.get("metadata")),
+    )
+
+
+def discount_infos(subscription: Any) -> tuple[DiscountInfo, ...]:
+    """A subscription's discounts: ``discounts[]`` expanded (current) or one ``discount`` (old).
+    The coupon sits at ``coupon`` before basil and at ``source.coupon`` since."""
+    d = as_dict(subscription)
+    raw = d.get("discounts")
+    found = [x for x in raw if isinstance(x, Mapping)] if isinstance(raw, list) else []
+    if isinstance(d.get("discount"), Mapping):
+        found.append(d["discount"])
+    result = []
+    for entry in found:
+        coupon = entry.get("coupon") or _map(entry.get("source")).get("coupon")
+        result.append(
+            DiscountInfo(
+                id=_text(entry.get("id")) or "",
+                coupon=coupon_info(coupon) if isinstance(coupon, Mapping) else None,
+                start=timestamp(entry.get("start")),
+                end=timestamp(entry.get("end")),
+            )
+        )
+    return tuple(result)
+
+
+def balance_transaction_info(obj: Any) -> BalanceTransactionInfo:
+    """A customer balance transaction."""
+    d = as_dict(obj)
+    return BalanceTransactionInfo(
+        id=str(d["id"]),
+        amount=_int(d.get("amount")) or 0,
+        currency=_text(d.get("currency")) or "",
+        ending_balance=_int(d.get("ending_balance")) or 0,
+        description=_text(d.get("description")),
+        metadata=_metadata(d.get("metadata")),
+    )

@@ -24,15 +24,21 @@ from billing_cli.gateway.support_types import (
 )
 from billing_cli.gateway.types import (
     AccountMode,
+    BalanceTransactionInfo,
+    CouponDuration,
+    CouponInfo,
     CustomerInfo,
+    DiscountInfo,
     Interval,
     InvoicePreview,
+    PauseBehavior,
     PaymentInfo,
     PaymentMethodInfo,
     PriceInfo,
     ProductInfo,
     ProrationBehavior,
     SubscriptionInfo,
+    SubscriptionPreview,
     WebhookEndpointInfo,
 )
 
@@ -121,6 +127,27 @@ class DryRunGateway(Gateway):
             proration_behavior=proration_behavior,
             proration_date=proration_date,
         )
+
+    def preview_subscription_invoice(
+        self, subscription_id: str, change: SubscriptionPreview
+    ) -> InvoicePreview:
+        return self.inner.preview_subscription_invoice(subscription_id, change)
+
+    def list_coupons(self) -> list[CouponInfo]:
+        return self.inner.list_coupons()
+
+    def retrieve_coupon(self, coupon_id: str) -> CouponInfo:
+        return self.inner.retrieve_coupon(coupon_id)
+
+    def subscription_discounts(self, subscription_id: str) -> tuple[DiscountInfo, ...]:
+        if _is_synthetic(subscription_id):
+            return ()
+        return self.inner.subscription_discounts(subscription_id)
+
+    def list_balance_transactions(self, customer_id: str) -> list[BalanceTransactionInfo]:
+        if _is_synthetic(customer_id):
+            return []
+        return self.inner.list_balance_transactions(customer_id)
 
     def list_events(
         self,
@@ -492,3 +519,137 @@ class DryRunGateway(Gateway):
             return CustomerInfo(customer_id, email, name, {}, None)
         current = self.inner.retrieve_customer(customer_id)
         return replace(current, name=name or current.name, email=email or current.email)
+
+    def set_trial_end(
+        self, subscription_id: str, trial_end: datetime | None, *, idempotency_key: str
+    ) -> SubscriptionInfo:
+        when = "now" if trial_end is None else int(trial_end.timestamp())
+        self._plan("set_trial_end", subscription_id, trial_end=when, proration_behavior="none")
+        if trial_end is None:
+            now = self._clock()
+            current = self.retrieve_subscription(subscription_id)
+            period = current.current_period_end
+            if current.current_period_start and current.current_period_end:
+                period = now + (current.current_period_end - current.current_period_start)
+            return self._update_subscription(
+                subscription_id,
+                status="active",
+                trial_end=now,
+                current_period_start=now,
+                current_period_end=period,
+            )
+        return self._update_subscription(
+            subscription_id, trial_end=trial_end, current_period_end=trial_end
+        )
+
+    def set_pause_collection(
+        self,
+        subscription_id: str,
+        behavior: PauseBehavior | None,
+        resumes_at: datetime | None,
+        *,
+        idempotency_key: str,
+    ) -> SubscriptionInfo:
+        if behavior is None:
+            self._plan("set_pause_collection", subscription_id, pause_collection="")
+        else:
+            params: dict[str, object] = {"behavior": behavior}
+            if resumes_at is not None:
+                params["resumes_at"] = int(resumes_at.timestamp())
+            self._plan("set_pause_collection", subscription_id, pause_collection=params)
+        return self._update_subscription(
+            subscription_id,
+            pause_behavior=behavior,
+            pause_resumes_at=resumes_at if behavior else None,
+        )
+
+    def set_subscription_quantity(
+        self,
+        subscription_id: str,
+        *,
+        item_id: str,
+        quantity: int,
+        proration_behavior: ProrationBehavior,
+        idempotency_key: str,
+    ) -> SubscriptionInfo:
+        self._plan(
+            "set_subscription_quantity",
+            subscription_id,
+            item=item_id,
+            quantity=quantity,
+            proration_behavior=proration_behavior,
+        )
+        return self._update_subscription(subscription_id, quantity=quantity)
+
+    def create_coupon(
+        self,
+        *,
+        coupon_id: str,
+        percent_off: float | None,
+        amount_off: int | None,
+        currency: str | None,
+        duration: CouponDuration,
+        duration_in_months: int | None,
+        metadata: Mapping[str, str],
+        idempotency_key: str,
+    ) -> CouponInfo:
+        params = {
+            "percent_off": percent_off,
+            "amount_off": amount_off,
+            "currency": currency,
+            "duration": duration,
+            "duration_in_months": duration_in_months,
+        }
+        self._plan(
+            "create_coupon",
+            coupon_id,
+            **{k: v for k, v in params.items() if v is not None},
+            metadata=dict(metadata),
+        )
+        return CouponInfo(
+            coupon_id,
+            None,
+            percent_off,
+            amount_off,
+            currency,
+            duration,
+            duration_in_months,
+            True,
+            0,
+            dict(metadata),
+        )
+
+    def set_subscription_discount(
+        self, subscription_id: str, coupon_id: str | None, *, idempotency_key: str
+    ) -> SubscriptionInfo:
+        self._plan(
+            "set_subscription_discount",
+            subscription_id,
+            discounts="" if coupon_id is None else [{"coupon": coupon_id}],
+        )
+        return self.retrieve_subscription(subscription_id)
+
+    def create_balance_transaction(
+        self,
+        customer_id: str,
+        *,
+        amount: int,
+        currency: str,
+        description: str,
+        metadata: Mapping[str, str],
+        idempotency_key: str,
+    ) -> BalanceTransactionInfo:
+        self._plan(
+            "create_balance_transaction",
+            customer_id,
+            amount=amount,
+            currency=currency,
+            description=description,
+            metadata=dict(metadata),
+        )
+        balance = (
+            0 if _is_synthetic(customer_id) else self.inner.retrieve_customer(customer_id).balance
+        )
+        return BalanceTransactionInfo(
+            "(new balance transaction)", amount, currency, balance + amount, description
+        )

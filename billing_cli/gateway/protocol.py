@@ -10,19 +10,26 @@ after a crash gets Stripe's first answer back instead of a second object or char
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from billing_cli.gateway.types import (
     AccountMode,
+    BalanceTransactionInfo,
+    CouponDuration,
+    CouponInfo,
     CustomerInfo,
+    DiscountInfo,
     Interval,
     InvoicePreview,
+    PauseBehavior,
     PaymentInfo,
     PaymentMethodInfo,
     PriceInfo,
     ProductInfo,
     ProrationBehavior,
     SubscriptionInfo,
+    SubscriptionPreview,
     WebhookEndpointInfo,
 )
 
@@ -94,6 +101,28 @@ class Gateway(Protocol):
         proration_date: int | None,
     ) -> InvoicePreview:
         """The invoice a price change would produce; a read with no side effect."""
+        ...
+
+    def preview_subscription_invoice(
+        self, subscription_id: str, change: SubscriptionPreview
+    ) -> InvoicePreview:
+        """The subscription's next invoice (after ``change``, if any); a read, no side effect."""
+        ...
+
+    def list_coupons(self) -> list[CouponInfo]:
+        """All coupons (auto-paged, 100 a page)."""
+        ...
+
+    def retrieve_coupon(self, coupon_id: str) -> CouponInfo:
+        """One coupon; an unknown id is a ``GatewayError`` (``resource_missing``)."""
+        ...
+
+    def subscription_discounts(self, subscription_id: str) -> tuple[DiscountInfo, ...]:
+        """The discounts applied to a subscription, with their coupons."""
+        ...
+
+    def list_balance_transactions(self, customer_id: str) -> list[BalanceTransactionInfo]:
+        """The customer's balance transactions, newest first (auto-paged)."""
         ...
 
     def list_events(
@@ -325,4 +354,71 @@ class Gateway(Protocol):
         self, customer_id: str, *, name: str | None, email: str | None, idempotency_key: str
     ) -> CustomerInfo:
         """Change a customer's name and/or e-mail."""
+        ...
+
+    # -- writes: subscription adjustments (adapter in stripe_adjustments.py) ------------------
+
+    def set_trial_end(
+        self, subscription_id: str, trial_end: datetime | None, *, idempotency_key: str
+    ) -> SubscriptionInfo:
+        """Move the trial's end (``None``: end it now), without prorations."""
+        ...
+
+    def set_pause_collection(
+        self,
+        subscription_id: str,
+        behavior: PauseBehavior | None,
+        resumes_at: datetime | None,
+        *,
+        idempotency_key: str,
+    ) -> SubscriptionInfo:
+        """Pause collection with ``behavior`` (optionally until ``resumes_at``); None resumes."""
+        ...
+
+    def set_subscription_quantity(
+        self,
+        subscription_id: str,
+        *,
+        item_id: str,
+        quantity: int,
+        proration_behavior: ProrationBehavior,
+        idempotency_key: str,
+    ) -> SubscriptionInfo:
+        """Change the item's quantity (seats), prorating as asked."""
+        ...
+
+    # -- writes: discounts and credit (adapter in stripe_discounts.py) ------------------------
+
+    def create_coupon(
+        self,
+        *,
+        coupon_id: str,
+        percent_off: float | None,
+        amount_off: int | None,
+        currency: str | None,
+        duration: CouponDuration,
+        duration_in_months: int | None,
+        metadata: Mapping[str, str],
+        idempotency_key: str,
+    ) -> CouponInfo:
+        """Create a coupon with the given id."""
+        ...
+
+    def set_subscription_discount(
+        self, subscription_id: str, coupon_id: str | None, *, idempotency_key: str
+    ) -> SubscriptionInfo:
+        """Apply ``coupon_id`` as the subscription's only discount; None removes its discounts."""
+        ...
+
+    def create_balance_transaction(
+        self,
+        customer_id: str,
+        *,
+        amount: int,
+        currency: str,
+        description: str,
+        metadata: Mapping[str, str],
+        idempotency_key: str,
+    ) -> BalanceTransactionInfo:
+        """Add ``amount`` (Stripe's sign: negative credits the customer) to the balance."""
         ...

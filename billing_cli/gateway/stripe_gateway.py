@@ -17,6 +17,8 @@ import stripe
 from billing_cli.errors import Conflict
 from billing_cli.gateway import converters as conv
 from billing_cli.gateway.calls import stripe_call
+from billing_cli.gateway.stripe_adjustments import AdjustmentWrites
+from billing_cli.gateway.stripe_discounts import DiscountCalls
 from billing_cli.gateway.stripe_reads import StripeReads
 from billing_cli.gateway.stripe_webhook_endpoints import WebhookEndpointCalls
 from billing_cli.gateway.support_writes import SupportWrites
@@ -44,7 +46,9 @@ def _options(idempotency_key: str) -> stripe.RequestOptions:
     return {"idempotency_key": idempotency_key}
 
 
-class StripeGateway(SupportWrites, WebhookEndpointCalls, StripeReads):
+class StripeGateway(
+    AdjustmentWrites, DiscountCalls, SupportWrites, WebhookEndpointCalls, StripeReads
+):
     """Stripe through one ``StripeClient``; built by :func:`billing_cli.gateway.make_gateway`."""
 
     # -- writes: catalogue ---------------------------------------------------------------------

@@ -27,6 +27,7 @@ from billing_cli.gateway.types import (
     ProductInfo,
     ProrationBehavior,
     SubscriptionInfo,
+    SubscriptionPreview,
 )
 
 if TYPE_CHECKING:
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
         EventListParams,
         EventListParamsCreated,
         InvoiceCreatePreviewParams,
+        InvoiceCreatePreviewParamsSubscriptionDetails,
         InvoiceListParams,
         SubscriptionListParams,
     )
@@ -172,6 +174,32 @@ class StripeReads:
         if proration_date is not None:
             params["subscription_details"]["proration_date"] = proration_date
         with stripe_call("invoices.create_preview", subscription=subscription_id, price=price_id):
+            return conv.invoice_preview(self._v1.invoices.create_preview(params))
+
+    def preview_subscription_invoice(
+        self, subscription_id: str, change: SubscriptionPreview
+    ) -> InvoicePreview:
+        """POST /v1/invoices/create_preview for the subscription, with ``change`` applied."""
+        params: InvoiceCreatePreviewParams = {
+            "subscription": subscription_id,
+            "expand": ["discounts"],  # their coupons, not only their ids
+        }
+        details: InvoiceCreatePreviewParamsSubscriptionDetails = {}
+        if change.trial_end_now:
+            details["trial_end"] = "now"
+        if change.item_id is not None and change.quantity is not None:
+            details["items"] = [{"id": change.item_id, "quantity": change.quantity}]
+        if change.proration_behavior is not None:
+            details["proration_behavior"] = change.proration_behavior
+        if change.proration_date is not None:
+            details["proration_date"] = change.proration_date
+        if details:
+            params["subscription_details"] = details
+        if change.coupon is not None:
+            params["discounts"] = [{"coupon": change.coupon}]
+        elif change.without_discounts:
+            params["discounts"] = ""
+        with stripe_call("invoices.create_preview", subscription=subscription_id):
             return conv.invoice_preview(self._v1.invoices.create_preview(params))
 
     def list_events(

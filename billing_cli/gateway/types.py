@@ -18,6 +18,9 @@ Interval = Literal["day", "week", "month", "year"]
 ProrationBehavior = Literal["create_prorations", "none", "always_invoice"]
 """How Stripe bills a mid-period price change."""
 
+PauseBehavior = Literal["keep_as_draft", "mark_uncollectible", "void"]
+"""What Stripe does with the invoices of a subscription whose collection is paused."""
+
 Metadata = dict[str, str]
 
 
@@ -56,6 +59,8 @@ class CustomerInfo:
     metadata: Metadata
     default_payment_method: str | None
     deleted: bool = False
+    balance: int = 0  # Stripe's sign: negative is credit the customer has, positive is owed
+    currency: str | None = None
 
 
 @dataclass(frozen=True)
@@ -96,6 +101,9 @@ class SubscriptionInfo:
     price_currency: str | None = None
     price_metadata: Metadata = field(default_factory=dict)
     price: PriceInfo | None = None
+    pause_behavior: str | None = None  # pause_collection.behavior; None when collecting
+    pause_resumes_at: datetime | None = None
+    quantity: int = 1
 
 
 @dataclass(frozen=True)
@@ -119,6 +127,13 @@ class InvoicePreview:
     currency: str
     proration_amount: int
     lines: tuple[PreviewLine, ...] = ()
+    subtotal: int | None = None
+    total: int | None = None
+    discount_amount: int = 0  # total_discount_amounts (current) or the old ``discount`` shape
+    discounts: tuple[str, ...] = ()  # coupon ids of the discounts that apply
+    starting_balance: int = 0  # negative: customer credit applied to this invoice
+    next_payment_attempt: datetime | None = None
+    period_end: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -161,3 +176,58 @@ class AccountMode:
     """What a read-only call says about the key: whether it acts on live or test data."""
 
     livemode: bool
+
+
+@dataclass(frozen=True)
+class SubscriptionPreview:
+    """A change to preview on a subscription's next invoice; all None previews it as it is."""
+
+    trial_end_now: bool = False
+    item_id: str | None = None
+    quantity: int | None = None
+    proration_behavior: ProrationBehavior | None = None
+    proration_date: int | None = None
+    coupon: str | None = None  # preview with this coupon instead of the current discount
+    without_discounts: bool = False  # preview as if the discount were removed
+
+
+CouponDuration = Literal["once", "repeating", "forever"]
+"""How long a coupon's discount lasts once applied."""
+
+
+@dataclass(frozen=True)
+class CouponInfo:
+    """A Stripe Coupon: a percentage or an amount off, for once, N months or forever."""
+
+    id: str
+    name: str | None
+    percent_off: float | None
+    amount_off: int | None
+    currency: str | None
+    duration: str
+    duration_in_months: int | None
+    valid: bool
+    times_redeemed: int = 0
+    metadata: Metadata = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DiscountInfo:
+    """A coupon applied to a subscription, from ``start`` until ``end`` (None: forever)."""
+
+    id: str
+    coupon: CouponInfo | None
+    start: datetime | None
+    end: datetime | None
+
+
+@dataclass(frozen=True)
+class BalanceTransactionInfo:
+    """One change to a customer's credit balance (Stripe's sign: negative is a credit)."""
+
+    id: str
+    amount: int
+    currency: str
+    ending_balance: int
+    description: str | None
+    metadata: Metadata = field(default_factory=dict)

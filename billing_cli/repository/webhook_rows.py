@@ -66,6 +66,7 @@ class SubscriptionRecord:
     payment_event_key: str | None = None
     customer_event_key: str | None = None
     deleted_customer_id: str | None = None
+    pause_collection: str | None = None
 
     def values(self) -> dict[str, Any]:
         """Every column's value, keyed by column name."""

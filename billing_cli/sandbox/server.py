@@ -20,11 +20,33 @@ from typing import Any
 from aiohttp import web
 
 from billing_cli.sandbox import (
+    balance,
+    coupons,
     extensions,
     invoice_collection,
     listing,
+    pause,
+    payment_methods,
+    previews,
+    refunds,
+    subscription_updates,
+    webhook_endpoints,
+)
+
+# One module per resource beside extensions.py; an earlier table wins over a later one for the
+# same route.
+ADDITIONS = (subscription_updates, pause, coupons, balance, previews)  # with install() hooks
+ROUTE_TABLES = (
+    subscription_updates,
+    pause,
+    coupons,
+    balance,
+    previews,
+    invoice_collection,
     payment_methods,
     refunds,
+    extensions,
+    listing,
     webhook_endpoints,
 )
 
@@ -65,6 +87,8 @@ async def _crash_middleware(request: web.Request, handler: Any) -> web.StreamRes
 def build_app() -> web.Application:
     """localstripe's routes behind the extension routes, without its disk-saving middleware."""
     extensions.install()
+    for addition in ADDITIONS:
+        addition.install()
     from localstripe import server as ls_server
 
     app = web.Application(
@@ -76,19 +100,11 @@ def build_app() -> web.Application:
         ]
     )
     taken: set[tuple[str, str]] = set()
-    # One module per resource; earlier tables win over later ones for the same route.
-    for method, path, handler in [
-        *invoice_collection.ROUTES,
-        *payment_methods.ROUTES,
-        *refunds.ROUTES,
-        *extensions.ROUTES,
-        *listing.ROUTES,
-        *webhook_endpoints.ROUTES,
-    ]:
-        if (method, path) in taken:
-            continue
-        app.router.add_route(method, path, handler)
-        taken.add((method, path))
+    for table in ROUTE_TABLES:
+        for method, path, handler in table.ROUTES:
+            if (method, path) not in taken:
+                app.router.add_route(method, path, handler)
+                taken.add((method, path))
     for route in ls_server.app.router.routes():
         if route.resource is None:
             continue

@@ -240,6 +240,10 @@ def _run(
         )
     if operation == "tenant.remove":
         return offboarding.remove_tenant(db, gateway, **common, slug=str(tenant))
+    if operation in _ADJUSTMENTS:
+        return _adjustment(
+            db, gateway, invocation, operation, params, str(tenant), max_failed_attempts
+        )
     if operation == "plan.sync":
         report = plan_sync.sync_plans(
             db, gateway, **common, archive_stale=bool(params.get("archive_stale"))
@@ -276,3 +280,109 @@ def _run(
             message=f"canceled {subscription_id} ({after.status})",
         )
     raise Conflict(f"intent operation {operation!r} cannot be resumed by this version")
+
+
+_ADJUSTMENTS = frozenset(
+    {
+        "coupon.create",
+        "subscription.quantity",
+        "subscription.discount",
+        "subscription.remove_discount",
+        "customer.credit",
+        "subscription.extend_trial",
+        "subscription.end_trial",
+        "subscription.pause",
+        "subscription.unpause",
+    }
+)
+
+
+def _adjustment(
+    db: Database,
+    gateway: Gateway,
+    invocation: Invocation,
+    operation: str,
+    params: dict[str, Any],
+    tenant: str,
+    max_failed_attempts: int,
+) -> Change:
+    """Finish a subscription adjustment (services/adjustments.py) with its recorded parameters.
+
+    The paused-access policy is read from the settings the resuming command runs with."""
+    from billing_cli.config import load_settings
+    from billing_cli.services import adjustments
+    from billing_cli.timeparse import from_iso
+
+    if operation == "coupon.create":
+        from billing_cli.services import discounts as coupons
+
+        currency = params.get("currency")
+        minor = params.get("amount_off")
+        return coupons.create_coupon(
+            db,
+            gateway,
+            invocation=invocation,
+            coupon_id=params["coupon"],
+            percent_off=params.get("percent_off"),
+            amount_off=None if minor is None or currency is None else _major(int(minor), currency),
+            currency=currency,
+            duration=params["duration"],
+            months=params.get("months"),
+        )
+    rules = adjustments.BillingRules(
+        max_failed_attempts=max_failed_attempts, paused_access=load_settings().paused_access
+    )
+    common: dict[str, Any] = {"invocation": invocation, "tenant_slug": tenant, "rules": rules}
+    if operation == "subscription.extend_trial":
+        return adjustments.extend_trial(
+            db, gateway, **common, until=from_iso(params.get("until")), days=params.get("days")
+        ).change
+    if operation == "subscription.end_trial":
+        return adjustments.end_trial(db, gateway, **common, preview=False).change
+    if operation == "subscription.pause":
+        return adjustments.pause_collection(
+            db,
+            gateway,
+            **common,
+            behavior=params["behavior"],
+            resumes_at=from_iso(params.get("resumes_at")),
+        ).change
+    if operation == "subscription.unpause":
+        return adjustments.unpause_collection(db, gateway, **common).change
+    if operation == "subscription.quantity":
+        return adjustments.change_quantity(
+            db,
+            gateway,
+            **common,
+            quantity=int(params["quantity"]),
+            proration=params["proration"],
+            preview=False,
+        ).change
+    from billing_cli.services import discounts
+
+    if operation in ("subscription.discount", "subscription.remove_discount"):
+        return discounts.set_discount(
+            db, gateway, **common, coupon_id=params.get("coupon"), preview=False
+        ).change
+    if operation == "customer.credit":
+        amount = int(params["amount"])  # Stripe's sign: negative was a credit
+        return discounts.credit(
+            db,
+            gateway,
+            invocation=invocation,
+            tenant_slug=tenant,
+            amount=_major(-amount, params["currency"]),
+            currency=params["currency"],
+            reason=params["text"],
+            debit=amount > 0,
+        )
+    raise Conflict(f"intent operation {operation!r} cannot be resumed by this version")
+
+
+def _major(minor: int, currency: str) -> str:
+    """Minor units back to the major-unit text the command took (``-1250`` -> ``"-12.50"``)."""
+    from decimal import Decimal
+
+    from billing_cli.money import decimals
+
+    return str(Decimal(minor).scaleb(-decimals(currency)))

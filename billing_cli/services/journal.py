@@ -79,6 +79,17 @@ FAMILIES = {
     "payment_method.detach": "payment_method",
     "payment_method.default": "payment_method",
     "customer.update": "customer",
+    # subscription adjustments (services/adjustments.py): one change at a time per tenant
+    "subscription.extend_trial": "subscription",
+    "subscription.end_trial": "subscription",
+    "subscription.pause": "subscription",
+    "subscription.unpause": "subscription",
+    "subscription.quantity": "subscription",
+    # discounts and credit (services/discounts.py)
+    "subscription.discount": "subscription",
+    "subscription.remove_discount": "subscription",
+    "customer.credit": "balance",
+    "coupon.create": "coupon",
 }
 
 

@@ -75,6 +75,7 @@ def add_plan(
     interval: str,
     interval_count: int = 1,
     trial_days: int = 0,
+    per_seat: bool = False,
 ) -> Change:
     """Add a local plan; nothing goes to Stripe until ``plans sync``."""
     check_slug(slug)
@@ -89,6 +90,7 @@ def add_plan(
         interval_count=interval_count,
         trial_days=trial_days,
         active=True,
+        per_seat=per_seat,
         created_at=utcnow(),
     )
     with db.transaction(dry_run=invocation.dry_run) as session:
@@ -120,22 +122,24 @@ def update_plan(
     interval: str | None = None,
     interval_count: int | None = None,
     trial_days: int | None = None,
+    per_seat: bool | None = None,
 ) -> Change:
     """Change a plan's local definition; a new amount/currency/interval means a new Price on sync.
 
     ``--currency`` alone is refused: amounts are stored in the currency's minor units, so a
     currency change without an amount would silently reinterpret the number.
     """
-    given = (name, amount, currency, interval, interval_count, trial_days)
+    given = (name, amount, currency, interval, interval_count, trial_days, per_seat)
     if all(value is None for value in given):
         raise UsageError(
             "nothing to change: give --name, --amount, --currency, --interval, "
-            "--interval-count or --trial-days"
+            "--interval-count, --trial-days or --per-seat"
         )
     with db.transaction(dry_run=invocation.dry_run) as session:
         plan = require_plan(session, slug)
         before = plan_view(plan)
         _apply_update(plan, name, amount, currency, interval, interval_count, trial_days)
+        plan.per_seat = plan.per_seat if per_seat is None else per_seat
         after = plan_view(plan)
         if after == before:
             return _unchanged(slug, before, invocation, f"plan {slug} already has these values")

@@ -39,6 +39,7 @@ def plan_view(plan: SubscriptionPlan) -> dict[str, Any]:
         "interval": plan.interval,
         "interval_count": plan.interval_count,
         "trial_days": plan.trial_days,
+        "per_seat": plan.per_seat,
         "active": plan.active,
         "stripe_product_id": plan.stripe_product_id,
         "stripe_price_id": plan.stripe_price_id,

@@ -38,6 +38,10 @@ def test_demo_runs_to_the_end(tmp_path: Path) -> None:
         "Proration preview (from Stripe)",
         "charged globex 12.50 USD",
         "resumed acme's subscription",
+        "extended acme's trial to",  # the adjustments chapter
+        "discount: -3.80 USD (SPRING20); amount due: 15.20 USD",
+        "paused collection of acme's subscription",
+        "resumed collection of acme's subscription",
         "billing: 3 failed payment",  # suspended by the third failed attempt
         "webhook invoice.paid",  # ... and reactivated by the payment, via the endpoint
         "would be skipped (already processed)",  # replay from the Events API

@@ -100,9 +100,16 @@ class ClaimFirst(Exception):
 class EventApplier:
     """Applies events in the caller's session; holds no per-event state (thread-safe)."""
 
-    def __init__(self, *, max_failed_attempts: int, collect_changes: bool = False) -> None:
+    def __init__(
+        self,
+        *,
+        max_failed_attempts: int,
+        collect_changes: bool = False,
+        paused_access: str = "keep",
+    ) -> None:
         self.max_failed_attempts = max_failed_attempts
         self.collect_changes = collect_changes
+        self.paused_access = paused_access  # BILLING_PAUSED_ACCESS (services.paused_access)
 
     def apply_new(
         self, session: Session, parsed: ParsedEvent, run: Run, *, defer_claim: bool
@@ -237,6 +244,7 @@ class EventApplier:
             claim=claim,
             truths=run.truths,
             can_fetch=run.can_fetch,
+            paused_access=self.paused_access,
         )
         handler = HANDLERS.get(parsed.type)
         if handler is None:

@@ -104,14 +104,18 @@ class WebhookEngine:
         max_failed_attempts: int,
         collect_changes: bool = False,
         fetch: Fetch | None = None,
+        paused_access: str = "keep",
     ) -> None:
         self.db = db
         self.live_mode = live_mode
         self.max_failed_attempts = max_failed_attempts
         self.collect_changes = collect_changes
         self.fetch = fetch
+        self.paused_access = paused_access  # BILLING_PAUSED_ACCESS (services.paused_access)
         self._applier = EventApplier(
-            max_failed_attempts=max_failed_attempts, collect_changes=collect_changes
+            max_failed_attempts=max_failed_attempts,
+            collect_changes=collect_changes,
+            paused_access=paused_access,
         )
 
     def for_replay(self, *, fetch: Fetch | None = None) -> WebhookEngine:
@@ -123,6 +127,7 @@ class WebhookEngine:
             max_failed_attempts=self.max_failed_attempts,
             collect_changes=True,
             fetch=fetch or self.fetch,
+            paused_access=self.paused_access,
         )
 
     def check(self, event: object) -> ParsedEvent:

@@ -55,7 +55,7 @@ from billing_cli.repository import ledger as ledger_repo
 from billing_cli.repository import webhook_rows as rows_repo
 from billing_cli.repository.ledger import PendingClaim
 from billing_cli.repository.webhook_rows import SubscriptionRecord, TenantRecord
-from billing_cli.services import audit, tenants
+from billing_cli.services import audit, paused_access, tenants
 from billing_cli.services.views import tenant_view
 from billing_cli.services.webhooks import policy, ties
 from billing_cli.services.webhooks.payloads import (
@@ -99,6 +99,7 @@ class Context:
     claim: PendingClaim | None = None  # the engine's claim, carried by the first locked read
     truths: Mapping[str, SubscriptionInfo] = field(default_factory=dict)  # read from Stripe
     can_fetch: bool = False  # a tie may ask the engine to read Stripe (ties.NeedsTruth)
+    paused_access: str = "keep"  # BILLING_PAUSED_ACCESS, see services.paused_access
     changes: list[Change] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     linked: list[str] = field(default_factory=list)  # customers this event linked to a tenant
@@ -244,14 +245,24 @@ def on_subscription(ctx: Context) -> HandlerResult:
         ctx.notes.append(settled.note)
         ctx.needs_refresh = settled.winner == "unresolved"
         if settled.winner == "incoming":
-            _write_snapshot(ctx, row, facts, key)
+            _write_snapshot(
+                ctx, row, facts, key, pause_collection=paused_access.pause_of(ctx.event.obj)
+            )
         elif settled.winner == "stripe":
             assert settled.truth is not None and settled.key is not None
-            _write_snapshot(ctx, row, settled.truth, settled.key)
+            _write_snapshot(
+                ctx,
+                row,
+                settled.truth,
+                settled.key,
+                pause_collection=row.pause_collection,
+            )
             if settled.truth.status == "canceled":
                 canceled.add(settled.truth.id)
     elif policy.is_newer(key, row.subscription_event_key):
-        _write_snapshot(ctx, row, facts, key)
+        _write_snapshot(
+            ctx, row, facts, key, pause_collection=paused_access.pause_of(ctx.event.obj)
+        )
     elif policy.snapshot_subscription_created(row.subscription_event_key) > facts.created:
         ctx.notes.append(f"older than the tenant's subscription {row.stripe_subscription_id}")
     else:
@@ -270,9 +281,18 @@ def on_subscription(ctx: Context) -> HandlerResult:
 
 
 def _write_snapshot(
-    ctx: Context, row: SubscriptionRecord, facts: SubscriptionFacts, key: str
+    ctx: Context,
+    row: SubscriptionRecord,
+    facts: SubscriptionFacts,
+    key: str,
+    *,
+    pause_collection: str | None,
 ) -> None:
-    """Write a snapshot (an event's or Stripe's answer) into the register and its fields."""
+    """Write a snapshot (an event's or Stripe's answer) into the register and its fields.
+
+    ``pause_collection`` is the snapshot's ``pause_collection.behavior`` (BILLING_PAUSED_ACCESS
+    reads it); Stripe's answer to a tie does not carry it, so that path keeps the stored one.
+    """
     previous_price = row.stripe_price_id
     policy.write_snapshot(
         row, key=key, subscription_id=facts.id, status=facts.status, price_id=facts.price_id
@@ -293,6 +313,7 @@ def _write_snapshot(
     row.trial_end = facts.trial_end
     row.cancel_at_period_end = facts.cancel_at_period_end
     row.canceled_at = facts.canceled_at
+    row.pause_collection = pause_collection
 
 
 def _withdraw_trial_notices(ctx: Context, tenant: TenantRecord, subscription_id: str) -> None:
@@ -492,10 +513,15 @@ def _finish(
             rows_repo.update_row(session=ctx.session, row_id=row.id, values=changed)
     if row.status is None:  # nothing known about the subscription: no grounds to act
         return _processed(ctx)
-    reason = policy.billing_suspension(
+    reason = paused_access.suspension(
+        policy.billing_suspension(
+            status=row.status,
+            attempts=row.failed_payment_attempts,
+            max_attempts=ctx.max_failed_attempts,
+        ),
         status=row.status,
-        attempts=row.failed_payment_attempts,
-        max_attempts=ctx.max_failed_attempts,
+        pause_collection=row.pause_collection,
+        access=ctx.paused_access,
     )
     change = tenants.follow_billing(
         ctx.session,

@@ -1,0 +1,438 @@
+"""Discounts and credits: coupons, a subscription's discount, a customer's credit balance.
+
+Every Stripe write goes through the intent journal in the three phases of :mod:`.subscriptions`
+(record the intent; call Stripe with its key and no transaction open; apply with the audit
+entry and the intent's close in one transaction).
+
+Choices where the issue was silent:
+
+- ``subs discount --coupon`` replaces any discount the subscription has (one discount at a
+  time, as support staff think of it); ``--remove`` clears them all.
+- ``tenants credit --amount X`` *credits* the customer: it is sent to Stripe as ``-X`` (Stripe's
+  sign: a negative balance transaction is money the customer has). A negative ``X`` is a debit
+  (the customer owes more) and needs ``--debit``. The currency must be the customer's balance
+  currency once Stripe has fixed one (by a subscription or an earlier transaction).
+- Coupons are account-wide: their intents have no tenant, and ``coupons create`` refuses an id
+  Stripe already has unless this very intent made it (a re-run).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from billing_cli.errors import Conflict, GatewayError, NotFound, NotFoundInStripe, UsageError
+from billing_cli.gateway import Gateway, SubscriptionPreview
+from billing_cli.gateway.types import (
+    BalanceTransactionInfo,
+    CouponDuration,
+    CouponInfo,
+    DiscountInfo,
+)
+from billing_cli.models import Change, Invocation
+from billing_cli.money import check_currency, format_money, to_minor_units
+from billing_cli.repository import Database
+from billing_cli.services import audit, journal
+from billing_cli.services import tenants as tenant_rules
+from billing_cli.services.adjustments import AdjustmentResult, BillingRules, apply_change
+from billing_cli.services.journal import INTENT_METADATA_KEY
+from billing_cli.services.stripe_ops import TENANT_METADATA_KEY, TenantRef, planned_writes
+from billing_cli.services.subscriptions import (
+    _begin_update,
+    _live,
+    _NothingToDo,
+    _sync_unchanged,
+    _update_step,
+)
+from billing_cli.timeparse import iso
+
+DURATIONS: tuple[CouponDuration, ...] = ("once", "repeating", "forever")
+
+
+def coupon_view(coupon: CouponInfo) -> dict[str, Any]:
+    if coupon.percent_off is not None:
+        off = f"{coupon.percent_off:g}% off"
+    else:
+        off = f"{format_money(coupon.amount_off, coupon.currency)} off"
+    months = f" for {coupon.duration_in_months} months" if coupon.duration == "repeating" else ""
+    return {
+        "id": coupon.id,
+        "percent_off": coupon.percent_off,
+        "amount_off": coupon.amount_off,
+        "currency": coupon.currency,
+        "duration": coupon.duration,
+        "duration_in_months": coupon.duration_in_months,
+        "valid": coupon.valid,
+        "times_redeemed": coupon.times_redeemed,
+        "summary": f"{off}, {coupon.duration}{months}",
+    }
+
+
+def list_coupons(gateway: Gateway) -> list[dict[str, Any]]:
+    return [coupon_view(c) for c in gateway.list_coupons()]
+
+
+def create_coupon(
+    db: Database,
+    gateway: Gateway,
+    *,
+    invocation: Invocation,
+    coupon_id: str,
+    percent_off: float | None,
+    amount_off: str | None,
+    currency: str | None,
+    duration: str,
+    months: int | None,
+) -> Change:
+    """Create a coupon (``--percent-off N`` or ``--amount-off X --currency C``)."""
+    how = _check_duration(duration, months)
+    minor, code = _check_off(percent_off, amount_off, currency)
+    if (
+        not coupon_id
+        or len(coupon_id) > 200
+        or not coupon_id.replace("-", "").replace("_", "").isalnum()
+    ):
+        raise UsageError("coupon id: letters, digits, - and _ only (at most 200)")
+    params = {
+        "coupon": coupon_id,
+        "percent_off": percent_off,
+        "amount_off": minor,
+        "currency": code,
+        "duration": how,
+        "months": months,
+    }
+    target = f"coupon:{coupon_id}"
+    existing = _find_coupon(gateway, coupon_id)
+    taken = f"coupon {coupon_id} already exists in Stripe"
+    if existing is not None and not journal.has_open(db, operation="coupon.create", target=target):
+        raise Conflict(taken)  # refused before anything is recorded
+    intent = journal.begin(
+        db,
+        operation="coupon.create",
+        target=target,
+        tenant_slug=None,
+        params=params,
+        invocation=invocation,
+    )
+    if existing is not None and existing.metadata.get(INTENT_METADATA_KEY) != intent.id:
+        _fail(db, intent, invocation, taken)  # another run's coupon: close ours, refuse
+    try:
+        coupon = existing or journal.call(
+            db,
+            intent,
+            "coupon",
+            lambda key: gateway.create_coupon(
+                coupon_id=coupon_id,
+                percent_off=percent_off,
+                amount_off=minor,
+                currency=code,
+                duration=how,
+                duration_in_months=months,
+                metadata=intent.metadata(),
+                idempotency_key=key,
+            ),
+            what=f"creating coupon {coupon_id}",
+        )
+    except GatewayError as error:
+        if not error.ambiguous:
+            journal.fail(
+                db,
+                intent,
+                invocation=invocation,
+                target=intent.target,
+                outcome=f"creating coupon {coupon_id} failed: {error.message}",
+                error=error,
+            )
+        raise
+    after = coupon_view(coupon)
+    with db.transaction(dry_run=invocation.dry_run) as session:
+        audit.record(
+            session,
+            invocation=invocation,
+            target=intent.target,
+            outcome=f"coupon {coupon_id} created: {after['summary']}",
+            before=None,
+            after=after,
+        )
+        journal.close(session, intent, succeeded=True, object_id=coupon.id)
+    verb = "would create" if invocation.dry_run else "created"
+    return Change(
+        target=intent.target,
+        action="create",
+        before=None,
+        after=after,
+        dry_run=invocation.dry_run,
+        message=f"{verb} coupon {coupon_id}: {after['summary']}",
+        stripe_writes=planned_writes(gateway),
+    )
+
+
+def set_discount(
+    db: Database,
+    gateway: Gateway,
+    *,
+    invocation: Invocation,
+    tenant_slug: str,
+    coupon_id: str | None,
+    preview: bool | None = None,
+    rules: BillingRules = BillingRules(),
+) -> AdjustmentResult:
+    """Apply ``coupon_id`` to the tenant's subscription (replacing its discount), or remove
+    the discount (``None``). The dry run shows the next invoice as it would then be."""
+    tenant, live = _live(db, gateway, tenant_slug)
+    coupon = _require_coupon(gateway, coupon_id) if coupon_id else None
+    if coupon is not None and not coupon.valid:
+        raise Conflict(f"coupon {coupon.id} is no longer valid")
+    current = gateway.subscription_discounts(live.id)
+    now_coupons = [d.coupon.id for d in current if d.coupon is not None]
+    done = now_coupons == [coupon_id] if coupon_id else not current
+    params = {"subscription": live.id, "coupon": coupon_id}
+    operation = "subscription.discount" if coupon_id else "subscription.remove_discount"
+    try:
+        intent = _begin_update(db, invocation, operation, tenant, params, done=done, live=live)
+    except _NothingToDo:
+        why = (
+            f"{tenant.slug}'s subscription already has coupon {coupon_id}"
+            if coupon_id
+            else f"{tenant.slug}'s subscription has no discount"
+        )
+        return AdjustmentResult(_sync_unchanged(db, invocation, tenant, live, why))
+    invoice = None
+    if not done and (invocation.dry_run if preview is None else preview):
+        invoice = gateway.preview_subscription_invoice(
+            live.id, SubscriptionPreview(coupon=coupon_id, without_discounts=coupon_id is None)
+        )
+    info = _update_step(
+        db,
+        invocation,
+        intent,
+        live,
+        done=done,
+        what=f"changing {tenant.slug}'s discount",
+        send=lambda key: gateway.set_subscription_discount(live.id, coupon_id, idempotency_key=key),
+    )
+    if coupon is not None:
+        summary = coupon_view(coupon)["summary"]
+        verb = "would give" if invocation.dry_run else "gave"
+        message = f"{verb} {tenant.slug} coupon {coupon.id} ({summary})"
+        outcome = f"discount {coupon.id} applied ({summary})"
+    else:
+        verb = "would remove" if invocation.dry_run else "removed"
+        message = f"{verb} {tenant.slug}'s discount ({', '.join(now_coupons) or 'none'})"
+        outcome = f"discount removed ({', '.join(now_coupons) or 'none'})"
+    change = apply_change(
+        db,
+        gateway,
+        invocation,
+        intent,
+        info,
+        tenant=tenant,
+        action="discount",
+        outcome=outcome,
+        message=message,
+        rules=rules,
+        extra_before={"discount": ", ".join(now_coupons) or None},
+        extra_after={"discount": coupon_id},
+    )
+    return AdjustmentResult(change, invoice)
+
+
+def credit(
+    db: Database,
+    gateway: Gateway,
+    *,
+    invocation: Invocation,
+    tenant_slug: str,
+    amount: str,
+    currency: str,
+    reason: str,
+    debit: bool = False,
+) -> Change:
+    """Credit (positive ``amount``) or, with ``debit``, debit the tenant's Stripe balance."""
+    if not reason.strip():
+        raise UsageError("--reason must not be empty")
+    negative = amount.strip().startswith("-")
+    if negative and not debit:
+        raise UsageError(
+            f"--amount {amount} is a debit (the customer would owe more); pass --debit to mean it"
+        )
+    minor = to_minor_units(amount.strip().lstrip("-"), currency)
+    code = check_currency(currency)
+    stripe_amount = minor if negative else -minor  # Stripe: negative is credit to the customer
+    tenant = _tenant(db, tenant_slug)
+    if not tenant.customer_id:
+        raise NotFound(f"tenant {tenant.slug} has no Stripe customer yet")
+    customer_id = tenant.customer_id
+    customer = gateway.retrieve_customer(customer_id)
+    if customer.currency and customer.currency != code:
+        raise Conflict(
+            f"{tenant.slug}'s Stripe balance is in {customer.currency.upper()}; "
+            f"a credit in {code.upper()} is refused"
+        )
+    params = {"customer": customer_id, "amount": stripe_amount, "currency": code, "text": reason}
+    intent = journal.begin(
+        db,
+        operation="customer.credit",
+        target=f"balance:{tenant.slug}",
+        tenant_slug=tenant.slug,
+        params=params,
+        invocation=invocation,
+    )
+    kind = "debit" if negative else "credit"
+    try:
+        made = _find_transaction(gateway, customer_id, intent) or journal.call(
+            db,
+            intent,
+            "balance",
+            lambda key: gateway.create_balance_transaction(
+                customer_id,
+                amount=stripe_amount,
+                currency=code,
+                description=reason.strip(),
+                metadata={TENANT_METADATA_KEY: tenant.slug} | intent.metadata(),
+                idempotency_key=key,
+            ),
+            what=f"the {kind} of {format_money(minor, code)} to {tenant.slug}",
+        )
+    except GatewayError as error:
+        if not error.ambiguous:
+            journal.fail(
+                db,
+                intent,
+                invocation=invocation,
+                target=intent.target,
+                outcome=f"{kind} of {format_money(minor, code)} failed: {error.message}",
+                error=error,
+            )
+        raise
+    before = _balance_view(made.ending_balance - made.amount, code)
+    after = _balance_view(made.ending_balance, code)
+    with db.transaction(dry_run=invocation.dry_run) as session:
+        audit.record(
+            session,
+            invocation=invocation,
+            target=intent.target,
+            tenant_slug=tenant.slug,
+            outcome=f"{kind} {format_money(minor, code)}: {reason.strip()}"[:500],
+            before=before,
+            after=after,
+        )
+        journal.close(session, intent, succeeded=True, object_id=made.id)
+    verb = f"would {kind}" if invocation.dry_run else f"{kind}ed"
+    return Change(
+        target=intent.target,
+        action=kind,
+        before=before,
+        after=after,
+        dry_run=invocation.dry_run,
+        message=f"{verb} {tenant.slug} {format_money(minor, code)} ({reason.strip()}); "
+        f"balance {after['balance_display']}",
+        stripe_writes=planned_writes(gateway),
+    )
+
+
+def tenant_billing(db: Database, gateway: Gateway, *, tenant_slug: str) -> dict[str, Any] | None:
+    """The tenant's active discount and credit balance, from Stripe (None: no customer)."""
+    tenant = _tenant(db, tenant_slug)
+    if not tenant.customer_id:
+        return None
+    customer = gateway.retrieve_customer(tenant.customer_id)
+    discounts: tuple[DiscountInfo, ...] = ()
+    if tenant.subscription_id:
+        discounts = gateway.subscription_discounts(tenant.subscription_id)
+    return {
+        "discount": [
+            {
+                **(coupon_view(d.coupon) if d.coupon else {"id": None}),
+                "start": iso(d.start),
+                "end": iso(d.end),
+            }
+            for d in discounts
+        ],
+        **_balance_view(customer.balance, customer.currency),
+    }
+
+
+# -- helpers -----------------------------------------------------------------------------------
+
+
+def _tenant(db: Database, slug: str) -> TenantRef:
+    """The tenant, read in one short transaction."""
+    with db.read() as session:
+        return TenantRef.of(session, tenant_rules.require_tenant(session, slug))
+
+
+def _balance_view(balance: int, currency: str | None) -> dict[str, Any]:
+    """Stripe's sign turned round for people: ``credit`` is what the customer has to spend."""
+    return {
+        "balance": balance,
+        "currency": currency,
+        "balance_display": (
+            f"{format_money(-balance, currency)} credit"
+            if balance < 0
+            else (f"{format_money(balance, currency)} owed" if balance > 0 else "none")
+        )
+        if currency
+        else "none",
+    }
+
+
+def _find_transaction(
+    gateway: Gateway, customer_id: str, intent: journal.Intent
+) -> BalanceTransactionInfo | None:
+    """Past Stripe's key window, the transaction an earlier run of this intent made."""
+    if not intent.key_may_have_expired():
+        return None
+    for made in gateway.list_balance_transactions(customer_id):
+        if made.metadata.get(INTENT_METADATA_KEY) == intent.id:
+            return made
+    return None
+
+
+def _find_coupon(gateway: Gateway, coupon_id: str) -> CouponInfo | None:
+    try:
+        return gateway.retrieve_coupon(coupon_id)
+    except NotFoundInStripe:
+        return None
+
+
+def _require_coupon(gateway: Gateway, coupon_id: str) -> CouponInfo:
+    found = _find_coupon(gateway, coupon_id)
+    if found is None:
+        raise NotFound(f"no coupon {coupon_id!r} in Stripe; `billing coupons list` shows them")
+    return found
+
+
+def _fail(db: Database, intent: journal.Intent, invocation: Invocation, message: str) -> None:
+    """Close the intent as failed (nothing was sent) and refuse."""
+    if not invocation.dry_run:
+        with db.transaction() as session:
+            journal.close(session, intent, succeeded=False, error=message)
+    raise Conflict(message)
+
+
+def _check_duration(duration: str, months: int | None) -> CouponDuration:
+    for known in DURATIONS:
+        if duration == known:
+            if (known == "repeating") != (months is not None):
+                raise UsageError("--months goes with --duration repeating, and only with it")
+            if months is not None and not 1 <= months <= 36:
+                raise UsageError("--months must be between 1 and 36")
+            return known
+    raise UsageError(f"--duration must be one of {', '.join(DURATIONS)}")
+
+
+def _check_off(
+    percent_off: float | None, amount_off: str | None, currency: str | None
+) -> tuple[int | None, str | None]:
+    if (percent_off is None) == (amount_off is None):
+        raise UsageError("give exactly one of --percent-off N or --amount-off X --currency C")
+    if percent_off is not None:
+        if not 0 < percent_off <= 100:
+            raise UsageError("--percent-off must be above 0 and at most 100")
+        if currency is not None:
+            raise UsageError("--currency goes with --amount-off only")
+        return None, None
+    if currency is None:
+        raise UsageError("--amount-off needs --currency")
+    assert amount_off is not None
+    return to_minor_units(amount_off, currency), check_currency(currency)
