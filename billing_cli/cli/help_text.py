@@ -95,6 +95,66 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     ),
     "webhooks endpoints": ("billing webhooks endpoints", "billing webhooks endpoints --json"),
     "doctor": ("billing doctor", "billing doctor --tenant acme --json"),
+    "stats": ("billing stats --since 30d", "billing stats --since 90d --by week --json"),
+    "check": ("billing check", "billing check --json"),
+    "reconcile": (
+        "billing reconcile",
+        "billing reconcile --tenant acme --fix --dry-run",
+    ),
+    "subs refresh": ("billing subs refresh acme --dry-run", "billing subs refresh acme"),
+    "subs extend-trial": (
+        "billing subs extend-trial acme --days 7 --dry-run",
+        "billing subs extend-trial acme --until 2027-01-15",
+    ),
+    "subs end-trial": ("billing subs end-trial acme --dry-run", "billing subs end-trial acme"),
+    "subs pause": (
+        "billing subs pause acme --behavior void --dry-run",
+        "billing subs pause acme --behavior keep_as_draft --resumes-at 2027-02-01",
+    ),
+    "subs unpause": ("billing subs unpause acme",),
+    "subs discount": (
+        "billing subs discount acme --coupon SPRING20 --dry-run",
+        "billing subs discount acme --remove",
+    ),
+    "subs quantity": ("billing subs quantity acme 12 --dry-run", "billing subs quantity acme 12"),
+    "coupons create": (
+        "billing coupons create SPRING20 --percent-off 20 --duration repeating --months 3",
+        "billing coupons create WELCOME5 --amount-off 5.00 --currency usd --duration once",
+    ),
+    "coupons list": ("billing coupons list", "billing coupons list --json"),
+    "invoices list": (
+        "billing invoices list acme",
+        "billing invoices list acme --status open --json",
+    ),
+    "invoices show": ("billing invoices show in_1Q2w3E4r5T6y",),
+    "invoices pay": (
+        "billing invoices pay in_1Q2w3E4r5T6y --dry-run",
+        "billing invoices pay in_1Q2w3E4r5T6y --payment-method pm_1Q2w3E4r5T6y",
+    ),
+    "invoices void": ("billing invoices void in_1Q2w3E4r5T6y --dry-run",),
+    "invoices mark-uncollectible": ("billing invoices mark-uncollectible in_1Q2w3E4r5T6y",),
+    "invoices upcoming": (
+        "billing invoices upcoming acme",
+        "billing invoices upcoming acme --json",
+    ),
+    "notifications send": (
+        "billing notifications send --dry-run",
+        "billing notifications send --limit 100",
+    ),
+    "payments list": ("billing payments list acme", "billing payments list acme --json"),
+    "payments refund": (
+        "billing payments refund pi_1Q2w3E4r5T6y --amount 5.00 --dry-run",
+        "billing payments refund pi_1Q2w3E4r5T6y --reason requested_by_customer",
+    ),
+    "payments methods default": ("billing payments methods default acme pm_1Q2w3E4r5T6y",),
+    "payments methods detach": ("billing payments methods detach acme pm_1Q2w3E4r5T6y --dry-run",),
+    "tenants credit": (
+        'billing tenants credit acme --amount 5.00 --currency usd --reason "outage" --dry-run',
+    ),
+    "tenants update": (
+        'billing tenants update acme --name "Acme Corp"',
+        "billing tenants update acme --email ap@acme.test --dry-run",
+    ),
     "db upgrade": ("billing db upgrade",),
     "db status": ("billing db status --json",),
 }
