@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from billing_cli.errors import Conflict, GatewayError, NotFound, NotFoundInStripe, UsageError
+from billing_cli.errors import Conflict, NotFound, NotFoundInStripe, UsageError
 from billing_cli.gateway import Gateway, SubscriptionPreview
 from billing_cli.gateway.types import (
     BalanceTransactionInfo,
@@ -115,7 +115,9 @@ def create_coupon(
     )
     if existing is not None and existing.metadata.get(INTENT_METADATA_KEY) != intent.id:
         _fail(db, intent, invocation, taken)  # another run's coupon: close ours, refuse
-    try:
+    with journal.failure_closes(
+        db, intent, invocation=invocation, what=f"creating coupon {coupon_id}"
+    ):
         coupon = existing or journal.call(
             db,
             intent,
@@ -132,17 +134,6 @@ def create_coupon(
             ),
             what=f"creating coupon {coupon_id}",
         )
-    except GatewayError as error:
-        if not error.ambiguous:
-            journal.fail(
-                db,
-                intent,
-                invocation=invocation,
-                target=intent.target,
-                outcome=f"creating coupon {coupon_id} failed: {error.message}",
-                error=error,
-            )
-        raise
     after = coupon_view(coupon)
     with db.transaction(dry_run=invocation.dry_run) as session:
         audit.record(
@@ -278,7 +269,9 @@ def credit(
         invocation=invocation,
     )
     kind = "debit" if negative else "credit"
-    try:
+    with journal.failure_closes(
+        db, intent, invocation=invocation, what=f"{kind} of {format_money(minor, code)}"
+    ):
         made = _find_transaction(gateway, customer_id, intent) or journal.call(
             db,
             intent,
@@ -293,17 +286,6 @@ def credit(
             ),
             what=f"the {kind} of {format_money(minor, code)} to {tenant.slug}",
         )
-    except GatewayError as error:
-        if not error.ambiguous:
-            journal.fail(
-                db,
-                intent,
-                invocation=invocation,
-                target=intent.target,
-                outcome=f"{kind} of {format_money(minor, code)} failed: {error.message}",
-                error=error,
-            )
-        raise
     before = _balance_view(made.ending_balance - made.amount, code)
     after = _balance_view(made.ending_balance, code)
     with db.transaction(dry_run=invocation.dry_run) as session:

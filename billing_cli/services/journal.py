@@ -37,7 +37,8 @@ import os
 import secrets
 import socket
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
@@ -273,6 +274,28 @@ def fail(
             before=None,
             after={"intent": intent.id, "error": error.message[:1000]},
         )
+
+
+@contextmanager
+def failure_closes(
+    db: Database, intent: Intent, *, invocation: Invocation, what: str
+) -> Iterator[None]:
+    """Around phase 2: a definite failure closes the intent as failed and audits it
+    (``<what> failed: <Stripe's reason>``), then goes on up; an ambiguous one leaves the intent
+    open (see :func:`call`)."""
+    try:
+        yield
+    except GatewayError as error:
+        if not error.ambiguous:
+            fail(
+                db,
+                intent,
+                invocation=invocation,
+                target=intent.target,
+                outcome=f"{what} failed: {error.message}",
+                error=error,
+            )
+        raise
 
 
 def params_hash(operation: str, params: dict[str, Any]) -> str:

@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlmodel import Session
 
-from billing_cli.errors import Conflict, GatewayError, NotFound, UsageError
+from billing_cli.errors import Conflict, NotFound, UsageError
 from billing_cli.gateway import Gateway
 from billing_cli.gateway.support_types import PaymentRecord, RefundInfo, RefundReason
 from billing_cli.models import Change, Invocation
@@ -122,19 +122,10 @@ def _refund(
         invocation=invocation,
         check=check,
     )
-    try:
+    with journal.failure_closes(
+        db, intent, invocation=invocation, what=f"refund of {shown} of {payment.id}"
+    ):
         made = _refund_step(db, gateway, intent, payment, minor, why, tenant_slug)
-    except GatewayError as error:
-        if not error.ambiguous:
-            journal.fail(
-                db,
-                intent,
-                invocation=invocation,
-                target=target,
-                outcome=f"refund of {shown} of {payment.id} failed: {error.message}",
-                error=error,
-            )
-        raise
     before = _balance(payment, payment.amount_refunded)
     after = _balance(payment, payment.amount_refunded + made.amount)
     after["refund"] = made.id

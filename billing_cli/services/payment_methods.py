@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlmodel import Session
 
-from billing_cli.errors import Conflict, GatewayError, NotFound, UsageError
+from billing_cli.errors import Conflict, NotFound, UsageError
 from billing_cli.gateway import Gateway, PaymentMethodInfo
 from billing_cli.models import Change, Invocation
 from billing_cli.repository import Database
@@ -213,19 +213,8 @@ def _step(
     *,
     what: str,
 ) -> None:
-    try:
+    with journal.failure_closes(db, intent, invocation=invocation, what=f"{what}"):
         journal.call(db, intent, step, send, what=what)
-    except GatewayError as error:
-        if not error.ambiguous:
-            journal.fail(
-                db,
-                intent,
-                invocation=invocation,
-                target=intent.target,
-                outcome=f"{what} failed: {error.message}",
-                error=error,
-            )
-        raise
 
 
 def _finish(

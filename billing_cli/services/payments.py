@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlmodel import Session
 
-from billing_cli.errors import Conflict, GatewayError, UsageError
+from billing_cli.errors import Conflict, UsageError
 from billing_cli.gateway import Gateway, PaymentInfo
 from billing_cli.models import Change, Invocation
 from billing_cli.money import format_money
@@ -67,19 +67,8 @@ def charge(
         params={"customer": customer_id, "amount": amount, "currency": currency, "text": text},
         invocation=invocation,
     )
-    try:
+    with journal.failure_closes(db, intent, invocation=invocation, what=f"charge of {shown}"):
         payment = _payment_step(db, gateway, intent, tenant, customer_id, amount, currency, text)
-    except GatewayError as error:
-        if not error.ambiguous:
-            journal.fail(
-                db,
-                intent,
-                invocation=invocation,
-                target=target,
-                outcome=f"charge of {shown} failed: {error.message}",
-                error=error,
-            )
-        raise
     after = {
         "payment_intent": payment.id,
         "status": payment.status,
@@ -196,23 +185,14 @@ def attach_method(
         params={"payment_method": payment_method, "default": make_default},
         invocation=invocation,
     )
-    try:
+    with journal.failure_closes(
+        db, intent, invocation=invocation, what=f"attaching {payment_method}"
+    ):
         customer_id = customer_step(db, gateway, intent, tenant)
         if make_default:
             method_id = default_method_step(db, gateway, intent, customer_id, payment_method)
         else:
             method_id = _attach_only(db, gateway, intent, customer_id, payment_method)
-    except GatewayError as error:
-        if not error.ambiguous:
-            journal.fail(
-                db,
-                intent,
-                invocation=invocation,
-                target=target,
-                outcome=f"attaching {payment_method} failed: {error.message}",
-                error=error,
-            )
-        raise
     after = {"payment_method": method_id, "default": make_default, "customer": customer_id}
     with db.transaction(dry_run=invocation.dry_run) as session:
         _link_customer(session, tenant_slug, customer_id, max_failed_attempts, invocation.dry_run)

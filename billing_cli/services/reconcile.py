@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from billing_cli.errors import ConfirmationDeclined, GatewayError, NotFound
+from billing_cli.errors import ConfirmationDeclined, NotFound
 from billing_cli.gateway import Gateway, SubscriptionInfo
 from billing_cli.models import Invocation, utcnow
 from billing_cli.repository import Database
@@ -181,7 +181,9 @@ def cancel_unwanted(
         params={"subscription": subscription_id},
         invocation=invocation,
     )
-    try:
+    with journal.failure_closes(
+        db, intent, invocation=invocation, what=f"canceling {subscription_id}"
+    ):
         after = journal.call(
             db,
             intent,
@@ -189,17 +191,6 @@ def cancel_unwanted(
             lambda key: gateway.cancel_subscription_now(subscription_id, idempotency_key=key),
             what=f"canceling {subscription_id}",
         )
-    except GatewayError as error:
-        if not error.ambiguous:
-            journal.fail(
-                db,
-                intent,
-                invocation=invocation,
-                target=target,
-                outcome=f"canceling {subscription_id} failed: {error.message}",
-                error=error,
-            )
-        raise
     with db.transaction(dry_run=invocation.dry_run) as session:
         audit.record(
             session,

@@ -128,8 +128,9 @@ def create_subscription(
             )
 
     intent = _begin(db, invocation, "subscription.create", tenant.slug, params, check)
-    target = f"subscription:{tenant.slug}"
-    try:
+    with journal.failure_closes(
+        db, intent, invocation=invocation, what=f"subscribing to {plan.slug}"
+    ):
         customer_id = customer_step(db, gateway, intent, tenant)
         method_id = (
             default_method_step(db, gateway, intent, customer_id, payment_method)
@@ -137,17 +138,6 @@ def create_subscription(
             else None
         )
         info = _subscription_step(db, gateway, intent, tenant, plan, customer_id, method_id, days)
-    except GatewayError as error:
-        if not error.ambiguous:
-            journal.fail(
-                db,
-                intent,
-                invocation=invocation,
-                target=target,
-                outcome=f"subscribing to {plan.slug} failed: {error.message}",
-                error=error,
-            )
-        raise
     incomplete = info.status in {"incomplete", "incomplete_expired"}
     trial = f", trial until {info.trial_end:%Y-%m-%d}" if info.trial_end else ""
     verb = "would subscribe" if invocation.dry_run else "subscribed"
@@ -540,19 +530,8 @@ def _update_step(
     """Phase 2 of an update: skipped when an interrupted run's write already shows in Stripe."""
     if done:
         return live
-    try:
+    with journal.failure_closes(db, intent, invocation=invocation, what=f"{what}"):
         return journal.call(db, intent, "update", send, what=what)
-    except GatewayError as error:
-        if not error.ambiguous:
-            journal.fail(
-                db,
-                intent,
-                invocation=invocation,
-                target=intent.target,
-                outcome=f"{what} failed: {error.message}",
-                error=error,
-            )
-        raise
 
 
 def _subscription_step(

@@ -108,7 +108,9 @@ def update_tenant(
             invocation=invocation,
         )
         customer_id = tenant.customer_id
-        try:
+        with journal.failure_closes(
+            db, intent, invocation=invocation, what=f"updating customer {customer_id}"
+        ):
             journal.call(
                 db,
                 intent,
@@ -121,17 +123,6 @@ def update_tenant(
                 ),
                 what=f"updating Stripe customer {customer_id}",
             )
-        except GatewayError as error:
-            if not error.ambiguous:
-                journal.fail(
-                    db,
-                    intent,
-                    invocation=invocation,
-                    target=target,
-                    outcome=f"updating customer {customer_id} failed: {error.message}",
-                    error=error,
-                )
-            raise
         writes = planned_writes(stripe)
     with db.transaction(dry_run=invocation.dry_run) as session:
         row = tenant_rules.require_tenant(session, slug, for_update=True)
