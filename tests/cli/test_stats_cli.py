@@ -49,7 +49,7 @@ def test_check_exits_0_when_clear_and_3_with_one_line_per_firing_rule(
     billing: Billing, db_env: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     clear = billing("check")
-    assert (clear.exit_code, clear.stdout) == (0, "all clear: 5 rules checked\n")
+    assert (clear.exit_code, clear.stdout) == (0, "all clear: 6 rules checked\n")
 
     for _ in range(3):
         observe.record_stripe_error(db_env, operation="payment.create", error_class="RateLimited")
