@@ -283,7 +283,7 @@ def run_tour(*, keep: bool, app: Command) -> None:
                 db,
                 sandbox,
                 "(sandbox) the trial ends; the first charge is declined",
-                lambda: sandbox.end_trial(sub),
+                lambda: _end_trial_later(sandbox, sub),
             )
             _sandbox_step(
                 db,
@@ -313,6 +313,22 @@ def run_tour(*, keep: bool, app: Command) -> None:
         render.note("\n[bold green]demo finished[/bold green]")
         if keep:
             render.note(f"kept: BILLING_DATABASE_URL={os.environ['BILLING_DATABASE_URL']}")
+
+
+def _end_trial_later(sandbox: Sandbox, subscription_id: str) -> None:
+    """End the trial in a later second than the one the subscription was written in.
+
+    A real trial lasts at least a day; the sandbox's ``end_trial`` stands in for that time. In
+    the same second, the CLI's own write of the subscription outranks an event of that second
+    (``policy.local_snapshot_key``, so a late webhook cannot undo a support action), and the
+    trial's end would be taken for the older news.
+    """
+    import time
+
+    started = int(time.time())
+    while int(time.time()) == started:
+        time.sleep(0.05)
+    sandbox.end_trial(subscription_id)
 
 
 def _set_up_endpoint(app: Command, workdir: Path) -> Callable[[str], str]:

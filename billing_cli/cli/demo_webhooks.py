@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from billing_cli.gateway import Gateway
     from billing_cli.repository import Database
     from billing_cli.sandbox import Sandbox
 
@@ -42,12 +43,16 @@ def endpoint_in_thread(db: Database, *, secret_for: Callable[[str], str]) -> Ite
 
     from billing_cli.cli.serving import listening_socket
     from billing_cli.services.webhooks import WebhookEngine
+    from billing_cli.services.webhooks.engine import lazy_fetch
     from billing_cli.web.app import DEFAULT_PATH, create_app
 
     sock = listening_socket("127.0.0.1", 0, backlog=2048)
     url = f"http://127.0.0.1:{sock.getsockname()[1]}{DEFAULT_PATH}"
     try:
-        engine = WebhookEngine(db, live_mode=False, max_failed_attempts=3)
+        # as `webhooks serve` does with a key: a same-second tie is settled by reading Stripe
+        engine = WebhookEngine(
+            db, live_mode=False, max_failed_attempts=3, fetch=lazy_fetch(_reading_gateway)
+        )
         app = create_app(engine=engine, webhook_secret=secret_for(url))
     except BaseException:
         sock.close()
@@ -65,6 +70,14 @@ def endpoint_in_thread(db: Database, *, secret_for: Callable[[str], str]) -> Ite
         server.should_exit = True
         thread.join(timeout=10)
         sock.close()
+
+
+def _reading_gateway() -> Gateway:
+    """The sandbox's gateway from the demo's environment, able to read and never to write."""
+    from billing_cli.config import load_settings
+    from billing_cli.gateway import DryRunGateway, make_gateway
+
+    return DryRunGateway(make_gateway(load_settings()))
 
 
 def ledger_ids(db: Database) -> set[str]:
