@@ -30,7 +30,12 @@ def list_recent(
     since: int | None = None,
     limit: int = 100,
 ) -> Sequence[WebhookEvent]:
-    statement = select(WebhookEvent).order_by(col(WebhookEvent.created).desc()).limit(limit)
+    # newest first; within one second, the one recorded last first (ids are in insertion order)
+    statement = (
+        select(WebhookEvent)
+        .order_by(col(WebhookEvent.created).desc(), col(WebhookEvent.id).desc())
+        .limit(limit)
+    )
     if status is not None:
         statement = statement.where(WebhookEvent.status == status)
     if types:
