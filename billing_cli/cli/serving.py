@@ -8,7 +8,7 @@ import signal
 import socket
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -108,7 +108,9 @@ def listening_socket(host: str, port: int, *, backlog: int) -> socket.socket:
 
 
 @contextmanager
-def signals_noted(received: list[int]) -> Iterator[None]:
+def signals_noted(
+    received: list[int], on_signal: Callable[[], None] | None = None
+) -> Iterator[None]:
     """Let a stop signal end the command with exit 0.
 
     uvicorn catches SIGTERM/SIGINT, shuts down gracefully, then re-raises the signal to the
@@ -120,9 +122,14 @@ def signals_noted(received: list[int]) -> Iterator[None]:
         yield
         return
     stop_signals = (signal.SIGINT, signal.SIGTERM)
-    previous = {
-        sig: signal.signal(sig, lambda sig, _frame: received.append(sig)) for sig in stop_signals
-    }
+
+    def note(sig: int, _frame: object) -> None:
+        # A signal that lands before uvicorn installs its own handlers must still stop it.
+        received.append(sig)
+        if on_signal is not None:
+            on_signal()
+
+    previous = {sig: signal.signal(sig, note) for sig in stop_signals}
     try:
         yield
     finally:

@@ -104,16 +104,21 @@ def serve(
     shown_host = f"[{bound_host}]" if ":" in bound_host else bound_host
     processes = f"{workers} worker processes; " if workers > 1 else ""
     # Plain stderr, not rich: one unwrapped line that scripts (and bench/serve.py) can parse.
-    say(
+    banner = (
         f"listening on http://{shown_host}:{bound_port}{path} "
         f"(database {db.display_url}; {processes}Ctrl-C to stop)"
     )
     received: list[int] = []
     try:
         if workers == 1:
-            with signals_noted(received):
-                uvicorn.Server(config).run(sockets=[sock])
+            server = uvicorn.Server(config)
+            # the stop signals are noted before the banner is printed: a script that sends
+            # SIGTERM as soon as it reads the banner gets an orderly stop, never a kill
+            with signals_noted(received, on_signal=lambda: setattr(server, "should_exit", True)):
+                say(banner)
+                server.run(sockets=[sock])
         else:
+            say(banner)
             db.dispose()  # the workers open their own connections
             run_workers(config, sock, received)
     finally:
