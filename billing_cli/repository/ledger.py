@@ -28,13 +28,18 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
 from billing_cli.models import WebhookEvent
+
+if TYPE_CHECKING:
+    from billing_cli.repository.write_behind import WriteBehind
+
+WRITE_BEHIND_KEY = "billing.write_behind"
 
 _TABLE: sa.Table = WebhookEvent.metadata.tables[WebhookEvent.__tablename__]
 _CLAIM = {
@@ -60,6 +65,12 @@ _PARKED = (
 )
 _PAYLOAD = sa.select(_TABLE.c.payload).where(_TABLE.c.stripe_event_id == sa.bindparam("event_id"))
 _CUSTOMER_LOCK = sa.text("SELECT pg_advisory_xact_lock(hashtextextended(:customer_id, 8))")
+
+
+def batch_of(session: Session) -> WriteBehind | None:
+    """The replay batch running in this session (:mod:`.write_behind`), if any."""
+    batch: WriteBehind | None = session.info.get(WRITE_BEHIND_KEY)
+    return batch
 
 
 @dataclass(frozen=True)
@@ -129,6 +140,9 @@ def claim(*, session: Session, values: dict[str, Any]) -> int | None:
     On PostgreSQL a claim of an id another open transaction has just claimed waits for that
     transaction: once it commits this returns None, once it rolls back this claim succeeds.
     """
+    batch = batch_of(session)
+    if batch is not None:
+        return batch.take_claim(values["stripe_event_id"])
     connection = session.connection()
     statement = _CLAIM.get(connection.dialect.name)
     if statement is None:
@@ -141,12 +155,22 @@ def claim(*, session: Session, values: dict[str, Any]) -> int | None:
 
 def lock(*, session: Session, event_id: str) -> LedgerEntry | None:
     """The event's existing ledger row, locked (``FOR UPDATE`` on PostgreSQL)."""
+    batch = batch_of(session)
+    if batch is not None:
+        state = batch.ledger_entry(event_id)
+        if state is not None:
+            return LedgerEntry(state.id, state.status, state.attempts)
+        batch.flush()
     found = session.connection().execute(_LOCK, {"event_id": event_id}).first()
     return None if found is None else LedgerEntry(found[0], found[1], found[2])
 
 
 def update(*, session: Session, row_id: int, values: dict[str, Any]) -> None:
     """Set some columns of one ledger row."""
+    batch = batch_of(session)
+    if batch is not None:
+        batch.update_ledger(row_id, values)
+        return
     # The SET clause follows the parameters' keys; the compiled form is cached per key set.
     session.connection().execute(_UPDATE, {**values, "row_id": row_id})
 
@@ -161,12 +185,25 @@ class ParkedEvent:
 
 def parked(*, session: Session, customer_id: str) -> list[ParkedEvent]:
     """The events parked for this customer, locked, oldest first."""
+    batch = batch_of(session)
+    if batch is not None:
+        batch.flush()  # events parked earlier in the batch are in the buffers
     found = session.connection().execute(_PARKED, {"customer_id": customer_id}).all()
-    return [ParkedEvent(LedgerEntry(row[0], row[1], row[2]), row[3] or {}) for row in found]
+    parked = [ParkedEvent(LedgerEntry(row[0], row[1], row[2]), row[3] or {}) for row in found]
+    if batch is not None:
+        for event in parked:
+            entry = event.entry
+            batch.remember_ledger(
+                entry.id, entry.status, entry.attempts, str(event.payload.get("id"))
+            )
+    return parked
 
 
 def payload_of(*, session: Session, event_id: str) -> dict[str, Any] | None:
     """The stored payload of one event id, if the ledger has it."""
+    batch = batch_of(session)
+    if batch is not None:
+        batch.flush()
     payload: dict[str, Any] | None = (
         session.connection().execute(_PAYLOAD, {"event_id": event_id}).scalar()
     )
@@ -184,6 +221,9 @@ def lock_customer(*, session: Session, customer_id: str) -> bool:
     connection = session.connection()
     if connection.dialect.name != "postgresql":
         return False
+    batch = batch_of(session)
+    if batch is not None and customer_id in batch.locked_customers:
+        return True  # taken when the batch began
     connection.execute(_CUSTOMER_LOCK, {"customer_id": customer_id})
     return True
 
@@ -194,7 +234,19 @@ def savepoint(*, session: Session) -> Iterator[None]:
 
     On SQLite a SAVEPOINT issued outside a transaction *starts* one that its RELEASE commits, so
     an explicit BEGIN opens the outer transaction first when none is open yet.
+
+    Inside a replay batch (:mod:`.write_behind`) no SAVEPOINT is taken: an error in the block
+    raises :class:`~billing_cli.repository.write_behind.BatchAbort`, which aborts the batch.
     """
+    batch = batch_of(session)
+    if batch is not None:
+        from billing_cli.repository.write_behind import BatchAbort
+
+        try:
+            yield
+        except Exception as error:
+            raise BatchAbort(str(error)) from error
+        return
     connection = session.connection()
     if connection.dialect.name == "sqlite":
         raw = connection.connection.dbapi_connection

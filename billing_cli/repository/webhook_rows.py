@@ -30,7 +30,7 @@ from sqlmodel import Session
 
 from billing_cli.models import Notification, SubscriptionPlan, Tenant, TenantSubscription
 from billing_cli.repository import ledger
-from billing_cli.repository.ledger import PendingClaim
+from billing_cli.repository.ledger import PendingClaim, batch_of
 
 _ROWS: sa.Table = TenantSubscription.metadata.tables[TenantSubscription.__tablename__]
 _TENANTS: sa.Table = Tenant.metadata.tables[Tenant.__tablename__]
@@ -87,6 +87,12 @@ class TenantRecord:
     suspension_reason: str | None
     created_at: datetime | None
 
+
+class Miss:
+    """What a replay batch's cache answers for a key its events did not name: ask the database."""
+
+
+MISS = Miss()
 
 _RECORD_FIELDS = tuple(field.name for field in fields(SubscriptionRecord))
 _TENANT_COLUMNS = (
@@ -191,36 +197,71 @@ def lock_by_subscription(
     *, session: Session, subscription_id: str, claim: PendingClaim | None = None
 ) -> Found | None:
     """The row holding this Stripe subscription id and its tenant, both locked."""
+    batch = batch_of(session)
+    if batch is not None:
+        cached = batch.by_subscription(subscription_id)
+        if not isinstance(cached, Miss):
+            return cached
     found = _read(session, "subscription", {"value": subscription_id}, claim)
-    return None if found is None else _split(found)
+    return _found(session, found)
 
 
 def lock_by_customer(
     *, session: Session, customer_id: str, claim: PendingClaim | None = None
 ) -> Found | None:
     """The (first) row holding this Stripe customer id and its tenant, both locked."""
+    batch = batch_of(session)
+    if batch is not None:
+        cached = batch.by_customer(customer_id)
+        if not isinstance(cached, Miss):
+            return cached
     found = _read(session, "customer", {"value": customer_id}, claim)
-    return None if found is None else _split(found)
+    return _found(session, found)
 
 
 def lock_by_deleted_customer(
     *, session: Session, customer_id: str, claim: PendingClaim | None = None
 ) -> Found | None:
     """The row whose customer ``customer.deleted`` removed, and its tenant, both locked."""
+    batch = batch_of(session)
+    if batch is not None:
+        cached = batch.by_customer(customer_id, deleted=True)
+        if not isinstance(cached, Miss):
+            return cached
     found = _read(session, "deleted_customer", {"value": customer_id}, claim)
-    return None if found is None else _split(found)
+    return _found(session, found)
+
+
+def _found(session: Session, found: Sequence[Any] | None) -> Found | None:
+    """A row read from the database; in a replay batch, its cached copy (now cached)."""
+    if found is None:
+        return None
+    batch = batch_of(session)
+    return _split(found) if batch is None else batch.add_found(found)
 
 
 def lock_by_tenant_slug(
     *, session: Session, slug: str, claim: PendingClaim | None = None
 ) -> tuple[SubscriptionRecord | None, TenantRecord] | None:
     """The tenant with this slug (locked) and its row (locked) if it has one."""
+    batch = batch_of(session)
+    if batch is not None:
+        cached = batch.by_slug(slug)
+        if not isinstance(cached, Miss):
+            return cached
     connection = session.connection()
     tenant = _read(session, "slug", {"slug": slug}, claim)
     if tenant is None:
         return None
+    if batch is not None:
+        record = batch.add_tenant(tenant)
+        row = batch.row_of(record.id)
+        if row is not None:
+            return row
     found = connection.execute(_BY_TENANT, {"value": tenant[0]}).first()
-    return (None, TenantRecord(*tenant)) if found is None else _split(found)
+    if found is None:
+        return None, TenantRecord(*tenant)
+    return _found(session, found)
 
 
 def attach_tenant(*, session: Session, record: TenantRecord) -> Tenant:
@@ -232,15 +273,23 @@ def attach_tenant(*, session: Session, record: TenantRecord) -> Tenant:
     key = session.identity_key(Tenant, record.id)
     existing = session.identity_map.get(key)
     if isinstance(existing, Tenant):
-        return existing
-    tenant = Tenant(**{field.name: getattr(record, field.name) for field in fields(record)})
-    make_transient_to_detached(tenant)
-    session.add(tenant)
+        tenant = existing
+    else:
+        tenant = Tenant(**{field.name: getattr(record, field.name) for field in fields(record)})
+        make_transient_to_detached(tenant)
+        session.add(tenant)
+    batch = batch_of(session)
+    if batch is not None:
+        batch.attach(tenant)
     return tenant
 
 
 def update_row(*, session: Session, row_id: int, values: dict[str, Any]) -> None:
     """Set only the given columns of one ``tenant_subscription`` row."""
+    batch = batch_of(session)
+    if batch is not None:
+        batch.update_row(row_id, values)
+        return
     # The SET clause follows the parameters' keys; the compiled form is cached per key set.
     session.connection().execute(_UPDATE_ROW, {**values, "row_id": row_id})
 
@@ -249,14 +298,22 @@ def insert_row(*, session: Session, values: dict[str, Any]) -> int:
     """Insert a ``tenant_subscription`` row (``id`` left to the database); its new id."""
     values = {name: value for name, value in values.items() if name != "id"}
     new_id: int = session.connection().execute(_INSERT_ROW, values).scalar_one()
+    batch = batch_of(session)
+    if batch is not None:
+        batch.inserted_row(new_id, values)
     return new_id
 
 
 def plan_id_for_price(*, session: Session, price_id: str) -> int | None:
     """The id of the plan sold at this Stripe price, if any."""
+    batch = batch_of(session)
+    if batch is not None and price_id in batch.plans:
+        return batch.plans[price_id]
     plan_id: int | None = (
         session.connection().execute(_PLAN_FOR_PRICE, {"price_id": price_id}).scalar()
     )
+    if batch is not None:
+        batch.plans[price_id] = plan_id
     return plan_id
 
 
@@ -264,10 +321,12 @@ def add_notification(
     *, session: Session, tenant_id: int, kind: str, payload: dict[str, Any], created_at: datetime
 ) -> None:
     """Put one message in the outbox."""
-    session.connection().execute(
-        _INSERT_NOTIFICATION,
-        {"tenant_id": tenant_id, "kind": kind, "payload": payload, "created_at": created_at},
-    )
+    values = {"tenant_id": tenant_id, "kind": kind, "payload": payload, "created_at": created_at}
+    batch = batch_of(session)
+    if batch is not None:
+        batch.add_notification(values)
+        return
+    session.connection().execute(_INSERT_NOTIFICATION, values)
 
 
 def withdraw_notifications(
@@ -278,6 +337,9 @@ def withdraw_notifications(
     Sent ones stay: they are facts. The payload names the subscription (JSON on both backends,
     so the match is made here; a tenant has a handful of unsent notifications at most).
     """
+    batch = batch_of(session)
+    if batch is not None:
+        batch.flush()  # notices added earlier in the batch are in its buffer
     connection = session.connection()
     found = connection.execute(_UNSENT_NOTICES, {"tenant_id": tenant_id, "kind": kind}).all()
     ids = [row[0] for row in found if (row[1] or {}).get("subscription") == subscription_id]

@@ -185,6 +185,51 @@ class WebhookEngine:
             except Exception as error:  # a handler error must not escape: record it as failed
                 return self._failed(parsed, run, one_line(error))
 
+    @property
+    def applier(self) -> EventApplier:
+        """The inner half, for a caller that runs several events in one transaction
+        (:mod:`.batches`)."""
+        return self._applier
+
+    def preview_in(
+        self,
+        session: Session,
+        parsed: ParsedEvent,
+        *,
+        source: str,
+        force: bool,
+        truths: dict[str, SubscriptionInfo],
+        wanted: set[str],
+    ) -> EventOutcome:
+        """Dry-run one event in the caller's (rolled back) transaction, in a SAVEPOINT.
+
+        A tie that needs Stripe adds its subscription to ``wanted`` and previews without it:
+        the caller reads the wanted subscriptions with no transaction open and previews again.
+        """
+        run = Run(
+            source=source,
+            force=force,
+            dry_run=True,
+            truths=truths,
+            can_fetch=self.fetch is not None,
+        )
+        try:
+            return self._preview_one(session, parsed, run)
+        except NeedsTruth as need:
+            wanted.add(need.subscription_id)
+            no_fetch = Run(source=source, force=force, dry_run=True, truths=truths)
+            return self._preview_one(session, parsed, no_fetch)
+
+    def read_truths(self, wanted: set[str], truths: dict[str, SubscriptionInfo]) -> bool:
+        """Read the wanted subscriptions from Stripe (no transaction may be open) into
+        ``truths``; False when there is nothing new to read or no way to read it."""
+        wanted = wanted - set(truths)
+        if not wanted or self.fetch is None:
+            return False
+        for subscription_id in sorted(wanted):
+            truths[subscription_id] = self._read_stripe(subscription_id)
+        return True
+
     def preview(
         self,
         events: Sequence[Mapping[str, Any]],
@@ -224,19 +269,9 @@ class WebhookEngine:
         outcomes = []
         with self.db.transaction(dry_run=True) as session:
             for number, parsed in enumerate(events, start=1):
-                run = Run(
-                    source=source,
-                    force=force,
-                    dry_run=True,
-                    truths=truths,
-                    can_fetch=self.fetch is not None,
+                outcome = self.preview_in(
+                    session, parsed, source=source, force=force, truths=truths, wanted=wanted
                 )
-                try:
-                    outcome = self._preview_one(session, parsed, run)
-                except NeedsTruth as need:
-                    wanted.add(need.subscription_id)
-                    no_fetch = Run(source=source, force=force, dry_run=True, truths=truths)
-                    outcome = self._preview_one(session, parsed, no_fetch)
                 outcomes.append(outcome)
                 if progress is not None:
                     progress(number, len(events), outcome)

@@ -553,3 +553,26 @@ HANDLERS: dict[str, Handler] = {
     "customer.updated": on_customer,
     "customer.deleted": on_customer,
 }
+
+
+Names = tuple[str | None, str | None, str | None]
+"""What an event names: (subscription id, customer id, tenant slug)."""
+
+
+def names_of(event: ParsedEvent) -> Names:
+    """The keys :func:`resolve` will look the event's tenant up by, for a replay batch to read
+    every row it needs in one statement. A malformed object names nothing: its handler fails,
+    and the batch is re-run event by event."""
+    try:
+        if event.type.startswith("customer.subscription."):
+            sub = read_subscription(event.obj)
+            return sub.id, sub.customer_id, sub.tenant_slug
+        if event.type.startswith("invoice."):
+            invoice = read_invoice(event.obj)
+            return invoice.subscription_id, invoice.customer_id, invoice.tenant_slug
+        if event.type.startswith("customer."):
+            customer = read_customer(event.obj)
+            return None, customer.id, customer.tenant_slug
+    except Exception:
+        return None, None, None
+    return None, None, None

@@ -2,34 +2,41 @@
 
 For on-call after missed or failed deliveries: events come from Stripe's Events API (which keeps
 30 days, so an older window is refused before any call, pointing at ``--from-file``), from a file
-(a JSON array, JSON lines, or one event object, checked whole before anything is processed), or
-from the ledger's failed rows. They are processed oldest first through
-:meth:`WebhookEngine.for_replay`, one transaction per event as the endpoint commits: each
-outcome carries the before/after the engine computed (under ``dry_run`` nothing is written).
+(a JSON array, JSON lines, or one event object, read as a stream and checked whole before
+anything is processed, see :mod:`.event_files`), or from the ledger's failed rows. They are
+processed oldest first, in batches (:mod:`.batches`: one transaction per batch, the same
+handlers, a failing event alone re-run by itself), or one transaction per event as the endpoint
+commits with ``batch_size=1``. Each outcome carries the before/after the engine computed (under
+``dry_run`` nothing is written); the summary counts them all and keeps the details of the first
+:data:`DETAILS_KEPT` and of every failure, so memory stays flat however many events there are.
 """
 
 from __future__ import annotations
 
-import json
+import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from billing_cli.errors import UsageError, WebhookError
-from billing_cli.gateway import Gateway
+from billing_cli.gateway import Gateway, SubscriptionInfo
 from billing_cli.models import utcnow
 from billing_cli.repository import Database
 from billing_cli.repository import events as events_repo
+from billing_cli.services.webhooks.batches import DEFAULT_BATCH_SIZE, preview_batch, process_batch
 from billing_cli.services.webhooks.engine import EventOutcome, WebhookEngine, lazy_fetch
+from billing_cli.services.webhooks.event_files import load_events_file, open_events_file
 from billing_cli.timeparse import iso
 
+__all__ = ["DEFAULT_BATCH_SIZE", "ReplaySummary", "load_events_file", "run_replay"]
+
 EVENTS_API_RETENTION = timedelta(days=30)
-# A file replay reads at most this much (the bench's 10,000 events are 44 MB).
-MAX_FILE_BYTES = 512 * 2**20
 STATUSES = ("processed", "skipped", "ignored", "deferred", "failed")
+DETAILS_KEPT = 10_000
+MAX_PREVIEW_PASSES = 3
 
 Progress = Callable[[int, int, EventOutcome], None]
 """Called after each event with (done, total, outcome): the CLI's progress bar."""
@@ -37,16 +44,27 @@ Progress = Callable[[int, int, EventOutcome], None]
 
 @dataclass(frozen=True)
 class ReplaySummary:
-    """What a replay did, event by event, and the count per status."""
+    """What a replay did: the count per status, and the outcomes kept in detail (the first
+    :data:`DETAILS_KEPT`, and every failure; ``omitted`` says how many more there were)."""
 
     outcomes: tuple[EventOutcome, ...]
     dry_run: bool
     source: str
+    tallied: Mapping[str, int] | None = None
+    omitted: int = 0
+    fetch_seconds: float | None = None  # reading the Events API
+    apply_seconds: float | None = None
 
     @property
     def counts(self) -> dict[str, int]:
+        if self.tallied is not None:
+            return dict(self.tallied)
         found = Counter(outcome.status for outcome in self.outcomes)
         return {status: found.get(status, 0) for status in STATUSES}
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
 
     @property
     def failed(self) -> int:
@@ -57,11 +75,22 @@ class ReplaySummary:
         """Outcomes whose same-second tie nobody could settle (no Stripe key)."""
         return tuple(o for o in self.outcomes if o.reason.startswith("needs refresh"))
 
+    def rates(self) -> dict[str, float]:
+        """Events per second fetched from Stripe and applied, where measured."""
+        rates = {}
+        if self.fetch_seconds:
+            rates["fetched_per_s"] = round(self.total / self.fetch_seconds, 1)
+        if self.apply_seconds:
+            rates["applied_per_s"] = round(self.total / self.apply_seconds, 1)
+        return rates
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "source": self.source,
             "dry_run": self.dry_run,
             "counts": self.counts,
+            **self.rates(),
+            "events_omitted": self.omitted,
             "events": [outcome.to_dict() for outcome in self.outcomes],
         }
 
@@ -111,59 +140,6 @@ def fetch_from_stripe(gateway: Gateway, selection: StripeSelection) -> list[dict
     return oldest_first(found)
 
 
-def load_events_file(path: Path, *, max_bytes: int = MAX_FILE_BYTES) -> list[dict[str, Any]]:
-    """Events from a file: a JSON array, JSON lines, or one event object; oldest first.
-
-    Any problem (unreadable, larger than ``max_bytes``, not JSON, nested too deep, an item that
-    is not an event) is one UsageError naming the place, raised before anything is processed.
-    Reading stops at the cap, so ``/dev/zero`` or a runaway pipe cannot exhaust memory.
-    """
-    try:
-        with path.open("rb") as stream:
-            raw = stream.read(max_bytes + 1)
-    except OSError as error:
-        raise UsageError(f"cannot read {path}: {error.strerror or error}") from None
-    if len(raw) > max_bytes:
-        raise UsageError(
-            f"{path} is larger than {max_bytes // 2**20:,} MiB; split it and replay each part"
-        )
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise UsageError(f"cannot read {path}: not UTF-8 text") from None
-    try:
-        items = _parse_events_text(text, path)
-    except RecursionError:
-        raise UsageError(f"{path}: JSON nested too deep to be a Stripe event") from None
-    if not items:
-        raise UsageError(f"{path} holds no events")
-    for number, item in enumerate(items, start=1):
-        if not isinstance(item, Mapping):
-            raise UsageError(f"{path}: item {number} is not an event object")
-    return oldest_first(items)
-
-
-def _parse_events_text(text: str, path: Path) -> list[Any]:
-    try:
-        whole = json.loads(text)
-    except json.JSONDecodeError:
-        whole = None
-    else:
-        return whole if isinstance(whole, list) else [whole]
-    items = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            items.append(json.loads(line))
-        except json.JSONDecodeError as error:
-            raise UsageError(
-                f"{path} line {number} is not JSON ({error.msg}); expected a JSON array, "
-                "JSON lines, or one event object"
-            ) from None
-    return items
-
-
 def oldest_first(events: Iterable[Any]) -> list[dict[str, Any]]:
     """Sort by ``created``; a stable sort keeps the source's own order within one second."""
 
@@ -184,6 +160,7 @@ def run_replay(
     dry_run: bool = False,
     progress: Progress | None = None,
     stripe_key: bool = True,
+    batch_size: int = DEFAULT_BATCH_SIZE,
 ) -> ReplaySummary:
     """``webhooks replay``: from a file, or from the Events API (``gateway`` is only built then,
     after the window was checked, so a file replay needs no Stripe key). ``stripe_key`` says
@@ -195,11 +172,18 @@ def run_replay(
                 "--from-file replays the file's events; it cannot be combined with "
                 "--since, --until, --type, --event or --undelivered"
             )
-        events = load_events_file(from_file)
         file_engine = engine.for_replay(fetch=lazy_fetch(gateway) if stripe_key else None)
-        return replay(
-            file_engine, events, source="file", force=force, dry_run=dry_run, progress=progress
-        )
+        with open_events_file(from_file, check=engine.check) as event_file:
+            return replay_stream(
+                file_engine,
+                event_file.events,
+                total=len(event_file),
+                source="file",
+                force=force,
+                dry_run=dry_run,
+                progress=progress,
+                batch_size=batch_size,
+            )
     if not (selection.since or selection.event_ids or selection.undelivered):
         raise UsageError(
             "say which events to replay: --since (e.g. 48h), --event evt_..., --undelivered "
@@ -207,15 +191,19 @@ def run_replay(
         )
     check_window(selection)
     stripe = gateway()
+    started = time.perf_counter()
     events = fetch_from_stripe(stripe, selection)
-    return replay(
+    fetch_seconds = time.perf_counter() - started
+    summary = replay(
         engine.for_replay(fetch=stripe.retrieve_subscription),
         events,
         source="replay",
         force=force,
         dry_run=dry_run,
         progress=progress,
+        batch_size=batch_size,
     )
+    return replace(summary, fetch_seconds=fetch_seconds)
 
 
 def replay(
@@ -226,25 +214,145 @@ def replay(
     force: bool = False,
     dry_run: bool = False,
     progress: Progress | None = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
 ) -> ReplaySummary:
-    """Check every event first (a bad one refuses the whole batch), then process in order;
-    a dry run previews the batch cumulatively (:meth:`WebhookEngine.preview`)."""
+    """Check every event first (a bad one refuses them all), then replay them in this order."""
     for number, event in enumerate(events, start=1):
         try:
             engine.check(event)
         except WebhookError as error:
             raise UsageError(f"event {number} of {len(events)}: {error}") from None
-    engine = engine.for_replay()
+    return replay_stream(
+        engine.for_replay(),
+        lambda: iter(events),
+        total=len(events),
+        source=source,
+        force=force,
+        dry_run=dry_run,
+        progress=progress,
+        batch_size=batch_size,
+    )
+
+
+def replay_stream(
+    engine: WebhookEngine,
+    events: Callable[[], Iterator[Mapping[str, Any]]],
+    *,
+    total: int,
+    source: str,
+    force: bool = False,
+    dry_run: bool = False,
+    progress: Progress | None = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+) -> ReplaySummary:
+    """Replay checked events in the order ``events()`` yields them (it may be called again: a
+    dry run that meets ties previews once more with Stripe's answers).
+
+    ``batch_size`` > 1 applies them in batches (:mod:`.batches`); 1 applies them one by one as
+    the endpoint does (one transaction per event; a dry run previews them in one transaction).
+    """
+    if batch_size < 1:
+        raise UsageError(f"--batch-size must be at least 1, not {batch_size}")
+    started = time.perf_counter()
     if dry_run:
-        previewed = engine.preview(events, source=source, force=force, progress=progress)
-        return ReplaySummary(tuple(previewed), dry_run=True, source=source)
-    outcomes = []
-    for number, event in enumerate(events, start=1):
-        outcome = engine.process(event, source=source, force=force, dry_run=dry_run)
-        outcomes.append(outcome)
-        if progress is not None:
-            progress(number, len(events), outcome)
-    return ReplaySummary(tuple(outcomes), dry_run=dry_run, source=source)
+        tally = _preview(engine, events, total, source, force, progress, batch_size)
+    else:
+        tally = _Tally(total, progress)
+        for chunk in _chunks(events(), batch_size):
+            parsed = [engine.check(event) for event in chunk]
+            if batch_size == 1:
+                tally.add([engine.process(parsed[0].payload, source=source, force=force)])
+            else:
+                tally.add(process_batch(engine, parsed, source=source, force=force))
+    return tally.summary(
+        dry_run=dry_run, source=source, apply_seconds=time.perf_counter() - started
+    )
+
+
+def _preview(
+    engine: WebhookEngine,
+    events: Callable[[], Iterator[Mapping[str, Any]]],
+    total: int,
+    source: str,
+    force: bool,
+    progress: Progress | None,
+    batch_size: int,
+) -> _Tally:
+    """Dry-run passes: one transaction rolled back; again with Stripe's answers to ties."""
+    truths: dict[str, SubscriptionInfo] = {}
+    for _ in range(MAX_PREVIEW_PASSES):
+        tally = _Tally(total, progress)
+        wanted: set[str] = set()
+        with engine.db.transaction(dry_run=True) as session:
+            for chunk in _chunks(events(), batch_size):
+                parsed = [engine.check(event) for event in chunk]
+                if batch_size == 1:
+                    one = engine.preview_in(
+                        session, parsed[0], source=source, force=force, truths=truths, wanted=wanted
+                    )
+                    tally.add([one])
+                    continue
+                tally.add(
+                    preview_batch(
+                        session,
+                        engine,
+                        parsed,
+                        source=source,
+                        force=force,
+                        truths=truths,
+                        wanted=wanted,
+                    )
+                )
+        if not engine.read_truths(wanted, truths):  # no transaction is open here
+            break
+    return tally
+
+
+class _Tally:
+    """Counts every outcome, keeps the details of the first :data:`DETAILS_KEPT` (and of every
+    failed one), and reports progress: a replay of a million events stays in flat memory."""
+
+    def __init__(self, total: int, progress: Progress | None) -> None:
+        self.total = total
+        self.progress = progress
+        self.counts: Counter[str] = Counter()
+        self.kept: list[EventOutcome] = []
+        self.omitted = 0
+        self.done = 0
+
+    def add(self, outcomes: Sequence[EventOutcome]) -> None:
+        for outcome in outcomes:
+            self.done += 1
+            self.counts[outcome.status] += 1
+            noteworthy = outcome.status == "failed" or outcome.reason.startswith("needs refresh")
+            if len(self.kept) < DETAILS_KEPT or noteworthy:
+                self.kept.append(outcome)
+            else:
+                self.omitted += 1
+            if self.progress is not None:
+                self.progress(self.done, self.total, outcome)
+
+    def summary(self, *, dry_run: bool, source: str, apply_seconds: float) -> ReplaySummary:
+        counts = {status: self.counts.get(status, 0) for status in STATUSES}
+        return ReplaySummary(
+            tuple(self.kept),
+            dry_run=dry_run,
+            source=source,
+            tallied=counts,
+            omitted=self.omitted,
+            apply_seconds=apply_seconds,
+        )
+
+
+def _chunks(events: Iterator[Mapping[str, Any]], size: int) -> Iterator[list[Mapping[str, Any]]]:
+    chunk: list[Mapping[str, Any]] = []
+    for event in events:
+        chunk.append(event)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
 
 
 def retry_failed(

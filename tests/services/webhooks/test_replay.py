@@ -291,9 +291,44 @@ def test_json_nested_too_deep_is_a_usage_error(tmp_path: Path, layout: str) -> N
         load_events_file(path)
 
 
+def test_reading_dev_zero_stops_at_once(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="line 1 is not JSON"):
+        load_events_file(Path("/dev/zero"))
+
+
 def test_reading_a_file_stops_at_the_cap(tmp_path: Path) -> None:
+    path = tmp_path / "blank.json"
+    path.write_text(" " * (3 * 2**20))  # whitespace reads on: only the cap stops it
     with pytest.raises(UsageError, match="larger than 1 MiB"):
-        load_events_file(Path("/dev/zero"), max_bytes=2**20)
+        load_events_file(path, max_bytes=2**20)
+
+
+def test_one_event_larger_than_the_cap_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "big.jsonl"
+    event = _lifecycle_events()[0]
+    path.write_text(json.dumps({**event, "padding": "x" * (3 * 2**20)}) + "\n")
+    with pytest.raises(UsageError, match="an event larger than 1 MiB"):
+        load_events_file(path, max_event_bytes=2**20)
+    assert [e["id"] for e in load_events_file(path)] == [event["id"]]  # under the default cap
+
+
+@pytest.mark.parametrize("layout", ["array", "lines"])
+def test_events_spanning_read_chunks_are_read_whole(tmp_path: Path, layout: str) -> None:
+    events = [
+        {**event, "id": f"{event['id']}_{n}", "note": "é" * 70_000}
+        for n in range(12)
+        for event in _lifecycle_events()[:2]
+    ]
+    path = tmp_path / "events.json"
+    if layout == "array":
+        path.write_text(json.dumps(events, indent=1))
+    else:
+        events.reverse()
+        path.write_text("".join(json.dumps(e) + "\n" for e in events))
+    expected = sorted(events, key=lambda e: e["created"])  # stable: file order within a second
+    loaded = load_events_file(path)
+    assert [e["id"] for e in loaded] == [e["id"] for e in expected]
+    assert loaded == expected
 
 
 def test_a_stripe_replay_needs_a_selection(db: Database) -> None:
