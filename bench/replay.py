@@ -1,23 +1,28 @@
-"""Benchmark: replay 10,000 realistic webhook events through the engine, on SQLite and PostgreSQL.
+"""Benchmark: replay from a file, per event and in batches, on SQLite and PostgreSQL.
 
 Generates a few hundred tenants' lifecycles (tests/services/webhooks/lifecycles.py: trials,
 failed payments with rising attempt counts, recoveries, plan changes, cancellations, deletions,
 both API shapes, and a new subscription after the previous one for the same tenant) into a
-JSON-lines file, replays it oldest first through ``WebhookEngine`` as ``billing webhooks replay``
-runs it (``engine.for_replay()``: outcomes carry their before/after changes; one transaction per
-event, as the endpoint commits), then once more as the endpoint runs it (no changes collected),
-and measures in the same run, with the same driver and the same commit policy (one transaction
-per row, synchronous commits), bare inserts of the same 10,000 ledger rows through the engine's
-own claim statement: the floor any at-most-once ledger pays. Prints events/s, inserts/s and
-their ratio. Never asserts.
+JSON-lines file, for each count (default 10,000 and 100,000 events), then replays it as
+``billing webhooks replay --from-file`` does (streamed read, check, index, apply):
 
-SQLite runs on a temporary file in WAL mode with ``synchronous=NORMAL`` (both runs): the
-setting a SQLite deployment serving webhooks would use; with the default rollback journal every
-commit waits for an fsync and both rates drop to the disk's fsync rate. PostgreSQL runs in a
-throwaway schema that is dropped afterwards.
+- per event (``--batch-size 1``: one transaction per event, as the endpoint commits);
+- in batches (default 500: one transaction, one multi-row claim, one locked read per batch);
+- and, in the same run, with the same driver and commit policy, bare inserts of the same
+  ledger rows: one row per commit through the endpoint's claim statement, and ``--batch-size``
+  rows per commit through the batch's multi-row claim (the floor any at-most-once ledger pays).
 
-    .venv/bin/python bench/replay.py [--events 10000] [--tenants 300]
-        [--postgres-url postgresql+psycopg://postgres@127.0.0.1/billing_dev] [--no-postgres]
+Prints events/s, the ratios batched/per-event and batched/bare multi-row insert, and then the
+peak memory (max RSS of a child process) of a batched file replay of a 50 MB and a 200 MB file,
+beside loading the same file whole as replay did before. Never asserts.
+
+SQLite runs on a temporary file in WAL mode with ``synchronous=NORMAL``: the setting a SQLite
+deployment serving webhooks would use. PostgreSQL runs in a throwaway schema that is dropped
+afterwards (synchronous commits).
+
+    .venv/bin/python bench/replay.py [--events 10000,100000] [--batch-size 500]
+        [--memory-mb 50,200] [--postgres-url postgresql+psycopg://postgres@127.0.0.1/billing_dev]
+        [--no-postgres] [--per-event-max N]
 """
 
 from __future__ import annotations
@@ -25,12 +30,12 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import subprocess
 import sys
 import tempfile
 import time
 import uuid
-from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -41,10 +46,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from billing_cli.models import SubscriptionPlan, Tenant, TenantSubscription, utcnow  # noqa: E402
-from billing_cli.repository import Database, migrations  # noqa: E402
+from billing_cli.repository import Database, migrations, write_behind  # noqa: E402
 from billing_cli.repository import ledger as ledger_repo  # noqa: E402
 from billing_cli.services.webhooks import WebhookEngine  # noqa: E402
 from billing_cli.services.webhooks.payloads import parse_event  # noqa: E402
+from billing_cli.services.webhooks.replay import StripeSelection, run_replay  # noqa: E402
 from tests.services.webhooks.lifecycles import lifecycle, random_plan  # noqa: E402
 
 PRICES = ("price_bench_basic", "price_bench_pro")
@@ -140,70 +146,161 @@ def postgres_database(base_url: str) -> Iterator[Database]:
         admin.dispose()
 
 
-def run_engine(
-    db: Database, events: list[dict[str, Any]], tenants: int, *, replay: bool = True
-) -> tuple[float, Counter[str]]:
+def run_replay_file(
+    db: Database, path: Path, tenants: int, *, batch_size: int
+) -> tuple[float, dict[str, int]]:
+    """``billing webhooks replay --from-file`` as the CLI runs it (read, check, index, apply)."""
     seed(db, tenants)
     engine = WebhookEngine(db, live_mode=False, max_failed_attempts=3)
-    if replay:
-        engine = engine.for_replay()
-    statuses: Counter[str] = Counter()
     started = time.perf_counter()
-    for event in events:
-        statuses[engine.process(event, source="file").status] += 1
-    return time.perf_counter() - started, statuses
+    summary = run_replay(
+        engine,
+        from_file=path,
+        selection=StripeSelection(),
+        gateway=_no_stripe,
+        stripe_key=False,
+        batch_size=batch_size,
+    )
+    return time.perf_counter() - started, {k: v for k, v in summary.counts.items() if v}
 
 
-def run_bare(db: Database, events: list[dict[str, Any]]) -> float:
-    """The same ledger rows, one transaction each, through the engine's own insert statement."""
+def _no_stripe() -> Any:
+    raise AssertionError("the bench never calls Stripe")
+
+
+def _ledger_rows(path: Path) -> Iterator[dict[str, Any]]:
+    """The ledger rows of the file's events, as the engine's claim writes them."""
+    with path.open(encoding="utf-8") as lines:
+        for line in lines:
+            parsed = parse_event(json.loads(line))
+            now = utcnow()
+            yield {
+                "stripe_event_id": parsed.id,
+                "type": parsed.type,
+                "created": parsed.created,
+                "api_version": parsed.api_version,
+                "livemode": parsed.livemode,
+                "source": "file",
+                "status": "processed",
+                "attempts": 1,
+                "error": None,
+                "received_at": now,
+                "processed_at": now,
+                "payload": parsed.payload,
+            }
+
+
+def run_bare(db: Database, path: Path) -> float:
+    """The same ledger rows, one transaction each, through the endpoint's claim statement."""
     started = time.perf_counter()
-    for event in events:
-        parsed = parse_event(event)
-        now = utcnow()
-        values = {
-            "stripe_event_id": parsed.id,
-            "type": parsed.type,
-            "created": parsed.created,
-            "api_version": parsed.api_version,
-            "livemode": parsed.livemode,
-            "source": "file",
-            "status": "processed",
-            "attempts": 1,
-            "error": None,
-            "received_at": now,
-            "processed_at": now,
-            "payload": parsed.payload,
-        }
+    for values in _ledger_rows(path):
         with db.transaction() as session:
             ledger_repo.claim(session=session, values=values)
     return time.perf_counter() - started
 
 
-def report(
-    label: str,
-    count: int,
-    replay_s: float,
-    endpoint_s: float,
-    bare_s: float,
-    statuses: Counter[str],
+def run_bare_multi(db: Database, path: Path, batch_size: int) -> float:
+    """The same ledger rows, ``batch_size`` per transaction, through the batch's multi-row
+    claim (one INSERT ... VALUES (...), (...) ON CONFLICT DO NOTHING RETURNING per batch)."""
+    started = time.perf_counter()
+    batch: list[dict[str, Any]] = []
+    for values in _ledger_rows(path):
+        batch.append(values)
+        if len(batch) == batch_size:
+            with db.transaction() as session:
+                write_behind.claim_many(session=session, claims=batch)
+            batch = []
+    if batch:
+        with db.transaction() as session:
+            write_behind.claim_many(session=session, claims=batch)
+    return time.perf_counter() - started
+
+
+def write_events(path: Path, count: int, tenants: int, seed_value: int) -> float:
+    with path.open("w", encoding="utf-8") as handle:
+        for event in generate(count, tenants, seed_value):
+            handle.write(json.dumps(event) + "\n")
+    return path.stat().st_size / 1e6
+
+
+def compare(
+    label: str, make_db: Callable[[str], Any], path: Path, count: int, args: argparse.Namespace
 ) -> None:
-    replay_rate, endpoint_rate, bare_rate = count / replay_s, count / endpoint_s, count / bare_s
-    print(f"{label}:")
-    print(f"  engine (replay)    {replay_rate:8.0f} events/s  ({replay_s:.2f} s for {count})")
-    print(f"  engine (endpoint)  {endpoint_rate:8.0f} events/s  ({endpoint_s:.2f} s for {count})")
-    print(f"  bare insert        {bare_rate:8.0f} rows/s    ({bare_s:.2f} s for {count})")
-    print(
-        f"  ratio              {replay_rate / bare_rate:8.2f} replay, "
-        f"{endpoint_rate / bare_rate:.2f} endpoint   (target >= 0.5; engine target >= 1000/s)"
-    )
-    print(f"  outcomes           {dict(sorted(statuses.items()))}")
+    """Per-event and batched replay of one file, and both bare inserts, on one database kind."""
+    figures: dict[str, float] = {}
+    outcomes: dict[str, dict[str, int]] = {}
+    modes = [("per-event", 1), (f"batched ({args.batch_size})", args.batch_size)]
+    if count > args.per_event_max:
+        modes = modes[1:]
+    for mode, size in modes:
+        with make_db(f"{mode}-{count}") as db:
+            seconds, outcomes[mode] = run_replay_file(db, path, args.tenants, batch_size=size)
+            figures[mode] = count / seconds
+    with make_db(f"bare-{count}") as db:
+        figures["bare insert, a row per commit"] = count / run_bare(db, path)
+    with make_db(f"multi-{count}") as db:
+        figures[f"bare multi-row insert ({args.batch_size})"] = count / run_bare_multi(
+            db, path, args.batch_size
+        )
+    print(f"{label}, {count:,} events:")
+    for name, rate in figures.items():
+        print(f"  {name:<34} {rate:9,.0f} /s")
+    batched = figures[f"batched ({args.batch_size})"]
+    multi = figures[f"bare multi-row insert ({args.batch_size})"]
+    if "per-event" in figures:
+        print(f"  batched / per-event                {batched / figures['per-event']:9.1f} x")
+    print(f"  batched / bare multi-row insert    {batched / multi:9.2f}   (target >= 0.5)")
+    for mode, found in outcomes.items():
+        print(f"  outcomes ({mode}): {found}")
+
+
+_MEMORY_CHILD = """
+import json, resource, sys, time
+from pathlib import Path
+sys.path.insert(0, sys.argv[1])
+from bench.replay import run_replay_file, seed, sqlite_database
+path, mode, tenants = Path(sys.argv[2]), sys.argv[3], int(sys.argv[4])
+started = time.perf_counter()
+if mode == "whole-file load":  # what replay did before: every event in memory, then sorted
+    events = [json.loads(line) for line in path.open(encoding="utf-8")]
+    events.sort(key=lambda e: e["created"])
+else:
+    with sqlite_database(path.parent, f"memory-{path.stem}.db") as db:
+        run_replay_file(db, path, tenants, batch_size=500)
+seconds = time.perf_counter() - started
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, seconds)
+"""
+
+
+def peak_memory(directory: Path, megabytes: int, args: argparse.Namespace) -> None:
+    """Peak RSS of a child process replaying a file of about ``megabytes`` MB (SQLite)."""
+    path = directory / f"events-{megabytes}mb.jsonl"
+    count = int(megabytes * 1e6 / 4_420)  # the generated events average 4.4 KB
+    size = write_events(path, count, args.tenants, args.seed)
+    for mode in ("whole-file load", "batched replay"):
+        child = [sys.executable, "-c", _MEMORY_CHILD, str(ROOT), str(path), mode, str(args.tenants)]
+        answer = subprocess.run(child, check=True, capture_output=True, text=True).stdout.split()
+        peak, seconds = float(answer[-2]), float(answer[-1])
+        print(
+            f"  {size:5.0f} MB file, {count:,} events, {mode:<16} peak {peak:6.0f} MiB "
+            f"({seconds:.1f} s)"
+        )
+    path.unlink()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--events", type=int, default=10_000)
+    parser.add_argument("--events", default="10000,100000", help="comma-separated counts")
     parser.add_argument("--tenants", type=int, default=300)
     parser.add_argument("--seed", type=int, default=4)
+    parser.add_argument("--batch-size", type=int, default=500)
+    parser.add_argument(
+        "--per-event-max",
+        type=int,
+        default=100_000,
+        help="skip the per-event mode above this many events",
+    )
+    parser.add_argument("--memory-mb", default="50,200", help="file sizes for peak memory")
     parser.add_argument(
         "--postgres-url", default="postgresql+psycopg://postgres@127.0.0.1/billing_dev"
     )
@@ -212,32 +309,28 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="billing-bench-") as tmp:
         directory = Path(tmp)
-        path = directory / "events.jsonl"
-        with path.open("w", encoding="utf-8") as handle:
-            for event in generate(args.events, args.tenants, args.seed):
-                handle.write(json.dumps(event) + "\n")
-        events = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
-        size = path.stat().st_size / 1e6
-        print(f"{len(events)} events of {args.tenants} tenants in {path.name} ({size:.1f} MB)")
+        for count in (int(n) for n in args.events.split(",") if n):
+            path = directory / f"events-{count}.jsonl"
+            size = write_events(path, count, args.tenants, args.seed)
+            print(f"\n{count:,} events of {args.tenants} tenants in {path.name} ({size:.1f} MB)")
 
-        with sqlite_database(directory, "replay.db") as db:
-            replay_s, statuses = run_engine(db, events, args.tenants)
-        with sqlite_database(directory, "endpoint.db") as db:
-            endpoint_s, _ = run_engine(db, events, args.tenants, replay=False)
-        with sqlite_database(directory, "bare.db") as db:
-            bare_s = run_bare(db, events)
-        label = "SQLite (file, WAL, synchronous=NORMAL)"
-        report(label, len(events), replay_s, endpoint_s, bare_s, statuses)
+            def sqlite_db(name: str) -> Any:
+                return sqlite_database(directory, f"{name}.db")
 
-        if not args.no_postgres:
-            with postgres_database(args.postgres_url) as db:
-                replay_s, statuses = run_engine(db, events, args.tenants)
-            with postgres_database(args.postgres_url) as db:
-                endpoint_s, _ = run_engine(db, events, args.tenants, replay=False)
-            with postgres_database(args.postgres_url) as db:
-                bare_s = run_bare(db, events)
-            label = "PostgreSQL (throwaway schema, synchronous_commit=on)"
-            report(label, len(events), replay_s, endpoint_s, bare_s, statuses)
+            compare("SQLite (file, WAL, synchronous=NORMAL)", sqlite_db, path, count, args)
+            if not args.no_postgres:
+
+                def postgres_db(_name: str) -> Any:
+                    return postgres_database(args.postgres_url)
+
+                label = "PostgreSQL (throwaway schema, synchronous_commit=on)"
+                compare(label, postgres_db, path, count, args)
+            path.unlink()
+        sizes = [int(n) for n in args.memory_mb.split(",") if n]
+        if sizes:
+            print("\nPeak memory of a file replay (child process, SQLite, batched):")
+        for megabytes in sizes:
+            peak_memory(directory, megabytes, args)
 
 
 if __name__ == "__main__":

@@ -70,6 +70,7 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     "webhooks replay": (
         "billing webhooks replay --since 48h --type 'invoice.*' --dry-run",
         "billing webhooks replay --from-file events.jsonl",
+        "billing webhooks replay --from-file export.jsonl --batch-size 1000 --yes",
     ),
     "webhooks retry-failed": (
         "billing webhooks retry-failed --dry-run",

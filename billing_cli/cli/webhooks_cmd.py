@@ -152,6 +152,15 @@ def replay(
     force: Annotated[
         bool, typer.Option("--force", help="Reprocess events the ledger already has.")
     ] = False,
+    batch_size: Annotated[
+        int,
+        typer.Option(
+            "--batch-size",
+            metavar="N",
+            min=1,
+            help="Events per transaction (1: one at a time, as the live endpoint does).",
+        ),
+    ] = 500,
     dry_run: DryRunOption = False,
     yes: YesOption = False,
     json_output: JsonOption = False,
@@ -180,6 +189,7 @@ def replay(
             dry_run=dry_run,
             progress=progress,
             stripe_key=bool(runtime.settings().stripe_secret_key),
+            batch_size=batch_size,
         )
     _show_summary(summary, json_output=json_output)
 
@@ -237,6 +247,16 @@ def _show_summary(summary: ReplaySummary, *, json_output: bool) -> None:
                 _show_dry_run(outcome)
         title = "Replay (dry run)" if summary.dry_run else "Replay"
         render.table(title, ("status", "events"), summary.counts.items())
+        rates = summary.rates()
+        if rates and summary.total:
+            render.note(
+                ", ".join(f"{value:,.0f} events/s {key.split('_')[0]}" for key, value in rates.items())
+            )
+        if summary.omitted:
+            render.note(
+                f"details of {summary.omitted:,} more event(s) left out (counted above); "
+                "`billing webhooks list` shows the ledger"
+            )
         for outcome in summary.outcomes:
             if outcome.status == "failed":
                 render.note(

@@ -8,11 +8,12 @@ from datetime import datetime
 from sqlmodel import Session, col, select
 
 from billing_cli.models import AuditEntry
+from billing_cli.repository.ledger import flush_orm
 
 
 def add(*, session: Session, entry: AuditEntry) -> AuditEntry:
     session.add(entry)
-    session.flush()
+    flush_orm(session=session)  # in a replay batch: with the batch's writes
     return entry
 
 

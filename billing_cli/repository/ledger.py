@@ -187,6 +187,12 @@ def parked(*, session: Session, customer_id: str) -> list[ParkedEvent]:
     """The events parked for this customer, locked, oldest first."""
     batch = batch_of(session)
     if batch is not None:
+        cached = batch.parked(customer_id)
+        if isinstance(cached, list):
+            return [
+                ParkedEvent(LedgerEntry(state.id, state.status, state.attempts), payload)
+                for state, payload in cached
+            ]
         batch.flush()  # events parked earlier in the batch are in the buffers
     found = session.connection().execute(_PARKED, {"customer_id": customer_id}).all()
     parked = [ParkedEvent(LedgerEntry(row[0], row[1], row[2]), row[3] or {}) for row in found]
@@ -226,6 +232,14 @@ def lock_customer(*, session: Session, customer_id: str) -> bool:
         return True  # taken when the batch began
     connection.execute(_CUSTOMER_LOCK, {"customer_id": customer_id})
     return True
+
+
+def flush_orm(*, session: Session) -> None:
+    """Send the session's pending ORM writes (audit entries, suspensions) now, so that their
+    errors surface where they were made; in a replay batch they go with its other writes, at
+    its end (an error there aborts the batch)."""
+    if batch_of(session) is None:
+        session.flush()
 
 
 @contextmanager

@@ -10,11 +10,12 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from billing_cli.models import Notification, Tenant
+from billing_cli.repository.ledger import flush_orm
 
 
 def add(*, session: Session, notification: Notification) -> Notification:
     session.add(notification)
-    session.flush()
+    flush_orm(session=session)  # in a replay batch: with the batch's writes
     return notification
 
 

@@ -339,6 +339,8 @@ def withdraw_notifications(
     """
     batch = batch_of(session)
     if batch is not None:
+        if batch.knows_tenant(tenant_id):
+            return batch.withdraw(tenant_id=tenant_id, kind=kind, subscription_id=subscription_id)
         batch.flush()  # notices added earlier in the batch are in its buffer
     connection = session.connection()
     found = connection.execute(_UNSENT_NOTICES, {"tenant_id": tenant_id, "kind": kind}).all()

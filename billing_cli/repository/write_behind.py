@@ -28,9 +28,11 @@ transaction back and applies that batch's events one by one, each in its own tra
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, fields, replace
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -86,6 +88,29 @@ _CUSTOMER_LOCKS = sa.text(
     "SELECT count(pg_advisory_xact_lock(hashtextextended(c, 8))) "
     "FROM (SELECT unnest(CAST(:customers AS text[])) AS c ORDER BY 1) AS locked"
 )
+_PARKED_NAMED = (
+    sa.select(
+        _LEDGER.c.id,
+        _LEDGER.c.status,
+        _LEDGER.c.attempts,
+        _LEDGER.c.stripe_event_id,
+        _LEDGER.c.customer_id,
+        _LEDGER.c.payload,
+    )
+    .where(
+        _LEDGER.c.customer_id.in_(sa.bindparam("customers", expanding=True)),
+        _LEDGER.c.status == "deferred",
+    )
+    .order_by(_LEDGER.c.created, _LEDGER.c.stripe_event_id)
+    .with_for_update()
+)
+_UNSENT_NAMED = sa.select(
+    _NOTIFICATIONS.c.id, _NOTIFICATIONS.c.tenant_id, _NOTIFICATIONS.c.payload
+).where(
+    _NOTIFICATIONS.c.tenant_id.in_(sa.bindparam("tenants", expanding=True)),
+    _NOTIFICATIONS.c.kind == sa.bindparam("kind"),
+    _NOTIFICATIONS.c.sent_at.is_(None),
+)
 _UPDATE_LEDGER = _LEDGER.update().where(_LEDGER.c.id == sa.bindparam("row_id"))
 _UPDATE_ROW = _ROWS.update().where(_ROWS.c.id == sa.bindparam("row_id"))
 _INSERT_NOTIFICATION = _NOTIFICATIONS.insert()
@@ -138,6 +163,12 @@ class WriteBehind:
         self._indexed: dict[int, tuple[str | None, str | None, str | None]] = {}
         self.plans: dict[str, int | None] = {}
         self.attached: dict[int, Tenant] = {}  # ORM tenants the handlers changed (held here)
+        self.payloads: dict[str, dict[str, Any]] = {}  # event id -> payload, of the claims
+        self.parked_for: dict[str, list[LedgerState]] = {}  # customer -> deferred rows
+        self.parked_payloads: dict[int, dict[str, Any]] = {}  # ledger row -> payload
+        self.unsent: dict[str, list[tuple[int, int, dict[str, Any]]]] = {}  # kind -> notices
+        self.unsent_loaded: dict[str, set[int]] = {}  # kind -> tenants whose notices are read
+        self._deleted_notices: list[int] = []
         self._ledger_writes: dict[int, dict[str, Any]] = {}
         self._row_writes: dict[int, dict[str, Any]] = {}
         self._notifications: list[dict[str, Any]] = []
@@ -167,13 +198,24 @@ class WriteBehind:
             for found in connection.execute(_ROWS_NAMED, parameters):
                 self._add_found(found)
         self._claim(connection, claims)
+        if self.keys.customers:
+            parameters = {"customers": sorted(self.keys.customers)}
+            for row_id, status, attempts, event_id, customer_id, payload in connection.execute(
+                _PARKED_NAMED, parameters
+            ):
+                state = self.ledger_by_row.get(row_id) or LedgerState(
+                    row_id, status, attempts, event_id
+                )
+                self._remember(state)
+                self.parked_for.setdefault(customer_id, []).append(state)
+                self.parked_payloads[row_id] = payload or {}
 
     def _claim(self, connection: sa.Connection, claims: Sequence[dict[str, Any]]) -> None:
         if not claims:
             return
-        statement = _CLAIM_MANY[connection.dialect.name]
-        for row_id, event_id in connection.execute(statement, list(claims)):
-            self.claimed[event_id] = row_id
+        self.payloads = {claim["stripe_event_id"]: claim["payload"] for claim in claims}
+        self.claimed = claim_many(session=self.session, claims=claims)
+        for event_id, row_id in self.claimed.items():
             self._remember(LedgerState(row_id, claims[0]["status"], 1, event_id))
         recorded = [
             c["stripe_event_id"] for c in claims if c["stripe_event_id"] not in self.claimed
@@ -203,6 +245,23 @@ class WriteBehind:
         if state is not None:
             state.status = values.get("status", state.status)
             state.attempts = values.get("attempts", state.attempts)
+            customer_id = values.get("customer_id")
+            if state.status == "deferred" and customer_id is not None:
+                parked = self.parked_for.setdefault(customer_id, [])
+                if state not in parked:
+                    parked.append(state)
+                    self.parked_payloads.setdefault(row_id, self.payloads.get(state.event_id, {}))
+
+    def parked(self, customer_id: str) -> list[tuple[LedgerState, dict[str, Any]]] | Miss:
+        """The events parked for a customer the batch named: read at its start, or parked by
+        its own events (and not applied since)."""
+        if customer_id not in self.keys.customers:
+            return MISS
+        return [
+            (state, self.parked_payloads[state.id])
+            for state in self.parked_for.get(customer_id, [])
+            if state.status == "deferred"
+        ]
 
     def remember_ledger(self, row_id: int, status: str, attempts: int, event_id: str) -> None:
         """A ledger row read outside the cache (a parked event): keep it current from now on."""
@@ -266,21 +325,65 @@ class WriteBehind:
     def add_notification(self, values: dict[str, Any]) -> None:
         self._notifications.append(values)
 
+    def withdraw(self, *, tenant_id: int, kind: str, subscription_id: str) -> int:
+        """Delete the unsent notices of ``kind`` about a subscription, of a tenant the batch
+        read: those stored before (read once per kind for all the batch's tenants) and those
+        still in the buffer."""
+        loaded = self.unsent_loaded.setdefault(kind, set())
+        if tenant_id not in loaded:
+            tenant_ids = sorted(set(self.tenants) - loaded)
+            found = self.session.connection().execute(
+                _UNSENT_NAMED, {"kind": kind, "tenants": tenant_ids}
+            )
+            self.unsent.setdefault(kind, []).extend((row[0], row[1], row[2] or {}) for row in found)
+            loaded.update(tenant_ids)
+        stored = self.unsent[kind]
+        matches = [
+            notice
+            for notice in stored
+            if notice[1] == tenant_id and notice[2].get("subscription") == subscription_id
+        ]
+        self.unsent[kind] = [notice for notice in stored if notice not in matches]
+        self._deleted_notices += [notice[0] for notice in matches]
+        buffered = [
+            values
+            for values in self._notifications
+            if values["tenant_id"] == tenant_id
+            and values["kind"] == kind
+            and (values["payload"] or {}).get("subscription") == subscription_id
+        ]
+        self._notifications = [v for v in self._notifications if v not in buffered]
+        return len(matches) + len(buffered)
+
+    def knows_tenant(self, tenant_id: int) -> bool:
+        return tenant_id in self.tenants
+
     # -- writing ---------------------------------------------------------------------------
 
     def flush(self) -> None:
-        """Write every buffered change: one executemany per statement shape."""
+        """Write every buffered change: the ORM's pending objects (audit entries, suspensions:
+        the unit of work batches them), then one executemany per statement: whole rows for
+        the changed subscription rows, the ledger outcomes grouped by the columns they set,
+        the new notices; and the withdrawn notices' DELETE."""
+        self.session.flush()
         connection = self.session.connection()
-        for statement, writes in (
-            (_UPDATE_ROW, self._row_writes),
-            (_UPDATE_LEDGER, self._ledger_writes),
-        ):
-            for group in _by_columns(writes):
-                connection.execute(statement, group)
-            writes.clear()
+        if self._row_writes:
+            rows = [self.rows[row_id].values() for row_id in self._row_writes]
+            connection.execute(_UPDATE_ROW, [{**row, "row_id": row["id"]} for row in rows])
+            self._row_writes.clear()
+        for group in _by_columns(self._ledger_writes):
+            connection.execute(_UPDATE_LEDGER, group)
+        self._ledger_writes.clear()
         if self._notifications:
             connection.execute(_INSERT_NOTIFICATION, self._notifications)
             self._notifications = []
+            self.unsent.clear()  # the stored notices now include these: read them again
+            self.unsent_loaded.clear()
+        if self._deleted_notices:
+            connection.execute(
+                _NOTIFICATIONS.delete().where(_NOTIFICATIONS.c.id.in_(self._deleted_notices))
+            )
+            self._deleted_notices = []
 
     # -- inside ----------------------------------------------------------------------------
 
@@ -363,6 +466,65 @@ def begin(
         batch.flush()
     finally:
         session.info.pop(WRITE_BEHIND_KEY, None)
+
+
+def claim_many(*, session: Session, claims: Sequence[dict[str, Any]]) -> dict[str, int]:
+    """Insert the ledger rows of every event id not recorded yet, in one statement; returns
+    event id -> new row id. Every claim has the same columns.
+
+    PostgreSQL: ``INSERT ... SELECT ... FROM json_to_recordset(:rows) ON CONFLICT DO NOTHING
+    RETURNING``, the rows sent as one JSON document: a short statement with one parameter
+    whatever the batch size (500 rows as multi-row VALUES are 6,000 parameters, and as arrays
+    the driver escapes every payload; either costs the client more than the server's insert).
+    SQLite: an executemany with RETURNING, which SQLAlchemy sends as multi-row VALUES pages.
+    """
+    if not claims:
+        return {}
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        rows = json.dumps(list(claims), default=_json_default)
+        found = connection.execute(_pg_claim_many(tuple(claims[0])), {"rows": rows})
+    else:
+        found = connection.execute(_CLAIM_MANY[connection.dialect.name], list(claims))
+    return {event_id: row_id for row_id, event_id in found}
+
+
+_PG_TYPES = {
+    "stripe_event_id": "text",
+    "type": "text",
+    "created": "bigint",
+    "api_version": "text",
+    "livemode": "boolean",
+    "source": "text",
+    "status": "text",
+    "attempts": "integer",
+    "error": "text",
+    "received_at": "timestamptz",
+    "processed_at": "timestamptz",
+    "payload": "json",
+    "customer_id": "text",
+    "processing_ms": "float8",
+}
+_PG_CLAIMS: dict[tuple[str, ...], sa.TextClause] = {}
+
+
+def _pg_claim_many(columns: tuple[str, ...]) -> sa.TextClause:
+    statement = _PG_CLAIMS.get(columns)
+    if statement is None:
+        names = ", ".join(columns)
+        record = ", ".join(f"{name} {_PG_TYPES[name]}" for name in columns)
+        statement = _PG_CLAIMS[columns] = sa.text(
+            f"INSERT INTO {_LEDGER.name} ({names}) SELECT {names} "
+            f"FROM json_to_recordset(CAST(:rows AS json)) AS claimed({record}) "
+            "ON CONFLICT (stripe_event_id) DO NOTHING RETURNING id, stripe_event_id"
+        )
+    return statement
+
+
+def _json_default(value: Any) -> str:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
 def _by_columns(writes: Mapping[int, dict[str, Any]]) -> Iterable[list[dict[str, Any]]]:

@@ -139,7 +139,8 @@ class EventApplier:
             if isinstance(recorded, EventOutcome):
                 return recorded
             raise ClaimFirst from None
-        session.flush()  # ORM writes (audit, suspension) now: their errors are handler errors
+        # ORM writes (audit, suspension) now: their errors are handler errors
+        ledger_repo.flush_orm(session=session)
         if pending is not None:
             new_id = ledger_repo.settle(session=session, pending=pending)
             if new_id is None:  # recorded meanwhile; the handler's work must not count
@@ -265,7 +266,7 @@ class EventApplier:
         try:
             with ledger_repo.savepoint(session=session):
                 result, context = self._handle(session, parsed, parked_run, claim=None)
-                session.flush()
+                ledger_repo.flush_orm(session=session)
                 _record(
                     session, row_id=entry.id, entry=entry, parsed=parsed, result=result, now=now
                 )
