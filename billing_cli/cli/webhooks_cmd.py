@@ -249,9 +249,8 @@ def _show_summary(summary: ReplaySummary, *, json_output: bool) -> None:
         render.table(title, ("status", "events"), summary.counts.items())
         rates = summary.rates()
         if rates and summary.total:
-            render.note(
-                ", ".join(f"{value:,.0f} events/s {key.split('_')[0]}" for key, value in rates.items())
-            )
+            speeds = (f"{value:,.0f} events/s {key.split('_')[0]}" for key, value in rates.items())
+            render.note(", ".join(speeds))
         if summary.omitted:
             render.note(
                 f"details of {summary.omitted:,} more event(s) left out (counted above); "
