@@ -11,6 +11,7 @@ events apply each event once.
 
 from __future__ import annotations
 
+import re
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -106,9 +107,12 @@ def everything(db: Database) -> dict[str, Any]:
 
 
 def _untimed(value: Any) -> Any:
-    """An audit view without the moments of writing (``created_at``, ``suspended_at``)."""
+    """A value without the moments of writing: an audit view's ``created_at``/``suspended_at``,
+    and in a register key the time Stripe's answer to a tie was read (``stripe.<unix time>``)."""
     if isinstance(value, dict):
         return {key: item for key, item in value.items() if not key.endswith("_at")}
+    if isinstance(value, str):
+        return re.sub(r"stripe\.\d+", "stripe.<read>", value)
     return value
 
 
