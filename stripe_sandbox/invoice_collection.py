@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from aiohttp import web
 from localstripe import resources as ls
 
-from billing_cli.sandbox import extensions as ext
+from stripe_sandbox import extensions as ext
 
 PAYABLE = ("open", "uncollectible")
 

@@ -17,8 +17,8 @@ from typing import Any
 
 from localstripe import resources as ls
 
-from billing_cli.sandbox import extensions as ext
-from billing_cli.sandbox import subscription_updates
+from stripe_sandbox import extensions as ext
+from stripe_sandbox import subscription_updates
 
 JSON = dict[str, Any]
 

@@ -1,4 +1,4 @@
-"""``Sandbox``: runs ``python -m billing_cli.sandbox --port 0`` as a subprocess and talks to
+"""``Sandbox``: runs ``python -m stripe_sandbox --port 0`` as a subprocess and talks to
 its control endpoints. Standard library only, so importing it costs nothing.
 """
 
@@ -57,8 +57,8 @@ class Sandbox:
         if self._proc is not None:
             return self
         env = dict(os.environ)
-        # Make billing_cli importable in the child even without an installed package.
-        root = str(Path(__file__).resolve().parents[2])
+        # Make this package importable in the child even without an installed one.
+        root = str(Path(__file__).resolve().parents[1])
         env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
         # stderr goes to a file: a pipe nobody drains would eventually block the server.
         self._log = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed in stop()
@@ -68,7 +68,7 @@ class Sandbox:
             [
                 sys.executable,
                 "-m",
-                "billing_cli.sandbox",
+                "stripe_sandbox",
                 "--host",
                 "127.0.0.1",
                 "--port",

@@ -14,7 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
-from billing_cli.sandbox import extensions as ext
+from stripe_sandbox import extensions as ext
 
 PARAMETERS: dict[str, Callable[[ext.Subscription, Any], None]] = {}
 

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from billing_cli.sandbox import extensions as ext
-from billing_cli.sandbox import subscription_updates
+from stripe_sandbox import extensions as ext
+from stripe_sandbox import subscription_updates
 
 JSON = dict[str, Any]
 BEHAVIORS = ("keep_as_draft", "mark_uncollectible", "void")

@@ -6,6 +6,6 @@ webhooks for every state change, declines with decline codes, clock controls).
 server side, ``server`` and ``extensions``, is only imported by the subprocess).
 """
 
-from billing_cli.sandbox.process import SANDBOX_PUBLISHABLE_KEY, SANDBOX_SECRET_KEY, Sandbox
+from stripe_sandbox.process import SANDBOX_PUBLISHABLE_KEY, SANDBOX_SECRET_KEY, Sandbox
 
 __all__ = ["SANDBOX_PUBLISHABLE_KEY", "SANDBOX_SECRET_KEY", "Sandbox"]

@@ -19,7 +19,7 @@ from typing import Any
 
 from aiohttp import web
 
-from billing_cli.sandbox import (
+from stripe_sandbox import (
     balance,
     coupons,
     extensions,
@@ -50,7 +50,7 @@ ROUTE_TABLES = (
     webhook_endpoints,
 )
 
-log = logging.getLogger("billing_cli.sandbox")
+log = logging.getLogger("stripe_sandbox")
 
 
 @web.middleware

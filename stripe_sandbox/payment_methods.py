@@ -12,7 +12,7 @@ from __future__ import annotations
 from aiohttp import web
 from localstripe import resources as ls
 
-from billing_cli.sandbox import extensions as ext
+from stripe_sandbox import extensions as ext
 
 
 async def _detach(request: web.Request) -> web.Response:

@@ -24,8 +24,8 @@ from typing import Any
 from aiohttp import web
 from localstripe import resources as ls
 
-from billing_cli.sandbox import balance, coupons
-from billing_cli.sandbox import extensions as ext
+from stripe_sandbox import balance, coupons
+from stripe_sandbox import extensions as ext
 
 JSON = dict[str, Any]
 

@@ -17,7 +17,7 @@ from typing import Any
 from aiohttp import web
 from localstripe import resources as ls
 
-from billing_cli.sandbox import extensions as ext
+from stripe_sandbox import extensions as ext
 
 REASONS = ("duplicate", "fraudulent", "requested_by_customer")
 

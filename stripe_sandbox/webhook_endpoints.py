@@ -24,7 +24,7 @@ from aiohttp import web
 from localstripe import resources as ls
 from localstripe import webhooks as ls_webhooks
 
-from billing_cli.sandbox.extensions import (
+from stripe_sandbox.extensions import (
     API_VERSION,
     JSON,
     LOOPBACK_HOSTS,

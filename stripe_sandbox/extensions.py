@@ -94,7 +94,7 @@ RETRY_DELAY_SECONDS = 3 * 86400
 TRIAL_WILL_END_WINDOW = 3 * 86400
 PRORATION_BEHAVIORS = ("create_prorations", "none", "always_invoice")
 
-log = logging.getLogger("billing_cli.sandbox")
+log = logging.getLogger("stripe_sandbox")
 
 _ALPHABET = string.ascii_letters + string.digits
 

@@ -7,7 +7,7 @@ store once per customer: listing 5,000 customers took minutes. Since API version
 Stripe includes ``subscriptions``, ``sources`` and ``tax_ids`` only when expanded.
 
 localstripe behaviour replaced (the route here is mounted before localstripe's, see
-:func:`billing_cli.sandbox.server.build_app`):
+:func:`stripe_sandbox.server.build_app`):
 
 - ``GET /v1/customers``: customers newest first, as Stripe lists them; ``email``, ``limit`` (at
   most 100), ``starting_after`` and ``ending_before``; each customer without ``subscriptions``,
@@ -25,7 +25,7 @@ from typing import Any
 from aiohttp import web
 from localstripe import resources as ls
 
-from billing_cli.sandbox.extensions import (
+from stripe_sandbox.extensions import (
     JSON,
     Handler,
     _all,
