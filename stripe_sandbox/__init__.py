@@ -3,7 +3,8 @@ current Stripe API it lacks (prices, current-shape subscriptions and invoices, s
 webhooks for every state change, declines with decline codes, clock controls).
 
 ``Sandbox`` runs it in a subprocess on 127.0.0.1; importing this package stays cheap (the
-server side, ``server`` and ``extensions``, is only imported by the subprocess).
+server side, ``server`` and the resource modules it mounts, is only imported by the
+subprocess).
 """
 
 from stripe_sandbox.process import SANDBOX_PUBLISHABLE_KEY, SANDBOX_SECRET_KEY, Sandbox

@@ -14,7 +14,7 @@ localstripe behaviour replaced (the route here is mounted before localstripe's, 
   ``sources`` or ``tax_ids`` unless ``expand[]=data.<field>`` asks for them (then localstripe's
   own rendering is used). Deleted customers are not listed, as in Stripe.
 
-Subscriptions needed nothing new: :mod:`.extensions` already lists them with ``status=all``,
+Subscriptions needed nothing new: :mod:`.subscriptions_api` already lists them with ``status=all``,
 paging by 100 and ``expand[]=data.items.data.price`` (its tests prove it).
 """
 
@@ -25,7 +25,7 @@ from typing import Any
 from aiohttp import web
 from localstripe import resources as ls
 
-from stripe_sandbox.extensions import (
+from stripe_sandbox.common import (
     JSON,
     Handler,
     _all,
