@@ -4,6 +4,7 @@ its control endpoints. Standard library only, so importing it costs nothing.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import queue
@@ -20,6 +21,10 @@ from typing import IO, Any, Self
 SANDBOX_SECRET_KEY = "sk_test_sandbox"
 SANDBOX_PUBLISHABLE_KEY = "pk_test_sandbox"
 
+# What the server process imports beyond the standard library and stripe: the optional extra
+# (``pip install 'billing-cli[sandbox]'``) that a production install leaves out.
+SERVER_DEPENDENCIES = ("localstripe", "aiohttp")
+
 _START_TIMEOUT_SECONDS = 15.0
 _STOP_TIMEOUT_SECONDS = 5.0
 _CONTROL_TIMEOUT_SECONDS = 10.0
@@ -27,6 +32,20 @@ _CONTROL_TIMEOUT_SECONDS = 10.0
 
 class SandboxError(RuntimeError):
     """The sandbox process failed to start or a control call failed."""
+
+
+def missing_dependencies() -> list[str]:
+    """The server's third-party packages that cannot be imported here, without importing them
+    (they cost a few hundred milliseconds and are only needed in the server process)."""
+    missing = []
+    for name in SERVER_DEPENDENCIES:
+        try:
+            found = importlib.util.find_spec(name) is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
+            missing.append(name)
+    return missing
 
 
 class Sandbox:
@@ -56,6 +75,10 @@ class Sandbox:
     def start(self) -> Self:
         if self._proc is not None:
             return self
+        missing = missing_dependencies()
+        if missing:
+            # Fail now rather than after the start timeout, with the child's ImportError.
+            raise SandboxError(f"the sandbox server needs {', '.join(missing)}: not installed")
         env = dict(os.environ)
         # Make this package importable in the child even without an installed one.
         root = str(Path(__file__).resolve().parents[1])
