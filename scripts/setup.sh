@@ -9,6 +9,7 @@ fi
 stamp=.venv/.billing-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   .venv/bin/python -m pip install --quiet --upgrade pip
-  .venv/bin/python -m pip install --quiet -e ".[dev]"
+  # dev includes the sandbox extra (localstripe, aiohttp) that demo.sh and the tests need.
+  .venv/bin/python -m pip install --quiet -e ".[sandbox,dev]"
   touch "$stamp"
 fi

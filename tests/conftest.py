@@ -19,7 +19,7 @@ from billing_cli.repository import Database, migrations
 
 if TYPE_CHECKING:
     from billing_cli.gateway import Gateway
-    from billing_cli.sandbox import Sandbox
+    from stripe_sandbox import Sandbox
 
 POSTGRES_URL = os.environ.get("BILLING_TEST_DATABASE_URL", "")
 _ISOLATED_PREFIXES = ("STRIPE_", "BILLING_")
@@ -139,7 +139,7 @@ class StripeRequests:
 
 @pytest.fixture(scope="session")
 def sandbox_server() -> Iterator[Sandbox]:
-    from billing_cli.sandbox import Sandbox
+    from stripe_sandbox import Sandbox
 
     with Sandbox() as server:
         yield server

@@ -14,6 +14,9 @@ def demo(
     ] = False,
 ) -> None:
     """Run a scripted tour on a throwaway database and a local Stripe sandbox."""
+    from billing_cli.cli.demo_extra import require_sandbox
+
+    require_sandbox("billing demo")
     from billing_cli.cli.demo_tour import run_tour
 
     # The tour runs its steps through the root command it was started from, rather than

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from typer._click import Command
 
     from billing_cli.repository import Database
-    from billing_cli.sandbox import Sandbox
+    from stripe_sandbox import Sandbox
 
 
 @dataclass(frozen=True)
@@ -255,7 +255,7 @@ def run_tour(*, keep: bool, app: Command) -> None:
     from billing_cli.cli import demo_webhooks as hooks
     from billing_cli.cli import render
     from billing_cli.repository import Database
-    from billing_cli.sandbox import Sandbox
+    from stripe_sandbox import Sandbox
 
     with _scratch_environment(keep=keep) as workdir, Sandbox() as sandbox:
         os.environ["STRIPE_API_BASE"] = sandbox.api_base

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from billing_cli.gateway import Gateway
     from billing_cli.repository import Database
-    from billing_cli.sandbox import Sandbox
+    from stripe_sandbox import Sandbox
 
 DELIVERY_TIMEOUT_SECONDS = 20.0
 

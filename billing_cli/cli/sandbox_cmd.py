@@ -1,5 +1,6 @@
 """``billing sandbox``: a local, stateful Stripe on 127.0.0.1 for trying the tool without an
-account (localstripe with this project's extensions; see billing_cli/sandbox)."""
+account (localstripe with this project's extensions; see the stripe_sandbox package, which needs
+the optional ``sandbox`` extra and is imported only when this command runs)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,10 @@ def sandbox(
 ) -> None:
     """Run a local Stripe sandbox in the foreground (Ctrl-C or SIGTERM stops it)."""
     from billing_cli.cli import render
-    from billing_cli.sandbox import SANDBOX_SECRET_KEY, Sandbox
+    from billing_cli.cli.demo_extra import require_sandbox
+
+    require_sandbox("billing sandbox")
+    from stripe_sandbox import SANDBOX_SECRET_KEY, Sandbox
 
     with _stop_on_termination(), Sandbox(port=port) as server:
         render.out().print("Local Stripe sandbox running. Use it with:")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import os
 import re
 import subprocess
@@ -9,6 +10,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from tests.sandbox.extra import run_billing_without
 
 pytestmark = pytest.mark.sandbox
 
@@ -66,8 +69,6 @@ def test_demo_runs_to_the_end(tmp_path: Path) -> None:
 def test_no_command_module_imports_the_app_that_imports_it() -> None:
     """``cli/main.py`` imports every command module; none may import it back (the demo tour
     gets the root command handed down instead)."""
-    import ast
-
     import billing_cli
 
     package = Path(billing_cli.__file__).parent
@@ -82,6 +83,77 @@ def test_no_command_module_imports_the_app_that_imports_it() -> None:
             if "billing_cli.cli.main" in names:
                 importers.append(module.relative_to(package).as_posix())
     assert importers == ["__main__.py"]
+
+
+@pytest.mark.parametrize("blocked", ["stripe_sandbox", "localstripe", "aiohttp"])
+def test_demo_without_the_sandbox_extra_says_how_to_install_it(
+    blocked: str, tmp_path: Path
+) -> None:
+    demo = run_billing_without(blocked, ["demo"], tmp_path)
+    assert demo.returncode == 1
+    assert demo.stderr == (
+        "Error: billing demo needs the sandbox extra: pip install 'billing-cli[sandbox]'\n"
+    )
+    assert demo.stdout == ""
+    assert list(tmp_path.iterdir()) == []  # stopped before the scratch database or anything
+
+
+def _imports_of(tree: ast.AST, package: str) -> list[tuple[ast.stmt, bool]]:
+    """Each import naming ``package`` in ``tree``, and whether it runs only inside a function
+    (or under ``if TYPE_CHECKING:``), not when the module is imported."""
+    found: list[tuple[ast.stmt, bool]] = []
+
+    def visit(node: ast.AST, lazy: bool) -> None:
+        for child in ast.iter_child_nodes(node):
+            inner = lazy or isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef)
+            if isinstance(child, ast.If) and ast.unparse(child.test).endswith("TYPE_CHECKING"):
+                inner = True
+            if isinstance(child, ast.ImportFrom):
+                modules = [child.module or ""]
+            elif isinstance(child, ast.Import):
+                modules = [alias.name for alias in child.names]
+            else:
+                modules = []
+            if any(module.split(".")[0] == package for module in modules):
+                found.append((child, lazy))
+            visit(child, inner)
+
+    visit(tree, False)
+    return found
+
+
+def test_billing_cli_imports_the_sandbox_only_lazily_from_demo_and_sandbox() -> None:
+    """A production install has no sandbox extra: only ``billing demo`` and ``billing
+    sandbox`` (and their helpers) may import stripe_sandbox, and only when they run."""
+    import billing_cli
+
+    package = Path(billing_cli.__file__).parent
+    where: dict[str, list[bool]] = {}
+    for module in package.rglob("*.py"):
+        tree = ast.parse(module.read_text(encoding="utf-8"))
+        for _node, lazy in _imports_of(tree, "stripe_sandbox"):
+            where.setdefault(module.relative_to(package).as_posix(), []).append(lazy)
+    assert where, "the check found no import at all: it no longer looks at the right thing"
+    allowed = {
+        "cli/sandbox_cmd.py",
+        "cli/demo_extra.py",
+        "cli/demo_tour.py",
+        "cli/demo_webhooks.py",
+    }
+    assert set(where) <= allowed
+    assert all(all(lazies) for lazies in where.values()), where
+
+
+def test_the_sandbox_does_not_import_billing_cli() -> None:
+    import stripe_sandbox
+
+    package = Path(stripe_sandbox.__file__).parent
+    importers = [
+        module.name
+        for module in package.glob("*.py")
+        if _imports_of(ast.parse(module.read_text(encoding="utf-8")), "billing_cli")
+    ]
+    assert importers == []
 
 
 def test_the_tour_prints_each_command_whole_when_piped_at_80_columns(

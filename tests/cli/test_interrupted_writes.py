@@ -19,8 +19,8 @@ import stripe
 
 from billing_cli.models import StripeIntent
 from billing_cli.repository import Database
-from billing_cli.sandbox import Sandbox
 from billing_cli.services import audit
+from stripe_sandbox import Sandbox
 from tests.factories import add_synced_plan, add_tenant
 from tests.faults import Fault, FaultProxy, fault_proxy
 

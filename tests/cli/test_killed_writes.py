@@ -21,8 +21,8 @@ import pytest
 import stripe
 
 from billing_cli.repository import Database
-from billing_cli.sandbox import Sandbox
 from billing_cli.services.webhooks import WebhookEngine
+from stripe_sandbox import Sandbox
 from tests.events import invoice_event
 from tests.faults import Fault, FaultProxy, fault_proxy
 

@@ -14,8 +14,8 @@ import stripe
 
 from billing_cli.gateway import Gateway
 from billing_cli.repository import Database
-from billing_cli.sandbox import Sandbox
 from billing_cli.services import audit
+from stripe_sandbox import Sandbox
 from tests.conftest import StripeRequests
 from tests.factories import add_synced_plan, add_tenant, row_counts
 from tests.faults import Fault, FaultProxy, fault_proxy

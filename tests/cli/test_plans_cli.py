@@ -9,7 +9,7 @@ import socket
 import pytest
 
 from billing_cli.repository import Database
-from billing_cli.sandbox import Sandbox
+from stripe_sandbox import Sandbox
 from tests.cli.conftest import Billing
 from tests.conftest import StripeRequests
 from tests.factories import row_counts, table_snapshot

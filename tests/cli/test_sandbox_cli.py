@@ -9,8 +9,11 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
+
+from tests.sandbox.extra import run_billing_without
 
 pytestmark = pytest.mark.sandbox
 
@@ -52,3 +55,15 @@ def test_stopping_billing_sandbox_stops_its_server(stop: signal.Signals) -> None
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+@pytest.mark.parametrize("blocked", ["stripe_sandbox", "localstripe", "aiohttp"])
+def test_billing_sandbox_without_the_extra_says_how_to_install_it(
+    blocked: str, tmp_path: Path
+) -> None:
+    run = run_billing_without(blocked, ["sandbox", "--port", "0"], tmp_path)
+    assert run.returncode == 1
+    assert run.stderr == (
+        "Error: billing sandbox needs the sandbox extra: pip install 'billing-cli[sandbox]'\n"
+    )
+    assert run.stdout == ""

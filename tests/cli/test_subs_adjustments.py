@@ -11,8 +11,8 @@ import stripe
 
 from billing_cli.gateway import Gateway
 from billing_cli.repository import Database
-from billing_cli.sandbox import Sandbox
 from billing_cli.services import audit
+from stripe_sandbox import Sandbox
 from tests.cli.conftest import Billing
 from tests.conftest import StripeRequests
 from tests.factories import add_synced_plan, add_tenant, table_snapshot

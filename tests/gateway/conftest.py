@@ -112,7 +112,7 @@ class Target:
 @pytest.fixture(scope="session")
 def stripe_target() -> Iterator[Target]:
     if RECORD == "sandbox":
-        from billing_cli.sandbox import SANDBOX_SECRET_KEY, Sandbox
+        from stripe_sandbox import SANDBOX_SECRET_KEY, Sandbox
 
         with Sandbox() as sandbox:
             yield Target(sandbox.api_base, SANDBOX_SECRET_KEY, uuid.uuid4().hex[:8])

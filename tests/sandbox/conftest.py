@@ -12,7 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import stripe
 
-from billing_cli.sandbox import SANDBOX_SECRET_KEY, Sandbox
+from stripe_sandbox import SANDBOX_SECRET_KEY, Sandbox
 
 
 @pytest.fixture(scope="session")

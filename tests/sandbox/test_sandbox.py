@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import pytest
 import stripe
 
-from billing_cli.sandbox import Sandbox
+from stripe_sandbox import Sandbox
 
 if TYPE_CHECKING:
     from tests.sandbox.conftest import Receiver

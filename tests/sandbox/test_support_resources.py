@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 import stripe
 
-from billing_cli.sandbox import Sandbox
+from stripe_sandbox import Sandbox
 
 pytestmark = pytest.mark.sandbox
 

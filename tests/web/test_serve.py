@@ -27,7 +27,7 @@ from tests.web import ROOT, SECRET, SERVE_SCRIPT, ServeProcess, deliver, reply, 
 
 if TYPE_CHECKING:
     from billing_cli.gateway import Gateway
-    from billing_cli.sandbox import Sandbox
+    from stripe_sandbox import Sandbox
 
 
 @pytest.fixture

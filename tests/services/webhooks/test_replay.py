@@ -14,7 +14,6 @@ from billing_cli.errors import UsageError
 from billing_cli.gateway import Gateway
 from billing_cli.models import utcnow
 from billing_cli.repository import Database
-from billing_cli.sandbox import Sandbox
 from billing_cli.services.webhooks import WebhookEngine
 from billing_cli.services.webhooks.replay import (
     StripeSelection,
@@ -23,6 +22,7 @@ from billing_cli.services.webhooks.replay import (
     retry_failed,
     run_replay,
 )
+from stripe_sandbox import Sandbox
 from tests import events as ev
 from tests.conftest import StripeRequests
 from tests.factories import add_synced_plan, add_tenant, table_snapshot

@@ -17,13 +17,12 @@ from typing import Any
 
 from localstripe import resources as ls
 
-from billing_cli.sandbox import extensions as ext
-from billing_cli.sandbox import subscription_updates
+from stripe_sandbox import billing_cycle, common, events, subscription_updates, subscriptions
 
 JSON = dict[str, Any]
 
 
-def discount_of(sub: ext.Subscription) -> JSON | None:
+def discount_of(sub: subscriptions.Subscription) -> JSON | None:
     """The subscription's discount as Stripe renders it, or None."""
     found: JSON | None = getattr(sub, "_discount", None)
     if found is None:
@@ -45,21 +44,21 @@ def discount_of(sub: ext.Subscription) -> JSON | None:
     }
 
 
-def set_discounts(sub: ext.Subscription, raw: Any) -> None:
+def set_discounts(sub: subscriptions.Subscription, raw: Any) -> None:
     """Apply ``discounts`` to ``sub``: one coupon, or ``""`` to remove the discount."""
     if sub.status in ("canceled", "incomplete_expired"):
-        raise ext._bad("discounts", "A canceled subscription cannot take a discount.")
+        raise common._bad("discounts", "A canceled subscription cannot take a discount.")
     before = sub._export()
     old = discount_of(sub)
     coupon_id = None
     if raw not in ("", None, []):
-        entries = ext._as_list(raw, "discounts")
+        entries = common._as_list(raw, "discounts")
         if len(entries) != 1 or not isinstance(entries[0], dict):
-            raise ext._bad("discounts", "The sandbox applies exactly one coupon.")
-        coupon_id = ext._req_str(entries[0].get("coupon"), "discounts[0][coupon]")
+            raise common._bad("discounts", "The sandbox applies exactly one coupon.")
+        coupon_id = common._req_str(entries[0].get("coupon"), "discounts[0][coupon]")
         coupon = ls.store.get(f"coupon:{coupon_id}")
         if coupon is None:
-            raise ext._error(
+            raise common._error(
                 400,
                 f"No such coupon: '{coupon_id}'",
                 param="discounts[0][coupon]",
@@ -67,14 +66,14 @@ def set_discounts(sub: ext.Subscription, raw: Any) -> None:
             )
     if old is not None:
         sub._discount = None  # type: ignore[attr-defined]
-        ext.emit("customer.discount.deleted", _Discount(old))
+        events.emit("customer.discount.deleted", _Discount(old))
     if coupon_id is not None:
-        start = ext._now()
+        start = common._now()
         end = None
         if coupon.duration == "repeating":
-            end = ext.add_interval(start, "month", int(coupon.duration_in_months))
+            end = common.add_interval(start, "month", int(coupon.duration_in_months))
         sub._discount = {  # type: ignore[attr-defined]
-            "id": ext._rid("di_"),
+            "id": common._rid("di_"),
             "coupon": coupon_id,
             "start": start,
             "end": end,
@@ -82,8 +81,8 @@ def set_discounts(sub: ext.Subscription, raw: Any) -> None:
         coupon.times_redeemed += 1
         created = discount_of(sub)
         assert created is not None
-        ext.emit("customer.discount.created", _Discount(created))
-    ext._emit_sub_updated(sub, before)
+        events.emit("customer.discount.created", _Discount(created))
+    billing_cycle._emit_sub_updated(sub, before)
 
 
 class _Discount:
@@ -97,7 +96,7 @@ class _Discount:
         return dict(self._data)
 
 
-ROUTES: list[tuple[str, str, ext.Handler]] = []  # served by subscription_updates and localstripe
+ROUTES: list[tuple[str, str, common.Handler]] = []  # served by subscription_updates and localstripe
 
 _installed = False
 
@@ -109,9 +108,9 @@ def install() -> None:
         return
     _installed = True
     subscription_updates.PARAMETERS["discounts"] = set_discounts
-    original = ext.Subscription._export
+    original = subscriptions.Subscription._export
 
-    def export(self: ext.Subscription, expand: list[str] | None = None) -> JSON:
+    def export(self: subscriptions.Subscription, expand: list[str] | None = None) -> JSON:
         obj = original(self, expand)
         discount = discount_of(self)
         if discount is None:
@@ -122,4 +121,4 @@ def install() -> None:
             obj["discounts"] = [discount["id"]]
         return obj
 
-    ext.Subscription._export = export  # type: ignore[method-assign]
+    subscriptions.Subscription._export = export  # type: ignore[method-assign]

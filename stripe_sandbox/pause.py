@@ -14,35 +14,34 @@ from __future__ import annotations
 
 from typing import Any
 
-from billing_cli.sandbox import extensions as ext
-from billing_cli.sandbox import subscription_updates
+from stripe_sandbox import billing_cycle, common, subscription_updates, subscriptions
 
 JSON = dict[str, Any]
 BEHAVIORS = ("keep_as_draft", "mark_uncollectible", "void")
 
 
-def set_pause(sub: ext.Subscription, raw: Any) -> None:
+def set_pause(sub: subscriptions.Subscription, raw: Any) -> None:
     """Apply a ``pause_collection`` parameter to ``sub`` and emit the update event."""
     if sub.status in ("canceled", "incomplete_expired"):
-        raise ext._bad("pause_collection", "A canceled subscription cannot be paused.")
+        raise common._bad("pause_collection", "A canceled subscription cannot be paused.")
     before = sub._export()
     if raw in ("", None):
         sub._pause_collection = None  # type: ignore[attr-defined]
     else:
         if not isinstance(raw, dict):
-            raise ext._bad("pause_collection")
-        ext._unknown(raw, {"behavior", "resumes_at"})
+            raise common._bad("pause_collection")
+        common._unknown(raw, {"behavior", "resumes_at"})
         behavior = raw.get("behavior")
         if behavior not in BEHAVIORS:
-            raise ext._bad("pause_collection[behavior]")
-        resumes_at = ext._opt_int(
-            raw.get("resumes_at"), "pause_collection[resumes_at]", minimum=ext._now() + 1
+            raise common._bad("pause_collection[behavior]")
+        resumes_at = common._opt_int(
+            raw.get("resumes_at"), "pause_collection[resumes_at]", minimum=common._now() + 1
         )
         sub._pause_collection = {"behavior": behavior, "resumes_at": resumes_at}  # type: ignore[attr-defined]
-    ext._emit_sub_updated(sub, before)
+    billing_cycle._emit_sub_updated(sub, before)
 
 
-ROUTES: list[tuple[str, str, ext.Handler]] = []  # served by subscription_updates
+ROUTES: list[tuple[str, str, common.Handler]] = []  # served by subscription_updates
 
 _installed = False
 
@@ -54,12 +53,12 @@ def install() -> None:
         return
     _installed = True
     subscription_updates.PARAMETERS["pause_collection"] = set_pause
-    original = ext.Subscription._export
+    original = subscriptions.Subscription._export
 
-    def export(self: ext.Subscription, expand: list[str] | None = None) -> JSON:
+    def export(self: subscriptions.Subscription, expand: list[str] | None = None) -> JSON:
         obj = original(self, expand)
         pause = getattr(self, "_pause_collection", None)
         obj["pause_collection"] = dict(pause) if pause else None
         return obj
 
-    ext.Subscription._export = export  # type: ignore[method-assign]
+    subscriptions.Subscription._export = export  # type: ignore[method-assign]

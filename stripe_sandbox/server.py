@@ -19,10 +19,12 @@ from typing import Any
 
 from aiohttp import web
 
-from billing_cli.sandbox import (
+from stripe_sandbox import (
     balance,
     coupons,
+    events,
     extensions,
+    idempotency,
     invoice_collection,
     listing,
     pause,
@@ -33,8 +35,9 @@ from billing_cli.sandbox import (
     webhook_endpoints,
 )
 
-# One module per resource beside extensions.py; an earlier table wins over a later one for the
-# same route.
+# extensions.ROUTES gathers the routes of the core resource modules (prices, subscriptions,
+# invoices, events...); the modules beside it add or replace routes. An earlier table wins over a
+# later one for the same route.
 ADDITIONS = (subscription_updates, pause, coupons, balance, previews)  # with install() hooks
 ROUTE_TABLES = (
     subscription_updates,
@@ -50,7 +53,7 @@ ROUTE_TABLES = (
     webhook_endpoints,
 )
 
-log = logging.getLogger("billing_cli.sandbox")
+log = logging.getLogger("stripe_sandbox")
 
 
 @web.middleware
@@ -96,7 +99,7 @@ def build_app() -> web.Application:
             ls_server.error_middleware,
             _crash_middleware,
             _auth_middleware,
-            extensions.idempotency_middleware,
+            idempotency.idempotency_middleware,
         ]
     )
     taken: set[tuple[str, str]] = set()
@@ -113,8 +116,8 @@ def build_app() -> web.Application:
             continue
         app.router.add_route(route.method, path, route.handler)
         taken.add((route.method, path))
-    app.on_startup.append(extensions.DELIVERER.start)
-    app.on_cleanup.append(extensions.DELIVERER.stop)
+    app.on_startup.append(events.DELIVERER.start)
+    app.on_cleanup.append(events.DELIVERER.stop)
     return app
 
 

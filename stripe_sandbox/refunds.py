@@ -17,85 +17,85 @@ from typing import Any
 from aiohttp import web
 from localstripe import resources as ls
 
-from billing_cli.sandbox import extensions as ext
+from stripe_sandbox import common, events
 
 REASONS = ("duplicate", "fraudulent", "requested_by_customer")
 
 
-def _charge_for(data: ext.JSON) -> tuple[Any, str | None]:
+def _charge_for(data: common.JSON) -> tuple[Any, str | None]:
     """The charge a refund request names, and the PaymentIntent when it named one."""
-    intent_id = ext._opt_str(data.pop("payment_intent", None), "payment_intent")
-    charge_id = ext._opt_str(data.pop("charge", None), "charge")
+    intent_id = common._opt_str(data.pop("payment_intent", None), "payment_intent")
+    charge_id = common._opt_str(data.pop("charge", None), "charge")
     if (intent_id is None) == (charge_id is None):
-        raise ext._bad("charge", "Provide exactly one of charge or payment_intent.")
+        raise common._bad("charge", "Provide exactly one of charge or payment_intent.")
     if intent_id is not None:
-        intent = ext._get("payment_intent", intent_id)
+        intent = common._get("payment_intent", intent_id)
         charge = intent.latest_charge
         if charge is None or charge.status != "succeeded":
-            raise ext._error(
+            raise common._error(
                 400,
                 f"PaymentIntent {intent_id} has no successful charge to refund.",
                 param="payment_intent",
                 code="charge_not_refundable",
             )
         return charge, intent_id
-    charge = ext._get("charge", str(charge_id))
+    charge = common._get("charge", str(charge_id))
     return charge, charge.payment_intent
 
 
-def create_refund(data: ext.JSON) -> Any:
+def create_refund(data: common.JSON) -> Any:
     charge, intent_id = _charge_for(data)
     if charge.status != "succeeded":
-        raise ext._bad("charge", "Cannot refund a failed payment.")
+        raise common._bad("charge", "Cannot refund a failed payment.")
     left = int(charge.amount) - int(charge.amount_refunded)
     if left <= 0:
-        raise ext._error(
+        raise common._error(
             400,
             f"Charge {charge.id} has already been refunded.",
             code="charge_already_refunded",
         )
-    amount = ext._opt_int(data.pop("amount", None), "amount", minimum=1)
+    amount = common._opt_int(data.pop("amount", None), "amount", minimum=1)
     if amount is not None and amount > left:
-        raise ext._error(
+        raise common._error(
             400,
             f"Refund amount ({amount}) is greater than unrefunded amount on charge ({left}).",
             param="amount",
             code="amount_too_large",
         )
-    reason = ext._opt_str(data.pop("reason", None), "reason")
+    reason = common._opt_str(data.pop("reason", None), "reason")
     if reason is not None and reason not in REASONS:
-        raise ext._bad("reason", f"Invalid reason: must be one of {', '.join(REASONS)}.")
-    metadata = ext._merge_metadata({}, data.pop("metadata", None))
-    ext._unknown(data, set())
+        raise common._bad("reason", f"Invalid reason: must be one of {', '.join(REASONS)}.")
+    metadata = common._merge_metadata({}, data.pop("metadata", None))
+    common._unknown(data, set())
     refund = ls.Refund(charge=charge.id, amount=amount or left, metadata=metadata)
     refund.payment_intent = intent_id
     refund.reason = reason
-    ext.emit("refund.created", refund)
-    ext.emit("charge.refunded", charge)
+    events.emit("refund.created", refund)
+    events.emit("charge.refunded", charge)
     return refund
 
 
 async def _create(request: web.Request) -> web.Response:
-    data = await ext._params(request)
-    expand = ext._pop_expand(data)
-    return ext._respond(create_refund(data)._export(expand=expand))
+    data = await common._params(request)
+    expand = common._pop_expand(data)
+    return common._respond(create_refund(data)._export(expand=expand))
 
 
 async def _list(request: web.Request) -> web.Response:
-    data = await ext._params(request)
-    expand = ext._pop_expand(data)
-    refunds: list[Any] = ext._newest_first(ext._all("refund", ls.Refund))
+    data = await common._params(request)
+    expand = common._pop_expand(data)
+    refunds: list[Any] = common._newest_first(common._all("refund", ls.Refund))
     if "payment_intent" in data:
         intent_id = data.pop("payment_intent")
         refunds = [r for r in refunds if r.payment_intent == intent_id]
     if "charge" in data:
         charge_id = data.pop("charge")
         refunds = [r for r in refunds if r.charge == charge_id]
-    ext._unknown(data, {"limit", "starting_after", "ending_before"})
-    return ext._list_response("/v1/refunds", refunds, data, expand)
+    common._unknown(data, {"limit", "starting_after", "ending_before"})
+    return common._list_response("/v1/refunds", refunds, data, expand)
 
 
-ROUTES: list[tuple[str, str, ext.Handler]] = [
+ROUTES: list[tuple[str, str, common.Handler]] = [
     ("POST", "/v1/refunds", _create),
     ("GET", "/v1/refunds", _list),
 ]

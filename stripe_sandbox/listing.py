@@ -7,14 +7,14 @@ store once per customer: listing 5,000 customers took minutes. Since API version
 Stripe includes ``subscriptions``, ``sources`` and ``tax_ids`` only when expanded.
 
 localstripe behaviour replaced (the route here is mounted before localstripe's, see
-:func:`billing_cli.sandbox.server.build_app`):
+:func:`stripe_sandbox.server.build_app`):
 
 - ``GET /v1/customers``: customers newest first, as Stripe lists them; ``email``, ``limit`` (at
   most 100), ``starting_after`` and ``ending_before``; each customer without ``subscriptions``,
   ``sources`` or ``tax_ids`` unless ``expand[]=data.<field>`` asks for them (then localstripe's
   own rendering is used). Deleted customers are not listed, as in Stripe.
 
-Subscriptions needed nothing new: :mod:`.extensions` already lists them with ``status=all``,
+Subscriptions needed nothing new: :mod:`.subscriptions_api` already lists them with ``status=all``,
 paging by 100 and ``expand[]=data.items.data.price`` (its tests prove it).
 """
 
@@ -25,7 +25,7 @@ from typing import Any
 from aiohttp import web
 from localstripe import resources as ls
 
-from billing_cli.sandbox.extensions import (
+from stripe_sandbox.common import (
     JSON,
     Handler,
     _all,

@@ -12,17 +12,17 @@ from __future__ import annotations
 from aiohttp import web
 from localstripe import resources as ls
 
-from billing_cli.sandbox import extensions as ext
+from stripe_sandbox import billing_cycle, common, events, subscriptions
 
 
 async def _detach(request: web.Request) -> web.Response:
-    data = await ext._params(request)
-    expand = ext._pop_expand(data)
-    ext._unknown(data, set())
+    data = await common._params(request)
+    expand = common._pop_expand(data)
+    common._unknown(data, set())
     method = ls.PaymentMethod._api_retrieve(request.match_info["id"])
     customer_id = method.customer
     if customer_id is None:
-        raise ext._bad(
+        raise common._bad(
             "payment_method",
             "The payment method you provided is not attached to a customer so detachment "
             "is impossible.",
@@ -30,17 +30,17 @@ async def _detach(request: web.Request) -> web.Response:
     customer = ls.Customer._api_retrieve(customer_id)
     if customer.invoice_settings.get("default_payment_method") == method.id:
         customer.invoice_settings["default_payment_method"] = None
-        ext.emit("customer.updated", customer)
-    for sub in ext._all("subscription", ext.Subscription):
+        events.emit("customer.updated", customer)
+    for sub in common._all("subscription", subscriptions.Subscription):
         if sub.customer == customer_id and sub.default_payment_method == method.id:
             before = sub._export()
             sub.default_payment_method = None
-            ext._emit_sub_updated(sub, before)
+            billing_cycle._emit_sub_updated(sub, before)
     method.customer = None
-    ext.emit("payment_method.detached", method, {"customer": customer_id})
-    return ext._respond(method._export(expand=expand))
+    events.emit("payment_method.detached", method, {"customer": customer_id})
+    return common._respond(method._export(expand=expand))
 
 
-ROUTES: list[tuple[str, str, ext.Handler]] = [
+ROUTES: list[tuple[str, str, common.Handler]] = [
     ("POST", "/v1/payment_methods/{id}/detach", _detach),
 ]

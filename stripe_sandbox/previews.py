@@ -1,7 +1,7 @@
 """Invoice previews that reflect what the added resources change: trial end now, the
 subscription's discount, the customer's credit balance.
 
-Wraps the extensions' ``POST /v1/invoices/create_preview``: the preview is computed there
+Wraps ``POST /v1/invoices/create_preview`` (:mod:`.invoice_preview`): the preview is computed there
 (prices, quantities, prorations), then
 
 - ``subscription_details[trial_end]=now`` on a trialing subscription previews the invoice the
@@ -24,14 +24,13 @@ from typing import Any
 from aiohttp import web
 from localstripe import resources as ls
 
-from billing_cli.sandbox import balance, coupons
-from billing_cli.sandbox import extensions as ext
+from stripe_sandbox import balance, common, coupons, invoice_preview, subscriptions
 
 JSON = dict[str, Any]
 
 
-def _trial_ends_now(preview: JSON, sub: ext.Subscription) -> None:
-    now = ext._now()
+def _trial_ends_now(preview: JSON, sub: subscriptions.Subscription) -> None:
+    now = common._now()
     start, end = sub._next_period(now)
     for line in preview["lines"]["data"]:
         if not line["parent"]["subscription_item_details"]["proration"]:
@@ -44,22 +43,22 @@ def _trial_ends_now(preview: JSON, sub: ext.Subscription) -> None:
     )
 
 
-def _asked_discount(sub: ext.Subscription, asked: Any) -> JSON | None:
+def _asked_discount(sub: subscriptions.Subscription, asked: Any) -> JSON | None:
     """The discount to preview: the subscription's, none (``discounts=""``), or the coupon
     ``discounts[0][coupon]`` names, as if applied now."""
     if asked is None:
         return coupons.discount_of(sub)
     if asked in ("", []):
         return None
-    entries = ext._as_list(asked, "discounts")
-    coupon_id = ext._req_str(entries[0].get("coupon") if entries else None, "discounts")
+    entries = common._as_list(asked, "discounts")
+    coupon_id = common._req_str(entries[0].get("coupon") if entries else None, "discounts")
     coupon = ls.store.get(f"coupon:{coupon_id}")
     if coupon is None:
-        raise ext._error(400, f"No such coupon: '{coupon_id}'", code="resource_missing")
-    start = ext._now()
+        raise common._error(400, f"No such coupon: '{coupon_id}'", code="resource_missing")
+    start = common._now()
     end = None
     if coupon.duration == "repeating":
-        end = ext.add_interval(start, "month", int(coupon.duration_in_months))
+        end = common.add_interval(start, "month", int(coupon.duration_in_months))
     return {
         "id": "(preview discount)",
         "object": "discount",
@@ -98,22 +97,22 @@ def _apply_balance(preview: JSON, customer_id: str) -> None:
 
 
 async def _create_preview(request: web.Request) -> web.Response:
-    data = await ext._params(request)
-    expand = ext._pop_expand(data)
+    data = await common._params(request)
+    expand = common._pop_expand(data)
     details = data.get("subscription_details")
     trial_end = details.pop("trial_end", None) if isinstance(details, dict) else None
     asked = data.pop("discounts", None)
-    preview = ext.preview_invoice(data)
-    sub = ext._subscription(ext._req_str(data.get("subscription"), "subscription"))
+    preview = invoice_preview.preview_invoice(data)
+    sub = subscriptions._subscription(common._req_str(data.get("subscription"), "subscription"))
     if trial_end == "now" and sub.status == "trialing":
         _trial_ends_now(preview, sub)
     _apply_discount(preview, _asked_discount(sub, asked), expand)
     _apply_balance(preview, sub.customer)
-    ext._expand_all(preview, [e for e in expand if e != "discounts"])
-    return ext._respond(preview)
+    common._expand_all(preview, [e for e in expand if e != "discounts"])
+    return common._respond(preview)
 
 
-ROUTES: list[tuple[str, str, ext.Handler]] = [
+ROUTES: list[tuple[str, str, common.Handler]] = [
     ("POST", "/v1/invoices/create_preview", _create_preview),
 ]
 

@@ -1,9 +1,10 @@
-"""``Sandbox``: runs ``python -m billing_cli.sandbox --port 0`` as a subprocess and talks to
+"""``Sandbox``: runs ``python -m stripe_sandbox --port 0`` as a subprocess and talks to
 its control endpoints. Standard library only, so importing it costs nothing.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import queue
@@ -20,6 +21,10 @@ from typing import IO, Any, Self
 SANDBOX_SECRET_KEY = "sk_test_sandbox"
 SANDBOX_PUBLISHABLE_KEY = "pk_test_sandbox"
 
+# What the server process imports beyond the standard library and stripe: the optional extra
+# (``pip install 'billing-cli[sandbox]'``) that a production install leaves out.
+SERVER_DEPENDENCIES = ("localstripe", "aiohttp")
+
 _START_TIMEOUT_SECONDS = 15.0
 _STOP_TIMEOUT_SECONDS = 5.0
 _CONTROL_TIMEOUT_SECONDS = 10.0
@@ -27,6 +32,20 @@ _CONTROL_TIMEOUT_SECONDS = 10.0
 
 class SandboxError(RuntimeError):
     """The sandbox process failed to start or a control call failed."""
+
+
+def missing_dependencies() -> list[str]:
+    """The server's third-party packages that cannot be imported here, without importing them
+    (they cost a few hundred milliseconds and are only needed in the server process)."""
+    missing = []
+    for name in SERVER_DEPENDENCIES:
+        try:
+            found = importlib.util.find_spec(name) is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
+            missing.append(name)
+    return missing
 
 
 class Sandbox:
@@ -56,9 +75,13 @@ class Sandbox:
     def start(self) -> Self:
         if self._proc is not None:
             return self
+        missing = missing_dependencies()
+        if missing:
+            # Fail now rather than after the start timeout, with the child's ImportError.
+            raise SandboxError(f"the sandbox server needs {', '.join(missing)}: not installed")
         env = dict(os.environ)
-        # Make billing_cli importable in the child even without an installed package.
-        root = str(Path(__file__).resolve().parents[2])
+        # Make this package importable in the child even without an installed one.
+        root = str(Path(__file__).resolve().parents[1])
         env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
         # stderr goes to a file: a pipe nobody drains would eventually block the server.
         self._log = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed in stop()
@@ -68,7 +91,7 @@ class Sandbox:
             [
                 sys.executable,
                 "-m",
-                "billing_cli.sandbox",
+                "stripe_sandbox",
                 "--host",
                 "127.0.0.1",
                 "--port",

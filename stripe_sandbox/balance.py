@@ -18,7 +18,7 @@ from typing import Any
 from aiohttp import web
 from localstripe import resources as ls
 
-from billing_cli.sandbox import extensions as ext
+from stripe_sandbox import common, events, subscriptions
 
 JSON = dict[str, Any]
 
@@ -32,34 +32,38 @@ def _currency_of(customer: Any) -> str | None:
     transactions = getattr(customer, "_balance_transactions", [])
     if transactions:
         return str(transactions[0]["currency"])
-    subs = [s for s in ext._all("subscription", ext.Subscription) if s.customer == customer.id]
+    subs = [
+        s
+        for s in common._all("subscription", subscriptions.Subscription)
+        if s.customer == customer.id
+    ]
     return subs[0].currency if subs else None
 
 
 def add_transaction(customer: Any, data: JSON) -> JSON:
-    ext._unknown(data, {"amount", "currency", "description", "metadata"})
-    amount = ext._int(data.get("amount"), "amount")
-    currency = ext._req_str(data.get("currency"), "currency").lower()
+    common._unknown(data, {"amount", "currency", "description", "metadata"})
+    amount = common._int(data.get("amount"), "amount")
+    currency = common._req_str(data.get("currency"), "currency").lower()
     known = _currency_of(customer)
     if known is not None and known != currency:
-        raise ext._bad(
+        raise common._bad(
             "currency",
             f"The customer's balance is in {known}; a transaction in {currency} is not allowed.",
         )
     before = balance_of(customer)
     transaction = {
-        "id": ext._rid("cbtxn_"),
+        "id": common._rid("cbtxn_"),
         "object": "customer_balance_transaction",
         "amount": amount,
-        "created": ext._now(),
+        "created": common._now(),
         "credit_note": None,
         "currency": currency,
         "customer": customer.id,
-        "description": ext._opt_str(data.get("description"), "description"),
+        "description": common._opt_str(data.get("description"), "description"),
         "ending_balance": before + amount,
         "invoice": None,
         "livemode": False,
-        "metadata": ext._merge_metadata({}, data.get("metadata")),
+        "metadata": common._merge_metadata({}, data.get("metadata")),
         "type": "adjustment",
     }
     if not hasattr(customer, "_balance_transactions"):
@@ -68,27 +72,27 @@ def add_transaction(customer: Any, data: JSON) -> JSON:
     previous: JSON = {"balance": before}
     if known is None:
         previous["currency"] = None
-    ext.emit("customer.updated", customer, previous)
+    events.emit("customer.updated", customer, previous)
     return transaction
 
 
 async def _create(request: web.Request) -> web.Response:
-    data = await ext._params(request)
-    ext._pop_expand(data)
+    data = await common._params(request)
+    common._pop_expand(data)
     customer = ls.Customer._api_retrieve(request.match_info["id"])
-    return ext._respond(add_transaction(customer, data))
+    return common._respond(add_transaction(customer, data))
 
 
 async def _list(request: web.Request) -> web.Response:
-    data = await ext._params(request)
+    data = await common._params(request)
     customer = ls.Customer._api_retrieve(request.match_info["id"])
-    ext._unknown(data, {"limit", "starting_after", "ending_before"})
+    common._unknown(data, {"limit", "starting_after", "ending_before"})
     transactions = list(reversed(getattr(customer, "_balance_transactions", [])))
     url = f"/v1/customers/{customer.id}/balance_transactions"
-    return ext._respond({"object": "list", "data": transactions, "has_more": False, "url": url})
+    return common._respond({"object": "list", "data": transactions, "has_more": False, "url": url})
 
 
-ROUTES: list[tuple[str, str, ext.Handler]] = [
+ROUTES: list[tuple[str, str, common.Handler]] = [
     ("POST", "/v1/customers/{id}/balance_transactions", _create),
     ("GET", "/v1/customers/{id}/balance_transactions", _list),
 ]

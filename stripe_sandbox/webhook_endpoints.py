@@ -4,7 +4,7 @@ localstripe has no WebhookEndpoint resource, only the private ``POST /_config/we
 This module adds Stripe's public one, so ``billing webhooks setup`` runs against the sandbox
 exactly as against Stripe. An endpoint created here is registered with localstripe's webhook
 registry (``localstripe.webhooks._webhooks``), which the sandbox's deliverer
-(:class:`.extensions.WebhookDeliverer`) reads: it receives the sandbox's signed deliveries for
+(:class:`.events.WebhookDeliverer`) reads: it receives the sandbox's signed deliveries for
 its ``enabled_events`` (``*`` for every type) while it is ``enabled``; a disabled or deleted
 endpoint receives nothing. Like Stripe, the signing secret is in the creation's answer only.
 
@@ -24,8 +24,7 @@ from aiohttp import web
 from localstripe import resources as ls
 from localstripe import webhooks as ls_webhooks
 
-from billing_cli.sandbox.extensions import (
-    API_VERSION,
+from stripe_sandbox.common import (
     JSON,
     LOOPBACK_HOSTS,
     Handler,
@@ -44,6 +43,7 @@ from billing_cli.sandbox.extensions import (
     _rid,
     _unknown,
 )
+from stripe_sandbox.events import API_VERSION
 
 _EVENT_TYPE = re.compile(r"^(\*|[a-z_]+(\.[a-z_*]+)+)$")
 _KIND = "webhook_endpoint"
