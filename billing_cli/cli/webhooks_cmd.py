@@ -229,7 +229,7 @@ def _progress(verb: str) -> Iterator[Progress]:
     )
     task = bar.add_task(verb, total=None)
 
-    def advance(done: int, total: int, _outcome: EventOutcome) -> None:
+    def advance(done: int, total: int | None, _outcome: EventOutcome) -> None:
         bar.update(task, completed=done, total=total)
 
     with bar:

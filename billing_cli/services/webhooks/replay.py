@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from billing_cli.errors import UsageError, WebhookError
 from billing_cli.gateway import Gateway, SubscriptionInfo
@@ -29,6 +29,8 @@ from billing_cli.repository import events as events_repo
 from billing_cli.services.webhooks.batches import DEFAULT_BATCH_SIZE, preview_batch, process_batch
 from billing_cli.services.webhooks.engine import EventOutcome, WebhookEngine, lazy_fetch
 from billing_cli.services.webhooks.event_files import load_events_file, open_events_file
+from billing_cli.services.webhooks.payloads import ParsedEvent
+from billing_cli.services.webhooks.stripe_feed import SlicedFeed
 from billing_cli.timeparse import iso
 
 __all__ = ["DEFAULT_BATCH_SIZE", "ReplaySummary", "load_events_file", "run_replay"]
@@ -36,10 +38,11 @@ __all__ = ["DEFAULT_BATCH_SIZE", "ReplaySummary", "load_events_file", "run_repla
 EVENTS_API_RETENTION = timedelta(days=30)
 STATUSES = ("processed", "skipped", "ignored", "deferred", "failed")
 DETAILS_KEPT = 10_000
+Item = TypeVar("Item")
 MAX_PREVIEW_PASSES = 3
 
-Progress = Callable[[int, int, EventOutcome], None]
-"""Called after each event with (done, total, outcome): the CLI's progress bar."""
+Progress = Callable[[int, int | None, EventOutcome], None]
+"""Called after each event with (done, total or None if unknown, outcome): the progress bar."""
 
 
 @dataclass(frozen=True)
@@ -191,6 +194,14 @@ def run_replay(
         )
     check_window(selection)
     stripe = gateway()
+    if not dry_run and not selection.event_ids:
+        return replay_feed(
+            engine.for_replay(fetch=stripe.retrieve_subscription),
+            _feed(gateway, selection),
+            force=force,
+            progress=progress,
+            batch_size=batch_size,
+        )
     started = time.perf_counter()
     events = fetch_from_stripe(stripe, selection)
     fetch_seconds = time.perf_counter() - started
@@ -232,6 +243,56 @@ def replay(
         progress=progress,
         batch_size=batch_size,
     )
+
+
+def _feed(gateway: Callable[[], Gateway], selection: StripeSelection) -> SlicedFeed:
+    now = utcnow()
+    since = selection.since or now - EVENTS_API_RETENTION
+    until = selection.until or now
+    return SlicedFeed(
+        gateway,
+        start=int(since.timestamp()),
+        end=int(until.timestamp()) + 1,
+        types=selection.types,
+        undelivered=selection.undelivered,
+    )
+
+
+def replay_feed(
+    engine: WebhookEngine,
+    feed: SlicedFeed,
+    *,
+    force: bool = False,
+    progress: Progress | None = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+) -> ReplaySummary:
+    """Replay the Events API's window slice by slice while the next slice is fetched
+    (:mod:`.stripe_feed`). An event the engine refuses (the other mode's) is counted failed
+    and the others go on: earlier slices may already be applied when it arrives."""
+    tally = _Tally(None, progress)
+    apply_seconds = 0.0
+    for events in feed:
+        started = time.perf_counter()
+        checked: list[ParsedEvent] = []
+        for event in events:
+            try:
+                checked.append(engine.check(event))
+            except WebhookError as error:
+                tally.add(
+                    [
+                        EventOutcome(
+                            str(event.get("id")), str(event.get("type")), "failed", str(error)
+                        )
+                    ]
+                )
+        for chunk in _chunks(iter(checked), batch_size):
+            if batch_size == 1:
+                tally.add([engine.process(chunk[0].payload, source="replay", force=force)])
+            else:
+                tally.add(process_batch(engine, chunk, source="replay", force=force))
+        apply_seconds += time.perf_counter() - started
+    summary = tally.summary(dry_run=False, source="replay", apply_seconds=apply_seconds)
+    return replace(summary, fetch_seconds=feed.stats.fetch_seconds)
 
 
 def replay_stream(
@@ -312,7 +373,7 @@ class _Tally:
     """Counts every outcome, keeps the details of the first :data:`DETAILS_KEPT` (and of every
     failed one), and reports progress: a replay of a million events stays in flat memory."""
 
-    def __init__(self, total: int, progress: Progress | None) -> None:
+    def __init__(self, total: int | None, progress: Progress | None) -> None:
         self.total = total
         self.progress = progress
         self.counts: Counter[str] = Counter()
@@ -344,10 +405,10 @@ class _Tally:
         )
 
 
-def _chunks(events: Iterator[Mapping[str, Any]], size: int) -> Iterator[list[Mapping[str, Any]]]:
-    chunk: list[Mapping[str, Any]] = []
-    for event in events:
-        chunk.append(event)
+def _chunks(items: Iterator[Item], size: int) -> Iterator[list[Item]]:
+    chunk: list[Item] = []
+    for item in items:
+        chunk.append(item)
         if len(chunk) == size:
             yield chunk
             chunk = []

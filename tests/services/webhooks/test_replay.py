@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -19,9 +20,11 @@ from billing_cli.services.webhooks.replay import (
     StripeSelection,
     check_window,
     load_events_file,
+    replay_feed,
     retry_failed,
     run_replay,
 )
+from billing_cli.services.webhooks.stripe_feed import SlicedFeed
 from stripe_sandbox import Sandbox
 from tests import events as ev
 from tests.conftest import StripeRequests
@@ -116,6 +119,38 @@ def test_replay_from_the_sandbox_suspends_then_reactivates(
     found = state(db)
     assert found["tenant"]["status"] == "active"
     assert found["subscription"]["failed_payment_attempts"] == 0
+
+
+@pytest.mark.sandbox
+def test_a_window_replays_slice_by_slice_with_the_next_slice_fetched_meanwhile(
+    db: Database, gateway: Gateway, sandbox: Sandbox
+) -> None:
+    sub_id = _subscribe_in_sandbox(db, gateway)
+    for _ in range(2):
+        time.sleep(1.05)  # events in distinct seconds, so one-second slices split them
+        sandbox.renew(sub_id)
+    whole = gateway.list_events(created_gte=int(time.time()) - 3600)
+    threads: list[str] = []
+
+    class Watched:
+        """The real gateway, noting which thread lists events."""
+
+        def list_events(self, **query: Any) -> list[dict[str, Any]]:
+            threads.append(threading.current_thread().name)
+            return gateway.list_events(**query)
+
+    now = int(time.time())
+    feed = SlicedFeed(lambda: Watched(), start=now - 3600, end=now + 1, first_width=1)  # type: ignore[arg-type, return-value]
+    engine = WebhookEngine(db, live_mode=False, max_failed_attempts=3)
+    summary = replay_feed(engine.for_replay(fetch=gateway.retrieve_subscription), feed)
+
+    assert feed.stats.slices > 3 and feed.stats.fetched == len(whole)
+    assert threads and all(name.startswith("events-feed") for name in threads)
+    applied = [o.event_id for o in summary.outcomes]
+    assert applied == [e["id"] for e in whole]  # oldest first across the slices, each once
+    assert summary.failed == 0 and summary.rates().keys() == {"fetched_per_s", "applied_per_s"}
+    found = state(db)
+    assert found["subscription"]["failed_payment_attempts"] == 2
 
 
 @pytest.mark.sandbox
