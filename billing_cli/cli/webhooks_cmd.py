@@ -250,7 +250,7 @@ def _show_summary(summary: ReplaySummary, *, json_output: bool) -> None:
         rates = summary.rates()
         if rates and summary.total:
             speeds = (f"{value:,.0f} events/s {key.split('_')[0]}" for key, value in rates.items())
-            render.note(", ".join(speeds))
+            render.note(f"{summary.total:,} events: " + ", ".join(speeds))
         if summary.omitted:
             render.note(
                 f"details of {summary.omitted:,} more event(s) left out (counted above); "

@@ -109,6 +109,34 @@ def test_a_failed_event_exits_1_and_retry_failed_lists_it(
     assert json.loads(retried.stdout)["counts"]["failed"] == 1
 
 
+@pytest.mark.parametrize("size", ["0", "-3", "many"])
+def test_a_bad_batch_size_is_refused_and_changes_nothing(
+    billing: Billing, acme: Database, tmp_path: Path, size: str
+) -> None:
+    before = table_snapshot(acme)
+    result = billing(
+        "webhooks", "replay", "--from-file", _file(tmp_path, _events()), "--batch-size", size
+    )
+    assert result.exit_code == 2
+    assert "--batch-size" in result.stderr and result.stderr.count("\n") == 1
+    assert table_snapshot(acme) == before
+
+
+def test_batch_sizes_replay_a_file_alike_and_report_the_rate(
+    billing: Billing, acme: Database, tmp_path: Path
+) -> None:
+    events = _events()
+    path = _file(tmp_path, events + events[:2])  # with two duplicates
+    batched = billing.json("webhooks", "replay", "--from-file", path, "--batch-size", "3")
+    assert batched["counts"]["skipped"] == 2 and batched["applied_per_s"] > 0
+    tenant = billing.json("tenants", "show", "acme")["tenant"]
+    assert (tenant["status"], tenant["suspended_by"]) == ("suspended", "billing")
+    forced = billing.json("webhooks", "replay", "--from-file", path, "--batch-size", "1", "--force")
+    assert [(e["id"], e["status"]) for e in forced["events"]][:5] == [
+        (e["id"], "processed") for e in batched["events"][:5]
+    ]
+
+
 def test_a_bad_file_is_a_usage_error(billing: Billing, acme: Database, tmp_path: Path) -> None:
     path = tmp_path / "bad.json"
     path.write_text("{nope")
