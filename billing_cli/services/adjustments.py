@@ -43,17 +43,17 @@ from billing_cli.services import tenants as tenant_rules
 from billing_cli.services.invoice_views import preview_view
 from billing_cli.services.journal import Intent
 from billing_cli.services.stripe_ops import TenantRef, planned_writes, stripe_row
-from billing_cli.services.subscriptions import (
-    _begin_update,
-    _check_proration,
-    _live,
-    _NothingToDo,
-    _sync_unchanged,
-    _update_step,
+from billing_cli.services.subscription_updates import (
+    NothingToDo,
     apply_subscription,
-    side_effects,
+    begin_update,
+    check_proration,
+    live_subscription,
     subscription_row_view,
+    sync_unchanged,
+    update_step,
 )
+from billing_cli.services.subscriptions import side_effects
 from billing_cli.services.webhooks import policy
 from billing_cli.timeparse import iso
 
@@ -99,7 +99,7 @@ def extend_trial(
         raise UsageError("--days must be at least 1")
     if until is not None and until <= utcnow():
         raise UsageError(f"the new trial end {iso(until)} is in the past")
-    tenant, live = _live(db, gateway, tenant_slug)
+    tenant, live = live_subscription(db, gateway, tenant_slug)
     asked = {"until": iso(until), "days": days}
     pending = _open_params(db, tenant.slug, "subscription.extend_trial")
     if pending is not None and {k: pending.get(k) for k in asked} == asked:
@@ -112,13 +112,13 @@ def extend_trial(
     params = {"subscription": live.id, "trial_end": target.isoformat(), **asked}
     done = live.trial_end == target
     try:
-        intent = _begin_update(
+        intent = begin_update(
             db, invocation, "subscription.extend_trial", tenant, params, done=done, live=live
         )
-    except _NothingToDo:
+    except NothingToDo:
         why = f"{tenant.slug}'s trial already ends {iso(target)}"
-        return AdjustmentResult(_sync_unchanged(db, invocation, tenant, live, why))
-    info = _update_step(
+        return AdjustmentResult(sync_unchanged(db, invocation, tenant, live, why))
+    info = update_step(
         db,
         invocation,
         intent,
@@ -154,21 +154,21 @@ def end_trial(
     rules: BillingRules = BillingRules(),
 ) -> AdjustmentResult:
     """End the trial now: Stripe starts the first paid period and invoices it at once."""
-    tenant, live = _live(db, gateway, tenant_slug)
+    tenant, live = live_subscription(db, gateway, tenant_slug)
     done = live.status != "trialing"
     params = {"subscription": live.id}
     try:
-        intent = _begin_update(
+        intent = begin_update(
             db, invocation, "subscription.end_trial", tenant, params, done=done, live=live
         )
-    except _NothingToDo:
+    except NothingToDo:
         raise _not_trialing(live) from None
     invoice = None
     if not done and (invocation.dry_run if preview is None else preview):
         invoice = gateway.preview_subscription_invoice(
             live.id, SubscriptionPreview(trial_end_now=True, proration_behavior="none")
         )
-    info = _update_step(
+    info = update_step(
         db,
         invocation,
         intent,
@@ -208,17 +208,17 @@ def pause_collection(
     how = _check_behavior(behavior)
     if resumes_at is not None and resumes_at <= utcnow():
         raise UsageError(f"--resumes-at {iso(resumes_at)} is in the past")
-    tenant, live = _live(db, gateway, tenant_slug)
+    tenant, live = live_subscription(db, gateway, tenant_slug)
     params = {"subscription": live.id, "behavior": how, "resumes_at": iso(resumes_at)}
     done = live.pause_behavior == how and live.pause_resumes_at == resumes_at
     try:
-        intent = _begin_update(
+        intent = begin_update(
             db, invocation, "subscription.pause", tenant, params, done=done, live=live
         )
-    except _NothingToDo:
+    except NothingToDo:
         why = f"{tenant.slug}'s subscription {live.id} is already paused ({how})"
-        return AdjustmentResult(_sync_unchanged(db, invocation, tenant, live, why))
-    info = _update_step(
+        return AdjustmentResult(sync_unchanged(db, invocation, tenant, live, why))
+    info = update_step(
         db,
         invocation,
         intent,
@@ -257,10 +257,10 @@ def unpause_collection(
     rules: BillingRules = BillingRules(),
 ) -> AdjustmentResult:
     """Resume collecting payment on a paused subscription."""
-    tenant, live = _live(db, gateway, tenant_slug)
+    tenant, live = live_subscription(db, gateway, tenant_slug)
     done = live.pause_behavior is None
     try:
-        intent = _begin_update(
+        intent = begin_update(
             db,
             invocation,
             "subscription.unpause",
@@ -269,10 +269,10 @@ def unpause_collection(
             done=done,
             live=live,
         )
-    except _NothingToDo:
+    except NothingToDo:
         why = f"{tenant.slug}'s subscription {live.id} is not paused"
-        return AdjustmentResult(_sync_unchanged(db, invocation, tenant, live, why))
-    info = _update_step(
+        return AdjustmentResult(sync_unchanged(db, invocation, tenant, live, why))
+    info = update_step(
         db,
         invocation,
         intent,
@@ -313,8 +313,8 @@ def change_quantity(
     preview of the invoice with the proration the change makes."""
     if not 1 <= quantity <= 10_000:
         raise UsageError("the quantity must be between 1 and 10000")
-    behavior = _check_proration(proration)
-    tenant, live = _live(db, gateway, tenant_slug)
+    behavior = check_proration(proration)
+    tenant, live = live_subscription(db, gateway, tenant_slug)
     if live.item_id is None:
         raise Conflict(f"subscription {live.id} has no item to change")
     _require_per_seat(db, live, quantity)
@@ -322,12 +322,12 @@ def change_quantity(
     params = {"subscription": live.id, "quantity": quantity, "proration": behavior}
     done = live.quantity == quantity
     try:
-        intent = _begin_update(
+        intent = begin_update(
             db, invocation, "subscription.quantity", tenant, params, done=done, live=live
         )
-    except _NothingToDo:
+    except NothingToDo:
         why = f"{tenant.slug}'s subscription already has quantity {quantity}"
-        return AdjustmentResult(_sync_unchanged(db, invocation, tenant, live, why))
+        return AdjustmentResult(sync_unchanged(db, invocation, tenant, live, why))
     if not done and "from_quantity" not in intent.steps:
         journal.record_step(db, intent, "from_quantity", live.quantity)
     was = int(intent.steps.get("from_quantity", live.quantity))
@@ -342,7 +342,7 @@ def change_quantity(
                 proration_date=int(utcnow().timestamp()),
             ),
         )
-    info = _update_step(
+    info = update_step(
         db,
         invocation,
         intent,
@@ -384,7 +384,7 @@ def adjusted_view(session: Session, row: TenantSubscription) -> dict[str, Any]:
 
 
 def apply_adjusted(session: Session, row: TenantSubscription, info: SubscriptionInfo) -> None:
-    """:func:`.subscriptions.apply_subscription` plus the paused collection, which belongs to
+    """:func:`.subscription_updates.apply_subscription` plus the paused collection, which belongs to
     the same snapshot register: copied only when the snapshot was applied."""
     key = row.subscription_event_key
     apply_subscription(session, row, info)

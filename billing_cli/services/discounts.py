@@ -36,12 +36,12 @@ from billing_cli.services import tenants as tenant_rules
 from billing_cli.services.adjustments import AdjustmentResult, BillingRules, apply_change
 from billing_cli.services.journal import INTENT_METADATA_KEY
 from billing_cli.services.stripe_ops import TENANT_METADATA_KEY, TenantRef, planned_writes
-from billing_cli.services.subscriptions import (
-    _begin_update,
-    _live,
-    _NothingToDo,
-    _sync_unchanged,
-    _update_step,
+from billing_cli.services.subscription_updates import (
+    NothingToDo,
+    begin_update,
+    live_subscription,
+    sync_unchanged,
+    update_step,
 )
 from billing_cli.timeparse import iso
 
@@ -169,7 +169,7 @@ def set_discount(
 ) -> AdjustmentResult:
     """Apply ``coupon_id`` to the tenant's subscription (replacing its discount), or remove
     the discount (``None``). The dry run shows the next invoice as it would then be."""
-    tenant, live = _live(db, gateway, tenant_slug)
+    tenant, live = live_subscription(db, gateway, tenant_slug)
     coupon = _require_coupon(gateway, coupon_id) if coupon_id else None
     if coupon is not None and not coupon.valid:
         raise Conflict(f"coupon {coupon.id} is no longer valid")
@@ -179,20 +179,20 @@ def set_discount(
     params = {"subscription": live.id, "coupon": coupon_id}
     operation = "subscription.discount" if coupon_id else "subscription.remove_discount"
     try:
-        intent = _begin_update(db, invocation, operation, tenant, params, done=done, live=live)
-    except _NothingToDo:
+        intent = begin_update(db, invocation, operation, tenant, params, done=done, live=live)
+    except NothingToDo:
         why = (
             f"{tenant.slug}'s subscription already has coupon {coupon_id}"
             if coupon_id
             else f"{tenant.slug}'s subscription has no discount"
         )
-        return AdjustmentResult(_sync_unchanged(db, invocation, tenant, live, why))
+        return AdjustmentResult(sync_unchanged(db, invocation, tenant, live, why))
     invoice = None
     if not done and (invocation.dry_run if preview is None else preview):
         invoice = gateway.preview_subscription_invoice(
             live.id, SubscriptionPreview(coupon=coupon_id, without_discounts=coupon_id is None)
         )
-    info = _update_step(
+    info = update_step(
         db,
         invocation,
         intent,

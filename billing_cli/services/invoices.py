@@ -7,7 +7,7 @@ Retrying an invoice (``pay``) is the support desk's "they fixed their card, try 
 paid invoice is applied locally the way the ``invoice.paid`` webhook applies it: the payment
 register (:mod:`.webhooks.policy`) takes a paid outcome of this second for the invoice's
 subscription, the subscription snapshot is refreshed from Stripe through
-:func:`.subscriptions.apply_subscription`, and :func:`.subscriptions.follow_billing_policy`
+:func:`.subscription_updates.apply_subscription`, and :func:`.subscriptions.follow_billing_policy`
 reactivates a tenant that *billing* suspended (never a manual hold). So past_due and the failed
 attempts are reset exactly as the webhook would reset them, and the webhook arriving later
 changes nothing. A decline closes the intent as failed and is audited; Stripe counts the attempt
@@ -32,12 +32,8 @@ from billing_cli.repository import subscriptions as subscriptions_repo
 from billing_cli.services import audit, journal
 from billing_cli.services import tenants as tenant_rules
 from billing_cli.services.stripe_ops import planned_writes, stripe_row
-from billing_cli.services.subscriptions import (
-    apply_subscription,
-    follow_billing_policy,
-    side_effects,
-    subscription_row_view,
-)
+from billing_cli.services.subscription_updates import apply_subscription, subscription_row_view
+from billing_cli.services.subscriptions import follow_billing_policy, side_effects
 from billing_cli.services.webhooks import policy
 from billing_cli.timeparse import iso
 

@@ -18,7 +18,7 @@ from billing_cli.services import audit, journal
 from billing_cli.services import tenants as tenant_rules
 from billing_cli.services.journal import Intent
 from billing_cli.services.stripe_ops import TenantRef, planned_writes, stripe_row
-from billing_cli.services.subscriptions import ENDED_STATUSES, subscription_row_view
+from billing_cli.services.subscription_updates import ENDED_STATUSES, subscription_row_view
 from billing_cli.services.views import tenant_view
 
 

@@ -6,7 +6,7 @@ with none open (:func:`.stripe_state.read_tenant`), and the answer is applied in
 transaction that locks the tenant and its row and judges the answer against the row *as it is
 then* (a webhook may have moved it meanwhile). :func:`apply_from_stripe` writes Stripe's
 subscription through the same last-writer-wins registers as the CLI's own writes
-(``subscriptions.apply_subscription``), forgets a customer Stripe deleted the way
+(``subscription_updates.apply_subscription``), forgets a customer Stripe deleted the way
 ``customer.deleted`` does, applies the billing policy to the tenant
 (``subscriptions.follow_billing_policy``) and records one audit entry with the row before and
 after. Nothing is ever written to Stripe.
@@ -28,11 +28,8 @@ from billing_cli.services import audit
 from billing_cli.services import tenants as tenant_rules
 from billing_cli.services.drift import Drift, LocalTenant, compare
 from billing_cli.services.stripe_state import StripeState, TenantInStripe, read_tenant
-from billing_cli.services.subscriptions import (
-    apply_subscription,
-    follow_billing_policy,
-    subscription_row_view,
-)
+from billing_cli.services.subscription_updates import apply_subscription, subscription_row_view
+from billing_cli.services.subscriptions import follow_billing_policy
 from billing_cli.services.webhooks import policy
 from billing_cli.services.webhooks.deferred import apply_parked
 

@@ -13,7 +13,6 @@ webhook.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -21,7 +20,7 @@ from typing import Any
 from sqlmodel import Session
 
 from billing_cli.errors import CardDeclined, Conflict, GatewayError, NotFound, UsageError
-from billing_cli.gateway import Gateway, InvoicePreview, ProrationBehavior, SubscriptionInfo
+from billing_cli.gateway import Gateway, InvoicePreview, SubscriptionInfo
 from billing_cli.models import (
     Change,
     Invocation,
@@ -45,12 +44,23 @@ from billing_cli.services.stripe_ops import (
     planned_writes,
     stripe_row,
 )
+from billing_cli.services.subscription_updates import (
+    ENDED_STATUSES,
+    NothingToDo,
+    apply_subscription,
+    begin_subscription_intent,
+    begin_update,
+    check_proration,
+    live_subscription,
+    plan_for_price,
+    subscription_row_view,
+    sync_unchanged,
+    update_step,
+)
 from billing_cli.services.views import subscription_view
 from billing_cli.services.webhooks import policy
 from billing_cli.services.webhooks.deferred import apply_parked
 
-ENDED_STATUSES = frozenset({"canceled", "incomplete_expired"})
-PRORATION_BEHAVIORS: tuple[ProrationBehavior, ...] = ("create_prorations", "none", "always_invoice")
 MAX_TRIAL_DAYS = 730  # Stripe's limit on trial_period_days
 _LOCAL_ONLY = frozenset({"failed_payment_attempts", "last_event_created"})
 
@@ -79,10 +89,6 @@ class _PlanRef:
     interval_count: int
     trial_days: int
     price_id: str
-
-
-class _NothingToDo(Exception):
-    """Raised inside a phase-1 check when Stripe already shows the asked-for state."""
 
 
 def create_subscription(
@@ -127,7 +133,9 @@ def create_subscription(
                 f"({row.status}); use `billing subs upgrade` or cancel it first"
             )
 
-    intent = _begin(db, invocation, "subscription.create", tenant.slug, params, check)
+    intent = begin_subscription_intent(
+        db, invocation, "subscription.create", tenant.slug, params, check
+    )
     with journal.failure_closes(
         db, intent, invocation=invocation, what=f"subscribing to {plan.slug}"
     ):
@@ -183,10 +191,10 @@ def upgrade_subscription(
     ``preview`` (default: under ``--dry-run``) asks Stripe's invoice preview what the change
     would bill; the preview is a read, it changes nothing in Stripe.
     """
-    behavior = _check_proration(proration)
+    behavior = check_proration(proration)
     with db.read() as session:
         plan = _plan_ref(_require_synced_plan(session, plan_slug))
-    tenant, live = _live(db, gateway, tenant_slug)
+    tenant, live = live_subscription(db, gateway, tenant_slug)
     _check_price_matches(gateway, plan)
     if live.item_id is None:
         raise Conflict(f"subscription {live.id} has no item to change")
@@ -199,12 +207,12 @@ def upgrade_subscription(
     }
     done = live.price_id == plan.price_id
     try:
-        intent = _begin_update(
+        intent = begin_update(
             db, invocation, "subscription.upgrade", tenant, params, done=done, live=live
         )
-    except _NothingToDo:
+    except NothingToDo:
         return UpgradeResult(
-            _sync_unchanged(
+            sync_unchanged(
                 db, invocation, tenant, live, f"{tenant.slug} is already on {plan.slug}"
             ),
             None,
@@ -218,7 +226,7 @@ def upgrade_subscription(
             proration_behavior=behavior,
             proration_date=int(utcnow().timestamp()),
         )
-    info = _update_step(
+    info = update_step(
         db,
         invocation,
         intent,
@@ -261,28 +269,28 @@ def cancel_subscription(
     max_failed_attempts: int = 3,
 ) -> Change:
     """Cancel at the end of the period (default) or at once (``now``, suspends the tenant)."""
-    tenant, live = _live(db, gateway, tenant_slug, allow_ended=True)
+    tenant, live = live_subscription(db, gateway, tenant_slug, allow_ended=True)
     params = {"subscription": live.id, "now": now}
     done = live.status in ENDED_STATUSES or (not now and live.cancel_at_period_end)
     try:
-        intent = _begin_update(
+        intent = begin_update(
             db, invocation, "subscription.cancel", tenant, params, done=done, live=live
         )
-    except _NothingToDo:
+    except NothingToDo:
         why = (
             f"subscription {live.id} is already canceled"
             if live.status in ENDED_STATUSES
             else f"subscription {live.id} already cancels at period end "
             f"({_date(live.current_period_end)})"
         )
-        return _sync_unchanged(db, invocation, tenant, live, why)
+        return sync_unchanged(db, invocation, tenant, live, why)
 
     def send(key: str) -> SubscriptionInfo:
         if now:
             return gateway.cancel_subscription_now(live.id, idempotency_key=key)
         return gateway.set_cancel_at_period_end(live.id, True, idempotency_key=key)
 
-    info = _update_step(
+    info = update_step(
         db, invocation, intent, live, done=done, what=f"canceling {live.id}", send=send
     )
     when = "now" if now else f"at period end ({_date(info.current_period_end)})"
@@ -315,7 +323,7 @@ def resume_subscription(
     max_failed_attempts: int = 3,
 ) -> Change:
     """Withdraw a pending cancellation; refused once the period has ended."""
-    tenant, live = _live(db, gateway, tenant_slug, allow_ended=True)
+    tenant, live = live_subscription(db, gateway, tenant_slug, allow_ended=True)
     period_over = live.current_period_end is not None and live.current_period_end <= utcnow()
     if live.status in ENDED_STATUSES or (live.cancel_at_period_end and period_over):
         raise Conflict(
@@ -325,14 +333,14 @@ def resume_subscription(
     params = {"subscription": live.id}
     done = not live.cancel_at_period_end
     try:
-        intent = _begin_update(
+        intent = begin_update(
             db, invocation, "subscription.resume", tenant, params, done=done, live=live
         )
-    except _NothingToDo:
-        return _sync_unchanged(
+    except NothingToDo:
+        return sync_unchanged(
             db, invocation, tenant, live, f"subscription {live.id} is not scheduled to cancel"
         )
-    info = _update_step(
+    info = update_step(
         db,
         invocation,
         intent,
@@ -373,7 +381,7 @@ def show_subscription(db: Database, gateway: Gateway, *, tenant_slug: str) -> di
         if row is None or not row.stripe_subscription_id:
             raise NotFound(f"tenant {tenant.slug} has no subscription")
         local = subscription_row_view(session, row)
-        current = _plan_for_price(session, live.price_id)
+        current = plan_for_price(session, live.price_id)
         older = None
         if current is None and live.price_id:
             # The plan this earlier price was made for (``plans sync`` tags its prices), else
@@ -416,40 +424,6 @@ def list_subscriptions(db: Database, *, status: str | None = None) -> list[dict[
         ]
 
 
-def apply_subscription(session: Session, row: TenantSubscription, info: SubscriptionInfo) -> None:
-    """Write Stripe's answer onto the local row through the webhook engine's registers.
-
-    The answer is written like an event of this second (``policy.local_snapshot_key``), so a
-    webhook delivered late about an older state of the subscription cannot undo it, while a
-    newer one still wins. When the row already holds a newer snapshot, only the effective
-    fields are recomputed.
-    """
-    now = utcnow()
-    created = int((info.created or now).timestamp())
-    key = policy.local_snapshot_key(
-        subscription_created=created, status=info.status, at=now.timestamp()
-    )
-    applied = policy.apply_local_snapshot(
-        row,
-        subscription_id=info.id,
-        subscription_created=created,
-        status=info.status,
-        price_id=info.price_id,
-        key=key,
-    )
-    if applied:
-        plan = _plan_for_price(session, info.price_id)
-        row.stripe_customer_id = info.customer_id or row.stripe_customer_id
-        row.plan_id = plan.id if plan else row.plan_id
-        row.current_period_start = info.current_period_start
-        row.current_period_end = info.current_period_end
-        row.trial_end = info.trial_end
-        row.cancel_at_period_end = info.cancel_at_period_end
-        row.canceled_at = info.canceled_at
-    row.updated_at = now
-    subscriptions_repo.save(session=session, subscription=row)
-
-
 def follow_billing_policy(
     session: Session,
     tenant: Tenant,
@@ -473,65 +447,6 @@ def follow_billing_policy(
 
 
 # -- helpers ---------------------------------------------------------------------------------
-
-
-def _begin(
-    db: Database,
-    invocation: Invocation,
-    operation: str,
-    tenant_slug: str,
-    params: dict[str, Any],
-    check: Callable[[Session], None] | None,
-) -> Intent:
-    return journal.begin(
-        db,
-        operation=operation,
-        target=f"subscription:{tenant_slug}",
-        tenant_slug=tenant_slug,
-        params=params,
-        invocation=invocation,
-        check=check,
-    )
-
-
-def _begin_update(
-    db: Database,
-    invocation: Invocation,
-    operation: str,
-    tenant: TenantRef,
-    params: dict[str, Any],
-    *,
-    done: bool,
-    live: SubscriptionInfo,
-) -> Intent:
-    """Phase 1 of an update; raises :class:`_NothingToDo` when Stripe already shows the change
-    and no interrupted run of it is open (an open one is finished: applied and audited)."""
-
-    def check(_session: Session) -> None:
-        if done:
-            raise _NothingToDo
-
-    intent = _begin(db, invocation, operation, tenant.slug, params, check)
-    if not done and "from" not in intent.steps:
-        journal.record_step(db, intent, "from", live.price_id)
-    return intent
-
-
-def _update_step(
-    db: Database,
-    invocation: Invocation,
-    intent: Intent,
-    live: SubscriptionInfo,
-    *,
-    done: bool,
-    what: str,
-    send: Callable[[str], SubscriptionInfo],
-) -> SubscriptionInfo:
-    """Phase 2 of an update: skipped when an interrupted run's write already shows in Stripe."""
-    if done:
-        return live
-    with journal.failure_closes(db, intent, invocation=invocation, what=f"{what}"):
-        return journal.call(db, intent, "update", send, what=what)
 
 
 def _subscription_step(
@@ -645,47 +560,6 @@ def side_effects(effect: Change | None) -> tuple[str, ...]:
     return (effect.message, f"{'would queue' if effect.dry_run else 'queued'} notification: {kind}")
 
 
-def _sync_unchanged(
-    db: Database, invocation: Invocation, tenant: TenantRef, live: SubscriptionInfo, why: str
-) -> Change:
-    """Nothing to send: the local row still takes Stripe's live state (no audit entry)."""
-    with db.transaction(dry_run=invocation.dry_run) as session:
-        locked = tenant_rules.require_tenant(session, tenant.slug, for_update=True)
-        row = stripe_row(session, locked, create=False)
-        before = subscription_row_view(session, row)
-        if row.id is not None:
-            apply_subscription(session, row, live)
-        after = subscription_row_view(session, row)
-    return Change(
-        target=f"subscription:{tenant.slug}",
-        action="none",
-        before=before,
-        after=after,
-        dry_run=invocation.dry_run,
-        changed=False,
-        message=why,
-    )
-
-
-def _live(
-    db: Database, gateway: Gateway, tenant_slug: str, *, allow_ended: bool = False
-) -> tuple[TenantRef, SubscriptionInfo]:
-    """The tenant (read in a short transaction) and its subscription as Stripe has it now."""
-    with db.read() as session:
-        tenant = TenantRef.of(session, tenant_rules.require_tenant(session, tenant_slug))
-    if not tenant.subscription_id:
-        raise NotFound(
-            f"tenant {tenant.slug} has no subscription; start one with `billing subs create`"
-        )
-    live = gateway.retrieve_subscription(tenant.subscription_id)
-    if live.status in ENDED_STATUSES and not allow_ended:
-        raise Conflict(
-            f"subscription {live.id} has ended ({live.status}); "
-            "start a new one with `billing subs create`"
-        )
-    return tenant, live
-
-
 def _plan_ref(plan: SubscriptionPlan) -> _PlanRef:
     return _PlanRef(
         slug=plan.slug,
@@ -718,7 +592,7 @@ def _check_price_matches(gateway: Gateway, plan: _PlanRef) -> None:
 
 def _plan_slug_of(db: Database, price_id: str | None) -> str | None:
     with db.read() as session:
-        plan = _plan_for_price(session, price_id)
+        plan = plan_for_price(session, price_id)
         return plan.slug if plan else price_id
 
 
@@ -753,18 +627,6 @@ def _price_id(plan: SubscriptionPlan) -> str:
     return plan.stripe_price_id
 
 
-def _plan_for_price(session: Session, price_id: str | None) -> SubscriptionPlan | None:
-    return plans_repo.get_by_price_id(session=session, price_id=price_id) if price_id else None
-
-
-def subscription_row_view(session: Session, row: TenantSubscription) -> dict[str, Any]:
-    plan = plans_repo.get(session=session, plan_id=row.plan_id) if row.plan_id else None
-    view = subscription_view(row, plan)
-    if row.plan_id and plan is None:
-        view["plan"] = None
-    return view
-
-
 def _as_row(row: TenantSubscription, live: SubscriptionInfo) -> TenantSubscription:
     """A detached copy of the row carrying Stripe's values, for side-by-side display."""
     return TenantSubscription(
@@ -786,13 +648,6 @@ def _check_payment_method(payment_method: str | None) -> None:
         raise UsageError(
             f"--payment-method must be a payment method id (pm_...), not {payment_method!r}"
         )
-
-
-def _check_proration(proration: str) -> ProrationBehavior:
-    for behavior in PRORATION_BEHAVIORS:
-        if proration == behavior:
-            return behavior
-    raise UsageError(f"--proration must be one of {', '.join(PRORATION_BEHAVIORS)}")
 
 
 def _date(value: datetime | None) -> str:

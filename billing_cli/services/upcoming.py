@@ -13,14 +13,14 @@ from typing import Any
 from billing_cli.gateway import Gateway, InvoicePreview, SubscriptionPreview
 from billing_cli.repository import Database
 from billing_cli.services.invoice_views import preview_view
-from billing_cli.services.subscriptions import _live
+from billing_cli.services.subscription_updates import live_subscription
 
 
 def upcoming_invoice(
     db: Database, gateway: Gateway, *, tenant_slug: str
 ) -> tuple[dict[str, Any], InvoicePreview]:
     """The tenant's next invoice: a view for ``--json`` and the preview for people."""
-    tenant, live = _live(db, gateway, tenant_slug)
+    tenant, live = live_subscription(db, gateway, tenant_slug)
     preview = gateway.preview_subscription_invoice(live.id, SubscriptionPreview())
     view = {"tenant": tenant.slug, "subscription": live.id, **preview_view(preview)}
     return view, preview
