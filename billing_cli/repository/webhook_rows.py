@@ -202,6 +202,7 @@ def lock_by_subscription(
         cached = batch.by_subscription(subscription_id)
         if not isinstance(cached, Miss):
             return cached
+        batch.flush()  # a key the batch did not name: the database must agree with the cache
     found = _read(session, "subscription", {"value": subscription_id}, claim)
     return _found(session, found)
 
@@ -215,6 +216,7 @@ def lock_by_customer(
         cached = batch.by_customer(customer_id)
         if not isinstance(cached, Miss):
             return cached
+        batch.flush()  # a key the batch did not name: the database must agree with the cache
     found = _read(session, "customer", {"value": customer_id}, claim)
     return _found(session, found)
 
@@ -228,6 +230,7 @@ def lock_by_deleted_customer(
         cached = batch.by_customer(customer_id, deleted=True)
         if not isinstance(cached, Miss):
             return cached
+        batch.flush()  # a key the batch did not name: the database must agree with the cache
     found = _read(session, "deleted_customer", {"value": customer_id}, claim)
     return _found(session, found)
 
@@ -249,6 +252,7 @@ def lock_by_tenant_slug(
         cached = batch.by_slug(slug)
         if not isinstance(cached, Miss):
             return cached
+        batch.flush()
     connection = session.connection()
     tenant = _read(session, "slug", {"slug": slug}, claim)
     if tenant is None:
