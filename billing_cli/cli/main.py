@@ -11,7 +11,7 @@ import functools
 import importlib
 import sys
 from pathlib import Path
-from typing import Annotated, Any, NamedTuple
+from typing import Annotated, Any
 
 import typer
 from typer._click import Command as ClickCommand
@@ -249,13 +249,16 @@ def root(
     ctx.obj = Runtime(env_file=env_file, verbose=verbose, operator=operator)
 
 
-class Lazy(NamedTuple):
+class Lazy:
     """A command group or top-level command, named by where it lives, with the line ``billing
     --help`` shows for it (its help's first paragraph; a test holds the two equal)."""
 
-    module: str  # under billing_cli.cli
-    attribute: str  # a typer.Typer for a group, the command's function for a command
-    summary: str
+    __slots__ = ("attribute", "module", "summary")
+
+    def __init__(self, module: str, attribute: str, summary: str) -> None:
+        self.module = module  # under billing_cli.cli
+        self.attribute = attribute  # a typer.Typer for a group, the function for a command
+        self.summary = summary
 
     def load(self) -> Any:
         return getattr(importlib.import_module(f"billing_cli.cli.{self.module}"), self.attribute)
@@ -323,8 +326,9 @@ COMMANDS: dict[str, Lazy] = {
 @functools.cache
 def _build_group(name: str) -> ClickCommand:
     from billing_cli.cli.help_text import polish
+    from billing_cli.cli.lazy import build_group
 
-    group = typer.main.get_group(COMMAND_GROUPS[name].load())
+    group = build_group(COMMAND_GROUPS[name].load(), name)
     group.name = name
     polish(group, name)
     return group
@@ -332,15 +336,10 @@ def _build_group(name: str) -> ClickCommand:
 
 @functools.cache
 def _build_command(name: str) -> ClickCommand:
-    """The Click command Typer would build for ``app.command(name)(function)``."""
     from billing_cli.cli.help_text import polish
+    from billing_cli.cli.lazy import build_command
 
-    info = typer.models.CommandInfo(name=name, callback=COMMANDS[name].load())
-    command = typer.main.get_command_from_info(
-        info,
-        pretty_exceptions_short=app.pretty_exceptions_short,
-        rich_markup_mode=app.rich_markup_mode,
-    )
+    command = build_command(COMMANDS[name].load(), name, app)
     polish(command, name)
     return command
 
