@@ -1,8 +1,15 @@
-"""Start-up cost of ``billing --help`` and of every group's ``--help``, against the floor of
-``python -c "import typer"``.
+"""Start-up cost of ``billing --help`` and of every group's and top-level command's ``--help``,
+against the floor of ``python -c "import typer"``.
 
 Runs all commands interleaved (so machine noise hits them alike), prints each median and its
 ratio to the floor. Target: every ratio <= 1.5. Usage: ``python bench/startup.py [--runs 30]``.
+
+The children inherit the environment: run with ``PYTHONPATH=<checkout>`` to time a checkout other
+than the installed one (the first line says which ``billing_cli`` is timed). Under
+``PYTHONDONTWRITEBYTECODE`` no ``.pyc`` is written, so ``billing_cli`` is compiled from source on
+every run while typer's installed ``.pyc`` are read: the output says so. Setting
+``PYTHONPYCACHEPREFIX`` to a scratch directory times both with cached bytecode without writing
+into the checkout.
 """
 
 from __future__ import annotations
@@ -14,7 +21,8 @@ import sys
 import time
 from pathlib import Path
 
-from billing_cli.cli.main import COMMAND_GROUPS
+import billing_cli
+from billing_cli.cli.main import COMMAND_GROUPS, COMMANDS
 
 FLOOR = 'python -c "import typer"'
 TARGET = 1.5
@@ -26,6 +34,14 @@ def _time(command: list[str]) -> float:
     return time.perf_counter() - started
 
 
+def _bytecode() -> str:
+    if sys.dont_write_bytecode:
+        return "not written (PYTHONDONTWRITEBYTECODE): billing_cli compiled on every run"
+    if sys.pycache_prefix:
+        return f"cached under {sys.pycache_prefix}"
+    return "cached (__pycache__)"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=30)
@@ -34,7 +50,8 @@ def main() -> None:
     commands = {
         FLOOR: [sys.executable, "-c", "import typer"],
         "billing --help": [billing, "--help"],
-        **{f"billing {group} --help": [billing, group, "--help"] for group in COMMAND_GROUPS},
+        **{f"billing {name} --help": [billing, name, "--help"] for name in COMMAND_GROUPS},
+        **{f"billing {name} --help": [billing, name, "--help"] for name in COMMANDS},
     }
     for command in commands.values():  # warm the OS file cache and .pyc files
         _time(command)
@@ -44,6 +61,7 @@ def main() -> None:
             samples[name].append(_time(command))
     medians = {name: statistics.median(values) for name, values in samples.items()}
     floor = medians[FLOOR]
+    print(f"timing {Path(billing_cli.__file__).parent}; bytecode: {_bytecode()}")
     print(f"{FLOOR:<32} median {floor * 1000:7.1f} ms  ({runs} runs)")
     worst = 0.0
     for name, value in medians.items():

@@ -8,6 +8,7 @@ one line on stderr with the error's exit code. Anything unexpected becomes one l
 from __future__ import annotations
 
 import functools
+import importlib
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -25,56 +26,37 @@ from typer._click.exceptions import (
 from typer._click.utils import make_default_short_help
 from typer.core import TyperGroup
 
-from billing_cli.cli import (
-    audit_cmd,
-    config_cmd,
-    coupons_cmd,
-    db_cmd,
-    demo_cmd,
-    doctor_cmd,
-    intents_cmd,
-    invoices_cmd,
-    notifications_cmd,
-    payments_cmd,
-    plans_cmd,
-    reconcile_cmd,
-    sandbox_cmd,
-    stats_cmd,
-    subs_cmd,
-    tenants_cmd,
-    webhooks_cmd,
-)
 from billing_cli.cli.runtime import Runtime, runtime_of
-from billing_cli.errors import BillingError
 
 
 class BillingGroup(TyperGroup):
-    """The root group; turns errors into one line and an exit code, and builds command groups
-    lazily: Typer turning every group's commands into Click commands cost ~18 ms, paid by every
-    ``billing --help``. A group is built when it is invoked, completed or asked for its help.
+    """The root group; turns errors into one line and an exit code, and builds commands lazily.
+
+    Typer turning every group's commands into Click commands cost ~18 ms, and importing every
+    command module ~15 ms more, paid by every ``billing --help``. A group or top-level command is
+    imported and built only when it is invoked, completed or asked for its help; ``billing
+    --help`` lists them from the summaries in :data:`COMMAND_GROUPS` and :data:`COMMANDS`.
     """
 
     def list_commands(self, ctx: ClickContext) -> list[str]:
-        return [*COMMAND_GROUPS, *super().list_commands(ctx)]
+        return [*COMMAND_GROUPS, *COMMANDS, *super().list_commands(ctx)]
 
     def get_command(self, ctx: ClickContext, cmd_name: str) -> ClickCommand | None:
         if cmd_name in COMMAND_GROUPS:
             return _build_group(cmd_name)
-        command = super().get_command(ctx, cmd_name)
-        if command is not None:
-            from billing_cli.cli.help_text import polish
-
-            polish(command, cmd_name)
-        return command
+        if cmd_name in COMMANDS:
+            return _build_command(cmd_name)
+        return super().get_command(ctx, cmd_name)
 
     def format_commands(self, ctx: ClickContext, formatter: HelpFormatter) -> None:
-        """The commands and one line of help each, without building the groups."""
+        """The commands and one line of help each, without importing or building them."""
         rows: list[tuple[str, str]] = []
         names = self.list_commands(ctx)
         limit = formatter.width - 6 - max(len(name) for name in names)
         for name in names:
-            if name in COMMAND_GROUPS:
-                rows.append((name, make_default_short_help(_group_help(name), limit)))
+            lazy = COMMAND_GROUPS.get(name) or COMMANDS.get(name)
+            if lazy is not None:
+                rows.append((name, make_default_short_help(lazy.summary, limit)))
                 continue
             command = super().get_command(ctx, name)
             if command is not None and not command.hidden:
@@ -94,12 +76,14 @@ class BillingGroup(TyperGroup):
             return super().invoke(ctx)
         except UsageError as error:  # a subcommand's bad option, missing argument, bad choice
             raise typer.Exit(_usage_line(error)) from None
-        except BillingError as error:
-            _print_error(str(error))
-            raise typer.Exit(error.exit_code) from None
         except (typer.Exit, typer.Abort, KeyboardInterrupt):
             raise
         except Exception as error:
+            from billing_cli.errors import BillingError  # not imported for --help
+
+            if isinstance(error, BillingError):
+                _print_error(str(error))
+                raise typer.Exit(error.exit_code) from None
             if isinstance(ctx.obj, Runtime) and ctx.obj.verbose:
                 raise
             if _is_usage_error(error):
@@ -265,43 +249,99 @@ def root(
     ctx.obj = Runtime(env_file=env_file, verbose=verbose, operator=operator)
 
 
-COMMAND_GROUPS: dict[str, typer.Typer] = {
-    "tenants": tenants_cmd.app,
-    "plans": plans_cmd.app,
-    "subs": subs_cmd.app,
-    "payments": payments_cmd.app,
-    "invoices": invoices_cmd.app,
-    "coupons": coupons_cmd.app,
-    "webhooks": webhooks_cmd.app,
-    "notifications": notifications_cmd.app,
-    "intents": intents_cmd.app,
-    "audit": audit_cmd.app,
-    "db": db_cmd.app,
+class Lazy:
+    """A command group or top-level command, named by where it lives, with the line ``billing
+    --help`` shows for it (its help's first paragraph; a test holds the two equal)."""
+
+    __slots__ = ("attribute", "module", "summary")
+
+    def __init__(self, module: str, attribute: str, summary: str) -> None:
+        self.module = module  # under billing_cli.cli
+        self.attribute = attribute  # a typer.Typer for a group, the function for a command
+        self.summary = summary
+
+    def load(self) -> Any:
+        return getattr(importlib.import_module(f"billing_cli.cli.{self.module}"), self.attribute)
+
+
+COMMAND_GROUPS: dict[str, Lazy] = {
+    "tenants": Lazy("tenants_cmd", "app", "Tenants and their access."),
+    "plans": Lazy("plans_cmd", "app", "Subscription plans and their Stripe Products and Prices."),
+    "subs": Lazy("subs_cmd", "app", "Tenants' Stripe subscriptions."),
+    "payments": Lazy("payments_cmd", "app", "One-off charges and payment methods."),
+    "invoices": Lazy(
+        "invoices_cmd", "app", "Invoices: list, show, retry now, void, mark uncollectible."
+    ),
+    "coupons": Lazy("coupons_cmd", "app", "Stripe coupons for discounts."),
+    "webhooks": Lazy(
+        "webhooks_cmd", "app", "Stripe webhook events: the ledger, replay, and the live endpoint."
+    ),
+    "notifications": Lazy("notifications_cmd", "app", "The notification outbox."),
+    "intents": Lazy(
+        "intents_cmd", "app", "The Stripe write journal: see and finish interrupted writes."
+    ),
+    "audit": Lazy("audit_cmd", "app", "The audit trail."),
+    "db": Lazy("db_cmd", "app", "The tenant database's schema."),
+}
+
+COMMANDS: dict[str, Lazy] = {
+    "config": Lazy(
+        "config_cmd",
+        "show_config",
+        "Show the effective configuration (every secret masked) and whether it is safe to use.",
+    ),
+    "demo": Lazy(
+        "demo_cmd",
+        "demo",
+        "Run a scripted tour on a throwaway database and a local Stripe sandbox.",
+    ),
+    "doctor": Lazy(
+        "doctor_cmd",
+        "doctor",
+        "Check configuration, database, Stripe, the webhook endpoint and deliveries; say the fix.",
+    ),
+    "reconcile": Lazy(
+        "reconcile_cmd",
+        "reconcile",
+        "Compare every tenant with Stripe (bulk reads); exit 1 when drift is found.",
+    ),
+    "sandbox": Lazy(
+        "sandbox_cmd",
+        "sandbox",
+        "Run a local Stripe sandbox in the foreground (Ctrl-C or SIGTERM stops it).",
+    ),
+    "stats": Lazy(
+        "stats_cmd",
+        "stats",
+        "The seed's metrics over a window, per day or week, with a chart of each over time.",
+    ),
+    "check": Lazy(
+        "stats_cmd",
+        "check",
+        "Evaluate the alert rules; exit 3 when any fires (0: all clear, 1: could not check).",
+    ),
 }
 
 
 @functools.cache
 def _build_group(name: str) -> ClickCommand:
     from billing_cli.cli.help_text import polish
+    from billing_cli.cli.lazy import build_group
 
-    group = typer.main.get_group(COMMAND_GROUPS[name])
+    group = build_group(COMMAND_GROUPS[name].load(), name)
     group.name = name
     polish(group, name)
     return group
 
 
-def _group_help(name: str) -> str:
-    help_text = COMMAND_GROUPS[name].info.help
-    return help_text if isinstance(help_text, str) else ""
+@functools.cache
+def _build_command(name: str) -> ClickCommand:
+    from billing_cli.cli.help_text import polish
+    from billing_cli.cli.lazy import build_command
 
-
-app.command("config")(config_cmd.show_config)
-app.command("demo")(demo_cmd.demo)
-app.command("doctor")(doctor_cmd.doctor)
-app.command("reconcile")(reconcile_cmd.reconcile)
-app.command("sandbox")(sandbox_cmd.sandbox)
-app.command("stats")(stats_cmd.stats)
-app.command("check")(stats_cmd.check)
+    command = build_command(COMMANDS[name].load(), name, app)
+    polish(command, name)
+    return command
 
 
 def main() -> None:
@@ -309,4 +349,4 @@ def main() -> None:
     app(prog_name="billing")
 
 
-__all__ = ["COMMAND_GROUPS", "app", "main", "runtime_of"]
+__all__ = ["COMMANDS", "COMMAND_GROUPS", "Lazy", "app", "main", "runtime_of"]

@@ -13,7 +13,6 @@ import typer
 
 from billing_cli.cli.options import JsonOption
 from billing_cli.cli.runtime import runtime_of
-from billing_cli.errors import EXIT_ALERT
 from billing_cli.services.metric_definitions import DEFINITIONS
 
 _BLOCKS = " ▁▂▃▄▅▆▇█"
@@ -172,6 +171,7 @@ def check(ctx: typer.Context, json_output: JsonOption = False) -> None:
     live. A rule fires when its figure is above its threshold. One line per firing rule.
     """
     from billing_cli.cli import render
+    from billing_cli.errors import EXIT_ALERT
     from billing_cli.services.stats import run_checks
 
     runtime = runtime_of(ctx)

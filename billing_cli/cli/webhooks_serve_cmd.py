@@ -17,7 +17,6 @@ from typing import Annotated
 import typer
 
 from billing_cli.cli.runtime import runtime_of
-from billing_cli.errors import ConfigError
 
 GRACEFUL_SHUTDOWN_SECONDS = 10
 
@@ -70,6 +69,7 @@ def serve(
         say,
         signals_noted,
     )
+    from billing_cli.errors import ConfigError
 
     runtime = runtime_of(ctx)
     settings = runtime.settings()
