@@ -35,8 +35,10 @@ a duplicate has an equal key (which changes nothing):
 
   :func:`local_snapshot_key` gives the key of a write the CLI makes from Stripe's own answer
   (``subs create/upgrade/cancel/resume``) at unix time ``at``: it ranks like an event created
-  at ``at`` and wins a tie with an event of the same second (rank 9, id ``local.<µs>``, so
-  two CLI writes of one second keep their order).
+  at ``at`` (rank 9, id ``local.<µs>``, so two CLI writes of one second keep their order). An
+  event of that same second that says something else is a tie too: Stripe may have emitted it
+  after answering the CLI, so it is settled by Stripe's truth, not by the rank
+  (:func:`same_moment`).
 - the *payment state* from ``invoice.payment_failed``/``payment_succeeded``/``paid``, keyed
   ``<event created>:<invoice created>:<invoice period end>:<paid>:<attempt_count>:<event id>``
   ``|<subscription id>``: within one second a later invoice beats an earlier one, a paid
@@ -129,12 +131,25 @@ def truth_key(*, subscription_created: int, status: str, second: int, fetched_at
 
 
 def same_moment(key: str, stored: str | None) -> bool:
-    """True when ``key`` ties ``stored``: another event of the same subscription, cancellation
-    flag, second and event rank (a local write or Stripe read never ties: ids order those)."""
+    """True when the event keyed ``key`` ties ``stored``: both about the same subscription with
+    the same cancellation flag in the same second, and ``stored`` is either another event of
+    the same rank, or a write the CLI made from Stripe's answer in that second.
+
+    The CLI's write ranks above the second's events, yet Stripe may have emitted an event of
+    that second *after* answering the CLI (a payment right after a plan change): its order
+    against the write is not in the keys, so such an event is settled by Stripe's truth like
+    any tie (:mod:`.ties`), not by the rank. A snapshot read from Stripe to settle a tie
+    (``stripe.<read time>``) was read after the second's events and never ties; two keys that
+    are both local writes or both Stripe reads are ordered by their ids.
+    """
     if stored is None or key == stored:
         return False
     mine, theirs = key.split(":", 4), stored.split(":", 4)
-    return mine[:4] == theirs[:4] and mine[3] != str(_LOCAL_RANK)
+    if mine[3] == str(_LOCAL_RANK):
+        return False
+    if theirs[3] == str(_LOCAL_RANK):
+        return mine[:3] == theirs[:3] and theirs[4].startswith(f"{_LOCAL_ID}.")
+    return mine[:4] == theirs[:4]
 
 
 def snapshot_event_id(key: str) -> str:
