@@ -279,6 +279,12 @@ def _run(
             dry_run=invocation.dry_run,
             message=f"canceled {subscription_id} ({after.status})",
         )
+    if operation == "webhook_endpoint.create":
+        # the answer to finish it carries the signing secret, which only the command prints
+        raise Conflict(
+            f"re-run `billing webhooks setup {params.get('url', 'URL')}` to finish this "
+            "intent: it prints (or writes) the endpoint's signing secret"
+        )
     raise Conflict(f"intent operation {operation!r} cannot be resumed by this version")
 
 
@@ -375,6 +381,12 @@ def _adjustment(
             currency=params["currency"],
             reason=params["text"],
             debit=amount > 0,
+        )
+    if operation == "webhook_endpoint.create":
+        # the answer to finish it carries the signing secret, which only the command prints
+        raise Conflict(
+            f"re-run `billing webhooks setup {params.get('url', 'URL')}` to finish this "
+            "intent: it prints (or writes) the endpoint's signing secret"
         )
     raise Conflict(f"intent operation {operation!r} cannot be resumed by this version")
 

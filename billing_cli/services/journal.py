@@ -91,6 +91,7 @@ FAMILIES = {
     "subscription.remove_discount": "subscription",
     "customer.credit": "balance",
     "coupon.create": "coupon",
+    "webhook_endpoint.create": "webhook_endpoint",
 }
 
 

@@ -10,10 +10,18 @@ the signing secret) done through the gateway, safe to repeat:
 - The default events are every type the webhook handlers know (``handlers.HANDLERS``, which
   covers the ten the design lists and ``invoice.paid``), so a new handler is subscribed by
   the next ``setup`` without anyone editing a list.
-- Idempotency keys are per run: a re-run after a lost answer lists the endpoints first and
-  finds the one created, and an update sets the event list absolutely, so a key only has to
-  cover stripe-python's retries within the run. A key reused across runs would be wrong here:
-  Stripe would replay an old answer (a deleted endpoint, an update since undone) unapplied.
+- A creation goes through the write journal (:mod:`.journal`, operation
+  ``webhook_endpoint.create``): the intent is recorded before the call, the endpoint carries
+  ``metadata.billing_intent``, and the call uses the intent's key. After an ambiguous failure
+  (the answer lost) the endpoint may exist while its secret, shown only in that answer, was
+  never seen: the re-run finds the endpoint made under its open intent and sends the creation
+  again with the same key, and Stripe replays its first answer, secret included (within the
+  key window; past it the endpoint is adopted and the secret cannot be recovered). An open
+  intent whose endpoint is not there (the call never reached Stripe, or the endpoint was
+  deleted since) is closed and a new one starts, so a stale replay is never trusted.
+- Updates set the event list absolutely, so their keys are per run: they only have to cover
+  stripe-python's retries. A key reused across runs would be wrong there: Stripe would replay
+  an answer to an update since undone, unapplied.
 - Plan, call, apply: nothing is read from the database first; the Stripe write is made with
   no transaction open; the audit entry (endpoint before and after, never the secret) is
   written afterwards in one short transaction. A dry run reads the real endpoints, records
@@ -28,7 +36,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -36,11 +44,13 @@ from billing_cli.errors import UsageError
 from billing_cli.gateway import Gateway, WebhookEndpointInfo, idempotency_key
 from billing_cli.models import Change, Invocation
 from billing_cli.repository import Database
-from billing_cli.services import audit
+from billing_cli.services import audit, journal
+from billing_cli.services.journal import INTENT_METADATA_KEY
 from billing_cli.services.stripe_ops import planned_writes
 from billing_cli.services.webhooks.handlers import HANDLERS
 
 ALL_EVENTS = "*"
+CREATE = "webhook_endpoint.create"
 _EVENT_TYPE = re.compile(r"^[a-z_]+(\.[a-z_]+)+$")
 _CREATED_BY = {"created_by": "billing webhooks setup"}
 
@@ -146,55 +156,158 @@ def setup_endpoint(
             f"{len(others)} more endpoint(s) for this URL ({', '.join(e.id for e in others)}): "
             "Stripe delivers each event to every one of them"
         )
-    if current is None:
-        endpoint = gateway.create_webhook_endpoint(
-            url=url,
-            enabled_events=wanted,
-            api_version=pinned,
-            metadata=_CREATED_BY,
-            # Not derived from the URL: a re-run finds a created endpoint by listing, and a key
-            # replayed after the endpoint was deleted would answer with the deleted one.
-            idempotency_key=idempotency_key("webhook_endpoints.create", url, _run_id()),
+    target = f"webhook_endpoint:{url}"
+    if current is None or journal.has_open(db, operation=CREATE, target=target):
+        created = _create(
+            db, gateway, invocation, url=url, wanted=wanted, pinned=pinned, current=current
         )
-        before = None
-        added, removed = wanted, tuple[str, ...]()
-        message = f"created webhook endpoint {endpoint.id} for {url}"
-        action = "create"
+        if created is not None:
+            return _with_warnings(created, warnings)
+    assert current is not None
+    return _update(
+        db,
+        gateway,
+        invocation,
+        url=url,
+        wanted=wanted,
+        pinned=pinned,
+        current=current,
+        warnings=warnings,
+    )
+
+
+def _create(
+    db: Database,
+    gateway: Gateway,
+    invocation: Invocation,
+    *,
+    url: str,
+    wanted: tuple[str, ...],
+    pinned: str,
+    current: WebhookEndpointInfo | None,
+) -> SetupResult | None:
+    """Create the endpoint through the journal, or finish an interrupted creation; None when
+    the endpoint for ``url`` is not this intent's (the caller updates that one instead)."""
+    target = f"webhook_endpoint:{url}"
+    params = {"url": url, "events": list(wanted), "api_version": pinned}
+    intent = journal.begin(
+        db,
+        operation=CREATE,
+        target=target,
+        tenant_slug=None,
+        params=params,
+        invocation=invocation,
+        supersede=True,  # other events than the interrupted run's: that intent is over
+    )
+    ours = current is not None and current.metadata.get(INTENT_METADATA_KEY) == intent.id
+    if current is not None and not ours:
+        # the URL's endpoint is another run's (or the dashboard's): never make a second one
+        _close(db, intent, invocation, error="the URL has an endpoint this intent did not make")
+        return None
+    if intent.resumed and current is None:
+        # Nothing of the interrupted call is in Stripe (or it was deleted since): start over
+        # under a new key rather than trust a replay of an answer about a missing endpoint.
+        _close(db, intent, invocation, error="no endpoint of this intent found for the URL")
+        return _create(db, gateway, invocation, url=url, wanted=wanted, pinned=pinned, current=None)
+    what = f"creating the webhook endpoint for {url}"
+    if ours and intent.key_may_have_expired():
+        assert current is not None
+        endpoint = current  # past Stripe's key window: adopt it; its secret cannot come back
     else:
-        before = endpoint_view(current)
-        added = tuple(sorted(set(wanted) - set(current.enabled_events)))
-        removed = tuple(sorted(set(current.enabled_events) - set(wanted)))
-        if current.api_version != pinned:
-            warnings.append(
-                f"endpoint {current.id} is pinned to API version {current.api_version}, the "
-                f"tool reads {pinned}; Stripe cannot change it: delete the endpoint and run "
-                "setup again (the new one gets a new signing secret)"
+        with journal.failure_closes(db, intent, invocation=invocation, what=what):
+            endpoint = journal.call(
+                db,
+                intent,
+                "endpoint",
+                lambda key: gateway.create_webhook_endpoint(
+                    url=url,
+                    enabled_events=wanted,
+                    api_version=pinned,
+                    metadata={**_CREATED_BY, **intent.metadata()},
+                    idempotency_key=key,
+                ),
+                what=what,
             )
-        if not added and not removed and current.enabled:
-            change = Change(
-                target=f"webhook_endpoint:{current.id}",
-                action="none",
-                before=before,
-                after=before,
-                dry_run=invocation.dry_run,
-                changed=False,
-                message=f"webhook endpoint {current.id} for {url} is already set up",
-            )
-            return SetupResult(change, current, (), (), tuple(warnings))
-        endpoint = gateway.update_webhook_endpoint(
-            current.id,
-            enabled_events=wanted,
-            disabled=False,
-            # An absolute setting, safe to send twice; a key replayed from an earlier run
-            # (the endpoint edited back since) would answer without applying anything.
-            idempotency_key=idempotency_key("webhook_endpoints.update", current.id, _run_id()),
+    recovered = " (finished an interrupted creation)" if intent.resumed else ""
+    message = f"created webhook endpoint {endpoint.id} for {url}{recovered}"
+    after = endpoint_view(endpoint)
+    with db.transaction(dry_run=invocation.dry_run) as session:
+        audit.record(
+            session,
+            invocation=invocation,
+            target=f"webhook_endpoint:{endpoint.id}",
+            outcome=message,
+            before=None,
+            after=after,
         )
-        enabled_again = "" if current.enabled else "; enabled it again"
-        message = (
-            f"updated webhook endpoint {current.id} for {url}: "
-            f"+{len(added)} -{len(removed)} event types{enabled_again}"
+        journal.close(session, intent, succeeded=True, object_id=endpoint.id)
+    change = Change(
+        target=f"webhook_endpoint:{endpoint.id}",
+        action="create",
+        before=None,
+        after=after,
+        dry_run=invocation.dry_run,
+        message=message,
+        stripe_writes=planned_writes(gateway),
+    )
+    secret = None if invocation.dry_run else endpoint.secret
+    return SetupResult(change, endpoint, wanted, (), (), secret)
+
+
+def _close(db: Database, intent: journal.Intent, invocation: Invocation, *, error: str) -> None:
+    with db.transaction(dry_run=invocation.dry_run) as session:
+        journal.close(session, intent, succeeded=False, error=error)
+
+
+def _with_warnings(result: SetupResult, warnings: list[str]) -> SetupResult:
+    return replace(result, warnings=(*result.warnings, *warnings))
+
+
+def _update(
+    db: Database,
+    gateway: Gateway,
+    invocation: Invocation,
+    *,
+    url: str,
+    wanted: tuple[str, ...],
+    pinned: str,
+    current: WebhookEndpointInfo,
+    warnings: list[str],
+) -> SetupResult:
+    """Bring an existing endpoint to ``wanted``, enabled (an absolute setting)."""
+    before = endpoint_view(current)
+    added = tuple(sorted(set(wanted) - set(current.enabled_events)))
+    removed = tuple(sorted(set(current.enabled_events) - set(wanted)))
+    if current.api_version != pinned:
+        warnings.append(
+            f"endpoint {current.id} is pinned to API version {current.api_version}, the "
+            f"tool reads {pinned}; Stripe cannot change it: delete the endpoint and run "
+            "setup again (the new one gets a new signing secret)"
         )
-        action = "update"
+    if not added and not removed and current.enabled:
+        change = Change(
+            target=f"webhook_endpoint:{current.id}",
+            action="none",
+            before=before,
+            after=before,
+            dry_run=invocation.dry_run,
+            changed=False,
+            message=f"webhook endpoint {current.id} for {url} is already set up",
+        )
+        return SetupResult(change, current, (), (), tuple(warnings))
+    endpoint = gateway.update_webhook_endpoint(
+        current.id,
+        enabled_events=wanted,
+        disabled=False,
+        # An absolute setting, safe to send twice; a key replayed from an earlier run
+        # (the endpoint edited back since) would answer without applying anything.
+        idempotency_key=idempotency_key("webhook_endpoints.update", current.id, _run_id()),
+    )
+    enabled_again = "" if current.enabled else "; enabled it again"
+    message = (
+        f"updated webhook endpoint {current.id} for {url}: "
+        f"+{len(added)} -{len(removed)} event types{enabled_again}"
+    )
     after = endpoint_view(endpoint)
     with db.transaction(dry_run=invocation.dry_run) as session:
         audit.record(
@@ -207,15 +320,14 @@ def setup_endpoint(
         )
     change = Change(
         target=f"webhook_endpoint:{endpoint.id}",
-        action=action,
+        action="update",
         before=before,
         after=after,
         dry_run=invocation.dry_run,
         message=message,
         stripe_writes=planned_writes(gateway),
     )
-    secret = None if invocation.dry_run else endpoint.secret
-    return SetupResult(change, endpoint, added, removed, tuple(warnings), secret)
+    return SetupResult(change, endpoint, added, removed, tuple(warnings))
 
 
 def list_endpoints(gateway: Gateway) -> list[dict[str, Any]]:

@@ -9,6 +9,8 @@ finish the write, never repeat it. Runs on SQLite and on PostgreSQL.
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -399,3 +401,61 @@ def test_past_the_key_window_the_object_is_found_before_anything_is_created(
     assert result.exit_code == 0, result.stderr
     assert proxy.writes_to(create_path) == sent_before  # nothing created again
     assert all(i.status == "succeeded" for i in intents(ready))
+
+
+SETUP_URL = "http://127.0.0.1:9/webhooks/stripe/"  # nothing listens there: deliveries fail
+WHSEC = re.compile(r"whsec_[0-9a-f]{48}")
+
+
+@pytest.mark.parametrize("fault", AMBIGUOUS[:5])  # Stripe made the endpoint; its answer was lost
+def test_webhooks_setup_rerun_after_a_lost_answer_recovers_the_signing_secret(
+    billing: Billing,
+    ready: Database,
+    proxy: FaultProxy,
+    stripe_client: stripe.StripeClient,
+    fault: Fault,
+) -> None:
+    proxy.arm(replace(fault, method="POST", path_prefix="/v1/webhook_endpoints", times=99))
+    first = billing("webhooks", "setup", SETUP_URL)
+    assert first.exit_code == 1
+    assert RERUN_HINT in first.stderr and "\n" not in first.stderr.strip()
+    assert not WHSEC.search(first.stdout + first.stderr)
+    made = [e for e in stripe_client.v1.webhook_endpoints.list().data if e.url == SETUP_URL]
+    assert len(made) == 1  # the answer was lost, not the endpoint
+    proxy.clear()
+    (open_intent,) = [i for i in intents(ready) if i.operation == "webhook_endpoint.create"]
+    resumed = billing("intents", "resume", open_intent.id, "--yes")
+    assert resumed.exit_code != 0 and f"billing webhooks setup {SETUP_URL}" in resumed.stderr
+
+    second = billing("webhooks", "setup", SETUP_URL, "--json")
+    assert second.exit_code == 0, second.stderr
+    answer = json.loads(second.stdout)
+    assert answer["endpoint"]["id"] == made[0].id and answer["action"] == "create"
+    assert WHSEC.fullmatch(answer["secret"])  # Stripe replayed its first answer
+    after = [e for e in stripe_client.v1.webhook_endpoints.list().data if e.url == SETUP_URL]
+    assert [e.id for e in after] == [made[0].id]  # no second endpoint
+    setups = [i for i in intents(ready) if i.operation == "webhook_endpoint.create"]
+    assert [i.status for i in setups] == ["succeeded"]
+    assert answer["secret"] not in json.dumps([i.model_dump(mode="json") for i in setups])
+
+
+@pytest.mark.parametrize("fault", AMBIGUOUS[5:])  # Stripe never saw the creation
+def test_webhooks_setup_rerun_after_an_unsent_creation_creates_it_once(
+    billing: Billing,
+    ready: Database,
+    proxy: FaultProxy,
+    stripe_client: stripe.StripeClient,
+    fault: Fault,
+) -> None:
+    proxy.arm(replace(fault, method="POST", path_prefix="/v1/webhook_endpoints", times=99))
+    assert billing("webhooks", "setup", SETUP_URL).exit_code == 1
+    proxy.clear()
+    assert not [e for e in stripe_client.v1.webhook_endpoints.list().data if e.url == SETUP_URL]
+
+    second = billing("webhooks", "setup", SETUP_URL, "--json")
+    assert second.exit_code == 0, second.stderr
+    assert WHSEC.fullmatch(json.loads(second.stdout)["secret"])
+    after = [e for e in stripe_client.v1.webhook_endpoints.list().data if e.url == SETUP_URL]
+    assert len(after) == 1
+    statuses = sorted(i.status for i in intents(ready) if i.operation == "webhook_endpoint.create")
+    assert statuses in (["succeeded"], ["failed", "succeeded"])
