@@ -230,25 +230,15 @@ def _create(
             )
     recovered = " (finished an interrupted creation)" if intent.resumed else ""
     message = f"created webhook endpoint {endpoint.id} for {url}{recovered}"
-    after = endpoint_view(endpoint)
-    with db.transaction(dry_run=invocation.dry_run) as session:
-        audit.record(
-            session,
-            invocation=invocation,
-            target=f"webhook_endpoint:{endpoint.id}",
-            outcome=message,
-            before=None,
-            after=after,
-        )
-        journal.close(session, intent, succeeded=True, object_id=endpoint.id)
-    change = Change(
-        target=f"webhook_endpoint:{endpoint.id}",
+    change = _recorded(
+        db,
+        gateway,
+        invocation,
+        endpoint,
         action="create",
         before=None,
-        after=after,
-        dry_run=invocation.dry_run,
         message=message,
-        stripe_writes=planned_writes(gateway),
+        intent=intent,
     )
     secret = None if invocation.dry_run else endpoint.secret
     return SetupResult(change, endpoint, wanted, (), (), secret)
@@ -308,26 +298,47 @@ def _update(
         f"updated webhook endpoint {current.id} for {url}: "
         f"+{len(added)} -{len(removed)} event types{enabled_again}"
     )
+    change = _recorded(
+        db, gateway, invocation, endpoint, action="update", before=before, message=message
+    )
+    return SetupResult(change, endpoint, added, removed, tuple(warnings))
+
+
+def _recorded(
+    db: Database,
+    gateway: Gateway,
+    invocation: Invocation,
+    endpoint: WebhookEndpointInfo,
+    *,
+    action: str,
+    before: dict[str, Any] | None,
+    message: str,
+    intent: journal.Intent | None = None,
+) -> Change:
+    """Audit what Stripe answered (and close the creation's intent) in one transaction; the
+    change to report. The secret is in neither: :func:`endpoint_view` leaves it out."""
     after = endpoint_view(endpoint)
+    target = f"webhook_endpoint:{endpoint.id}"
     with db.transaction(dry_run=invocation.dry_run) as session:
         audit.record(
             session,
             invocation=invocation,
-            target=f"webhook_endpoint:{endpoint.id}",
+            target=target,
             outcome=message,
             before=before,
             after=after,
         )
-    change = Change(
-        target=f"webhook_endpoint:{endpoint.id}",
-        action="update",
+        if intent is not None:
+            journal.close(session, intent, succeeded=True, object_id=endpoint.id)
+    return Change(
+        target=target,
+        action=action,
         before=before,
         after=after,
         dry_run=invocation.dry_run,
         message=message,
         stripe_writes=planned_writes(gateway),
     )
-    return SetupResult(change, endpoint, added, removed, tuple(warnings))
 
 
 def list_endpoints(gateway: Gateway) -> list[dict[str, Any]]:

@@ -407,6 +407,21 @@ SETUP_URL = "http://127.0.0.1:9/webhooks/stripe/"  # nothing listens there: deli
 WHSEC = re.compile(r"whsec_[0-9a-f]{48}")
 
 
+def endpoints_for_url(client: stripe.StripeClient) -> list[Any]:
+    """The sandbox's endpoints for SETUP_URL, seen past the proxy."""
+    return [e for e in client.v1.webhook_endpoints.list().data if e.url == SETUP_URL]
+
+
+def setup_interrupted(billing: Billing, proxy: FaultProxy, fault: Fault) -> Any:
+    """``webhooks setup`` with every creation request hit by ``fault``; the result."""
+    proxy.arm(replace(fault, method="POST", path_prefix="/v1/webhook_endpoints", times=99))
+    first = billing("webhooks", "setup", SETUP_URL)
+    proxy.clear()
+    assert first.exit_code == 1
+    assert RERUN_HINT in first.stderr and "\n" not in first.stderr.strip()
+    return first
+
+
 @pytest.mark.parametrize("fault", AMBIGUOUS[:5])  # Stripe made the endpoint; its answer was lost
 def test_webhooks_setup_rerun_after_a_lost_answer_recovers_the_signing_secret(
     billing: Billing,
@@ -415,14 +430,10 @@ def test_webhooks_setup_rerun_after_a_lost_answer_recovers_the_signing_secret(
     stripe_client: stripe.StripeClient,
     fault: Fault,
 ) -> None:
-    proxy.arm(replace(fault, method="POST", path_prefix="/v1/webhook_endpoints", times=99))
-    first = billing("webhooks", "setup", SETUP_URL)
-    assert first.exit_code == 1
-    assert RERUN_HINT in first.stderr and "\n" not in first.stderr.strip()
+    first = setup_interrupted(billing, proxy, fault)
     assert not WHSEC.search(first.stdout + first.stderr)
-    made = [e for e in stripe_client.v1.webhook_endpoints.list().data if e.url == SETUP_URL]
+    made = endpoints_for_url(stripe_client)
     assert len(made) == 1  # the answer was lost, not the endpoint
-    proxy.clear()
     (open_intent,) = [i for i in intents(ready) if i.operation == "webhook_endpoint.create"]
     resumed = billing("intents", "resume", open_intent.id, "--yes")
     assert resumed.exit_code != 0 and f"billing webhooks setup {SETUP_URL}" in resumed.stderr
@@ -432,8 +443,7 @@ def test_webhooks_setup_rerun_after_a_lost_answer_recovers_the_signing_secret(
     answer = json.loads(second.stdout)
     assert answer["endpoint"]["id"] == made[0].id and answer["action"] == "create"
     assert WHSEC.fullmatch(answer["secret"])  # Stripe replayed its first answer
-    after = [e for e in stripe_client.v1.webhook_endpoints.list().data if e.url == SETUP_URL]
-    assert [e.id for e in after] == [made[0].id]  # no second endpoint
+    assert [e.id for e in endpoints_for_url(stripe_client)] == [made[0].id]  # not a second one
     setups = [i for i in intents(ready) if i.operation == "webhook_endpoint.create"]
     assert [i.status for i in setups] == ["succeeded"]
     assert answer["secret"] not in json.dumps([i.model_dump(mode="json") for i in setups])
@@ -447,15 +457,12 @@ def test_webhooks_setup_rerun_after_an_unsent_creation_creates_it_once(
     stripe_client: stripe.StripeClient,
     fault: Fault,
 ) -> None:
-    proxy.arm(replace(fault, method="POST", path_prefix="/v1/webhook_endpoints", times=99))
-    assert billing("webhooks", "setup", SETUP_URL).exit_code == 1
-    proxy.clear()
-    assert not [e for e in stripe_client.v1.webhook_endpoints.list().data if e.url == SETUP_URL]
+    setup_interrupted(billing, proxy, fault)
+    assert not endpoints_for_url(stripe_client)
 
     second = billing("webhooks", "setup", SETUP_URL, "--json")
     assert second.exit_code == 0, second.stderr
     assert WHSEC.fullmatch(json.loads(second.stdout)["secret"])
-    after = [e for e in stripe_client.v1.webhook_endpoints.list().data if e.url == SETUP_URL]
-    assert len(after) == 1
+    assert len(endpoints_for_url(stripe_client)) == 1
     statuses = sorted(i.status for i in intents(ready) if i.operation == "webhook_endpoint.create")
     assert statuses in (["succeeded"], ["failed", "succeeded"])
