@@ -19,10 +19,10 @@ changes anything.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import make_transient_to_detached
@@ -31,6 +31,9 @@ from sqlmodel import Session
 from billing_cli.models import Notification, SubscriptionPlan, Tenant, TenantSubscription
 from billing_cli.repository import ledger
 from billing_cli.repository.ledger import PendingClaim, batch_of
+
+if TYPE_CHECKING:
+    from billing_cli.repository.write_behind import WriteBehind
 
 _ROWS: sa.Table = TenantSubscription.metadata.tables[TenantSubscription.__tablename__]
 _TENANTS: sa.Table = Tenant.metadata.tables[Tenant.__tablename__]
@@ -197,42 +200,51 @@ def lock_by_subscription(
     *, session: Session, subscription_id: str, claim: PendingClaim | None = None
 ) -> Found | None:
     """The row holding this Stripe subscription id and its tenant, both locked."""
-    batch = batch_of(session)
-    if batch is not None:
-        cached = batch.by_subscription(subscription_id)
-        if not isinstance(cached, Miss):
-            return cached
-        batch.flush()  # a key the batch did not name: the database must agree with the cache
-    found = _read(session, "subscription", {"value": subscription_id}, claim)
-    return _found(session, found)
+    return _lock(
+        session,
+        "subscription",
+        subscription_id,
+        claim,
+        lambda b: b.by_subscription(subscription_id),
+    )
 
 
 def lock_by_customer(
     *, session: Session, customer_id: str, claim: PendingClaim | None = None
 ) -> Found | None:
     """The (first) row holding this Stripe customer id and its tenant, both locked."""
-    batch = batch_of(session)
-    if batch is not None:
-        cached = batch.by_customer(customer_id)
-        if not isinstance(cached, Miss):
-            return cached
-        batch.flush()  # a key the batch did not name: the database must agree with the cache
-    found = _read(session, "customer", {"value": customer_id}, claim)
-    return _found(session, found)
+    return _lock(session, "customer", customer_id, claim, lambda b: b.by_customer(customer_id))
 
 
 def lock_by_deleted_customer(
     *, session: Session, customer_id: str, claim: PendingClaim | None = None
 ) -> Found | None:
     """The row whose customer ``customer.deleted`` removed, and its tenant, both locked."""
+    return _lock(
+        session,
+        "deleted_customer",
+        customer_id,
+        claim,
+        lambda b: b.by_customer(customer_id, deleted=True),
+    )
+
+
+def _lock(
+    session: Session,
+    read: str,
+    value: str,
+    claim: PendingClaim | None,
+    cached: Callable[[WriteBehind], Found | Miss | None],
+) -> Found | None:
+    """One locked read by a key: in a replay batch, the cache's answer when it has one; a key
+    the batch did not name flushes the batch first, so the database agrees with the cache."""
     batch = batch_of(session)
     if batch is not None:
-        cached = batch.by_customer(customer_id, deleted=True)
-        if not isinstance(cached, Miss):
-            return cached
-        batch.flush()  # a key the batch did not name: the database must agree with the cache
-    found = _read(session, "deleted_customer", {"value": customer_id}, claim)
-    return _found(session, found)
+        answer = cached(batch)
+        if not isinstance(answer, Miss):
+            return answer
+        batch.flush()
+    return _found(session, _read(session, read, {"value": value}, claim))
 
 
 def _found(session: Session, found: Sequence[Any] | None) -> Found | None:

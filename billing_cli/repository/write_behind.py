@@ -49,6 +49,7 @@ _TENANTS: sa.Table = Tenant.metadata.tables[Tenant.__tablename__]
 _NOTIFICATIONS: sa.Table = Notification.metadata.tables[Notification.__tablename__]
 _RECORD_FIELDS = tuple(field.name for field in fields(SubscriptionRecord))
 _TENANT_FIELDS = tuple(field.name for field in fields(TenantRecord))
+_ID_COLUMN = _RECORD_FIELDS.index("id")  # where a joined row's id is
 
 _CLAIM_MANY = {
     "postgresql": postgresql.insert(_LEDGER)
@@ -170,7 +171,7 @@ class WriteBehind:
         self.unsent_loaded: dict[str, set[int]] = {}  # kind -> tenants whose notices are read
         self._deleted_notices: list[int] = []
         self._ledger_writes: dict[int, dict[str, Any]] = {}
-        self._row_writes: dict[int, dict[str, Any]] = {}
+        self._dirty_rows: set[int] = set()  # rows changed since the last flush (whole rows go)
         self._notifications: list[dict[str, Any]] = []
 
     # -- setting up ------------------------------------------------------------------------
@@ -294,7 +295,7 @@ class WriteBehind:
 
     def add_found(self, found: Sequence[Any]) -> Found:
         """A row (with its tenant) read outside the cache; the cached copy wins if there is one."""
-        row_id = found[0 + _RECORD_FIELDS.index("id")]
+        row_id = found[_ID_COLUMN]
         if row_id not in self.rows:
             self._add_found(found)
         return self._found(row_id)
@@ -313,7 +314,7 @@ class WriteBehind:
         record = self.rows[row_id]
         for name, value in values.items():
             setattr(record, name, value)
-        self._row_writes.setdefault(row_id, {}).update(values)
+        self._dirty_rows.add(row_id)
         self._index(record)
 
     def inserted_row(self, row_id: int, values: Mapping[str, Any]) -> None:
@@ -367,10 +368,10 @@ class WriteBehind:
         the new notices; and the withdrawn notices' DELETE."""
         self.session.flush()
         connection = self.session.connection()
-        if self._row_writes:
-            rows = [self.rows[row_id].values() for row_id in self._row_writes]
+        if self._dirty_rows:
+            rows = [self.rows[row_id].values() for row_id in sorted(self._dirty_rows)]
             connection.execute(_UPDATE_ROW, [{**row, "row_id": row["id"]} for row in rows])
-            self._row_writes.clear()
+            self._dirty_rows.clear()
         for group in _by_columns(self._ledger_writes):
             connection.execute(_UPDATE_LEDGER, group)
         self._ledger_writes.clear()
@@ -440,12 +441,6 @@ class WriteBehind:
 
 
 Found = tuple[SubscriptionRecord, TenantRecord]
-
-
-def active(session: Session) -> WriteBehind | None:
-    """The batch running in this session, if any."""
-    batch: WriteBehind | None = session.info.get(WRITE_BEHIND_KEY)
-    return batch
 
 
 @contextmanager
