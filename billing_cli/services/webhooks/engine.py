@@ -26,10 +26,11 @@
   row is written ``failed`` with the error and ``attempts + 1``. A later ``process`` of the same
   id (Stripe's retry, a replay, ``retry-failed``) applies it again.
 - ``dry_run`` runs the very same path and rolls everything back; ``changes`` says what would
-  have changed. :meth:`WebhookEngine.preview` does so for a whole batch in *one* transaction
-  rolled back at the end, each event in a SAVEPOINT, so every event sees what the earlier ones
-  of the batch did: a duplicate previews ``skipped`` and a failed-then-paid pair previews the
-  suspension and the reactivation, exactly as the real replay would.
+  have changed. :meth:`WebhookEngine.preview_in` previews one event inside a caller's
+  transaction, in a SAVEPOINT; a replay's dry run (:mod:`.replay`) runs all its events in *one*
+  transaction rolled back at the end, so every event sees what the earlier ones did: a
+  duplicate previews ``skipped`` and a failed-then-paid pair previews the suspension and the
+  reactivation, exactly as the real replay would.
 - An event naming a customer no tenant has yet is recorded ``deferred`` (parked) with that
   customer; when an event links a tenant to a customer, that customer's parked events are
   applied in the same transaction (:class:`.applier.EventApplier`, :mod:`.deferred`).
@@ -56,7 +57,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from sqlmodel import Session
@@ -82,7 +83,6 @@ log = logging.getLogger("billing.webhooks")
 MAX_STRIPE_READS = 3
 Fetch = Callable[[str], SubscriptionInfo]
 """Reads one subscription from Stripe (``Gateway.retrieve_subscription``)."""
-Progress = Callable[[int, int, EventOutcome], None]
 
 __all__ = ["EventOutcome", "Fetch", "LedgerConflict", "WebhookEngine", "lazy_fetch"]
 
@@ -229,53 +229,6 @@ class WebhookEngine:
         for subscription_id in sorted(wanted):
             truths[subscription_id] = self._read_stripe(subscription_id)
         return True
-
-    def preview(
-        self,
-        events: Sequence[Mapping[str, Any]],
-        *,
-        source: str,
-        force: bool = False,
-        progress: Progress | None = None,
-    ) -> list[EventOutcome]:
-        """Dry-run a batch cumulatively: one transaction, rolled back at the end.
-
-        Each event runs in a SAVEPOINT after the ones before it, so its outcome (``skipped``
-        for a duplicate included) and its before/after are the real replay's. Ties that need
-        Stripe are collected on a first pass; if there are any, the subscriptions are read
-        with no transaction open and the batch is previewed again with the answers.
-        """
-        _check_source(source)
-        parsed = [self.check(event) for event in events]
-        truths: dict[str, SubscriptionInfo] = {}
-        while True:
-            wanted: set[str] = set()
-            outcomes = self._preview_pass(parsed, source, force, truths, wanted, progress)
-            wanted -= set(truths)
-            if not wanted or self.fetch is None or len(truths) >= MAX_STRIPE_READS * len(events):
-                return outcomes
-            for subscription_id in sorted(wanted):
-                truths[subscription_id] = self._read_stripe(subscription_id)
-
-    def _preview_pass(
-        self,
-        events: Sequence[ParsedEvent],
-        source: str,
-        force: bool,
-        truths: dict[str, SubscriptionInfo],
-        wanted: set[str],
-        progress: Progress | None,
-    ) -> list[EventOutcome]:
-        outcomes = []
-        with self.db.transaction(dry_run=True) as session:
-            for number, parsed in enumerate(events, start=1):
-                outcome = self.preview_in(
-                    session, parsed, source=source, force=force, truths=truths, wanted=wanted
-                )
-                outcomes.append(outcome)
-                if progress is not None:
-                    progress(number, len(events), outcome)
-        return outcomes
 
     def _preview_one(self, session: Session, parsed: ParsedEvent, run: Run) -> EventOutcome:
         try:

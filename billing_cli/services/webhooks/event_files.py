@@ -86,9 +86,11 @@ def open_events_file(
     return events
 
 
-def load_events_file(path: Path, **limits: int) -> list[dict[str, Any]]:
+def load_events_file(
+    path: Path, *, max_bytes: int = MAX_FILE_BYTES, max_event_bytes: int = MAX_EVENT_BYTES
+) -> list[dict[str, Any]]:
     """All of a (small) file's events in a list, oldest first: for tests and tools."""
-    with open_events_file(path, **limits) as events:  # type: ignore[arg-type]
+    with open_events_file(path, max_bytes=max_bytes, max_event_bytes=max_event_bytes) as events:
         return list(events.events())
 
 

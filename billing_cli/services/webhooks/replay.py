@@ -286,10 +286,7 @@ def replay_feed(
                     ]
                 )
         for chunk in _chunks(iter(checked), batch_size):
-            if batch_size == 1:
-                tally.add([engine.process(chunk[0].payload, source="replay", force=force)])
-            else:
-                tally.add(process_batch(engine, chunk, source="replay", force=force))
+            tally.add(_apply(engine, chunk, source="replay", force=force, batch_size=batch_size))
         apply_seconds += time.perf_counter() - started
     summary = tally.summary(dry_run=False, source="replay", apply_seconds=apply_seconds)
     return replace(summary, fetch_seconds=feed.stats.fetch_seconds)
@@ -321,13 +318,24 @@ def replay_stream(
         tally = _Tally(total, progress)
         for chunk in _chunks(events(), batch_size):
             parsed = [engine.check(event) for event in chunk]
-            if batch_size == 1:
-                tally.add([engine.process(parsed[0].payload, source=source, force=force)])
-            else:
-                tally.add(process_batch(engine, parsed, source=source, force=force))
+            tally.add(_apply(engine, parsed, source=source, force=force, batch_size=batch_size))
     return tally.summary(
         dry_run=dry_run, source=source, apply_seconds=time.perf_counter() - started
     )
+
+
+def _apply(
+    engine: WebhookEngine,
+    events: Sequence[ParsedEvent],
+    *,
+    source: str,
+    force: bool,
+    batch_size: int,
+) -> list[EventOutcome]:
+    """One chunk: as the endpoint applies an event (``batch_size`` 1), or as one batch."""
+    if batch_size == 1:
+        return [engine.process(event.payload, source=source, force=force) for event in events]
+    return process_batch(engine, events, source=source, force=force)
 
 
 def _preview(
