@@ -60,9 +60,9 @@ def list_(
                 i["number"],
                 i["status"],
                 i["created"],
-                i["due"],
-                i["paid"],
-                i["remaining"],
+                i["amount_due_display"],
+                i["amount_paid_display"],
+                i["amount_remaining_display"],
                 i["attempt_count"],
                 i["next_payment_attempt"],
             )

@@ -26,7 +26,7 @@ from billing_cli.errors import CardDeclined, Conflict, GatewayError, NotFound, U
 from billing_cli.gateway import Gateway, SubscriptionInfo
 from billing_cli.gateway.support_types import InvoiceInfo
 from billing_cli.models import Change, Invocation, utcnow
-from billing_cli.money import format_money
+from billing_cli.money import format_money, with_display
 from billing_cli.repository import Database
 from billing_cli.repository import subscriptions as subscriptions_repo
 from billing_cli.services import audit, journal
@@ -45,21 +45,20 @@ MAX_LIST = 100
 def invoice_view(invoice: InvoiceInfo, *, with_lines: bool = False) -> dict[str, Any]:
     """An invoice as tables and ``--json`` show it (money also in major units)."""
 
-    def money(minor: int) -> str:
-        return format_money(minor, invoice.currency)
-
-    view: dict[str, Any] = {
-        "id": invoice.id,
-        "number": invoice.number,
-        "status": invoice.status,
-        "created": iso(invoice.created),
-        "currency": invoice.currency,
-        "amount_due": invoice.amount_due,
-        "amount_paid": invoice.amount_paid,
-        "amount_remaining": invoice.amount_remaining,
-        "due": money(invoice.amount_due),
-        "paid": money(invoice.amount_paid),
-        "remaining": money(invoice.amount_remaining),
+    view: dict[str, Any] = with_display(
+        {
+            "id": invoice.id,
+            "number": invoice.number,
+            "status": invoice.status,
+            "created": iso(invoice.created),
+            "currency": invoice.currency,
+            "amount_due": invoice.amount_due,
+            "amount_paid": invoice.amount_paid,
+            "amount_remaining": invoice.amount_remaining,
+        }
+    )
+    view |= {
+        "payment": invoice.payment_intent_id,
         "period_start": iso(invoice.period_start),
         "period_end": iso(invoice.period_end),
         "attempt_count": invoice.attempt_count,
@@ -413,6 +412,7 @@ def _brief(invoice: InvoiceInfo) -> dict[str, Any]:
     return {
         "status": invoice.status,
         "amount_remaining": invoice.amount_remaining,
+        "currency": invoice.currency,
         "attempt_count": invoice.attempt_count,
     }
 
