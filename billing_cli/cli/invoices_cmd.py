@@ -29,16 +29,23 @@ class InvoiceStatus(StrEnum):
 @app.command("list")
 def list_(
     ctx: typer.Context,
-    tenant: Annotated[str, typer.Argument(help="The tenant's slug.")],
+    tenant: Annotated[
+        str | None, typer.Argument(help="The tenant's slug (none: every tenant's invoices).")
+    ] = None,
     status: Annotated[
         InvoiceStatus | None, typer.Option("--status", help="Only invoices in this state.")
+    ] = None,
+    since: Annotated[
+        str | None, typer.Option("--since", help="Created since a date or an age (24h, 7d).")
     ] = None,
     limit: Annotated[int, typer.Option("--limit", help="At most this many (1-100).")] = 20,
     json_output: JsonOption = False,
 ) -> None:
-    """List a tenant's invoices, newest first (read from Stripe)."""
+    """List invoices, newest first (read from Stripe): a tenant's, or all tenants' with a
+    tenant column (`invoices list --status open --since 24h`: which failed today)."""
     from billing_cli.cli import render
     from billing_cli.services import invoices
+    from billing_cli.timeparse import parse_when
 
     runtime = runtime_of(ctx)
     rows = invoices.list_invoices(
@@ -47,15 +54,19 @@ def list_(
         tenant_slug=tenant,
         status=status.value if status else None,
         limit=limit,
+        since=parse_when(since) if since else None,
     )
     if json_output:
         render.emit_json(rows)
         return
+    across = tenant is None
+    columns = ("id", "number", "status", "created", "due", "paid", "remaining", "attempts")
     render.table(
-        f"Invoices of {tenant}",
-        ("id", "number", "status", "created", "due", "paid", "remaining", "attempts", "next try"),
+        "Invoices of all tenants" if across else f"Invoices of {tenant}",
+        (*(("tenant",) if across else ()), *columns, "next try"),
         (
             (
+                *((i["tenant"] or i["customer"],) if across else ()),
                 i["id"],
                 i["number"],
                 i["status"],
@@ -68,7 +79,9 @@ def list_(
             )
             for i in rows
         ),
-        empty=f"{tenant} has no invoices" + (f" that are {status.value}" if status else ""),
+        empty=f"{tenant or 'no tenant'} has no invoices"
+        + (f" that are {status.value}" if status else "")
+        + (f" since {since}" if since else ""),
     )
 
 

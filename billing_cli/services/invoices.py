@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlmodel import Session
@@ -84,18 +85,40 @@ def invoice_view(invoice: InvoiceInfo, *, with_lines: bool = False) -> dict[str,
 
 
 def list_invoices(
-    db: Database, gateway: Gateway, *, tenant_slug: str, status: str | None, limit: int
+    db: Database,
+    gateway: Gateway,
+    *,
+    tenant_slug: str | None,
+    status: str | None,
+    limit: int,
+    since: datetime | None = None,
 ) -> list[dict[str, Any]]:
-    """The tenant's invoices, newest first."""
+    """The tenant's invoices, newest first; without a tenant, every tenant's.
+
+    Across tenants ("which invoices failed today": ``--status open --since 24h``) Stripe is
+    read with paged list calls over all customers, and each invoice is tied to its tenant by
+    the customer ids the tenant_subscription rows hold (one query for the whole page); an
+    invoice of a customer no tenant has keeps ``tenant`` empty rather than being hidden.
+    """
     if status is not None and status not in STATUSES:
         raise UsageError(f"--status must be one of {', '.join(STATUSES)}")
     if not 1 <= limit <= MAX_LIST:
         raise UsageError(f"--limit must be between 1 and {MAX_LIST}")
-    customer_id = _customer_of(db, tenant_slug)
-    if customer_id is None:
-        return []
-    found = gateway.list_invoices(customer_id=customer_id, status=status, limit=limit)
-    return [invoice_view(invoice) for invoice in found]
+    created_gte = int(since.timestamp()) if since else None
+    if tenant_slug is not None:
+        customer_id = _customer_of(db, tenant_slug)
+        if customer_id is None:
+            return []
+        found = gateway.list_invoices(
+            customer_id=customer_id, status=status, limit=limit, created_gte=created_gte
+        )
+        return [invoice_view(invoice) for invoice in found]
+    found = gateway.list_all_invoices(status=status, created_gte=created_gte, limit=limit)
+    with db.read() as session:
+        tenants = subscriptions_repo.slugs_for_customers(
+            session=session, customer_ids=[invoice.customer_id for invoice in found]
+        )
+    return [{"tenant": tenants.get(i.customer_id), **invoice_view(i)} for i in found]
 
 
 def show_invoice(db: Database, gateway: Gateway, *, invoice_id: str) -> dict[str, Any]:
