@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from billing_cli.cli.options import DryRunOption, JsonOption, YesOption
+from billing_cli.cli.options import DryRunOption, JsonOption, SinceOption, YesOption
 from billing_cli.cli.runtime import runtime_of
 
 app = typer.Typer(
@@ -35,9 +35,7 @@ def list_(
     status: Annotated[
         InvoiceStatus | None, typer.Option("--status", help="Only invoices in this state.")
     ] = None,
-    since: Annotated[
-        str | None, typer.Option("--since", help="Created since a date or an age (24h, 7d).")
-    ] = None,
+    since: SinceOption = None,
     limit: Annotated[int, typer.Option("--limit", help="At most this many (1-100).")] = 20,
     json_output: JsonOption = False,
 ) -> None:

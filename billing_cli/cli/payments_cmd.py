@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from billing_cli.cli.options import DryRunOption, JsonOption, TenantArgument, YesOption
+from billing_cli.cli.options import DryRunOption, JsonOption, SinceOption, TenantArgument, YesOption
 from billing_cli.cli.runtime import runtime_of
 
 app = typer.Typer(
@@ -123,9 +123,7 @@ def list_(
     ctx: typer.Context,
     tenant: Annotated[str, typer.Argument(help="The tenant's slug.")],
     limit: Annotated[int, typer.Option("--limit", help="At most this many (1-100).")] = 20,
-    since: Annotated[
-        str | None, typer.Option("--since", help="Created since a date or an age (24h, 7d).")
-    ] = None,
+    since: SinceOption = None,
     json_output: JsonOption = False,
 ) -> None:
     """A tenant's payment history, newest first (read from Stripe)."""

@@ -11,25 +11,17 @@ import re
 
 import pytest
 
-from billing_cli.gateway import Gateway
 from billing_cli.repository import Database
 from stripe_sandbox import Sandbox
 
 from .conftest import Billing
 from .test_invoices_cli import failed_renewal
-from .test_payments_support_cli import charged
+from .test_payments_support_cli import charged, ready
+
+__all__ = ["ready"]  # acme and a synced starter plan, as in the payments tests
 
 pytestmark = pytest.mark.sandbox
 SUBSCRIBE = ("subs", "create", "acme", "--plan", "starter", "--payment-method", "pm_card_visa")
-
-
-@pytest.fixture
-def ready(db_env: Database, gateway: Gateway) -> Database:
-    from tests.factories import add_synced_plan, add_tenant
-
-    add_tenant(db_env, "acme")
-    add_synced_plan(db_env, gateway, "starter", amount=1000)
-    return db_env
 
 
 def row(stdout: str, field: str) -> str:
