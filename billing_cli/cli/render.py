@@ -201,8 +201,9 @@ def _cell(value: Any) -> str:
 
 
 def for_people(data: dict[str, Any]) -> dict[str, Any]:
-    """A view's fields as a table shows them: epoch seconds as ISO dates, and minor units only
-    when there is no formatted amount beside them (``amount 1250`` next to ``12.50 USD``).
+    """A view's fields as a table shows them: epoch seconds as ISO dates, amounts in major
+    units with their currency (:func:`billing_cli.money.in_major_units`, for every view and
+    every before/after diff, so no command formats money of its own).
 
     ``--json`` keeps the raw values; this is for tables only.
     """
