@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
+from typing import Any
 
 from billing_cli.errors import UsageError
 
@@ -79,3 +81,85 @@ def format_money(minor: int | None, currency: str | None) -> str:
     places = decimals(currency)
     major = Decimal(minor).scaleb(-places)
     return f"{major:,.{places}f} {currency.upper()}"
+
+
+# The fields of a view that hold Stripe minor units; they are read with the view's ``currency``.
+MINOR_UNIT_FIELDS = frozenset(
+    {
+        "amount",
+        "amount_captured",
+        "amount_due",
+        "amount_off",
+        "amount_paid",
+        "amount_refunded",
+        "amount_remaining",
+        "balance",
+        "ending_balance",
+        "proration_amount",
+        "refundable",
+        "starting_balance",
+        "subtotal",
+        "total",
+    }
+)
+# A customer balance is signed the other way round from how people say it (negative is credit).
+BALANCE_FIELDS = frozenset({"balance", "ending_balance", "starting_balance"})
+
+
+def format_balance(balance: int, currency: str) -> str:
+    """Stripe's customer balance as people say it: ``-500`` is ``5.00 USD credit``."""
+    if balance < 0:
+        return f"{format_money(-balance, currency)} credit"
+    if balance > 0:
+        return f"{format_money(balance, currency)} owed"
+    return "none"
+
+
+def _minor_text(key: str, value: Any, currency: Any) -> str | None:
+    """``value`` of field ``key`` in major units, or None when it is not an amount."""
+    if key not in MINOR_UNIT_FIELDS or not isinstance(currency, str) or not currency:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool):
+        return None
+    return (
+        format_balance(value, currency) if key in BALANCE_FIELDS else format_money(value, currency)
+    )
+
+
+def in_major_units(view: Mapping[str, Any]) -> dict[str, Any]:
+    """A view as a table shows it: each minor-unit amount in major units with its currency.
+
+    A ``<field>_display`` the service already wrote wins and takes the field's place, so a
+    person sees one row ``balance  5.00 USD credit``, never ``balance -500`` beside it. This is
+    the one place a table turns minor units into money (render calls it for every view and
+    every before/after diff), so no command formats amounts of its own.
+    """
+    shown = dict(view)
+    currency = shown.get("currency")
+    for key in MINOR_UNIT_FIELDS & shown.keys():
+        twin = shown.pop(f"{key}_display", None)
+        text = twin if twin is not None else _minor_text(key, shown[key], currency)
+        if text is not None:
+            shown[key] = text
+    return shown
+
+
+def with_display(data: Any) -> Any:
+    """``--json`` data where every minor-unit amount has a ``<field>_display`` twin beside it.
+
+    JSON keeps Stripe's integers (scripts compute with them) and says what they mean: each
+    record that carries a ``currency`` gains ``amount_display: "5.50 USD"`` and the like, at
+    any depth (a change's ``before``/``after``, an invoice inside a result).
+    """
+    if isinstance(data, list):
+        return [with_display(item) for item in data]
+    if not isinstance(data, dict):
+        return data
+    out: dict[str, Any] = {}
+    currency = data.get("currency")
+    for key, value in data.items():
+        out[key] = with_display(value)
+        text = _minor_text(key, value, currency)
+        if text is not None and f"{key}_display" not in data:
+            out[f"{key}_display"] = text
+    return out

@@ -282,6 +282,28 @@ def _list_response(url: str, objects: list[Any], data: JSON, expand: list[str]) 
     return _respond(envelope)
 
 
+def _created_filter(objects: list[Any], data: JSON) -> list[Any]:
+    """Stripe's ``created`` list filter (``created[gt|gte|lt|lte]`` or an exact second),
+    popped from ``data``; the objects whose ``created`` passes every bound."""
+    created = data.pop("created", None)
+    if isinstance(created, dict):
+        checks: dict[str, Callable[[int, int], bool]] = {
+            "gt": lambda a, b: a > b,
+            "gte": lambda a, b: a >= b,
+            "lt": lambda a, b: a < b,
+            "lte": lambda a, b: a <= b,
+        }
+        for op, value in created.items():
+            if op not in checks:
+                raise _bad(f"created[{op}]")
+            bound = _int(value, f"created[{op}]")
+            objects = [o for o in objects if checks[op](o.created, bound)]
+    elif created is not None:
+        exact = _int(created, "created")
+        objects = [o for o in objects if o.created == exact]
+    return objects
+
+
 def _newest_first(objects: list[Any]) -> list[Any]:
     # The store keeps insertion order, which is creation order.
     return list(reversed(objects))

@@ -20,7 +20,6 @@ import fnmatch
 import hashlib
 import hmac
 import json
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,9 +32,8 @@ from localstripe import webhooks as ls_webhooks
 from stripe_sandbox.common import (
     JSON,
     _as_list,
-    _bad,
     _bool,
-    _int,
+    _created_filter,
     _list_response,
     _newest_first,
     _now,
@@ -162,22 +160,7 @@ async def _list_events(request: web.Request) -> web.Response:
     if "types" in data:
         types = [str(t) for t in _as_list(data.pop("types"), "types")]
         events = [e for e in events if _event_matches(e, types)]
-    created = data.pop("created", None)
-    if isinstance(created, dict):
-        bounds = {op: _int(v, f"created[{op}]") for op, v in created.items()}
-        checks: dict[str, Callable[[int, int], bool]] = {
-            "gt": lambda a, b: a > b,
-            "gte": lambda a, b: a >= b,
-            "lt": lambda a, b: a < b,
-            "lte": lambda a, b: a <= b,
-        }
-        for op, bound in bounds.items():
-            if op not in checks:
-                raise _bad(f"created[{op}]")
-            events = [e for e in events if checks[op](e.created, bound)]
-    elif created is not None:
-        exact = _int(created, "created")
-        events = [e for e in events if e.created == exact]
+    events = _created_filter(events, data)
     if "delivery_success" in data:
         wanted = _bool(data.pop("delivery_success"), "delivery_success")
         events = [

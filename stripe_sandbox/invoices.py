@@ -16,6 +16,7 @@ from stripe_sandbox.common import (
     _all,
     _bad,
     _bool,
+    _created_filter,
     _diff,
     _expand_all,
     _get,
@@ -212,6 +213,7 @@ async def _list_invoices(request: web.Request) -> web.Response:
     if "status" in data:
         status = data.pop("status")
         invoices = [i for i in invoices if i.status == status]
+    invoices = _created_filter(invoices, data)
     _unknown(data, {"limit", "starting_after", "ending_before"})
     return _list_response("/v1/invoices", invoices, data, expand)
 

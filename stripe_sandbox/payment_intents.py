@@ -16,6 +16,7 @@ from localstripe import resources as ls
 from stripe_sandbox.common import (
     _all,
     _bool,
+    _created_filter,
     _list_response,
     _newest_first,
     _opt_str,
@@ -62,5 +63,6 @@ async def _list_payment_intents(request: web.Request) -> web.Response:
     if "customer" in data:
         customer = data.pop("customer")
         intents = [pi for pi in intents if pi.customer == customer]
+    intents = _created_filter(intents, data)
     _unknown(data, {"limit", "starting_after", "ending_before"})
     return _list_response("/v1/payment_intents", intents, data, expand)

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from billing_cli.errors import UsageError
-from billing_cli.money import format_money, to_minor_units
+from billing_cli.money import format_money, in_major_units, to_minor_units, with_display
 from billing_cli.timeparse import iso, parse_when
 
 
@@ -60,3 +60,28 @@ def test_parse_when_ages_and_dates() -> None:
         parse_when("１２h")  # full-width digits are not an age
     with pytest.raises(UsageError, match="too far back"):
         parse_when("99999999999d")
+
+
+def test_tables_read_minor_units_as_money_and_a_negative_balance_as_credit() -> None:
+    shown = in_major_units(
+        {"balance": -500, "amount_due": 550, "amount_paid": 0, "currency": "usd", "attempts": 3}
+    )
+    assert shown == {
+        "balance": "5.00 USD credit",
+        "amount_due": "5.50 USD",
+        "amount_paid": "0.00 USD",
+        "currency": "usd",
+        "attempts": 3,
+    }
+    assert in_major_units({"balance": 1200, "currency": "jpy"})["balance"] == "1,200 JPY owed"
+    assert in_major_units({"amount": 550})["amount"] == 550  # no currency: not money
+    twin = in_major_units({"amount": 550, "amount_display": "x", "currency": "usd"})
+    assert twin == {"amount": "x", "currency": "usd"}
+
+
+def test_json_keeps_minor_units_and_names_them_at_any_depth() -> None:
+    data = {"after": {"refundable": 700, "currency": "usd"}, "rows": [{"total": 5, "x": 1}]}
+    assert with_display(data) == {
+        "after": {"refundable": 700, "currency": "usd", "refundable_display": "7.00 USD"},
+        "rows": [{"total": 5, "x": 1}],
+    }

@@ -20,6 +20,13 @@ def list_(
         str | None, typer.Option("--since", help="A date (2026-11-01) or an age (48h, 7d).")
     ] = None,
     limit: Annotated[int, typer.Option("--limit", min=1, max=10_000)] = 50,
+    operator: Annotated[
+        str | None, typer.Option("--operator", help="Only entries by this operator.")
+    ] = None,
+    action: Annotated[
+        str | None,
+        typer.Option("--action", help="Only this command ('payments refund') or verb ('refund')."),
+    ] = None,
     json_output: JsonOption = False,
 ) -> None:
     """List audit entries, newest first."""
@@ -29,7 +36,12 @@ def list_(
 
     since_at = parse_when(since) if since else None
     entries = audit.list_entries(
-        runtime_of(ctx).database(), tenant_slug=tenant, since=since_at, limit=limit
+        runtime_of(ctx).database(),
+        tenant_slug=tenant,
+        since=since_at,
+        limit=limit,
+        operator=operator,
+        action=action,
     )
     if json_output:
         render.emit_json(entries)

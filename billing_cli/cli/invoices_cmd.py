@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from billing_cli.cli.options import DryRunOption, JsonOption, YesOption
+from billing_cli.cli.options import DryRunOption, JsonOption, SinceOption, YesOption
 from billing_cli.cli.runtime import runtime_of
 
 app = typer.Typer(
@@ -29,16 +29,21 @@ class InvoiceStatus(StrEnum):
 @app.command("list")
 def list_(
     ctx: typer.Context,
-    tenant: Annotated[str, typer.Argument(help="The tenant's slug.")],
+    tenant: Annotated[
+        str | None, typer.Argument(help="The tenant's slug (none: every tenant's invoices).")
+    ] = None,
     status: Annotated[
         InvoiceStatus | None, typer.Option("--status", help="Only invoices in this state.")
     ] = None,
+    since: SinceOption = None,
     limit: Annotated[int, typer.Option("--limit", help="At most this many (1-100).")] = 20,
     json_output: JsonOption = False,
 ) -> None:
-    """List a tenant's invoices, newest first (read from Stripe)."""
+    """List invoices, newest first (read from Stripe): a tenant's, or all tenants' with a
+    tenant column (`invoices list --status open --since 24h`: which failed today)."""
     from billing_cli.cli import render
     from billing_cli.services import invoices
+    from billing_cli.timeparse import parse_when
 
     runtime = runtime_of(ctx)
     rows = invoices.list_invoices(
@@ -47,28 +52,34 @@ def list_(
         tenant_slug=tenant,
         status=status.value if status else None,
         limit=limit,
+        since=parse_when(since) if since else None,
     )
     if json_output:
         render.emit_json(rows)
         return
+    across = tenant is None
+    columns = ("id", "number", "status", "created", "due", "paid", "remaining", "attempts")
     render.table(
-        f"Invoices of {tenant}",
-        ("id", "number", "status", "created", "due", "paid", "remaining", "attempts", "next try"),
+        "Invoices of all tenants" if across else f"Invoices of {tenant}",
+        (*(("tenant",) if across else ()), *columns, "next try"),
         (
             (
+                *((i["tenant"] or i["customer"],) if across else ()),
                 i["id"],
                 i["number"],
                 i["status"],
                 i["created"],
-                i["due"],
-                i["paid"],
-                i["remaining"],
+                i["amount_due_display"],
+                i["amount_paid_display"],
+                i["amount_remaining_display"],
                 i["attempt_count"],
                 i["next_payment_attempt"],
             )
             for i in rows
         ),
-        empty=f"{tenant} has no invoices" + (f" that are {status.value}" if status else ""),
+        empty=f"{tenant or 'no tenant'} has no invoices"
+        + (f" that are {status.value}" if status else "")
+        + (f" since {since}" if since else ""),
     )
 
 

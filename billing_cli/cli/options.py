@@ -51,3 +51,6 @@ TenantFilter = Annotated[
         "--tenant", metavar="TENANT", help="Only this tenant's.", autocompletion=_complete_tenant
     ),
 ]
+SinceOption = Annotated[
+    str | None, typer.Option("--since", help="Created since a date or an age (24h, 7d).")
+]

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from billing_cli.cli.options import DryRunOption, JsonOption, TenantArgument, YesOption
+from billing_cli.cli.options import DryRunOption, JsonOption, SinceOption, TenantArgument, YesOption
 from billing_cli.cli.runtime import runtime_of
 
 app = typer.Typer(
@@ -123,15 +123,21 @@ def list_(
     ctx: typer.Context,
     tenant: Annotated[str, typer.Argument(help="The tenant's slug.")],
     limit: Annotated[int, typer.Option("--limit", help="At most this many (1-100).")] = 20,
+    since: SinceOption = None,
     json_output: JsonOption = False,
 ) -> None:
     """A tenant's payment history, newest first (read from Stripe)."""
     from billing_cli.cli import render
     from billing_cli.services import payment_history
+    from billing_cli.timeparse import parse_when
 
     runtime = runtime_of(ctx)
     rows = payment_history.list_payments(
-        runtime.database(), runtime.gateway(dry_run=False), tenant_slug=tenant, limit=limit
+        runtime.database(),
+        runtime.gateway(dry_run=False),
+        tenant_slug=tenant,
+        limit=limit,
+        since=parse_when(since) if since else None,
     )
     if json_output:
         render.emit_json(rows)
@@ -158,7 +164,12 @@ def list_(
 @app.command("refund")
 def refund(
     ctx: typer.Context,
-    payment: Annotated[str, typer.Argument(help="The payment id (pi_... or ch_...).")],
+    payment: Annotated[
+        str | None, typer.Argument(help="The payment id (pi_... or ch_...), or give --invoice.")
+    ] = None,
+    invoice: Annotated[
+        str | None, typer.Option("--invoice", help="Refund the payment of this invoice (in_...).")
+    ] = None,
     amount: Annotated[
         str | None,
         typer.Option("--amount", help="In major units, e.g. 5.00 (default: all that is left)."),
@@ -172,19 +183,24 @@ def refund(
 ) -> None:
     """Refund a payment in full or in part; more than is left is refused before any write."""
     from billing_cli.cli import render
+    from billing_cli.errors import UsageError
     from billing_cli.services import payment_history
 
+    if (payment is None) == (invoice is None):
+        raise UsageError("give either a payment id (pi_... or ch_...) or --invoice in_...")
     db, gateway, invocation = runtime_of(ctx).begin_stripe_change(
-        ctx, what=f"refund {payment}", dry_run=dry_run, yes=yes
+        ctx, what=f"refund {payment or invoice}", dry_run=dry_run, yes=yes
     )
-    result = payment_history.refund(
-        db,
-        gateway,
-        invocation=invocation,
-        payment_id=payment,
-        amount=amount,
-        reason=reason.value if reason else None,
-    )
+    why = reason.value if reason else None
+    if invoice is not None:
+        result = payment_history.refund_invoice(
+            db, gateway, invocation=invocation, invoice_id=invoice, amount=amount, reason=why
+        )
+    else:
+        assert payment is not None
+        result = payment_history.refund(
+            db, gateway, invocation=invocation, payment_id=payment, amount=amount, reason=why
+        )
     render.change(result, json_output=json_output)
 
 

@@ -149,7 +149,9 @@ def key_values(title: str, data: dict[str, Any]) -> None:
 def change(result: Change, *, json_output: bool) -> None:
     """Show what a mutation did or would do: a summary line and the fields that moved."""
     if json_output:
-        emit_json(result.to_dict())
+        from billing_cli.money import with_display
+
+        emit_json(with_display(result.to_dict()))
         return
     style = "yellow" if result.dry_run else ("green" if result.changed else "dim")
     prefix = "\\[dry run] " if result.dry_run else ""
@@ -199,12 +201,13 @@ def _cell(value: Any) -> str:
 
 
 def for_people(data: dict[str, Any]) -> dict[str, Any]:
-    """A view's fields as a table shows them: epoch seconds as ISO dates, and minor units only
-    when there is no formatted amount beside them (``amount 1250`` next to ``12.50 USD``).
+    """A view's fields as a table shows them: epoch seconds as ISO dates, amounts in major
+    units with their currency (:func:`billing_cli.money.in_major_units`, for every view and
+    every before/after diff, so no command formats money of its own).
 
     ``--json`` keeps the raw values; this is for tables only.
     """
-    from billing_cli.money import format_money
+    from billing_cli.money import in_major_units
     from billing_cli.services.views import iso_from_unix
 
     shown = dict(data)
@@ -212,12 +215,9 @@ def for_people(data: dict[str, Any]) -> dict[str, Any]:
         if isinstance(shown[key], int) and not isinstance(shown[key], bool):
             shown[key] = iso_from_unix(shown[key])
     amount, currency = shown.get("amount"), shown.get("currency")
-    if isinstance(amount, int) and isinstance(currency, str):
-        if "price" in shown:
-            del shown["amount"]
-        else:
-            shown["amount"] = format_money(amount, currency)
-    return shown
+    if isinstance(amount, int) and isinstance(currency, str) and "price" in shown:
+        del shown["amount"]  # a plan's price column already says it
+    return in_major_units(shown)
 
 
 _EPOCH_FIELDS = frozenset({"last_event_created", "created", "period_end", "next_payment_attempt"})

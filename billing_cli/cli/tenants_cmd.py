@@ -107,10 +107,12 @@ def show(
         render.key_values("Subscription", detail["subscription"])
     else:
         render.note("no subscription")
-    card = detail["default_card"]
+    card = detail["default_card"]  # data, so on stdout: `tenants show x | grep card` finds it
     if card:
-        render.note(
-            f"default card: {card['brand']} ending {card['last4']}, expires {card['expires']}"
+        render.out().print(
+            render.plain(
+                f"default card: {card['brand']} ending {card['last4']}, expires {card['expires']}"
+            )
         )
     elif detail.get("default_card_error"):
         render.note(f"default card: unknown ({detail['default_card_error']})")

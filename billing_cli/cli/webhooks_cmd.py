@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from billing_cli.cli.options import DryRunOption, JsonOption, YesOption
+from billing_cli.cli.options import DryRunOption, JsonOption, TenantFilter, YesOption
 from billing_cli.cli.runtime import Runtime, runtime_of
 from billing_cli.cli.webhooks_serve_cmd import serve
 from billing_cli.cli.webhooks_setup_cmd import endpoints, setup
@@ -75,6 +75,10 @@ def list_(
         str | None, typer.Option("--since", help="Created since a date or an age (48h, 7d).")
     ] = None,
     limit: Annotated[int, typer.Option("--limit", min=1, help="At most this many.")] = 50,
+    tenant: TenantFilter = None,
+    customer: Annotated[
+        str | None, typer.Option("--customer", help="Only events about this customer (cus_...).")
+    ] = None,
     json_output: JsonOption = False,
 ) -> None:
     """List the ledger's events, newest first, with why one failed, was ignored or is deferred
@@ -89,6 +93,8 @@ def list_(
         types=tuple(types or ()),
         since=parse_when(since) if since else None,
         limit=limit,
+        tenant_slug=tenant,
+        customer_id=customer,
     )
     if json_output:
         render.emit_json(rows)

@@ -426,19 +426,35 @@ class DryRunGateway(Gateway):
     # -- the support desk: reads pass through, writes are planned ----------------------------
 
     def list_invoices(
-        self, *, customer_id: str, status: str | None = None, limit: int = 20
+        self,
+        *,
+        customer_id: str,
+        status: str | None = None,
+        limit: int = 20,
+        created_gte: int | None = None,
     ) -> list[InvoiceInfo]:
         if _is_synthetic(customer_id):
             return []
-        return self.inner.list_invoices(customer_id=customer_id, status=status, limit=limit)
+        return self.inner.list_invoices(
+            customer_id=customer_id, status=status, limit=limit, created_gte=created_gte
+        )
 
     def retrieve_invoice(self, invoice_id: str) -> InvoiceInfo:
         return self.inner.retrieve_invoice(invoice_id)
 
-    def list_payment_history(self, *, customer_id: str, limit: int = 20) -> list[PaymentRecord]:
+    def list_all_invoices(
+        self, *, status: str | None = None, created_gte: int | None = None, limit: int = 100
+    ) -> list[InvoiceInfo]:
+        return self.inner.list_all_invoices(status=status, created_gte=created_gte, limit=limit)
+
+    def list_payment_history(
+        self, *, customer_id: str, limit: int = 20, created_gte: int | None = None
+    ) -> list[PaymentRecord]:
         if _is_synthetic(customer_id):
             return []
-        return self.inner.list_payment_history(customer_id=customer_id, limit=limit)
+        return self.inner.list_payment_history(
+            customer_id=customer_id, limit=limit, created_gte=created_gte
+        )
 
     def retrieve_payment(self, payment_id: str) -> PaymentRecord:
         return self.inner.retrieve_payment(payment_id)

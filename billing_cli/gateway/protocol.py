@@ -291,7 +291,12 @@ class Gateway(Protocol):
     # -- the support desk: invoices, payment history, refunds, cards, customer details --------
 
     def list_invoices(
-        self, *, customer_id: str, status: str | None = None, limit: int = 20
+        self,
+        *,
+        customer_id: str,
+        status: str | None = None,
+        limit: int = 20,
+        created_gte: int | None = None,
     ) -> list[InvoiceInfo]:
         """The customer's invoices, newest first, at most ``limit``."""
         ...
@@ -300,7 +305,16 @@ class Gateway(Protocol):
         """One invoice with its lines."""
         ...
 
-    def list_payment_history(self, *, customer_id: str, limit: int = 20) -> list[PaymentRecord]:
+    def list_all_invoices(
+        self, *, status: str | None = None, created_gte: int | None = None, limit: int = 100
+    ) -> list[InvoiceInfo]:
+        """Invoices of every customer, newest first, at most ``limit`` (created at or after
+        ``created_gte``, epoch seconds, when given)."""
+        ...
+
+    def list_payment_history(
+        self, *, customer_id: str, limit: int = 20, created_gte: int | None = None
+    ) -> list[PaymentRecord]:
         """The customer's payments, newest first, with refunded amounts and declines."""
         ...
 

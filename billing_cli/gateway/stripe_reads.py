@@ -38,6 +38,7 @@ if TYPE_CHECKING:
         InvoiceCreatePreviewParams,
         InvoiceCreatePreviewParamsSubscriptionDetails,
         InvoiceListParams,
+        PaymentIntentListParams,
         SubscriptionListParams,
     )
 
@@ -233,20 +234,34 @@ class StripeReads:
     # -- reads for the support desk (invoices, payment history, refunds) ----------------------
 
     def list_invoices(
-        self, *, customer_id: str, status: str | None = None, limit: int = 20
+        self,
+        *,
+        customer_id: str,
+        status: str | None = None,
+        limit: int = 20,
+        created_gte: int | None = None,
     ) -> list[InvoiceInfo]:
         """The customer's invoices, newest first, at most ``limit`` (paged 100 at a time)."""
+        params = _invoice_filters(status, created_gte, limit)
+        params["customer"] = customer_id
+        with stripe_call("invoices.list", customer=customer_id):
+            return self._first_invoices(params, limit)
+
+    def list_all_invoices(
+        self, *, status: str | None = None, created_gte: int | None = None, limit: int = 100
+    ) -> list[InvoiceInfo]:
+        """Every customer's invoices, newest first, paged 100 at a time until ``limit``."""
+        with stripe_call("invoices.list", status=status or "any"):
+            return self._first_invoices(_invoice_filters(status, created_gte, limit), limit)
+
+    def _first_invoices(self, params: InvoiceListParams, limit: int) -> list[InvoiceInfo]:
         from billing_cli.gateway import support_converters as sconv
 
-        params: InvoiceListParams = {"customer": customer_id, "limit": min(limit, PAGE_SIZE)}
-        if status is not None:
-            params["status"] = status
         found: list[InvoiceInfo] = []
-        with stripe_call("invoices.list", customer=customer_id):
-            for invoice in self._v1.invoices.list(params).auto_paging_iter():
-                found.append(sconv.invoice_info(invoice))
-                if len(found) >= limit:
-                    break
+        for invoice in self._v1.invoices.list(params).auto_paging_iter():
+            found.append(sconv.invoice_info(invoice))
+            if len(found) >= limit:
+                break
         return found
 
     def retrieve_invoice(self, invoice_id: str) -> InvoiceInfo:
@@ -256,19 +271,22 @@ class StripeReads:
         with stripe_call("invoices.retrieve", invoice=invoice_id):
             return sconv.invoice_info(self._v1.invoices.retrieve(invoice_id))
 
-    def list_payment_history(self, *, customer_id: str, limit: int = 20) -> list[PaymentRecord]:
+    def list_payment_history(
+        self, *, customer_id: str, limit: int = 20, created_gte: int | None = None
+    ) -> list[PaymentRecord]:
         """The customer's PaymentIntents with their charge expanded (refunds, declines)."""
         from billing_cli.gateway import support_converters as sconv
 
+        params: PaymentIntentListParams = {
+            "customer": customer_id,
+            "limit": min(limit, PAGE_SIZE),
+            "expand": ["data.latest_charge"],
+        }
+        if created_gte is not None:
+            params["created"] = {"gte": created_gte}
         found: list[PaymentRecord] = []
         with stripe_call("payment_intents.list", customer=customer_id):
-            page = self._v1.payment_intents.list(
-                {
-                    "customer": customer_id,
-                    "limit": min(limit, PAGE_SIZE),
-                    "expand": ["data.latest_charge"],
-                }
-            )
+            page = self._v1.payment_intents.list(params)
             for intent in page.auto_paging_iter():
                 found.append(sconv.payment_record(intent))
                 if len(found) >= limit:
@@ -295,6 +313,15 @@ class StripeReads:
             else:
                 page = self._v1.refunds.list({"payment_intent": payment_id, "limit": PAGE_SIZE})
             return [sconv.refund_info(r) for r in page.auto_paging_iter()]
+
+
+def _invoice_filters(status: str | None, created_gte: int | None, limit: int) -> InvoiceListParams:
+    params: InvoiceListParams = {"limit": min(limit, PAGE_SIZE)}
+    if status is not None:
+        params["status"] = status
+    if created_gte is not None:
+        params["created"] = {"gte": created_gte}
+    return params
 
 
 def _event_queries(

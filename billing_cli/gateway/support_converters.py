@@ -54,6 +54,24 @@ def invoice_subscription(d: Mapping[str, Any]) -> str | None:
     return _ref(details.get("subscription")) or _ref(d.get("subscription"))
 
 
+def invoice_payment_intent(d: Mapping[str, Any]) -> str | None:
+    """The PaymentIntent that pays (or paid) the invoice, in either shape.
+
+    From 2025-03-31 an invoice lists its payments (``payments.data[].payment``); the paid one
+    is the one that counts, else the default one, else the first. Before, ``payment_intent``.
+    """
+    raw = _map(d.get("payments")).get("data")
+    payments = [_map(p) for p in raw] if isinstance(raw, list) else []
+    ranked = sorted(
+        payments, key=lambda p: (p.get("status") != "paid", p.get("is_default") is not True)
+    )
+    for payment in ranked:
+        found = _ref(_map(payment.get("payment")).get("payment_intent"))
+        if found:
+            return found
+    return _ref(d.get("payment_intent"))
+
+
 def _failure(error: Any) -> str | None:
     data = _map(error)
     if not data:
@@ -105,6 +123,7 @@ def invoice_info(obj: Any) -> InvoiceInfo:
             invoice_line_info(line, currency=currency)
             for line in (raw_lines if isinstance(raw_lines, list) else [])
         ),
+        payment_intent_id=invoice_payment_intent(d),
     )
 
 

@@ -32,7 +32,8 @@ class InvoiceInfo:
     """An invoice and where its collection stands.
 
     ``subscription_id`` is read from ``parent.subscription_details`` (2025-03-31 and later) or
-    from ``subscription`` (before). Why a payment failed is on the payment (:class:`PaymentRecord`).
+    from ``subscription`` (before). Why a payment failed is on the payment (:class:`PaymentRecord`),
+    named by ``payment_intent_id`` (``payments`` from 2025-03-31, ``payment_intent`` before).
     """
 
     id: str
@@ -52,6 +53,7 @@ class InvoiceInfo:
     period_start: datetime | None
     period_end: datetime | None
     lines: tuple[InvoiceLineInfo, ...] = ()
+    payment_intent_id: str | None = None
 
 
 @dataclass(frozen=True)

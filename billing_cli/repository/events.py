@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from sqlalchemy import ColumnElement, and_, or_
 from sqlmodel import Session, col, func, select
 
 from billing_cli.models import WebhookEvent
@@ -29,13 +30,17 @@ def list_recent(
     types: Sequence[str] = (),
     since: int | None = None,
     limit: int = 100,
+    customer_ids: Sequence[str] = (),
 ) -> Sequence[WebhookEvent]:
+    """Newest first; ``customer_ids``: only events about these Stripe customers."""
     # newest first; within one second, the one recorded last first (ids are in insertion order)
     statement = (
         select(WebhookEvent)
         .order_by(col(WebhookEvent.created).desc(), col(WebhookEvent.id).desc())
         .limit(limit)
     )
+    if customer_ids:
+        statement = statement.where(about_customers(customer_ids))
     if status is not None:
         statement = statement.where(WebhookEvent.status == status)
     if types:
@@ -43,6 +48,23 @@ def list_recent(
     if since is not None:
         statement = statement.where(col(WebhookEvent.created) >= since)
     return session.exec(statement).all()
+
+
+def about_customers(customer_ids: Sequence[str]) -> ColumnElement[bool]:
+    """Events that name one of these customers: an invoice's or subscription's ``customer``,
+    a ``customer.*`` event's own id, or the customer a parked (deferred) event waits for.
+
+    Read from the stored payload (JSON paths work the same on SQLite and PostgreSQL); the
+    ledger keeps no customer column for processed events, and this is an operator's look-up,
+    bounded by ``limit`` and walked newest first, not a hot path.
+    """
+    obj = col(WebhookEvent.payload)["data"]["object"]
+    wanted = list(customer_ids)
+    return or_(
+        col(WebhookEvent.customer_id).in_(wanted),
+        obj["customer"].as_string().in_(wanted),
+        and_(obj["object"].as_string() == "customer", obj["id"].as_string().in_(wanted)),
+    )
 
 
 def failed(*, session: Session) -> Sequence[WebhookEvent]:

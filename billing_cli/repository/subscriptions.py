@@ -42,6 +42,18 @@ def delete(*, session: Session, subscription: TenantSubscription) -> None:
     session.flush()
 
 
+def slugs_for_customers(*, session: Session, customer_ids: Sequence[str]) -> dict[str, str]:
+    """Stripe customer id -> tenant slug, for the customers a tenant row holds (one query)."""
+    if not customer_ids:
+        return {}
+    statement = (
+        select(TenantSubscription.stripe_customer_id, Tenant.slug)
+        .join(Tenant, col(Tenant.id) == col(TenantSubscription.tenant_id))
+        .where(col(TenantSubscription.stripe_customer_id).in_(sorted(set(customer_ids))))
+    )
+    return {customer: slug for customer, slug in session.exec(statement).all() if customer}
+
+
 def tenant_for_customer(*, session: Session, customer_id: str) -> Tenant | None:
     """The tenant whose row holds this Stripe customer id (the link support commands follow)."""
     statement = (

@@ -24,6 +24,11 @@ def get(*, session: Session, tenant_id: int, for_update: bool = False) -> Tenant
     return session.exec(statement).first()
 
 
+def all_slugs(*, session: Session) -> Sequence[str]:
+    """Every tenant's slug, nothing else: what a "did you mean" needs to compare against."""
+    return session.exec(select(Tenant.slug).order_by(col(Tenant.slug))).all()
+
+
 def list_all(*, session: Session, status: str | None = None) -> Sequence[Tenant]:
     statement = select(Tenant).order_by(col(Tenant.slug))
     if status is not None:

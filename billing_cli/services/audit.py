@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlmodel import Session
 
-from billing_cli.errors import NotFound
+from billing_cli.errors import NotFound, UsageError
 from billing_cli.models import AuditEntry, Invocation, utcnow
 from billing_cli.repository import Database
 from billing_cli.repository import audit as audit_repo
@@ -63,14 +63,29 @@ def record(
 
 
 def list_entries(
-    db: Database, *, tenant_slug: str | None, since: datetime | None, limit: int
+    db: Database,
+    *,
+    tenant_slug: str | None,
+    since: datetime | None,
+    limit: int,
+    operator: str | None = None,
+    action: str | None = None,
 ) -> list[dict[str, Any]]:
     """Newest first. A tenant that does not exist and left no entries (a removed tenant's
     entries stay) is a NotFound, not an empty list: a mistyped slug should not look like a
-    tenant nobody touched."""
+    tenant nobody touched. ``operator`` and ``action`` narrow further ("what did alice
+    refund?"); see :func:`.repository.audit.list_recent`."""
+    for name, value in (("--operator", operator), ("--action", action)):
+        if value is not None and not value.strip():
+            raise UsageError(f"{name} must not be empty")
     with db.read() as session:
         entries = audit_repo.list_recent(
-            session=session, tenant_slug=tenant_slug, since=since, limit=limit
+            session=session,
+            tenant_slug=tenant_slug,
+            since=since,
+            limit=limit,
+            operator=operator,
+            action=action.strip() if action else None,
         )
         if not entries and tenant_slug is not None:
             known = tenants_repo.get_by_slug(session=session, slug=tenant_slug) is not None

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlmodel import Session
@@ -26,7 +27,7 @@ from billing_cli.errors import CardDeclined, Conflict, GatewayError, NotFound, U
 from billing_cli.gateway import Gateway, SubscriptionInfo
 from billing_cli.gateway.support_types import InvoiceInfo
 from billing_cli.models import Change, Invocation, utcnow
-from billing_cli.money import format_money
+from billing_cli.money import format_money, with_display
 from billing_cli.repository import Database
 from billing_cli.repository import subscriptions as subscriptions_repo
 from billing_cli.services import audit, journal
@@ -45,21 +46,20 @@ MAX_LIST = 100
 def invoice_view(invoice: InvoiceInfo, *, with_lines: bool = False) -> dict[str, Any]:
     """An invoice as tables and ``--json`` show it (money also in major units)."""
 
-    def money(minor: int) -> str:
-        return format_money(minor, invoice.currency)
-
-    view: dict[str, Any] = {
-        "id": invoice.id,
-        "number": invoice.number,
-        "status": invoice.status,
-        "created": iso(invoice.created),
-        "currency": invoice.currency,
-        "amount_due": invoice.amount_due,
-        "amount_paid": invoice.amount_paid,
-        "amount_remaining": invoice.amount_remaining,
-        "due": money(invoice.amount_due),
-        "paid": money(invoice.amount_paid),
-        "remaining": money(invoice.amount_remaining),
+    view: dict[str, Any] = with_display(
+        {
+            "id": invoice.id,
+            "number": invoice.number,
+            "status": invoice.status,
+            "created": iso(invoice.created),
+            "currency": invoice.currency,
+            "amount_due": invoice.amount_due,
+            "amount_paid": invoice.amount_paid,
+            "amount_remaining": invoice.amount_remaining,
+        }
+    )
+    view |= {
+        "payment": invoice.payment_intent_id,
         "period_start": iso(invoice.period_start),
         "period_end": iso(invoice.period_end),
         "attempt_count": invoice.attempt_count,
@@ -85,18 +85,40 @@ def invoice_view(invoice: InvoiceInfo, *, with_lines: bool = False) -> dict[str,
 
 
 def list_invoices(
-    db: Database, gateway: Gateway, *, tenant_slug: str, status: str | None, limit: int
+    db: Database,
+    gateway: Gateway,
+    *,
+    tenant_slug: str | None,
+    status: str | None,
+    limit: int,
+    since: datetime | None = None,
 ) -> list[dict[str, Any]]:
-    """The tenant's invoices, newest first."""
+    """The tenant's invoices, newest first; without a tenant, every tenant's.
+
+    Across tenants ("which invoices failed today": ``--status open --since 24h``) Stripe is
+    read with paged list calls over all customers, and each invoice is tied to its tenant by
+    the customer ids the tenant_subscription rows hold (one query for the whole page); an
+    invoice of a customer no tenant has keeps ``tenant`` empty rather than being hidden.
+    """
     if status is not None and status not in STATUSES:
         raise UsageError(f"--status must be one of {', '.join(STATUSES)}")
     if not 1 <= limit <= MAX_LIST:
         raise UsageError(f"--limit must be between 1 and {MAX_LIST}")
-    customer_id = _customer_of(db, tenant_slug)
-    if customer_id is None:
-        return []
-    found = gateway.list_invoices(customer_id=customer_id, status=status, limit=limit)
-    return [invoice_view(invoice) for invoice in found]
+    created_gte = int(since.timestamp()) if since else None
+    if tenant_slug is not None:
+        customer_id = _customer_of(db, tenant_slug)
+        if customer_id is None:
+            return []
+        found = gateway.list_invoices(
+            customer_id=customer_id, status=status, limit=limit, created_gte=created_gte
+        )
+        return [invoice_view(invoice) for invoice in found]
+    found = gateway.list_all_invoices(status=status, created_gte=created_gte, limit=limit)
+    with db.read() as session:
+        tenants = subscriptions_repo.slugs_for_customers(
+            session=session, customer_ids=[invoice.customer_id for invoice in found]
+        )
+    return [{"tenant": tenants.get(i.customer_id), **invoice_view(i)} for i in found]
 
 
 def show_invoice(db: Database, gateway: Gateway, *, invoice_id: str) -> dict[str, Any]:
@@ -413,6 +435,7 @@ def _brief(invoice: InvoiceInfo) -> dict[str, Any]:
     return {
         "status": invoice.status,
         "amount_remaining": invoice.amount_remaining,
+        "currency": invoice.currency,
         "attempt_count": invoice.attempt_count,
     }
 

@@ -10,6 +10,7 @@ refunding twice; past Stripe's key window the refund is first looked for by its 
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from sqlmodel import Session
@@ -51,9 +52,14 @@ def payment_view(payment: PaymentRecord) -> dict[str, Any]:
 
 
 def list_payments(
-    db: Database, gateway: Gateway, *, tenant_slug: str, limit: int = 20
+    db: Database,
+    gateway: Gateway,
+    *,
+    tenant_slug: str,
+    limit: int = 20,
+    since: datetime | None = None,
 ) -> list[dict[str, Any]]:
-    """The tenant's payments, newest first."""
+    """The tenant's payments, newest first (created since ``since``, when given)."""
     if not 1 <= limit <= MAX_LIST:
         raise UsageError(f"--limit must be between 1 and {MAX_LIST}")
     with db.read() as session:
@@ -63,7 +69,11 @@ def list_payments(
         customer_id = row.stripe_customer_id if row else None
     if not customer_id:
         return []
-    found = gateway.list_payment_history(customer_id=customer_id, limit=limit)
+    found = gateway.list_payment_history(
+        customer_id=customer_id,
+        limit=limit,
+        created_gte=int(since.timestamp()) if since else None,
+    )
     return [payment_view(payment) for payment in found]
 
 
@@ -82,6 +92,36 @@ def refund(
     payment = gateway.retrieve_payment(payment_id)
     minor = None if amount is None else to_minor_units(amount, payment.currency)
     return _refund(db, gateway, invocation, payment, minor, _check_reason(reason))
+
+
+def refund_invoice(
+    db: Database,
+    gateway: Gateway,
+    *,
+    invocation: Invocation,
+    invoice_id: str,
+    amount: str | None,
+    reason: str | None,
+) -> Change:
+    """Refund the payment that paid an invoice: what support is handed is the invoice number.
+
+    The invoice only names its PaymentIntent; the refund itself is :func:`refund` of that
+    payment (same journal operation and target), so a re-run by invoice or by ``pi_`` id
+    finishes the same intent and Stripe refunds once.
+    """
+    if not invoice_id.startswith("in_"):
+        raise UsageError(f"--invoice must be an invoice id like in_..., not {invoice_id!r}")
+    invoice = gateway.retrieve_invoice(invoice_id)
+    if invoice.payment_intent_id is None:
+        raise Conflict(f"invoice {invoice.id} ({invoice.status}) has no payment to refund")
+    return refund(
+        db,
+        gateway,
+        invocation=invocation,
+        payment_id=invoice.payment_intent_id,
+        amount=amount,
+        reason=reason,
+    )
 
 
 def refund_minor(

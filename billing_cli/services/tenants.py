@@ -11,6 +11,7 @@ the same audit entry and notification.
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -66,8 +67,20 @@ def check_slug(slug: str) -> str:
 def require_tenant(session: Session, slug: str, *, for_update: bool = False) -> Tenant:
     tenant = tenants_repo.get_by_slug(session=session, slug=slug, for_update=for_update)
     if tenant is None:
-        raise NotFound(f"no tenant {shown(slug)}; `billing tenants list` shows the tenants")
+        raise NotFound(f"no tenant {shown(slug)}; {_did_you_mean(session, slug)}")
     return tenant
+
+
+def _did_you_mean(session: Session, slug: str) -> str:
+    """The nearest slugs to a mistyped one (a typo costs a second look-up, not a listing)."""
+    nearest = difflib.get_close_matches(
+        slug.lower(), tenants_repo.all_slugs(session=session), n=3, cutoff=0.6
+    )
+    if not nearest:
+        return "`billing tenants list` shows the tenants"
+    if len(nearest) == 1:
+        return f"did you mean {nearest[0]}?"
+    return f"did you mean {', '.join(nearest[:-1])} or {nearest[-1]}?"
 
 
 def is_email(value: str) -> bool:

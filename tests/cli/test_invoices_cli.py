@@ -89,7 +89,7 @@ def test_list_and_show_a_failed_invoice(
     invoices = billing.json("invoices", "list", "acme")
     assert [i["status"] for i in invoices] == ["open", "paid"]  # newest first
     failed = invoices[0]
-    assert failed["amount_due"] == 1000 and failed["remaining"] == "10.00 USD"
+    assert failed["amount_due"] == 1000 and failed["amount_remaining_display"] == "10.00 USD"
     assert failed["attempt_count"] == 1 and failed["next_payment_attempt"]
     assert failed["billing_reason"] == "subscription_cycle"
 

@@ -100,3 +100,30 @@ def test_bare_charge_and_refund(resources: dict[str, Any]) -> None:
         "succeeded",
         None,
     )
+
+
+def test_invoice_names_the_payment_that_paid_it_in_both_shapes(
+    resources: dict[str, Any],
+) -> None:
+    raw = copy.deepcopy(resources["invoice"])
+
+    def paying(status: str, intent: str, *, default: bool = False) -> dict[str, Any]:
+        return {
+            "status": status,
+            "is_default": default,
+            "payment": {"type": "payment_intent", "payment_intent": intent},
+        }
+
+    raw["payments"] = {
+        "object": "list",
+        "data": [paying("canceled", "pi_first", default=True), paying("paid", "pi_paid")],
+    }
+    assert sconv.invoice_info(raw).payment_intent_id == "pi_paid"
+    raw["payments"]["data"] = [
+        paying("open", "pi_other"),
+        paying("open", "pi_default", default=True),
+    ]
+    assert sconv.invoice_info(raw).payment_intent_id == "pi_default"
+    old = {k: v for k, v in raw.items() if k != "payments"} | {"payment_intent": "pi_old"}
+    assert sconv.invoice_info(old).payment_intent_id == "pi_old"
+    assert sconv.invoice_info({**old, "payment_intent": None}).payment_intent_id is None

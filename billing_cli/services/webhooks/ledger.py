@@ -6,11 +6,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from billing_cli.errors import NotFound
+from sqlmodel import Session
+
+from billing_cli.errors import NotFound, UsageError
 from billing_cli.repository import Database
 from billing_cli.repository import events as events_repo
 from billing_cli.repository import notifications as notifications_repo
+from billing_cli.repository import subscriptions as subscriptions_repo
 from billing_cli.repository import tenants as tenants_repo
+from billing_cli.services import tenants as tenant_rules
 from billing_cli.services.views import event_view, notification_view
 
 
@@ -21,15 +25,21 @@ def list_events(
     types: tuple[str, ...] = (),
     since: datetime | None = None,
     limit: int = 50,
+    tenant_slug: str | None = None,
+    customer_id: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Ledger rows, newest first."""
+    """Ledger rows, newest first; with a tenant or a customer, only the events about it."""
     with db.read() as session:
+        customers = _customers(session, tenant_slug, customer_id)
+        if customers == ():
+            return []  # a tenant never linked to Stripe has no events
         rows = events_repo.list_recent(
             session=session,
             status=status,
             types=types,
             since=int(since.timestamp()) if since else None,
             limit=limit,
+            customer_ids=customers or (),
         )
         return [event_view(row) for row in rows]
 
@@ -65,3 +75,28 @@ def list_notifications(
             session=session, tenant_id=tenant_id, kind=kind, state=state, limit=limit
         )
         return [notification_view(notification, tenant) for notification, tenant in rows]
+
+
+def _customers(
+    session: Session, tenant_slug: str | None, customer_id: str | None
+) -> tuple[str, ...] | None:
+    """The Stripe customers to filter on (None: no filter), refusing a bad customer id.
+
+    A tenant's events name its current customer, or the one ``customer.deleted`` removed.
+    """
+    if tenant_slug is not None and customer_id is not None:
+        raise UsageError("give --tenant or --customer, not both")
+    if customer_id is not None:
+        if not customer_id.startswith("cus_"):
+            raise UsageError(
+                f"--customer must be a Stripe customer id like cus_..., not {customer_id!r}"
+            )
+        return (customer_id,)
+    if tenant_slug is None:
+        return None
+    tenant = tenant_rules.require_tenant(session, tenant_slug)
+    assert tenant.id is not None
+    row = subscriptions_repo.for_tenant(session=session, tenant_id=tenant.id)
+    if row is None:
+        return ()
+    return tuple(c for c in (row.stripe_customer_id, row.deleted_customer_id) if c)
