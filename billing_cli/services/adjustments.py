@@ -1,11 +1,13 @@
 """Subscription adjustments support staff make every day: the trial's end, paused collection.
 
-Each is one Stripe update through the intent journal (:mod:`.journal`), in the three phases of
-:mod:`.subscriptions`: read the live subscription and record the intent; call Stripe with the
-intent's key and no transaction open; apply Stripe's answer through the registers with the
-audit entry, the tenant's access and the intent's close in one transaction. A re-run after an
-ambiguous failure finds the open intent, sees from the live subscription whether Stripe already
-made the change, and finishes it.
+Each is one Stripe update of the tenant's live subscription, described by what differs (the
+operation, its parameters, how to tell it is already done, the call, the messages) and carried
+out over the intent journal by :func:`.changes.run`. :class:`SubscriptionUpdate` adds what all of
+them share: Stripe's answer applied through the registers with the tenant's access following
+it, the price before kept as a recovery point, and the answer when Stripe already shows the
+change (the local row still follows Stripe; no audit entry). A re-run after an ambiguous failure
+finds the open intent, sees from the live subscription whether Stripe already made the change,
+and finishes it.
 
 Choices where Stripe leaves room:
 

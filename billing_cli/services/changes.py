@@ -120,7 +120,8 @@ class StripeChange(Generic[A]):
     step: str = "update"  # the name the idempotency key is derived from
     check: Callable[[Session], None] | None = None  # refusals, in the plan's transaction
     already: A | None = None  # Stripe's state when it already shows the change
-    unchanged: Callable[[], Change] | None = None  # the answer then, if no run is open
+    # the answer then, if no run is open; without it, what already shows is applied and audited
+    unchanged: Callable[[], Change] | None = None
     find: Callable[[Intent], A | None] | None = None  # an earlier run's object, looked up again
     remember: Mapping[str, Any] = field(default_factory=dict)  # recovery points before the call
     preview: Callable[[], InvoicePreview] | None = None
@@ -133,19 +134,10 @@ def run(
     db: Database, gateway: Gateway, invocation: Invocation, change: StripeChange[A]
 ) -> ChangeResult:
     """Carry out ``change`` over the journal: plan, call, apply (see the module docstring)."""
-    try:
-        intent = journal.begin(
-            db,
-            operation=change.operation,
-            target=change.target,
-            tenant_slug=change.tenant_slug,
-            params=change.params,
-            invocation=invocation,
-            check=lambda session: _check(session, change),
-        )
-    except NothingToDo:
+    intent = _plan(db, invocation, change)
+    if intent is None:
         assert change.unchanged is not None  # _check raises NothingToDo only then
-        return ChangeResult(change.unchanged())
+        return ChangeResult(change.unchanged())  # outside the except: a refusal stands alone
     preview = _before_call(db, invocation, intent, change)
     answer = _call(db, invocation, intent, change)
     with db.transaction(dry_run=invocation.dry_run) as session:
@@ -175,6 +167,22 @@ def run(
         side_effects=applied.side_effects,
     )
     return ChangeResult(done, preview)
+
+
+def _plan(db: Database, invocation: Invocation, change: StripeChange[A]) -> Intent | None:
+    """Phase 1: the intent recorded or reused; None when there is nothing to do."""
+    try:
+        return journal.begin(
+            db,
+            operation=change.operation,
+            target=change.target,
+            tenant_slug=change.tenant_slug,
+            params=change.params,
+            invocation=invocation,
+            check=lambda session: _check(session, change),
+        )
+    except NothingToDo:
+        return None
 
 
 def _check(session: Session, change: StripeChange[A]) -> None:

@@ -1,8 +1,9 @@
 """Discounts and credits: coupons, a subscription's discount, a customer's credit balance.
 
-Every Stripe write goes through the intent journal in the three phases of :mod:`.subscriptions`
-(record the intent; call Stripe with its key and no transaction open; apply with the audit
-entry and the intent's close in one transaction).
+Every Stripe write is described here by what differs and carried out over the intent journal by
+:func:`.changes.run` (record the intent; call Stripe with its key and no transaction open; apply
+with the audit entry and the intent's close in one transaction); a discount is a subscription
+update (:class:`.adjustments.SubscriptionUpdate`).
 
 Choices where the issue was silent:
 

@@ -5,13 +5,13 @@ through the fault-injecting proxy."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import pytest
 from sqlmodel import Session, select
 
 from billing_cli.config import Settings
-from billing_cli.errors import InvalidRequest, OutcomeUnknown
+from billing_cli.errors import Conflict, InvalidRequest, OutcomeUnknown
 from billing_cli.gateway import DryRunGateway, Gateway, make_gateway
 from billing_cli.gateway.types import CouponInfo
 from billing_cli.models import Change, StripeIntent
@@ -202,3 +202,16 @@ def test_nothing_to_do_records_no_intent_and_no_audit_entry(
     assert again.change.changed is False and calls.unchanged == 1
     assert proxy.writes_to("/v1/coupons") == 1
     assert table_snapshot(db) == before
+
+
+def test_a_refusal_in_the_plan_records_nothing_and_sends_nothing(
+    db: Database, through_proxy: Gateway, proxy: FaultProxy
+) -> None:
+    def refuse(_session: Session) -> None:
+        raise Conflict("not today")
+
+    before = table_snapshot(db)
+    change = replace(coupon_change(through_proxy, Calls()), check=refuse)
+    with pytest.raises(Conflict, match="not today"):
+        run(db, through_proxy, invocation(), change)
+    assert proxy.writes_to("/v1/") == 0 and table_snapshot(db) == before
