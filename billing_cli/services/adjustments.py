@@ -1,11 +1,13 @@
 """Subscription adjustments support staff make every day: the trial's end, paused collection.
 
-Each is one Stripe update through the intent journal (:mod:`.journal`), in the three phases of
-:mod:`.subscriptions`: read the live subscription and record the intent; call Stripe with the
-intent's key and no transaction open; apply Stripe's answer through the registers with the
-audit entry, the tenant's access and the intent's close in one transaction. A re-run after an
-ambiguous failure finds the open intent, sees from the live subscription whether Stripe already
-made the change, and finishes it.
+Each is one Stripe update of the tenant's live subscription, described by what differs (the
+operation, its parameters, how to tell it is already done, the call, the messages) and carried
+out over the intent journal by :func:`.changes.run`. :class:`SubscriptionUpdate` adds what all of
+them share: Stripe's answer applied through the registers with the tenant's access following
+it, the price before kept as a recovery point, and the answer when Stripe already shows the
+change (the local row still follows Stripe; no audit entry). A re-run after an ambiguous failure
+finds the open intent, sees from the live subscription whether Stripe already made the change,
+and finishes it.
 
 Choices where Stripe leaves room:
 
@@ -20,13 +22,14 @@ Choices where Stripe leaves room:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlmodel import Session
 
-from billing_cli.errors import Conflict, UsageError
+from billing_cli.errors import BillingError, Conflict, UsageError
 from billing_cli.gateway import (
     Gateway,
     InvoicePreview,
@@ -38,20 +41,17 @@ from billing_cli.models import Change, Invocation, TenantSubscription, utcnow
 from billing_cli.repository import Database
 from billing_cli.repository import intents as intents_repo
 from billing_cli.repository import plans as plans_repo
-from billing_cli.services import audit, journal, paused_access
+from billing_cli.services import journal, paused_access
 from billing_cli.services import tenants as tenant_rules
-from billing_cli.services.invoice_views import preview_view
+from billing_cli.services.changes import Applied, ChangeResult, StripeChange, run
 from billing_cli.services.journal import Intent
-from billing_cli.services.stripe_ops import TenantRef, planned_writes, stripe_row
+from billing_cli.services.stripe_ops import TenantRef, stripe_row
 from billing_cli.services.subscription_updates import (
-    NothingToDo,
     apply_subscription,
-    begin_update,
     check_proration,
     live_subscription,
     subscription_row_view,
     sync_unchanged,
-    update_step,
 )
 from billing_cli.services.subscriptions import side_effects
 from billing_cli.services.webhooks import policy
@@ -69,17 +69,7 @@ class BillingRules:
     paused_access: str = "keep"
 
 
-@dataclass(frozen=True)
-class AdjustmentResult:
-    """A change, with Stripe's preview of the invoice it makes when money is involved."""
-
-    change: Change
-    preview: InvoicePreview | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        data = self.change.to_dict()
-        data["invoice_preview"] = None if self.preview is None else preview_view(self.preview)
-        return data
+AdjustmentResult = ChangeResult  # the name the commands and `intents resume` know
 
 
 def extend_trial(
@@ -99,7 +89,8 @@ def extend_trial(
         raise UsageError("--days must be at least 1")
     if until is not None and until <= utcnow():
         raise UsageError(f"the new trial end {iso(until)} is in the past")
-    tenant, live = live_subscription(db, gateway, tenant_slug)
+    update = SubscriptionUpdate.read(db, gateway, invocation, tenant_slug, rules)
+    tenant, live = update.tenant, update.live
     asked = {"until": iso(until), "days": days}
     pending = _open_params(db, tenant.slug, "subscription.extend_trial")
     if pending is not None and {k: pending.get(k) for k in asked} == asked:
@@ -109,39 +100,20 @@ def extend_trial(
         assert live.trial_end is not None
         target = until if until is not None else live.trial_end + timedelta(days=days or 0)
         _check_trial_end(target, current=live.trial_end)
-    params = {"subscription": live.id, "trial_end": target.isoformat(), **asked}
-    done = live.trial_end == target
-    try:
-        intent = begin_update(
-            db, invocation, "subscription.extend_trial", tenant, params, done=done, live=live
-        )
-    except NothingToDo:
-        why = f"{tenant.slug}'s trial already ends {iso(target)}"
-        return AdjustmentResult(sync_unchanged(db, invocation, tenant, live, why))
-    info = update_step(
-        db,
-        invocation,
-        intent,
-        live,
-        done=done,
+    change = update.change(
+        operation="subscription.extend_trial",
+        params={"subscription": live.id, "trial_end": target.isoformat(), **asked},
+        done=live.trial_end == target,
+        why=f"{tenant.slug}'s trial already ends {iso(target)}",
+        action="extend-trial",
         what=f"extending {tenant.slug}'s trial",
+        verbs=("extend", "extended"),
         send=lambda key: gateway.set_trial_end(live.id, target, idempotency_key=key),
+        outcome=f"trial end {iso(live.trial_end)} -> {iso(target)}",
+        message=f"{tenant.slug}'s trial to {iso(target)}",
+        after_apply=None,  # the hook for what follows a new trial end (the pending trial notice)
     )
-    verb = "would extend" if invocation.dry_run else "extended"
-    return AdjustmentResult(
-        apply_change(
-            db,
-            gateway,
-            invocation,
-            intent,
-            info,
-            tenant=tenant,
-            action="extend-trial",
-            outcome=f"trial end {iso(live.trial_end)} -> {iso(target)}",
-            message=f"{verb} {tenant.slug}'s trial to {iso(target)}",
-            rules=rules,
-        )
-    )
+    return run(db, gateway, invocation, change)
 
 
 def end_trial(
@@ -154,44 +126,28 @@ def end_trial(
     rules: BillingRules = BillingRules(),
 ) -> AdjustmentResult:
     """End the trial now: Stripe starts the first paid period and invoices it at once."""
-    tenant, live = live_subscription(db, gateway, tenant_slug)
-    done = live.status != "trialing"
-    params = {"subscription": live.id}
-    try:
-        intent = begin_update(
-            db, invocation, "subscription.end_trial", tenant, params, done=done, live=live
-        )
-    except NothingToDo:
-        raise _not_trialing(live) from None
-    invoice = None
-    if not done and (invocation.dry_run if preview is None else preview):
-        invoice = gateway.preview_subscription_invoice(
-            live.id, SubscriptionPreview(trial_end_now=True, proration_behavior="none")
-        )
-    info = update_step(
-        db,
-        invocation,
-        intent,
-        live,
-        done=done,
-        what=f"ending {tenant.slug}'s trial",
-        send=lambda key: gateway.set_trial_end(live.id, None, idempotency_key=key),
-    )
-    verb = "would end" if invocation.dry_run else "ended"
-    change = apply_change(
-        db,
-        gateway,
-        invocation,
-        intent,
-        info,
-        tenant=tenant,
+    update = SubscriptionUpdate.read(db, gateway, invocation, tenant_slug, rules)
+    tenant, live = update.tenant, update.live
+    change = update.change(
+        operation="subscription.end_trial",
+        params={"subscription": live.id},
+        done=live.status != "trialing",
+        why=_not_trialing(live),
         action="end-trial",
-        outcome=f"trial ended now ({info.status}; first period invoiced, no proration)",
-        message=f"{verb} {tenant.slug}'s trial now: the first paid period starts and is "
+        what=f"ending {tenant.slug}'s trial",
+        verbs=("end", "ended"),
+        send=lambda key: gateway.set_trial_end(live.id, None, idempotency_key=key),
+        outcome=lambda info, _: (
+            f"trial ended now ({info.status}; first period invoiced, no proration)"
+        ),
+        message=f"{tenant.slug}'s trial now: the first paid period starts and is "
         "invoiced at once (no proration)",
-        rules=rules,
+        preview=lambda: gateway.preview_subscription_invoice(
+            live.id, SubscriptionPreview(trial_end_now=True, proration_behavior="none")
+        ),
+        want_preview=preview,
     )
-    return AdjustmentResult(change, invoice)
+    return run(db, gateway, invocation, change)
 
 
 def pause_collection(
@@ -208,44 +164,25 @@ def pause_collection(
     how = _check_behavior(behavior)
     if resumes_at is not None and resumes_at <= utcnow():
         raise UsageError(f"--resumes-at {iso(resumes_at)} is in the past")
-    tenant, live = live_subscription(db, gateway, tenant_slug)
-    params = {"subscription": live.id, "behavior": how, "resumes_at": iso(resumes_at)}
-    done = live.pause_behavior == how and live.pause_resumes_at == resumes_at
-    try:
-        intent = begin_update(
-            db, invocation, "subscription.pause", tenant, params, done=done, live=live
-        )
-    except NothingToDo:
-        why = f"{tenant.slug}'s subscription {live.id} is already paused ({how})"
-        return AdjustmentResult(sync_unchanged(db, invocation, tenant, live, why))
-    info = update_step(
-        db,
-        invocation,
-        intent,
-        live,
-        done=done,
+    update = SubscriptionUpdate.read(db, gateway, invocation, tenant_slug, rules)
+    tenant, live = update.tenant, update.live
+    until = f" until {iso(resumes_at)}" if resumes_at else ""
+    change = update.change(
+        operation="subscription.pause",
+        params={"subscription": live.id, "behavior": how, "resumes_at": iso(resumes_at)},
+        done=live.pause_behavior == how and live.pause_resumes_at == resumes_at,
+        why=f"{tenant.slug}'s subscription {live.id} is already paused ({how})",
+        action="pause",
         what=f"pausing {tenant.slug}'s collection",
+        verbs=("pause", "paused"),
         send=lambda key: gateway.set_pause_collection(
             live.id, how, resumes_at, idempotency_key=key
         ),
+        outcome=f"collection paused ({how}){until}",
+        message=f"collection of {tenant.slug}'s subscription {live.id} "
+        f"({how}){until}; access while paused: {rules.paused_access}",
     )
-    until = f" until {iso(resumes_at)}" if resumes_at else ""
-    verb = "would pause" if invocation.dry_run else "paused"
-    return AdjustmentResult(
-        apply_change(
-            db,
-            gateway,
-            invocation,
-            intent,
-            info,
-            tenant=tenant,
-            action="pause",
-            outcome=f"collection paused ({how}){until}",
-            message=f"{verb} collection of {tenant.slug}'s subscription {live.id} "
-            f"({how}){until}; access while paused: {rules.paused_access}",
-            rules=rules,
-        )
-    )
+    return run(db, gateway, invocation, change)
 
 
 def unpause_collection(
@@ -257,45 +194,21 @@ def unpause_collection(
     rules: BillingRules = BillingRules(),
 ) -> AdjustmentResult:
     """Resume collecting payment on a paused subscription."""
-    tenant, live = live_subscription(db, gateway, tenant_slug)
-    done = live.pause_behavior is None
-    try:
-        intent = begin_update(
-            db,
-            invocation,
-            "subscription.unpause",
-            tenant,
-            {"subscription": live.id},
-            done=done,
-            live=live,
-        )
-    except NothingToDo:
-        why = f"{tenant.slug}'s subscription {live.id} is not paused"
-        return AdjustmentResult(sync_unchanged(db, invocation, tenant, live, why))
-    info = update_step(
-        db,
-        invocation,
-        intent,
-        live,
-        done=done,
+    update = SubscriptionUpdate.read(db, gateway, invocation, tenant_slug, rules)
+    tenant, live = update.tenant, update.live
+    change = update.change(
+        operation="subscription.unpause",
+        params={"subscription": live.id},
+        done=live.pause_behavior is None,
+        why=f"{tenant.slug}'s subscription {live.id} is not paused",
+        action="unpause",
         what=f"resuming {tenant.slug}'s collection",
+        verbs=("resume", "resumed"),
         send=lambda key: gateway.set_pause_collection(live.id, None, None, idempotency_key=key),
+        outcome="collection resumed",
+        message=f"collection of {tenant.slug}'s subscription {live.id}",
     )
-    verb = "would resume" if invocation.dry_run else "resumed"
-    return AdjustmentResult(
-        apply_change(
-            db,
-            gateway,
-            invocation,
-            intent,
-            info,
-            tenant=tenant,
-            action="unpause",
-            outcome="collection resumed",
-            message=f"{verb} collection of {tenant.slug}'s subscription {live.id}",
-            rules=rules,
-        )
-    )
+    return run(db, gateway, invocation, change)
 
 
 def change_quantity(
@@ -314,41 +227,25 @@ def change_quantity(
     if not 1 <= quantity <= 10_000:
         raise UsageError("the quantity must be between 1 and 10000")
     behavior = check_proration(proration)
-    tenant, live = live_subscription(db, gateway, tenant_slug)
+    update = SubscriptionUpdate.read(db, gateway, invocation, tenant_slug, rules)
+    tenant, live = update.tenant, update.live
     if live.item_id is None:
         raise Conflict(f"subscription {live.id} has no item to change")
     _require_per_seat(db, live, quantity)
     item_id = live.item_id
-    params = {"subscription": live.id, "quantity": quantity, "proration": behavior}
-    done = live.quantity == quantity
-    try:
-        intent = begin_update(
-            db, invocation, "subscription.quantity", tenant, params, done=done, live=live
-        )
-    except NothingToDo:
-        why = f"{tenant.slug}'s subscription already has quantity {quantity}"
-        return AdjustmentResult(sync_unchanged(db, invocation, tenant, live, why))
-    if not done and "from_quantity" not in intent.steps:
-        journal.record_step(db, intent, "from_quantity", live.quantity)
-    was = int(intent.steps.get("from_quantity", live.quantity))
-    invoice = None
-    if not done and (invocation.dry_run if preview is None else preview):
-        invoice = gateway.preview_subscription_invoice(
-            live.id,
-            SubscriptionPreview(
-                item_id=item_id,
-                quantity=quantity,
-                proration_behavior=behavior,
-                proration_date=int(utcnow().timestamp()),
-            ),
-        )
-    info = update_step(
-        db,
-        invocation,
-        intent,
-        live,
-        done=done,
+
+    def was(intent: Intent) -> int:
+        """The quantity before: recorded by the first run, so a re-run still knows it."""
+        return int(intent.steps.get("from_quantity", live.quantity))
+
+    change = update.change(
+        operation="subscription.quantity",
+        params={"subscription": live.id, "quantity": quantity, "proration": behavior},
+        done=live.quantity == quantity,
+        why=f"{tenant.slug}'s subscription already has quantity {quantity}",
+        action="quantity",
         what=f"changing {tenant.slug}'s quantity",
+        verbs=("change", "changed"),
         send=lambda key: gateway.set_subscription_quantity(
             live.id,
             item_id=item_id,
@@ -356,26 +253,125 @@ def change_quantity(
             proration_behavior=behavior,
             idempotency_key=key,
         ),
+        outcome=lambda _, intent: f"quantity {was(intent)} -> {quantity} ({behavior})",
+        message=lambda _, intent: (
+            f"{tenant.slug}'s quantity from {was(intent)} to {quantity} (proration: {behavior})"
+        ),
+        extra=lambda info, intent: ({"quantity": was(intent)}, {"quantity": info.quantity}),
+        remember={"from_quantity": live.quantity},
+        preview=lambda: gateway.preview_subscription_invoice(
+            live.id,
+            SubscriptionPreview(
+                item_id=item_id,
+                quantity=quantity,
+                proration_behavior=behavior,
+                proration_date=int(utcnow().timestamp()),
+            ),
+        ),
+        want_preview=preview,
     )
-    verb = "would change" if invocation.dry_run else "changed"
-    change = apply_change(
-        db,
-        gateway,
-        invocation,
-        intent,
-        info,
-        tenant=tenant,
-        action="quantity",
-        outcome=f"quantity {was} -> {quantity} ({behavior})",
-        message=f"{verb} {tenant.slug}'s quantity from {was} to {quantity} (proration: {behavior})",
-        rules=rules,
-        extra_before={"quantity": was},
-        extra_after={"quantity": info.quantity},
-    )
-    return AdjustmentResult(change, invoice)
+    return run(db, gateway, invocation, change)
 
 
-# -- the apply phase ---------------------------------------------------------------------------
+# -- the shape of a subscription update ---------------------------------------------------------
+
+Said = str | Callable[[SubscriptionInfo, Intent], str]
+Extra = Callable[[SubscriptionInfo, Intent], tuple[dict[str, Any], dict[str, Any]]]
+
+
+@dataclass(frozen=True)
+class SubscriptionUpdate:
+    """What every update of a tenant's live subscription shares, so that each operation above
+    states only its own parts (:meth:`change`) and :func:`.changes.run` does the rest."""
+
+    db: Database
+    invocation: Invocation
+    tenant: TenantRef
+    live: SubscriptionInfo
+    rules: BillingRules
+
+    @classmethod
+    def read(
+        cls,
+        db: Database,
+        gateway: Gateway,
+        invocation: Invocation,
+        tenant_slug: str,
+        rules: BillingRules,
+    ) -> SubscriptionUpdate:
+        """The tenant and its subscription as Stripe has it now (refused when ended)."""
+        tenant, live = live_subscription(db, gateway, tenant_slug)
+        return cls(db, invocation, tenant, live, rules)
+
+    def change(
+        self,
+        *,
+        operation: str,
+        params: dict[str, Any],
+        done: bool,
+        why: str | BillingError,
+        action: str,
+        what: str,
+        verbs: tuple[str, str],
+        send: Callable[[str], SubscriptionInfo],
+        outcome: Said,
+        message: Said,
+        extra: Extra | None = None,
+        remember: dict[str, Any] | None = None,
+        preview: Callable[[], InvoicePreview] | None = None,
+        want_preview: bool | None = None,
+        after_apply: Callable[[Session, SubscriptionInfo], None] | None = None,
+    ) -> StripeChange[SubscriptionInfo]:
+        """The update as the runner takes it.
+
+        ``done``: Stripe's live subscription already shows the change; ``why`` is then the
+        answer (the local row still follows Stripe, no audit entry), or the refusal to raise.
+        The price before is always a recovery point (``from``); ``remember`` adds others.
+        ``extra``: Stripe-side facts the row does not hold (a discount, the quantity), shown
+        and audited before/after with it.
+        """
+        tenant = self.tenant
+
+        def apply(session: Session, info: SubscriptionInfo, intent: Intent) -> Applied:
+            before, after = extra(info, intent) if extra is not None else ({}, {})
+            return apply_change(
+                session,
+                self.invocation,
+                info,
+                tenant=tenant,
+                rules=self.rules,
+                outcome=_said(outcome, info, intent),
+                extra_before=before,
+                extra_after=after,
+            )
+
+        def unchanged() -> Change:
+            if isinstance(why, BillingError):
+                raise why
+            return sync_unchanged(self.db, self.invocation, tenant, self.live, why)
+
+        return StripeChange(
+            operation=operation,
+            target=f"subscription:{tenant.slug}",
+            tenant_slug=tenant.slug,
+            params=params,
+            action=action,
+            what=what,
+            verbs=verbs,
+            send=lambda key, _intent: send(key),
+            apply=apply,
+            message=lambda info, intent: _said(message, info, intent),
+            already=self.live if done else None,
+            unchanged=unchanged,
+            remember={"from": self.live.price_id, **(remember or {})},
+            preview=preview,
+            want_preview=want_preview,
+            after_apply=after_apply,
+        )
+
+
+def _said(text: Said, info: SubscriptionInfo, intent: Intent) -> str:
+    return text if isinstance(text, str) else text(info, intent)
 
 
 def adjusted_view(session: Session, row: TenantSubscription) -> dict[str, Any]:
@@ -407,59 +403,32 @@ def billing_reason(row: TenantSubscription, rules: BillingRules) -> str | None:
 
 
 def apply_change(
-    db: Database,
-    gateway: Gateway,
+    session: Session,
     invocation: Invocation,
-    intent: Intent,
     info: SubscriptionInfo,
     *,
     tenant: TenantRef,
-    action: str,
-    outcome: str,
-    message: str,
     rules: BillingRules,
-    extra_before: dict[str, Any] | None = None,
-    extra_after: dict[str, Any] | None = None,
-) -> Change:
-    """Phase 3: Stripe's answer, the tenant's access, the audit entry, the intent's close.
-
-    ``extra_before``/``extra_after``: Stripe-side facts the row does not hold (a discount),
-    shown and audited with it."""
-    target = f"subscription:{tenant.slug}"
-    with db.transaction(dry_run=invocation.dry_run) as session:
-        locked = tenant_rules.require_tenant(session, tenant.slug, for_update=True)
-        row = stripe_row(session, locked)
-        before = adjusted_view(session, row) | (extra_before or {})
-        apply_adjusted(session, row, info)
-        effect = tenant_rules.follow_billing(
-            session,
-            reason=billing_reason(row, rules),
-            status=locked.status,
-            suspended_by=locked.suspended_by,
-            load=lambda: locked,
-            invocation=invocation,
-        )
-        after = adjusted_view(session, row) | (extra_after or {})
-        audit.record(
-            session,
-            invocation=invocation,
-            target=target,
-            tenant_slug=tenant.slug,
-            outcome=outcome,
-            before=before,
-            after=after,
-        )
-        journal.close(session, intent, succeeded=True, object_id=info.id)
-    return Change(
-        target=target,
-        action=action,
-        before=before,
-        after=after,
-        dry_run=invocation.dry_run,
-        message=message,
-        stripe_writes=planned_writes(gateway),
-        side_effects=side_effects(effect),
+    outcome: str,
+    extra_before: dict[str, Any],
+    extra_after: dict[str, Any],
+) -> Applied:
+    """Phase 3 of an update, in the runner's transaction: Stripe's answer onto the row and the
+    tenant's access following it (the runner adds the audit entry and the intent's close)."""
+    locked = tenant_rules.require_tenant(session, tenant.slug, for_update=True)
+    row = stripe_row(session, locked)
+    before = adjusted_view(session, row) | extra_before
+    apply_adjusted(session, row, info)
+    effect = tenant_rules.follow_billing(
+        session,
+        reason=billing_reason(row, rules),
+        status=locked.status,
+        suspended_by=locked.suspended_by,
+        load=lambda: locked,
+        invocation=invocation,
     )
+    after = adjusted_view(session, row) | extra_after
+    return Applied(before, after, outcome, side_effects(effect))
 
 
 # -- checks ------------------------------------------------------------------------------------

@@ -1,8 +1,9 @@
 """Discounts and credits: coupons, a subscription's discount, a customer's credit balance.
 
-Every Stripe write goes through the intent journal in the three phases of :mod:`.subscriptions`
-(record the intent; call Stripe with its key and no transaction open; apply with the audit
-entry and the intent's close in one transaction).
+Every Stripe write is described here by what differs and carried out over the intent journal by
+:func:`.changes.run` (record the intent; call Stripe with its key and no transaction open; apply
+with the audit entry and the intent's close in one transaction); a discount is a subscription
+update (:class:`.adjustments.SubscriptionUpdate`).
 
 Choices where the issue was silent:
 
@@ -20,6 +21,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlmodel import Session
+
 from billing_cli.errors import Conflict, NotFound, NotFoundInStripe, UsageError
 from billing_cli.gateway import Gateway, SubscriptionPreview
 from billing_cli.gateway.types import (
@@ -31,18 +34,12 @@ from billing_cli.gateway.types import (
 from billing_cli.models import Change, Invocation
 from billing_cli.money import check_currency, format_money, to_minor_units
 from billing_cli.repository import Database
-from billing_cli.services import audit, journal
+from billing_cli.services import journal
 from billing_cli.services import tenants as tenant_rules
-from billing_cli.services.adjustments import AdjustmentResult, BillingRules, apply_change
+from billing_cli.services.adjustments import AdjustmentResult, BillingRules, SubscriptionUpdate
+from billing_cli.services.changes import Applied, StripeChange, run
 from billing_cli.services.journal import INTENT_METADATA_KEY
-from billing_cli.services.stripe_ops import TENANT_METADATA_KEY, TenantRef, planned_writes
-from billing_cli.services.subscription_updates import (
-    NothingToDo,
-    begin_update,
-    live_subscription,
-    sync_unchanged,
-    update_step,
-)
+from billing_cli.services.stripe_ops import TENANT_METADATA_KEY, TenantRef
 from billing_cli.timeparse import iso
 
 DURATIONS: tuple[CouponDuration, ...] = ("once", "repeating", "forever")
@@ -92,69 +89,53 @@ def create_coupon(
         or not coupon_id.replace("-", "").replace("_", "").isalnum()
     ):
         raise UsageError("coupon id: letters, digits, - and _ only (at most 200)")
-    params = {
-        "coupon": coupon_id,
-        "percent_off": percent_off,
-        "amount_off": minor,
-        "currency": code,
-        "duration": how,
-        "months": months,
-    }
     target = f"coupon:{coupon_id}"
     existing = _find_coupon(gateway, coupon_id)
     taken = f"coupon {coupon_id} already exists in Stripe"
     if existing is not None and not journal.has_open(db, operation="coupon.create", target=target):
         raise Conflict(taken)  # refused before anything is recorded
-    intent = journal.begin(
-        db,
+
+    def ours(intent: journal.Intent) -> CouponInfo | None:
+        """The coupon an interrupted run of this intent made; another run's is refused."""
+        if existing is not None and existing.metadata.get(INTENT_METADATA_KEY) != intent.id:
+            _fail(db, intent, invocation, taken)
+        return existing
+
+    def apply(_session: Session, coupon: CouponInfo, _intent: journal.Intent) -> Applied:
+        after = coupon_view(coupon)
+        return Applied(None, after, f"coupon {coupon_id} created: {after['summary']}")
+
+    change = StripeChange(
         operation="coupon.create",
         target=target,
         tenant_slug=None,
-        params=params,
-        invocation=invocation,
-    )
-    if existing is not None and existing.metadata.get(INTENT_METADATA_KEY) != intent.id:
-        _fail(db, intent, invocation, taken)  # another run's coupon: close ours, refuse
-    with journal.failure_closes(
-        db, intent, invocation=invocation, what=f"creating coupon {coupon_id}"
-    ):
-        coupon = existing or journal.call(
-            db,
-            intent,
-            "coupon",
-            lambda key: gateway.create_coupon(
-                coupon_id=coupon_id,
-                percent_off=percent_off,
-                amount_off=minor,
-                currency=code,
-                duration=how,
-                duration_in_months=months,
-                metadata=intent.metadata(),
-                idempotency_key=key,
-            ),
-            what=f"creating coupon {coupon_id}",
-        )
-    after = coupon_view(coupon)
-    with db.transaction(dry_run=invocation.dry_run) as session:
-        audit.record(
-            session,
-            invocation=invocation,
-            target=intent.target,
-            outcome=f"coupon {coupon_id} created: {after['summary']}",
-            before=None,
-            after=after,
-        )
-        journal.close(session, intent, succeeded=True, object_id=coupon.id)
-    verb = "would create" if invocation.dry_run else "created"
-    return Change(
-        target=intent.target,
+        params={
+            "coupon": coupon_id,
+            "percent_off": percent_off,
+            "amount_off": minor,
+            "currency": code,
+            "duration": how,
+            "months": months,
+        },
         action="create",
-        before=None,
-        after=after,
-        dry_run=invocation.dry_run,
-        message=f"{verb} coupon {coupon_id}: {after['summary']}",
-        stripe_writes=planned_writes(gateway),
+        what=f"creating coupon {coupon_id}",
+        verbs=("create", "created"),
+        step="coupon",
+        send=lambda key, intent: gateway.create_coupon(
+            coupon_id=coupon_id,
+            percent_off=percent_off,
+            amount_off=minor,
+            currency=code,
+            duration=how,
+            duration_in_months=months,
+            metadata=intent.metadata(),
+            idempotency_key=key,
+        ),
+        find=ours,
+        apply=apply,
+        message=lambda coupon, _: f"coupon {coupon_id}: {coupon_view(coupon)['summary']}",
     )
+    return run(db, gateway, invocation, change).change
 
 
 def set_discount(
@@ -169,62 +150,44 @@ def set_discount(
 ) -> AdjustmentResult:
     """Apply ``coupon_id`` to the tenant's subscription (replacing its discount), or remove
     the discount (``None``). The dry run shows the next invoice as it would then be."""
-    tenant, live = live_subscription(db, gateway, tenant_slug)
+    update = SubscriptionUpdate.read(db, gateway, invocation, tenant_slug, rules)
+    tenant, live = update.tenant, update.live
     coupon = _require_coupon(gateway, coupon_id) if coupon_id else None
     if coupon is not None and not coupon.valid:
         raise Conflict(f"coupon {coupon.id} is no longer valid")
     current = gateway.subscription_discounts(live.id)
     now_coupons = [d.coupon.id for d in current if d.coupon is not None]
-    done = now_coupons == [coupon_id] if coupon_id else not current
-    params = {"subscription": live.id, "coupon": coupon_id}
-    operation = "subscription.discount" if coupon_id else "subscription.remove_discount"
-    try:
-        intent = begin_update(db, invocation, operation, tenant, params, done=done, live=live)
-    except NothingToDo:
-        why = (
-            f"{tenant.slug}'s subscription already has coupon {coupon_id}"
-            if coupon_id
-            else f"{tenant.slug}'s subscription has no discount"
-        )
-        return AdjustmentResult(sync_unchanged(db, invocation, tenant, live, why))
-    invoice = None
-    if not done and (invocation.dry_run if preview is None else preview):
-        invoice = gateway.preview_subscription_invoice(
-            live.id, SubscriptionPreview(coupon=coupon_id, without_discounts=coupon_id is None)
-        )
-    info = update_step(
-        db,
-        invocation,
-        intent,
-        live,
-        done=done,
-        what=f"changing {tenant.slug}'s discount",
-        send=lambda key: gateway.set_subscription_discount(live.id, coupon_id, idempotency_key=key),
-    )
+    was = ", ".join(now_coupons) or "none"
     if coupon is not None:
         summary = coupon_view(coupon)["summary"]
-        verb = "would give" if invocation.dry_run else "gave"
-        message = f"{verb} {tenant.slug} coupon {coupon.id} ({summary})"
+        why = f"{tenant.slug}'s subscription already has coupon {coupon_id}"
+        verbs, message = ("give", "gave"), f"{tenant.slug} coupon {coupon.id} ({summary})"
         outcome = f"discount {coupon.id} applied ({summary})"
     else:
-        verb = "would remove" if invocation.dry_run else "removed"
-        message = f"{verb} {tenant.slug}'s discount ({', '.join(now_coupons) or 'none'})"
-        outcome = f"discount removed ({', '.join(now_coupons) or 'none'})"
-    change = apply_change(
-        db,
-        gateway,
-        invocation,
-        intent,
-        info,
-        tenant=tenant,
+        why = f"{tenant.slug}'s subscription has no discount"
+        verbs, message = ("remove", "removed"), f"{tenant.slug}'s discount ({was})"
+        outcome = f"discount removed ({was})"
+    change = update.change(
+        operation="subscription.discount" if coupon_id else "subscription.remove_discount",
+        params={"subscription": live.id, "coupon": coupon_id},
+        done=now_coupons == [coupon_id] if coupon_id else not current,
+        why=why,
         action="discount",
+        what=f"changing {tenant.slug}'s discount",
+        verbs=verbs,
+        send=lambda key: gateway.set_subscription_discount(live.id, coupon_id, idempotency_key=key),
         outcome=outcome,
         message=message,
-        rules=rules,
-        extra_before={"discount": ", ".join(now_coupons) or None},
-        extra_after={"discount": coupon_id},
+        extra=lambda _info, _intent: (
+            {"discount": ", ".join(now_coupons) or None},
+            {"discount": coupon_id},
+        ),
+        preview=lambda: gateway.preview_subscription_invoice(
+            live.id, SubscriptionPreview(coupon=coupon_id, without_discounts=coupon_id is None)
+        ),
+        want_preview=preview,
     )
-    return AdjustmentResult(change, invoice)
+    return run(db, gateway, invocation, change)
 
 
 def credit(
@@ -259,57 +222,40 @@ def credit(
             f"{tenant.slug}'s Stripe balance is in {customer.currency.upper()}; "
             f"a credit in {code.upper()} is refused"
         )
-    params = {"customer": customer_id, "amount": stripe_amount, "currency": code, "text": reason}
-    intent = journal.begin(
-        db,
+    kind = "debit" if negative else "credit"
+    money = format_money(minor, code)
+
+    def apply(_session: Session, made: BalanceTransactionInfo, _intent: journal.Intent) -> Applied:
+        before = _balance_view(made.ending_balance - made.amount, code)
+        after = _balance_view(made.ending_balance, code)
+        return Applied(before, after, f"{kind} {money}: {reason.strip()}")
+
+    change = StripeChange(
         operation="customer.credit",
         target=f"balance:{tenant.slug}",
         tenant_slug=tenant.slug,
-        params=params,
-        invocation=invocation,
-    )
-    kind = "debit" if negative else "credit"
-    with journal.failure_closes(
-        db, intent, invocation=invocation, what=f"{kind} of {format_money(minor, code)}"
-    ):
-        made = _find_transaction(gateway, customer_id, intent) or journal.call(
-            db,
-            intent,
-            "balance",
-            lambda key: gateway.create_balance_transaction(
-                customer_id,
-                amount=stripe_amount,
-                currency=code,
-                description=reason.strip(),
-                metadata={TENANT_METADATA_KEY: tenant.slug} | intent.metadata(),
-                idempotency_key=key,
-            ),
-            what=f"the {kind} of {format_money(minor, code)} to {tenant.slug}",
-        )
-    before = _balance_view(made.ending_balance - made.amount, code)
-    after = _balance_view(made.ending_balance, code)
-    with db.transaction(dry_run=invocation.dry_run) as session:
-        audit.record(
-            session,
-            invocation=invocation,
-            target=intent.target,
-            tenant_slug=tenant.slug,
-            outcome=f"{kind} {format_money(minor, code)}: {reason.strip()}"[:500],
-            before=before,
-            after=after,
-        )
-        journal.close(session, intent, succeeded=True, object_id=made.id)
-    verb = f"would {kind}" if invocation.dry_run else f"{kind}ed"
-    return Change(
-        target=intent.target,
+        params={"customer": customer_id, "amount": stripe_amount, "currency": code, "text": reason},
         action=kind,
-        before=before,
-        after=after,
-        dry_run=invocation.dry_run,
-        message=f"{verb} {tenant.slug} {format_money(minor, code)} ({reason.strip()}); "
-        f"balance {after['balance_display']}",
-        stripe_writes=planned_writes(gateway),
+        what=f"the {kind} of {money} to {tenant.slug}",
+        failed=f"{kind} of {money}",
+        verbs=(kind, f"{kind}ed"),
+        step="balance",
+        send=lambda key, intent: gateway.create_balance_transaction(
+            customer_id,
+            amount=stripe_amount,
+            currency=code,
+            description=reason.strip(),
+            metadata={TENANT_METADATA_KEY: tenant.slug} | intent.metadata(),
+            idempotency_key=key,
+        ),
+        find=lambda intent: _find_transaction(gateway, customer_id, intent),
+        apply=apply,
+        message=lambda made, _: (
+            f"{tenant.slug} {money} ({reason.strip()}); "
+            f"balance {_balance_view(made.ending_balance, code)['balance_display']}"
+        ),
     )
+    return run(db, gateway, invocation, change).change
 
 
 def tenant_billing(db: Database, gateway: Gateway, *, tenant_slug: str) -> dict[str, Any] | None:
