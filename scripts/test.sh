@@ -16,4 +16,4 @@ done
 if [ "$quick" = 1 ]; then
   args=(-m "not slow and not postgres" "${args[@]}")
 fi
-exec .venv/bin/python -m pytest -n "${BILLING_TEST_WORKERS:-auto}" --dist loadgroup "${args[@]}"
+exec .venv/bin/python -m pytest -n "${BILLING_TEST_WORKERS:-auto}" --dist worksteal "${args[@]}"

@@ -30,9 +30,31 @@ _ISOLATED_PREFIXES = ("STRIPE_", "BILLING_")
 _POSTGRES_NOT_RUN = pytest.StashKey[int]()
 
 
+# Left out of the quick loop (``scripts/test.sh --quick``) besides every property test: modules
+# that start servers or subprocesses, kill processes, run mypy, or page through thousands of
+# objects. Each takes seconds, not milliseconds; the whole suite (and CI) still runs them.
+SLOW_MODULES = (
+    "tests/cli/test_demo.py",
+    "tests/cli/test_killed_writes.py",
+    "tests/gateway/test_typed_params.py",
+    "tests/sandbox/test_listing.py",
+    "tests/web/test_observability.py",
+    "tests/web/test_serve.py",
+)
+
+
+def _mark_slow(items: list[pytest.Item]) -> None:
+    for item in items:
+        path = item.nodeid.split("::", 1)[0]
+        is_property = getattr(getattr(item, "obj", None), "is_hypothesis_test", False)
+        if is_property or path in SLOW_MODULES:
+            item.add_marker(pytest.mark.slow)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Without BILLING_TEST_DATABASE_URL, leave the PostgreSQL variants out and say so once in
-    the summary, instead of one SKIPPED line each that would bury the result."""
+    """Mark the slow tests; without BILLING_TEST_DATABASE_URL, leave the PostgreSQL variants
+    out and say so once in the summary, instead of one SKIPPED line each that would bury it."""
+    _mark_slow(items)
     if POSTGRES_URL:
         return
     postgres = [item for item in items if item.get_closest_marker("postgres") is not None]
