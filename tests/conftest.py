@@ -22,15 +22,39 @@ if TYPE_CHECKING:
     from stripe_sandbox import Sandbox
 
 POSTGRES_URL = os.environ.get("BILLING_TEST_DATABASE_URL", "")
+# Under pytest-xdist each worker is its own process with its own session; ``gw0``, ``gw1``...
+XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
 _ISOLATED_PREFIXES = ("STRIPE_", "BILLING_")
 
 
 _POSTGRES_NOT_RUN = pytest.StashKey[int]()
 
 
+# Left out of the quick loop (``scripts/test.sh --quick``) besides every property test: modules
+# that start servers or subprocesses, kill processes, run mypy, or page through thousands of
+# objects. Each takes seconds, not milliseconds; the whole suite (and CI) still runs them.
+SLOW_MODULES = (
+    "tests/cli/test_demo.py",
+    "tests/cli/test_killed_writes.py",
+    "tests/gateway/test_typed_params.py",
+    "tests/sandbox/test_listing.py",
+    "tests/web/test_observability.py",
+    "tests/web/test_serve.py",
+)
+
+
+def _mark_slow(items: list[pytest.Item]) -> None:
+    for item in items:
+        path = item.nodeid.split("::", 1)[0]
+        is_property = getattr(getattr(item, "obj", None), "is_hypothesis_test", False)
+        if is_property or path in SLOW_MODULES:
+            item.add_marker(pytest.mark.slow)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Without BILLING_TEST_DATABASE_URL, leave the PostgreSQL variants out and say so once in
-    the summary, instead of one SKIPPED line each that would bury the result."""
+    """Mark the slow tests; without BILLING_TEST_DATABASE_URL, leave the PostgreSQL variants
+    out and say so once in the summary, instead of one SKIPPED line each that would bury it."""
+    _mark_slow(items)
     if POSTGRES_URL:
         return
     postgres = [item for item in items if item.get_closest_marker("postgres") is not None]
@@ -65,6 +89,56 @@ def isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Ite
     render.reset_consoles()
 
 
+_worker_database: dict[str, str] = {}
+
+
+def _admin_engine() -> sa.Engine:
+    return sa.create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+
+
+def postgres_base_url() -> str:
+    """The PostgreSQL database this test process makes its schemas in.
+
+    Run in parallel (pytest-xdist), each worker gets a database of its own, created on first
+    use and dropped when the worker ends: PostgreSQL's advisory locks, which the webhook engine
+    takes per customer, are scoped to a database, so two workers replaying the same fixture
+    customer would otherwise wait on each other's locks. Without the privilege to create a
+    database, the worker falls back to the configured one (schemas still keep tests apart).
+    """
+    if not XDIST_WORKER:
+        return POSTGRES_URL
+    if "url" in _worker_database:
+        return _worker_database["url"]
+    base = sa.make_url(POSTGRES_URL)
+    name = f"{base.database}_{XDIST_WORKER}"
+    engine = _admin_engine()
+    try:
+        with engine.connect() as connection:
+            connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    except sa.exc.DBAPIError:
+        _worker_database["url"] = POSTGRES_URL
+    else:
+        _worker_database["url"] = base.set(database=name).render_as_string(hide_password=False)
+        _worker_database["name"] = name
+    finally:
+        engine.dispose()
+    return _worker_database["url"]
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Drop this worker's own PostgreSQL database, if it made one."""
+    name = _worker_database.get("name")
+    if not name:
+        return
+    engine = _admin_engine()
+    try:
+        with engine.connect() as connection:
+            connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    finally:
+        engine.dispose()
+
+
 def _fresh_postgres_schema(base_url: str) -> tuple[str, str]:
     """A throwaway schema per test, so tests never see each other's rows."""
     schema = f"t_{uuid.uuid4().hex[:12]}"
@@ -96,11 +170,12 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         return
     if not POSTGRES_URL:
         pytest.skip("BILLING_TEST_DATABASE_URL is not set (.ci/run sets it to a local PostgreSQL)")
-    url, schema = _fresh_postgres_schema(POSTGRES_URL)
+    base_url = postgres_base_url()
+    url, schema = _fresh_postgres_schema(base_url)
     try:
         yield url
     finally:
-        _drop_postgres_schema(POSTGRES_URL, schema)
+        _drop_postgres_schema(base_url, schema)
 
 
 @pytest.fixture

@@ -49,7 +49,9 @@ class Runtime:
             settings = self.settings()
             self._database = Database(settings.database_url, role=settings.database_role)
         if check_ready:
-            self._database.check_ready()
+            from billing_cli.repository.migrations import check_ready as ensure_migrated
+
+            ensure_migrated(self._database)
         return self._database
 
     def gateway(self, *, dry_run: bool) -> Gateway:

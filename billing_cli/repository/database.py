@@ -18,7 +18,8 @@ from sqlalchemy import event, exc
 from sqlmodel import Session
 
 from billing_cli.config import display_url
-from billing_cli.errors import DatabaseError, DatabaseNotReady
+from billing_cli.errors import DatabaseError
+from billing_cli.repository.db_errors import translate_errors
 from billing_cli.repository.roles import install_database_role
 
 
@@ -82,26 +83,6 @@ class Database:
         path = _sqlite_path(self.url)
         return path is not None and not path.exists()
 
-    def check_ready(self) -> None:
-        """Refuse to work on a database that is missing or not at the latest migration."""
-        from billing_cli.repository.migrations import current_revision, head_revision
-
-        if self.file_missing():
-            raise DatabaseNotReady(
-                f"no database at {self.display_url}; run `billing db upgrade` to create it"
-            )
-        current = current_revision(self)
-        head = head_revision()
-        if current is None:
-            raise DatabaseNotReady(
-                f"database {self.display_url} has no billing schema; run `billing db upgrade`"
-            )
-        if current != head:
-            raise DatabaseNotReady(
-                f"database {self.display_url} is at migration {current}, not {head}; "
-                "run `billing db upgrade`"
-            )
-
     @contextmanager
     def connect(self) -> Iterator[sa.Connection]:
         """A raw connection, with driver errors turned into DatabaseError."""
@@ -133,28 +114,3 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
-
-
-@contextmanager
-def translate_errors(display_url: str) -> Iterator[None]:
-    """Turn SQLAlchemy and driver errors into one line an operator can act on."""
-    try:
-        yield
-    except exc.OperationalError as error:
-        reason = _first_line(error)
-        raise DatabaseError(f"database {display_url} is unreachable: {reason}") from None
-    except exc.IntegrityError as error:
-        raise DatabaseError(f"database refused the change: {_first_line(error)}") from None
-    except exc.ProgrammingError as error:
-        raise DatabaseNotReady(
-            f"database {display_url} rejected a query ({_first_line(error)}); "
-            "is it migrated? run `billing db upgrade`"
-        ) from None
-    except exc.SQLAlchemyError as error:
-        raise DatabaseError(f"database error: {_first_line(error)}") from None
-
-
-def _first_line(error: exc.SQLAlchemyError) -> str:
-    original = getattr(error, "orig", None) or error
-    text = str(original).strip().splitlines()
-    return text[0] if text else type(original).__name__

@@ -11,6 +11,9 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
+from billing_cli.errors import DatabaseNotReady
+from billing_cli.repository.db_errors import translate_errors
+
 if TYPE_CHECKING:
     from billing_cli.repository.database import Database
 
@@ -37,10 +40,27 @@ def current_revision(database: Database) -> str | None:
         return MigrationContext.configure(connection).get_current_revision()
 
 
+def check_ready(database: Database) -> None:
+    """Refuse to work on a database that is missing or not at the latest migration."""
+    if database.file_missing():
+        raise DatabaseNotReady(
+            f"no database at {database.display_url}; run `billing db upgrade` to create it"
+        )
+    current = current_revision(database)
+    head = head_revision()
+    if current is None:
+        raise DatabaseNotReady(
+            f"database {database.display_url} has no billing schema; run `billing db upgrade`"
+        )
+    if current != head:
+        raise DatabaseNotReady(
+            f"database {database.display_url} is at migration {current}, not {head}; "
+            "run `billing db upgrade`"
+        )
+
+
 def upgrade(database: Database, revision: str = "head") -> None:
     """Create or evolve the schema; safe to run repeatedly."""
-    from billing_cli.repository.database import translate_errors
-
     with translate_errors(database.display_url):
         command.upgrade(_config(database), revision)
 

@@ -25,31 +25,31 @@ def test_migrations_match_the_models(db: Database) -> None:
 def test_upgrade_is_repeatable(db: Database) -> None:
     migrations.upgrade(db)
     assert migrations.current_revision(db) == migrations.head_revision()
-    db.check_ready()
+    migrations.check_ready(db)
 
 
 def test_unmigrated_database_names_the_fix(database_url: str) -> None:
     database = Database(database_url)
     if database.dialect == "sqlite":
         with pytest.raises(DatabaseNotReady, match="billing db upgrade"):
-            database.check_ready()
+            migrations.check_ready(database)
         Path(database.url.database or "").touch()
     with pytest.raises(DatabaseNotReady, match=r"no billing schema.*billing db upgrade"):
-        database.check_ready()
+        migrations.check_ready(database)
     database.dispose()
 
 
 def test_missing_sqlite_file_is_not_created_by_the_check(tmp_path: Path) -> None:
     path = tmp_path / "absent.db"
     with pytest.raises(DatabaseNotReady, match="no database at"):
-        Database(f"sqlite:///{path}").check_ready()
+        migrations.check_ready(Database(f"sqlite:///{path}"))
     assert not path.exists()
 
 
 def test_unreachable_server_is_one_line() -> None:
     database = Database("postgresql+psycopg://nobody@127.0.0.1:1/none")
     with pytest.raises(DatabaseError, match="unreachable") as caught:
-        database.check_ready()
+        migrations.check_ready(database)
     assert "\n" not in str(caught.value)
 
 

@@ -23,7 +23,12 @@ from billing_cli.repository import Database, migrations
 from billing_cli.services.webhooks import WebhookEngine
 from tests import events as ev
 from tests.cli.conftest import Billing
-from tests.conftest import POSTGRES_URL, _drop_postgres_schema, _fresh_postgres_schema
+from tests.conftest import (
+    POSTGRES_URL,
+    _drop_postgres_schema,
+    _fresh_postgres_schema,
+    postgres_base_url,
+)
 from tests.factories import add_tenant
 from tests.services.webhooks.conftest import PRICE_BASIC, add_plans, link_customer, state
 
@@ -66,7 +71,8 @@ def _policies(connection: sa.Connection) -> None:
 def rls() -> Iterator[RlsDatabase]:
     if not POSTGRES_URL:
         pytest.skip("BILLING_TEST_DATABASE_URL is not set (.ci/run sets it to a local PostgreSQL)")
-    url, schema = _fresh_postgres_schema(POSTGRES_URL)
+    base_url = postgres_base_url()
+    url, schema = _fresh_postgres_schema(base_url)
     suffix = uuid.uuid4().hex[:10]
     login, role = f"billing_login_{suffix}", f"billing_rls_{suffix}"
     admin = Database(url)
@@ -93,8 +99,8 @@ def rls() -> Iterator[RlsDatabase]:
         yield RlsDatabase(admin, login_url.render_as_string(hide_password=False), role)
     finally:
         admin.dispose()
-        _drop_postgres_schema(POSTGRES_URL, schema)
-        cleanup = sa.create_engine(POSTGRES_URL)
+        _drop_postgres_schema(base_url, schema)
+        cleanup = sa.create_engine(base_url)
         with cleanup.begin() as connection:
             for name in (login, role):
                 connection.execute(sa.text(f"DROP OWNED BY {name}"))
@@ -154,7 +160,7 @@ def test_the_engine_fails_with_one_clear_line_without_the_role(rls: RlsDatabase)
 def test_a_role_the_login_user_lacks_is_named_in_one_line(rls: RlsDatabase) -> None:
     db = Database(rls.login_url, role="billing_nobody_has_this_role")
     with pytest.raises(DatabaseError, match=r"cannot SET ROLE billing_nobody_has_this_role"):
-        db.check_ready()
+        migrations.check_ready(db)
     db.dispose()
 
 
