@@ -35,6 +35,15 @@ app.command("setup")(setup)
 app.command("endpoints")(endpoints)
 
 
+def _event_ids(value: str | list[str] | None) -> str | list[str] | None:
+    """Event ids are checked for form before any lookup or Stripe call (``ch_123`` is refused)."""
+    from billing_cli.ids import check_stripe_id
+
+    for event_id in [value] if isinstance(value, str) else value or ():
+        check_stripe_id(event_id, prefix="evt")
+    return value
+
+
 class LedgerStatus(StrEnum):
     processed = "processed"
     failed = "failed"
@@ -81,13 +90,14 @@ def list_(
     (parked until a tenant is linked to its customer)."""
     from billing_cli.cli import render
     from billing_cli.services.webhooks import ledger
-    from billing_cli.timeparse import parse_when
+    from billing_cli.timeparse import parse_since
 
+    since_at = parse_since(since) if since else None
     rows = ledger.list_events(
         runtime_of(ctx).database(),
         status=status.value if status else None,
         types=tuple(types or ()),
-        since=parse_when(since) if since else None,
+        since=since_at,
         limit=limit,
     )
     if json_output:
@@ -107,7 +117,9 @@ def list_(
 @app.command("show")
 def show(
     ctx: typer.Context,
-    event_id: Annotated[str, typer.Argument(help="The Stripe event id (evt_...).")],
+    event_id: Annotated[
+        str, typer.Argument(help="The Stripe event id (evt_...).", callback=_event_ids)
+    ],
     json_output: JsonOption = False,
 ) -> None:
     """Show one event: what processing did with it, and its payload."""
@@ -140,7 +152,8 @@ def replay(
         typer.Option("--type", help="Only this type; wildcards like invoice.* (repeatable)."),
     ] = None,
     event_ids: Annotated[
-        list[str] | None, typer.Option("--event", help="Only this event id (repeatable).")
+        list[str] | None,
+        typer.Option("--event", help="Only this event id (repeatable).", callback=_event_ids),
     ] = None,
     undelivered: Annotated[
         bool, typer.Option("--undelivered", help="Only events Stripe failed to deliver.")
@@ -167,12 +180,13 @@ def replay(
 ) -> None:
     """Replay events from Stripe's Events API (or a file) through the webhook engine."""
     from billing_cli.services.webhooks.replay import StripeSelection, run_replay
-    from billing_cli.timeparse import parse_when
+    from billing_cli.timeparse import parse_window
 
     runtime = runtime_of(ctx)
+    since_at, until_at = parse_window(since, until)
     selection = StripeSelection(
-        since=parse_when(since) if since else None,
-        until=parse_when(until) if until else None,
+        since=since_at,
+        until=until_at,
         types=tuple(types or ()),
         event_ids=tuple(event_ids or ()),
         undelivered=undelivered,

@@ -1,0 +1,123 @@
+"""The last hostile and mistaken inputs (issue 20.5): each is one line on stderr, exit 2, and
+nothing written, nothing asked of Stripe."""
+
+from __future__ import annotations
+
+import pytest
+
+from billing_cli.repository import Database
+from tests.cli.conftest import Billing
+from tests.conftest import StripeRequests
+from tests.factories import add_tenant, table_snapshot
+
+# -- malformed ids: refused before any lookup or Stripe call -----------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("tenants", "show", "ACME"), "invalid slug 'ACME': use 1-63 lower-case letters"),
+        (("tenants", "suspend", "Acme", "--reason", "r"), "invalid slug 'Acme'"),
+        (("audit", "list", "--tenant", "acme\n"), "invalid slug 'acme\\n'"),
+        (("webhooks", "show", "in_123"), "'in_123' is an invoice id, not an event id (evt_...)"),
+        (("webhooks", "show", "evt 1"), "'evt 1' is not an event id (evt_...)"),
+        (("intents", "show", "xx_123"), "'xx_123' is not an intent id (bi_ and 24 hex digits)"),
+        (("intents", "resume", "bi_1"), "'bi_1' is not an intent id"),
+        (
+            ("webhooks", "replay", "--event", "evt_ok1", "--event", "ch_123"),
+            "'ch_123' is a charge id, not an event id (evt_...)",
+        ),
+        (("webhooks", "replay", "--event", "in_123"), "'in_123' is an invoice id"),
+    ],
+)
+def test_malformed_ids_exit_2_before_any_lookup_or_stripe_call(
+    billing: Billing,
+    db_env: Database,
+    sandbox: object,
+    stripe_requests: StripeRequests,
+    args: tuple[str, ...],
+    message: str,
+) -> None:
+    add_tenant(db_env, "acme")
+    before = table_snapshot(db_env)
+    result = billing(*args)
+    assert result.exit_code == 2, result.stdout + result.stderr
+    assert result.stderr.startswith(f"Error: {message}")
+    assert result.stderr.count("\n") == 1
+    assert stripe_requests.sent == []
+    assert table_snapshot(db_env) == before
+
+
+def test_a_well_formed_id_still_reaches_the_lookup(billing: Billing, db_env: Database) -> None:
+    """The check refuses forms, not unknown ids: those are still "not found" (exit 1)."""
+    assert billing("webhooks", "show", "evt_nope").exit_code == 1
+    assert billing("intents", "show", "bi_" + "0" * 24).exit_code == 1
+    assert billing("tenants", "show", "ghost").exit_code == 1
+
+
+# -- windows: in the future, or of no length ----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "command",
+    [("stats",), ("webhooks", "list"), ("audit", "list"), ("webhooks", "replay", "--dry-run")],
+)
+@pytest.mark.parametrize(
+    ("window", "message"),
+    [
+        (("--since", "2099-01-01"), "--since 2099-01-01T00:00:00Z is in the future"),
+        (("--since", "0h"), "--since names this very moment, so the window has no length"),
+    ],
+)
+def test_a_window_in_the_future_or_of_no_length_exits_2(
+    billing: Billing,
+    db_env: Database,
+    sandbox: object,
+    stripe_requests: StripeRequests,
+    command: tuple[str, ...],
+    window: tuple[str, ...],
+    message: str,
+) -> None:
+    before = table_snapshot(db_env)
+    result = billing(*command, *window)
+    assert result.exit_code == 2, result.stdout + result.stderr
+    assert result.stderr.startswith(f"Error: {message}")
+    assert result.stderr.count("\n") == 1
+    assert stripe_requests.sent == []
+    assert table_snapshot(db_env) == before
+
+
+def test_replay_refuses_an_until_at_or_before_since(
+    billing: Billing, db_env: Database, sandbox: object, stripe_requests: StripeRequests
+) -> None:
+    for until in ("2d", "3d"):
+        result = billing("webhooks", "replay", "--since", "2d", "--until", until)
+        assert result.exit_code == 2
+        assert "is not after --since" in result.stderr and "empty window" in result.stderr
+    assert stripe_requests.sent == []
+
+
+# -- tenants update: the checks of tenants add --------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("--email", "ops@acme.test\n", "invalid email address 'ops@acme.test\\n'"),
+        ("--email", "ops@acme.test\r\nBcc: x@y.z", "invalid email address"),
+        ("--email", "a" * 400 + "@acme.test", "--email is 410 characters long; the limit is 320"),
+        ("--name", "Acme\x1b]0;pwn\x07", "--name must not contain control characters"),
+        ("--name", "N" * 300, "--name is 300 characters long; the limit is 200"),
+        ("--name", "   ", "--name must not be empty"),
+    ],
+)
+def test_tenants_update_runs_the_checks_of_tenants_add(
+    billing: Billing, db_env: Database, option: str, value: str, message: str
+) -> None:
+    add_tenant(db_env, "acme")
+    before = table_snapshot(db_env)
+    result = billing("tenants", "update", "acme", option, value)
+    assert result.exit_code == 2, result.stdout + result.stderr
+    assert result.stderr.startswith(f"Error: {message}")
+    assert result.stderr.count("\n") == 1
+    assert table_snapshot(db_env) == before
