@@ -43,6 +43,7 @@ from billing_cli.services.subscription_updates import (
     sync_unchanged,
     update_step,
 )
+from billing_cli.text import REASON_MAX, stripe_text
 from billing_cli.timeparse import iso
 
 DURATIONS: tuple[CouponDuration, ...] = ("once", "repeating", "forever")
@@ -239,8 +240,7 @@ def credit(
     debit: bool = False,
 ) -> Change:
     """Credit (positive ``amount``) or, with ``debit``, debit the tenant's Stripe balance."""
-    if not reason.strip():
-        raise UsageError("--reason must not be empty")
+    reason = stripe_text(reason, option="--reason", limit=REASON_MAX)  # the entry's description
     negative = amount.strip().startswith("-")
     if negative and not debit:
         raise UsageError(

@@ -36,6 +36,7 @@ from billing_cli.text import (
     check_length,
     check_plain,
     shown,
+    stripe_text,
 )
 
 EMAIL_PATTERN = re.compile(r"[^@\s\x00-\x1f\x7f]+@[^@\s\x00-\x1f\x7f]+\.[^@\s\x00-\x1f\x7f]+")
@@ -68,11 +69,7 @@ def is_email(value: str) -> bool:
 def check_name(name: str) -> str:
     """A tenant's ``--name``, stripped: not empty, fits its column, no control characters.
     ``tenants add`` and ``tenants update`` share it, so neither stores what the other refuses."""
-    if not name.strip():
-        raise UsageError("--name must not be empty")
-    return check_plain(
-        check_length(name.strip(), limit=TENANT_NAME_MAX, option="--name"), option="--name"
-    )
+    return stripe_text(name, option="--name", limit=TENANT_NAME_MAX)
 
 
 def check_email(email: str) -> str:

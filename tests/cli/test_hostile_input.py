@@ -121,3 +121,116 @@ def test_tenants_update_runs_the_checks_of_tenants_add(
     assert result.stderr.startswith(f"Error: {message}")
     assert result.stderr.count("\n") == 1
     assert table_snapshot(db_env) == before
+
+
+# -- text that reaches Stripe: no control characters, line breaks or bidi overrides -------------
+
+_PLAN = ("--amount", "29.00", "--currency", "usd", "--interval", "month")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("plans", "add", "pro", "--name", "Pro\x1b]0;pwn\x07", *_PLAN), "--name must not"),
+        (("plans", "add", "pro", "--name", "Pro\u202eorP", *_PLAN), "--name must not"),
+        (("plans", "update", "basic", "--name", "Basic\nFree"), "--name must not"),
+        (("plans", "update", "basic", "--name", "B" * 201), "--name is 201 characters long"),
+        (
+            ("tenants", "add", "beta", "--name", "Beta\u2028Inc", "--email", "b@beta.test"),
+            "--name must not",
+        ),
+        (("tenants", "update", "acme", "--name", "Acme\u2066x"), "--name must not"),
+        (
+            (
+                "payments",
+                "charge",
+                "acme",
+                "--amount",
+                "5",
+                "--currency",
+                "usd",
+                "--description",
+                "Setup fee\r\nrefund approved",
+            ),
+            "--description must not",
+        ),
+        (
+            (
+                "tenants",
+                "credit",
+                "acme",
+                "--amount",
+                "5",
+                "--currency",
+                "usd",
+                "--reason",
+                "goodwill\x1b[2J",
+            ),
+            "--reason must not",
+        ),
+        (
+            ("tenants", "credit", "acme", "--amount", "5", "--currency", "usd", "--reason", " "),
+            "--reason must not be empty",
+        ),
+    ],
+)
+def test_text_that_reaches_stripe_has_no_control_characters(
+    billing: Billing,
+    db_env: Database,
+    sandbox: object,
+    stripe_requests: StripeRequests,
+    args: tuple[str, ...],
+    message: str,
+) -> None:
+    add_tenant(db_env, "acme")
+    assert billing("plans", "add", "basic", "--name", "Basic", *_PLAN).exit_code == 0
+    before = table_snapshot(db_env)
+    result = billing(*args)
+    assert result.exit_code == 2, result.stdout + result.stderr
+    assert result.stderr.startswith(f"Error: {message}")
+    assert result.stderr.count("\n") == 1
+    assert stripe_requests.sent == []
+    assert table_snapshot(db_env) == before
+
+
+# -- webhooks setup --events ---------------------------------------------------------------------
+
+_URL = "http://127.0.0.1:9/webhooks/stripe/"
+
+
+def test_an_unknown_event_type_is_refused_with_the_valid_ones_listed(
+    billing: Billing, db_env: Database, sandbox: object, stripe_requests: StripeRequests
+) -> None:
+    before = table_snapshot(db_env)
+    result = billing("webhooks", "setup", _URL, "--events", "invoice.payed", "--yes")
+    assert result.exit_code == 2, result.stdout + result.stderr
+    assert result.stderr.startswith("Error: --events: Stripe has no event type 'invoice.payed'")
+    assert "did you mean invoice.paid" in result.stderr
+    assert "customer.subscription.deleted" in result.stderr  # the handled types are listed
+    assert result.stderr.count("\n") == 1
+    assert stripe_requests.sent == []
+    assert table_snapshot(db_env) == before
+
+
+def test_a_list_that_drops_handled_types_says_which_and_asks_first(
+    billing: Billing, db_env: Database, sandbox: object, stripe_requests: StripeRequests
+) -> None:
+    from billing_cli.services.webhook_setup import default_event_types
+
+    assert billing("webhooks", "setup", _URL).exit_code == 0
+    before, stripe_requests.sent[:] = table_snapshot(db_env), []
+    fewer = ("--events", "invoice.paid", "--events", "charge.refunded")
+    declined = billing("webhooks", "setup", _URL, *fewer, input="n\n")
+    dropped = len(default_event_types()) - 1
+    assert declined.exit_code == 1
+    assert f"--events leaves out {dropped} handled types: customer.created" in declined.stderr
+    assert "cancelled; nothing was changed" in declined.stderr
+    assert stripe_requests.writes == [] and table_snapshot(db_env) == before
+
+    dry = billing("webhooks", "setup", _URL, *fewer, "--dry-run")
+    assert dry.exit_code == 0 and "leaves out" in dry.stderr and stripe_requests.writes == []
+
+    accepted = billing("webhooks", "setup", _URL, *fewer, input="y\n")
+    assert accepted.exit_code == 0, accepted.stderr
+    endpoint = billing.json("webhooks", "endpoints")[0]
+    assert endpoint["enabled_events"] == ["charge.refunded", "invoice.paid"]
