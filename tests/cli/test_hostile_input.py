@@ -3,6 +3,10 @@ nothing written, nothing asked of Stripe."""
 
 from __future__ import annotations
 
+import codecs
+import json
+from pathlib import Path
+
 import pytest
 
 from billing_cli.repository import Database
@@ -234,3 +238,64 @@ def test_a_list_that_drops_handled_types_says_which_and_asks_first(
     assert accepted.exit_code == 0, accepted.stderr
     endpoint = billing.json("webhooks", "endpoints")[0]
     assert endpoint["enabled_events"] == ["charge.refunded", "invoice.paid"]
+
+
+# -- replay files: NaN/Infinity refused whole, a byte-order mark read ----------------------------
+
+
+def _replay_file(tmp_path: Path, lines: list[str], *, prefix: bytes = b"") -> str:
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(prefix + "".join(line + "\n" for line in lines).encode())
+    return str(path)
+
+
+def _event_lines() -> list[str]:
+    from tests import events as ev
+    from tests.services.webhooks.conftest import PRICE_BASIC
+
+    common = {"subscription_id": "sub_acme", "customer_id": "cus_acme"}
+    created = ev.subscription_event(
+        "customer.subscription.created",
+        created=1_767_225_600,
+        status="active",
+        price_id=PRICE_BASIC,
+        **common,
+    )
+    failed = ev.invoice_event(
+        "invoice.payment_failed", created=1_767_225_700, attempt_count=1, paid=False, **common
+    )
+    return [json.dumps(created), json.dumps(failed)]
+
+
+@pytest.fixture
+def linked(db_env: Database) -> Database:
+    from tests.services.webhooks.conftest import add_plans, link_customer
+
+    add_plans(db_env)
+    add_tenant(db_env, "acme")
+    link_customer(db_env, "acme", "cus_acme", "sub_acme")
+    return db_env
+
+
+@pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
+def test_a_replay_file_holding_nan_or_infinity_is_refused_whole(
+    billing: Billing, linked: Database, tmp_path: Path, constant: str
+) -> None:
+    good, later = _event_lines()
+    bad = later.replace('"attempt_count": 1', f'"attempt_count": {constant}')
+    assert constant in bad
+    before = table_snapshot(linked)
+    result = billing("webhooks", "replay", "--from-file", _replay_file(tmp_path, [good, bad]))
+    assert result.exit_code == 2, result.stdout + result.stderr
+    assert result.stderr.startswith("Error: ")
+    assert f"line 2 is not JSON ({constant} is not a JSON number)" in result.stderr
+    assert result.stderr.count("\n") == 1
+    assert table_snapshot(linked) == before  # the good first event was not applied either
+
+
+def test_a_replay_file_with_a_byte_order_mark_is_read(
+    billing: Billing, linked: Database, tmp_path: Path
+) -> None:
+    path = _replay_file(tmp_path, _event_lines(), prefix=codecs.BOM_UTF8)
+    result = billing.json("webhooks", "replay", "--from-file", path)
+    assert result["counts"]["processed"] == 2, result
