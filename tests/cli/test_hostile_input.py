@@ -299,3 +299,60 @@ def test_a_replay_file_with_a_byte_order_mark_is_read(
     path = _replay_file(tmp_path, _event_lines(), prefix=codecs.BOM_UTF8)
     result = billing.json("webhooks", "replay", "--from-file", path)
     assert result["counts"]["processed"] == 2, result
+
+
+# -- --env-file and database URLs: one line, and a pasted password is never echoed --------------
+
+
+def test_an_env_file_that_is_a_directory_or_binary_is_one_line(
+    billing: Billing, tmp_path: Path
+) -> None:
+    (tmp_path / "conf").mkdir()
+    directory = billing("--env-file", "conf", "config")
+    assert (directory.exit_code, directory.stderr) == (
+        1,
+        "Error: env file conf is a directory, not a file\n",
+    )
+    (tmp_path / "key.env").write_bytes(b"\x89PNG\r\n\x1a\n\x00\xff\xfe STRIPE_SECRET_KEY=x")
+    binary = billing("--env-file", "key.env", "config")
+    assert (binary.exit_code, binary.stderr) == (
+        1,
+        "Error: env file key.env is a binary file, not NAME=value lines of UTF-8 text\n",
+    )
+
+
+_FORMS = "sqlite:///PATH or postgresql+psycopg://USER@HOST:PORT/DATABASE"
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        (
+            "postgres://app:hunter2@db/billing",
+            f"is a postgres:// URL; the supported forms are {_FORMS}",
+        ),
+        ("mysql://app:hunter2@db/billing", f"is a mysql:// URL; the supported forms are {_FORMS}"),
+        ("hunter2", "is not a database URL (its value is not shown, as it may be a password)"),
+        ("hunter2@db/billing", "is not a database URL"),
+        ("postgresql+psycopg://app:hunter2@[::1/billing", "has a malformed IPv6 host"),
+        ("postgresql+psycopg://app:hunter2@::1:5432/billing", "has a malformed IPv6 host"),
+        ("postgresql+psycopg://app:hunter2@[::g]:5432/billing", "has a malformed IPv6 host"),
+    ],
+)
+def test_database_urls_that_cannot_work_are_one_line_without_the_password(
+    billing: Billing, monkeypatch: pytest.MonkeyPatch, url: str, message: str
+) -> None:
+    monkeypatch.setenv("BILLING_DATABASE_URL", url)
+    result = billing("tenants", "list")
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"Error: BILLING_DATABASE_URL {message}")
+    assert result.stderr.count("\n") == 1
+    assert "hunter2" not in result.stderr and "unexpected" not in result.stderr
+
+
+def test_a_bracketed_ipv6_host_is_accepted(
+    billing: Billing, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BILLING_DATABASE_URL", "postgresql+psycopg://app@[::1]:9/billing")
+    shown = billing("config", "--json")
+    assert shown.exit_code == 0, shown.stderr
