@@ -252,6 +252,7 @@ def _progress(verb: str) -> Iterator[Progress]:
 
 def _show_summary(summary: ReplaySummary, *, json_output: bool) -> None:
     from billing_cli.cli import render
+    from billing_cli.text import plural
 
     if json_output:
         render.emit_json(summary.to_dict())
@@ -264,11 +265,15 @@ def _show_summary(summary: ReplaySummary, *, json_output: bool) -> None:
         rates = summary.rates()
         if rates and summary.total:
             speeds = (f"{value:,.0f} events/s {key.split('_')[0]}" for key, value in rates.items())
-            render.note(f"{summary.total:,} events: " + ", ".join(speeds))
+            render.note(f"{plural(summary.total, 'event')}: " + ", ".join(speeds))
         if summary.omitted:
             render.note(
-                f"details of {summary.omitted:,} more event(s) left out (counted above); "
-                "`billing webhooks list` shows the ledger"
+                f"details of {plural(summary.omitted, 'more event')} left out (counted above); "
+                + (
+                    "a dry run writes no ledger: narrow it with --type or --since to see them"
+                    if summary.dry_run
+                    else "`billing webhooks list` shows the ledger"
+                )
             )
         for outcome in summary.outcomes:
             if outcome.status == "failed":
@@ -278,12 +283,21 @@ def _show_summary(summary: ReplaySummary, *, json_output: bool) -> None:
         for outcome in summary.needs_refresh:
             render.note(f"{outcome.event_id} ({outcome.type}): {outcome.reason}")
         if summary.counts["deferred"]:
-            render.note(
-                f"{summary.counts['deferred']} event(s) deferred: their customer has no tenant "
-                "yet; they apply when one is linked (`billing webhooks list --status deferred`)"
-            )
+            render.note(_deferred_note(summary.counts["deferred"], dry_run=summary.dry_run))
     if summary.failed:
         raise typer.Exit(1)
+
+
+def _deferred_note(count: int, *, dry_run: bool) -> str:
+    """Why events were parked; only a real run points to the ledger rows it wrote."""
+    from billing_cli.text import plural
+
+    if dry_run:
+        return f"{plural(count, 'event')} would be deferred: their customer has no tenant yet"
+    return (
+        f"{plural(count, 'event')} deferred: their customer has no tenant yet; they apply when "
+        "one is linked (`billing webhooks list --status deferred`)"
+    )
 
 
 def _show_dry_run(outcome: EventOutcome) -> None:

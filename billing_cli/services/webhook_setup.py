@@ -48,7 +48,7 @@ from billing_cli.services import audit, journal
 from billing_cli.services.journal import INTENT_METADATA_KEY
 from billing_cli.services.stripe_ops import planned_writes
 from billing_cli.services.webhooks.handlers import HANDLERS
-from billing_cli.text import shown
+from billing_cli.text import plural, shown
 
 ALL_EVENTS = "*"
 CREATE = "webhook_endpoint.create"
@@ -179,7 +179,8 @@ def setup_endpoint(
     warnings: list[str] = []
     if others:
         warnings.append(
-            f"{len(others)} more endpoint(s) for this URL ({', '.join(e.id for e in others)}): "
+            f"{plural(len(others), 'more endpoint')} for this URL "
+            f"({', '.join(e.id for e in others)}): "
             "Stripe delivers each event to every one of them"
         )
     target = f"webhook_endpoint:{url}"

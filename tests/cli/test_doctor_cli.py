@@ -96,7 +96,7 @@ def test_missing_event_type_on_the_endpoint(billing: Billing, healthy: Database)
     assert code == 1
     events = checks["webhook events"]
     assert events["status"] == "fail"
-    assert events["detail"] == "1 handled type(s) not subscribed: invoice.payment_failed"
+    assert events["detail"] == "1 handled type not subscribed: invoice.payment_failed"
     assert events["fix"] == f"billing webhooks setup {URL}"
 
     run(billing, *events["fix"].split()[1:])

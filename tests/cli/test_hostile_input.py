@@ -356,3 +356,43 @@ def test_a_bracketed_ipv6_host_is_accepted(
     monkeypatch.setenv("BILLING_DATABASE_URL", "postgresql+psycopg://app@[::1]:9/billing")
     shown = billing("config", "--json")
     assert shown.exit_code == 0, shown.stderr
+
+
+# -- summaries: right plurals, and a dry run does not point to a ledger it did not write --------
+
+
+def _stranger_line() -> str:
+    from tests import events as ev
+
+    stranger = ev.invoice_event(
+        "invoice.paid",
+        created=1_767_225_600,
+        subscription_id="sub_unknown",
+        customer_id="cus_unknown",
+        attempt_count=1,
+        paid=True,
+    )
+    return json.dumps(stranger)
+
+
+def test_a_one_event_replay_says_1_event(
+    billing: Billing, linked: Database, tmp_path: Path
+) -> None:
+    result = billing(
+        "webhooks", "replay", "--from-file", _replay_file(tmp_path, [_stranger_line()])
+    )
+    assert result.exit_code == 0, result.stderr
+    assert "1 event:" in result.stderr and "1 events" not in result.stderr
+    assert "1 event deferred: their customer has no tenant yet" in result.stderr
+    assert "(s)" not in result.stderr
+
+
+def test_a_dry_runs_summary_does_not_point_to_the_ledger(
+    billing: Billing, linked: Database, tmp_path: Path
+) -> None:
+    path = _replay_file(tmp_path, [_stranger_line()])
+    result = billing("webhooks", "replay", "--from-file", path, "--dry-run")
+    assert result.exit_code == 0, result.stderr
+    assert "1 event would be deferred: their customer has no tenant yet" in result.stderr
+    assert "webhooks list" not in result.stderr
+    assert billing.json("webhooks", "list") == []
