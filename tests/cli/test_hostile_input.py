@@ -396,3 +396,69 @@ def test_a_dry_runs_summary_does_not_point_to_the_ledger(
     assert "1 event would be deferred: their customer has no tenant yet" in result.stderr
     assert "webhooks list" not in result.stderr
     assert billing.json("webhooks", "list") == []
+
+
+# -- issue 24.8: cleaned-up customer data leaves a trace in the ledger and an honest audit -------
+
+
+@pytest.mark.parametrize(
+    ("fields", "reason", "outcome"),
+    [
+        (
+            {"name": "\x1b]0;pwned\x07Acme \x1b[31mInc", "email": "billing@acme.test"},
+            "control characters removed from the name",
+            "synced name from Stripe",
+        ),
+        (
+            {"name": "N" * 300, "email": "billing@acme.test"},
+            "name cut to 200 characters",
+            "synced name from Stripe",
+        ),
+        (
+            {"name": "Acme Corp", "email": "ap@acme.test\r\nBcc: x@evil.test"},
+            "e-mail 'ap@acme.test\\r\\nBcc: x@evil.test' is not an address; kept the tenant's",
+            "synced name from Stripe",
+        ),
+    ],
+)
+def test_a_cleaned_customer_update_says_so_in_the_ledger_and_audits_only_what_changed(
+    billing: Billing,
+    linked: Database,
+    tmp_path: Path,
+    fields: dict[str, str],
+    reason: str,
+    outcome: str,
+) -> None:
+    from tests import events as ev
+
+    event = ev.customer_event(
+        "customer.updated", created=1_767_225_600, customer_id="cus_acme", **fields
+    )
+    replayed = billing(
+        "webhooks", "replay", "--from-file", _replay_file(tmp_path, [json.dumps(event)])
+    )
+    assert replayed.exit_code == 0, replayed.stderr
+    shown = billing.json("webhooks", "show", event["id"])
+    assert shown["status"] == "processed"
+    assert reason in shown["error"]
+    (synced,) = [e for e in billing.json("audit", "list") if e["outcome"].startswith("synced")]
+    assert synced["outcome"] == outcome
+
+
+def test_a_clean_customer_update_leaves_no_reason_and_names_both_fields(
+    billing: Billing, linked: Database, tmp_path: Path
+) -> None:
+    from tests import events as ev
+
+    event = ev.customer_event(
+        "customer.updated",
+        created=1_767_225_600,
+        customer_id="cus_acme",
+        name="Acme Corp",
+        email="ap@acme.test",
+    )
+    path = _replay_file(tmp_path, [json.dumps(event)])
+    assert billing("webhooks", "replay", "--from-file", path).exit_code == 0
+    assert billing.json("webhooks", "show", event["id"])["error"] is None
+    (synced,) = [e for e in billing.json("audit", "list") if e["outcome"].startswith("synced")]
+    assert synced["outcome"] == "synced name and email from Stripe"
