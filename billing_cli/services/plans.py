@@ -15,6 +15,7 @@ from sqlmodel import Session
 
 from billing_cli.errors import Conflict, NotFound, UsageError
 from billing_cli.gateway import Gateway
+from billing_cli.ids import check_slug
 from billing_cli.models import Change, Invocation, SubscriptionPlan, utcnow
 from billing_cli.money import check_currency, format_money, to_minor_units
 from billing_cli.repository import Database
@@ -31,7 +32,6 @@ from billing_cli.services.plan_catalog import (
     read_catalog,
 )
 from billing_cli.services.plan_catalog import describe_product_changes as describe_product
-from billing_cli.services.tenants import check_slug
 from billing_cli.services.views import plan_view
 from billing_cli.text import PLAN_NAME_MAX, stripe_text
 
