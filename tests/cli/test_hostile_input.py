@@ -10,46 +10,48 @@ from pathlib import Path
 import pytest
 
 from billing_cli.repository import Database
-from tests.cli.conftest import Billing
+from tests.cli.conftest import Billing, Outcome
+from tests.cli.test_webhooks_cli import acme  # noqa: F401 - the fixture: acme linked to cus_acme
 from tests.conftest import StripeRequests
 from tests.factories import add_tenant, table_snapshot
 
-# -- malformed ids: refused before any lookup or Stripe call -----------------------------------
 
-
-@pytest.mark.parametrize(
-    ("args", "message"),
-    [
-        (("tenants", "show", "ACME"), "invalid slug 'ACME': use 1-63 lower-case letters"),
-        (("tenants", "suspend", "Acme", "--reason", "r"), "invalid slug 'Acme'"),
-        (("audit", "list", "--tenant", "acme\n"), "invalid slug 'acme\\n'"),
-        (("webhooks", "show", "in_123"), "'in_123' is an invoice id, not an event id (evt_...)"),
-        (("webhooks", "show", "evt 1"), "'evt 1' is not an event id (evt_...)"),
-        (("intents", "show", "xx_123"), "'xx_123' is not an intent id (bi_ and 24 hex digits)"),
-        (("intents", "resume", "bi_1"), "'bi_1' is not an intent id"),
-        (
-            ("webhooks", "replay", "--event", "evt_ok1", "--event", "ch_123"),
-            "'ch_123' is a charge id, not an event id (evt_...)",
-        ),
-        (("webhooks", "replay", "--event", "in_123"), "'in_123' is an invoice id"),
-    ],
-)
-def test_malformed_ids_exit_2_before_any_lookup_or_stripe_call(
+def _refused(
     billing: Billing,
-    db_env: Database,
-    sandbox: object,
-    stripe_requests: StripeRequests,
-    args: tuple[str, ...],
-    message: str,
-) -> None:
-    add_tenant(db_env, "acme")
-    before = table_snapshot(db_env)
+    db: Database,
+    *args: str,
+    message: str = "",
+    stripe: StripeRequests | None = None,
+) -> Outcome:
+    """Run ``args``: one line on stderr starting with ``message``, exit 2, nothing written and,
+    given the spy, nothing sent to Stripe."""
+    before = table_snapshot(db)
     result = billing(*args)
     assert result.exit_code == 2, result.stdout + result.stderr
     assert result.stderr.startswith(f"Error: {message}")
     assert result.stderr.count("\n") == 1
-    assert stripe_requests.sent == []
-    assert table_snapshot(db_env) == before
+    assert stripe is None or stripe.sent == []
+    assert table_snapshot(db) == before
+    return result
+
+
+# -- malformed ids: refused before any lookup or Stripe call (the test is below, with text) ----
+
+
+_MALFORMED_IDS: list[tuple[tuple[str, ...], str]] = [
+    (("tenants", "show", "ACME"), "invalid slug 'ACME': use 1-63 lower-case letters"),
+    (("tenants", "suspend", "Acme", "--reason", "r"), "invalid slug 'Acme'"),
+    (("audit", "list", "--tenant", "acme\n"), "invalid slug 'acme\\n'"),
+    (("webhooks", "show", "in_123"), "'in_123' is an invoice id, not an event id (evt_...)"),
+    (("webhooks", "show", "evt 1"), "'evt 1' is not an event id (evt_...)"),
+    (("intents", "show", "xx_123"), "'xx_123' is not an intent id (bi_ and 24 hex digits)"),
+    (("intents", "resume", "bi_1"), "'bi_1' is not an intent id"),
+    (
+        ("webhooks", "replay", "--event", "evt_ok1", "--event", "ch_123"),
+        "'ch_123' is a charge id, not an event id (evt_...)",
+    ),
+    (("webhooks", "replay", "--event", "in_123"), "'in_123' is an invoice id"),
+]
 
 
 def test_a_well_formed_id_still_reaches_the_lookup(billing: Billing, db_env: Database) -> None:
@@ -82,13 +84,7 @@ def test_a_window_in_the_future_or_of_no_length_exits_2(
     window: tuple[str, ...],
     message: str,
 ) -> None:
-    before = table_snapshot(db_env)
-    result = billing(*command, *window)
-    assert result.exit_code == 2, result.stdout + result.stderr
-    assert result.stderr.startswith(f"Error: {message}")
-    assert result.stderr.count("\n") == 1
-    assert stripe_requests.sent == []
-    assert table_snapshot(db_env) == before
+    _refused(billing, db_env, *command, *window, message=message, stripe=stripe_requests)
 
 
 def test_replay_refuses_an_until_at_or_before_since(
@@ -119,66 +115,42 @@ def test_tenants_update_runs_the_checks_of_tenants_add(
     billing: Billing, db_env: Database, option: str, value: str, message: str
 ) -> None:
     add_tenant(db_env, "acme")
-    before = table_snapshot(db_env)
-    result = billing("tenants", "update", "acme", option, value)
-    assert result.exit_code == 2, result.stdout + result.stderr
-    assert result.stderr.startswith(f"Error: {message}")
-    assert result.stderr.count("\n") == 1
-    assert table_snapshot(db_env) == before
+    _refused(billing, db_env, "tenants", "update", "acme", option, value, message=message)
 
 
 # -- text that reaches Stripe: no control characters, line breaks or bidi overrides -------------
 
 _PLAN = ("--amount", "29.00", "--currency", "usd", "--interval", "month")
+_FIVE_USD = ("--amount", "5", "--currency", "usd")
 
 
-@pytest.mark.parametrize(
-    ("args", "message"),
-    [
-        (("plans", "add", "pro", "--name", "Pro\x1b]0;pwn\x07", *_PLAN), "--name must not"),
-        (("plans", "add", "pro", "--name", "Pro\u202eorP", *_PLAN), "--name must not"),
-        (("plans", "update", "basic", "--name", "Basic\nFree"), "--name must not"),
-        (("plans", "update", "basic", "--name", "B" * 201), "--name is 201 characters long"),
-        (
-            ("tenants", "add", "beta", "--name", "Beta\u2028Inc", "--email", "b@beta.test"),
-            "--name must not",
-        ),
-        (("tenants", "update", "acme", "--name", "Acme\u2066x"), "--name must not"),
-        (
-            (
-                "payments",
-                "charge",
-                "acme",
-                "--amount",
-                "5",
-                "--currency",
-                "usd",
-                "--description",
-                "Setup fee\r\nrefund approved",
-            ),
-            "--description must not",
-        ),
-        (
-            (
-                "tenants",
-                "credit",
-                "acme",
-                "--amount",
-                "5",
-                "--currency",
-                "usd",
-                "--reason",
-                "goodwill\x1b[2J",
-            ),
-            "--reason must not",
-        ),
-        (
-            ("tenants", "credit", "acme", "--amount", "5", "--currency", "usd", "--reason", " "),
-            "--reason must not be empty",
-        ),
-    ],
-)
-def test_text_that_reaches_stripe_has_no_control_characters(
+_STRIPE_TEXT: list[tuple[tuple[str, ...], str]] = [
+    (("plans", "add", "pro", "--name", "Pro\x1b]0;pwn\x07", *_PLAN), "--name must not"),
+    (("plans", "add", "pro", "--name", "Pro\u202eorP", *_PLAN), "--name must not"),
+    (("plans", "update", "basic", "--name", "Basic\nFree"), "--name must not"),
+    (("plans", "update", "basic", "--name", "B" * 201), "--name is 201 characters long"),
+    (
+        ("tenants", "add", "beta", "--name", "Beta\u2028Inc", "--email", "b@beta.test"),
+        "--name must not",
+    ),
+    (("tenants", "update", "acme", "--name", "Acme\u2066x"), "--name must not"),
+    (
+        ("payments", "charge", "acme", *_FIVE_USD, "--description", "Fee\r\nrefund approved"),
+        "--description must not",
+    ),
+    (
+        ("tenants", "credit", "acme", *_FIVE_USD, "--reason", "goodwill\x1b[2J"),
+        "--reason must not",
+    ),
+    (
+        ("tenants", "credit", "acme", *_FIVE_USD, "--reason", " "),
+        "--reason must not be empty",
+    ),
+]
+
+
+@pytest.mark.parametrize(("args", "message"), [*_MALFORMED_IDS, *_STRIPE_TEXT])
+def test_malformed_ids_and_text_for_stripe_exit_2_before_any_lookup_or_stripe_call(
     billing: Billing,
     db_env: Database,
     sandbox: object,
@@ -186,15 +158,11 @@ def test_text_that_reaches_stripe_has_no_control_characters(
     args: tuple[str, ...],
     message: str,
 ) -> None:
+    """Malformed ids (``tenants show ACME``, ``webhooks replay --event ch_123``), and text bound
+    for Stripe holding control characters, line breaks or bidi overrides."""
     add_tenant(db_env, "acme")
     assert billing("plans", "add", "basic", "--name", "Basic", *_PLAN).exit_code == 0
-    before = table_snapshot(db_env)
-    result = billing(*args)
-    assert result.exit_code == 2, result.stdout + result.stderr
-    assert result.stderr.startswith(f"Error: {message}")
-    assert result.stderr.count("\n") == 1
-    assert stripe_requests.sent == []
-    assert table_snapshot(db_env) == before
+    _refused(billing, db_env, *args, message=message, stripe=stripe_requests)
 
 
 # -- webhooks setup --events ---------------------------------------------------------------------
@@ -205,15 +173,20 @@ _URL = "http://127.0.0.1:9/webhooks/stripe/"
 def test_an_unknown_event_type_is_refused_with_the_valid_ones_listed(
     billing: Billing, db_env: Database, sandbox: object, stripe_requests: StripeRequests
 ) -> None:
-    before = table_snapshot(db_env)
-    result = billing("webhooks", "setup", _URL, "--events", "invoice.payed", "--yes")
-    assert result.exit_code == 2, result.stdout + result.stderr
-    assert result.stderr.startswith("Error: --events: Stripe has no event type 'invoice.payed'")
+    result = _refused(
+        billing,
+        db_env,
+        "webhooks",
+        "setup",
+        _URL,
+        "--events",
+        "invoice.payed",
+        "--yes",
+        message="--events: Stripe has no event type 'invoice.payed'",
+        stripe=stripe_requests,
+    )
     assert "did you mean invoice.paid" in result.stderr
     assert "customer.subscription.deleted" in result.stderr  # the handled types are listed
-    assert result.stderr.count("\n") == 1
-    assert stripe_requests.sent == []
-    assert table_snapshot(db_env) == before
 
 
 def test_a_list_that_drops_handled_types_says_which_and_asks_first(
@@ -267,34 +240,23 @@ def _event_lines() -> list[str]:
     return [json.dumps(created), json.dumps(failed)]
 
 
-@pytest.fixture
-def linked(db_env: Database) -> Database:
-    from tests.services.webhooks.conftest import add_plans, link_customer
-
-    add_plans(db_env)
-    add_tenant(db_env, "acme")
-    link_customer(db_env, "acme", "cus_acme", "sub_acme")
-    return db_env
-
-
 @pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
+@pytest.mark.usefixtures("acme")
 def test_a_replay_file_holding_nan_or_infinity_is_refused_whole(
-    billing: Billing, linked: Database, tmp_path: Path, constant: str
+    billing: Billing, db_env: Database, tmp_path: Path, constant: str
 ) -> None:
     good, later = _event_lines()
     bad = later.replace('"attempt_count": 1', f'"attempt_count": {constant}')
     assert constant in bad
-    before = table_snapshot(linked)
-    result = billing("webhooks", "replay", "--from-file", _replay_file(tmp_path, [good, bad]))
-    assert result.exit_code == 2, result.stdout + result.stderr
-    assert result.stderr.startswith("Error: ")
+    result = _refused(
+        billing, db_env, "webhooks", "replay", "--from-file", _replay_file(tmp_path, [good, bad])
+    )
     assert f"line 2 is not JSON ({constant} is not a JSON number)" in result.stderr
-    assert result.stderr.count("\n") == 1
-    assert table_snapshot(linked) == before  # the good first event was not applied either
 
 
+@pytest.mark.usefixtures("acme")
 def test_a_replay_file_with_a_byte_order_mark_is_read(
-    billing: Billing, linked: Database, tmp_path: Path
+    billing: Billing, db_env: Database, tmp_path: Path
 ) -> None:
     path = _replay_file(tmp_path, _event_lines(), prefix=codecs.BOM_UTF8)
     result = billing.json("webhooks", "replay", "--from-file", path)
@@ -375,8 +337,9 @@ def _stranger_line() -> str:
     return json.dumps(stranger)
 
 
+@pytest.mark.usefixtures("acme")
 def test_a_one_event_replay_says_1_event(
-    billing: Billing, linked: Database, tmp_path: Path
+    billing: Billing, db_env: Database, tmp_path: Path
 ) -> None:
     result = billing(
         "webhooks", "replay", "--from-file", _replay_file(tmp_path, [_stranger_line()])
@@ -387,8 +350,9 @@ def test_a_one_event_replay_says_1_event(
     assert "(s)" not in result.stderr
 
 
+@pytest.mark.usefixtures("acme")
 def test_a_dry_runs_summary_does_not_point_to_the_ledger(
-    billing: Billing, linked: Database, tmp_path: Path
+    billing: Billing, db_env: Database, tmp_path: Path
 ) -> None:
     path = _replay_file(tmp_path, [_stranger_line()])
     result = billing("webhooks", "replay", "--from-file", path, "--dry-run")
@@ -421,9 +385,10 @@ def test_a_dry_runs_summary_does_not_point_to_the_ledger(
         ),
     ],
 )
+@pytest.mark.usefixtures("acme")
 def test_a_cleaned_customer_update_says_so_in_the_ledger_and_audits_only_what_changed(
     billing: Billing,
-    linked: Database,
+    db_env: Database,
     tmp_path: Path,
     fields: dict[str, str],
     reason: str,
@@ -445,8 +410,9 @@ def test_a_cleaned_customer_update_says_so_in_the_ledger_and_audits_only_what_ch
     assert synced["outcome"] == outcome
 
 
+@pytest.mark.usefixtures("acme")
 def test_a_clean_customer_update_leaves_no_reason_and_names_both_fields(
-    billing: Billing, linked: Database, tmp_path: Path
+    billing: Billing, db_env: Database, tmp_path: Path
 ) -> None:
     from tests import events as ev
 
