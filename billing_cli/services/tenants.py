@@ -55,6 +55,9 @@ class TenantDetail:
 
 
 def require_tenant(session: Session, slug: str, *, for_update: bool = False) -> Tenant:
+    """The tenant named by an operator; a malformed slug is a usage error before the lookup
+    (for the commands whose slug argument the CLI does not check itself)."""
+    check_slug(slug)
     tenant = tenants_repo.get_by_slug(session=session, slug=slug, for_update=for_update)
     if tenant is None:
         raise NotFound(f"no tenant {shown(slug)}; `billing tenants list` shows the tenants")

@@ -428,3 +428,23 @@ def test_a_clean_customer_update_leaves_no_reason_and_names_both_fields(
     assert billing.json("webhooks", "show", event["id"])["error"] is None
     (synced,) = [e for e in billing.json("audit", "list") if e["outcome"].startswith("synced")]
     assert synced["outcome"] == "synced name and email from Stripe"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("tenants", "credit", "ACME", *_FIVE_USD, "--reason", "goodwill"),
+        ("payments", "charge", "Acme", *_FIVE_USD, "--description", "fee"),
+        ("invoices", "list", "ACME"),
+        ("tenants", "update", "ACME", "--name", "Acme"),
+    ],
+)
+def test_every_command_taking_a_slug_refuses_a_malformed_one_before_stripe(
+    billing: Billing,
+    db_env: Database,
+    sandbox: object,
+    stripe_requests: StripeRequests,
+    args: tuple[str, ...],
+) -> None:
+    add_tenant(db_env, "acme")
+    _refused(billing, db_env, *args, message="invalid slug", stripe=stripe_requests)
