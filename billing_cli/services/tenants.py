@@ -80,7 +80,7 @@ def check_email(email: str) -> str:
     check_length(email, limit=EMAIL_MAX, option="--email")
     if not is_email(email):
         raise UsageError(f"invalid email address {shown(email)}")
-    return email
+    return check_plain(email, option="--email")  # a bidi override is no line break, but reorders
 
 
 def add_tenant(db: Database, *, invocation: Invocation, slug: str, name: str, email: str) -> Change:

@@ -134,6 +134,7 @@ _STRIPE_TEXT: list[tuple[tuple[str, ...], str]] = [
         "--name must not",
     ),
     (("tenants", "update", "acme", "--name", "Acme\u2066x"), "--name must not"),
+    (("tenants", "update", "acme", "--email", "ap\u202e@acme.test"), "--email must not"),
     (
         ("payments", "charge", "acme", *_FIVE_USD, "--description", "Fee\r\nrefund approved"),
         "--description must not",
