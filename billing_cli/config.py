@@ -149,11 +149,30 @@ def _split_credentials(url: str) -> tuple[str, str]:
     return f"{found['scheme']}{found['user']}{password}@", url[found.end() :]
 
 
+SUPPORTED_DATABASE_URLS = "sqlite:///PATH or postgresql+psycopg://USER@HOST:PORT/DATABASE"
+_SCHEME = re.compile(r"([a-z][a-z0-9]*)(\+[a-z0-9_]+)?://", re.IGNORECASE)
+
+
 def check_database_url(url: str) -> str:
-    """Refuse a URL whose port is not a number (SQLAlchemy would fail with a bare ValueError)."""
+    """Refuse, in one line, what SQLAlchemy would refuse with a bare error: a value that is not
+    a URL (never echoed: it may be a password pasted into the wrong variable), a database this
+    tool does not support (``postgres://``, ``mysql://``), a malformed IPv6 host, a port that is
+    not a number."""
+    scheme = _SCHEME.match(url)
+    if scheme is None:
+        raise ConfigError(
+            "BILLING_DATABASE_URL is not a database URL (its value is not shown, as it may be "
+            f"a password); use {SUPPORTED_DATABASE_URLS}"
+        )
+    if scheme.group(1).lower() not in ("sqlite", "postgresql"):
+        raise ConfigError(
+            f"BILLING_DATABASE_URL is a {scheme.group(1)}:// URL; the supported forms are "
+            f"{SUPPORTED_DATABASE_URLS}"
+        )
     head, rest = _split_credentials(url)
     if head and not url.startswith("sqlite"):
         host = rest.split("/", 1)[0].split("?", 1)[0]
+        _check_ipv6_host(host, url)
         port = host.rsplit("]", 1)[-1].rpartition(":")[2] if ":" in host.rsplit("]", 1)[-1] else ""
         if port and not (port.isascii() and port.isdigit() and 0 < int(port) < 65536):
             raise ConfigError(
@@ -163,22 +182,59 @@ def check_database_url(url: str) -> str:
     return url
 
 
+def _check_ipv6_host(host: str, url: str) -> None:
+    """An IPv6 host must be a whole address in brackets: ``[::1]``, ``[::1]:5432``."""
+    import ipaddress
+
+    if "[" not in host and "]" not in host and host.count(":") < 2:
+        return
+    address, closed, after = host.removeprefix("[").partition("]")
+    try:
+        if not (host.startswith("[") and closed and after[:1] in ("", ":")):
+            raise ValueError(host)
+        ipaddress.IPv6Address(address)
+    except ValueError:
+        raise ConfigError(
+            f"BILLING_DATABASE_URL has a malformed IPv6 host; write it in brackets, as in "
+            f"postgresql+psycopg://USER@[::1]:5432/DATABASE ({mask_url(url)})"
+        ) from None
+
+
 def load_settings(
     *, env_file: Path | None = None, environ: Mapping[str, str] | None = None
 ) -> Settings:
     """Read settings from ``env_file`` (or ``./.env`` when present), overridden by ``environ``."""
-    from dotenv import dotenv_values
-
     if env_file is not None and not env_file.is_file():
-        raise ConfigError(f"env file {env_file} does not exist")
+        what = "is a directory, not a file" if env_file.is_dir() else "does not exist"
+        raise ConfigError(f"env file {env_file} {what}")
     path = env_file if env_file is not None else Path(".env")
     values: dict[str, str] = {}
     read_from = ""
     if path.is_file():
-        values.update({k: v for k, v in dotenv_values(path).items() if v is not None})
+        values.update(_read_env_file(path))
         read_from = str(path.absolute())
     values.update(os.environ if environ is None else environ)
     return replace(_from_mapping(values), env_file=read_from)
+
+
+def _read_env_file(path: Path) -> dict[str, str]:
+    """The file's settings; one line for a file that is not text (a key file, an archive
+    named by mistake), whose bytes would otherwise end in an unexpected UnicodeDecodeError."""
+    import io
+
+    from dotenv import dotenv_values
+
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise ConfigError(f"cannot read env file {path}: {error.strerror or error}") from None
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        text = "\0"
+    if "\0" in text:
+        raise ConfigError(f"env file {path} is a binary file, not NAME=value lines of UTF-8 text")
+    return {k: v for k, v in dotenv_values(stream=io.StringIO(text)).items() if v is not None}
 
 
 def _from_mapping(values: Mapping[str, str]) -> Settings:

@@ -24,10 +24,14 @@ TENANT_NAME_MAX = 200
 EMAIL_MAX = 320
 REASON_MAX = 500
 OPERATOR_MAX = 200
+PLAN_NAME_MAX = 200
 
 # CSI (ESC [ ... final), OSC (ESC ] ... BEL or ESC \), and any other two-character ESC sequence.
 _ESCAPE_SEQUENCE = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b.?")
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+# C0/C1 controls, the bidirectional marks and overrides, and the Unicode line separators.
+_CONTROL = re.compile(
+    r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]"
+)
 _LINE_BREAKS = re.compile(r"[\t\n]")
 
 
@@ -57,6 +61,23 @@ def check_plain(value: str, *, option: str) -> str:
     if has_control(value):
         raise UsageError(f"{option} must not contain control characters or line breaks")
     return value
+
+
+def stripe_text(value: str, *, option: str, limit: int) -> str:
+    """Free text an operator typed that Stripe will keep and show (a product's or customer's
+    name, a charge's description, a balance entry's reason), stripped: refused when empty, over
+    ``limit``, or holding control characters, line breaks or bidi overrides. Stripe stores it as
+    sent and shows it on receipts, invoices and the Dashboard, where an escape sequence or a
+    reordered line cannot be taken back; every service checks such text here, before planning."""
+    text = value.strip()
+    if not text:
+        raise UsageError(f"{option} must not be empty")
+    return check_plain(check_length(text, limit=limit, option=option), option=option)
+
+
+def plural(count: int, word: str, many: str | None = None) -> str:
+    """``1 event``, ``2 events``, ``1,204 entries`` (``many`` for an irregular plural)."""
+    return f"{count:,} {word if count == 1 else many or word + 's'}"
 
 
 def shown(value: str, limit: int = 40) -> str:

@@ -31,6 +31,40 @@ def parse_when(text: str, *, now: datetime | None = None) -> datetime:
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
+def parse_window(
+    since: str | None, until: str | None = None, *, now: datetime | None = None
+) -> tuple[datetime | None, datetime | None]:
+    """``--since`` and ``--until`` read against one ``now``, refused when the window can hold
+    nothing: an empty answer would look like "all quiet" when the operator mistyped a date."""
+    now = now or datetime.now(UTC)
+    start = parse_since(since, now=now) if since else None
+    end = parse_when(until, now=now) if until else None
+    check_window(start, end, now=now)
+    return start, end
+
+
+def parse_since(text: str, *, now: datetime | None = None) -> datetime:
+    """A ``--since`` value, refused when it starts in the future or at this very moment."""
+    now = now or datetime.now(UTC)
+    start = parse_when(text, now=now)
+    check_window(start, now=now)
+    return start
+
+
+def check_window(
+    since: datetime | None, until: datetime | None = None, *, now: datetime | None = None
+) -> None:
+    """Refuse a window that starts in the future or has no length (``--since 0h``, or an
+    ``--until`` at or before ``--since``)."""
+    now = now or datetime.now(UTC)
+    if since is not None and since > now:
+        raise UsageError(f"--since {iso(since)} is in the future; give a past date or an age (48h)")
+    if since is not None and since == now:
+        raise UsageError("--since names this very moment, so the window has no length")
+    if since is not None and until is not None and until <= since:
+        raise UsageError(f"--until {iso(until)} is not after --since {iso(since)}: empty window")
+
+
 def iso(value: datetime | None) -> str | None:
     """UTC ISO-8601 with a Z, or None."""
     if value is None:

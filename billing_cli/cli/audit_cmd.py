@@ -32,9 +32,9 @@ def list_(
     """List audit entries, newest first."""
     from billing_cli.cli import render
     from billing_cli.services import audit
-    from billing_cli.timeparse import parse_when
+    from billing_cli.timeparse import parse_since
 
-    since_at = parse_when(since) if since else None
+    since_at = parse_since(since) if since else None
     entries = audit.list_entries(
         runtime_of(ctx).database(),
         tenant_slug=tenant,

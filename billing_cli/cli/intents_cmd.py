@@ -15,7 +15,17 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 
-IntentArgument = Annotated[str, typer.Argument(help="The intent's id (bi_...).", metavar="ID")]
+
+def _intent_form(value: str) -> str:
+    """A malformed intent id is refused before any lookup (exit 2)."""
+    from billing_cli.ids import check_intent_id
+
+    return check_intent_id(value)
+
+
+IntentArgument = Annotated[
+    str, typer.Argument(help="The intent's id (bi_...).", metavar="ID", callback=_intent_form)
+]
 
 
 @app.command("list")

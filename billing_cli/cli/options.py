@@ -30,10 +30,22 @@ def _complete_plan(ctx: typer.Context, incomplete: str) -> list[str]:
     return plan_slugs(ctx, incomplete)
 
 
+def _slug_form(value: str | None) -> str | None:
+    """A malformed slug is refused here, before any lookup (exit 2)."""
+    from billing_cli.ids import check_slug
+
+    return None if value is None else check_slug(value)
+
+
 # An existing tenant or plan, named by its slug; Tab completes it from the database.
 TenantArgument = Annotated[
     str,
-    typer.Argument(metavar="TENANT", help="The tenant's slug.", autocompletion=_complete_tenant),
+    typer.Argument(
+        metavar="TENANT",
+        help="The tenant's slug.",
+        autocompletion=_complete_tenant,
+        callback=_slug_form,
+    ),
 ]
 PlanArgument = Annotated[
     str,
@@ -48,7 +60,11 @@ PlanOption = Annotated[
 TenantFilter = Annotated[
     str | None,
     typer.Option(
-        "--tenant", metavar="TENANT", help="Only this tenant's.", autocompletion=_complete_tenant
+        "--tenant",
+        metavar="TENANT",
+        help="Only this tenant's.",
+        autocompletion=_complete_tenant,
+        callback=_slug_form,
     ),
 ]
 SinceOption = Annotated[

@@ -42,9 +42,10 @@ def stats(
 ) -> None:
     from billing_cli.cli import render
     from billing_cli.services.stats import compute_stats
-    from billing_cli.timeparse import parse_when
+    from billing_cli.timeparse import parse_since
 
-    result = compute_stats(runtime_of(ctx).database(), since=parse_when(since), by=by.value)
+    since_at = parse_since(since)  # before the database is opened: a bad window opens nothing
+    result = compute_stats(runtime_of(ctx).database(), since=since_at, by=by.value)
     if json_output:
         render.emit_json(result)
         return

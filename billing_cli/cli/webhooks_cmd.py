@@ -35,6 +35,15 @@ app.command("setup")(setup)
 app.command("endpoints")(endpoints)
 
 
+def _event_ids(value: str | list[str] | None) -> str | list[str] | None:
+    """Event ids are checked for form before any lookup or Stripe call (``ch_123`` is refused)."""
+    from billing_cli.ids import check_stripe_id
+
+    for event_id in [value] if isinstance(value, str) else value or ():
+        check_stripe_id(event_id, prefix="evt")
+    return value
+
+
 class LedgerStatus(StrEnum):
     processed = "processed"
     failed = "failed"
@@ -85,13 +94,14 @@ def list_(
     (parked until a tenant is linked to its customer)."""
     from billing_cli.cli import render
     from billing_cli.services.webhooks import ledger
-    from billing_cli.timeparse import parse_when
+    from billing_cli.timeparse import parse_since
 
+    since_at = parse_since(since) if since else None
     rows = ledger.list_events(
         runtime_of(ctx).database(),
         status=status.value if status else None,
         types=tuple(types or ()),
-        since=parse_when(since) if since else None,
+        since=since_at,
         limit=limit,
         tenant_slug=tenant,
         customer_id=customer,
@@ -113,7 +123,9 @@ def list_(
 @app.command("show")
 def show(
     ctx: typer.Context,
-    event_id: Annotated[str, typer.Argument(help="The Stripe event id (evt_...).")],
+    event_id: Annotated[
+        str, typer.Argument(help="The Stripe event id (evt_...).", callback=_event_ids)
+    ],
     json_output: JsonOption = False,
 ) -> None:
     """Show one event: what processing did with it, and its payload."""
@@ -146,7 +158,8 @@ def replay(
         typer.Option("--type", help="Only this type; wildcards like invoice.* (repeatable)."),
     ] = None,
     event_ids: Annotated[
-        list[str] | None, typer.Option("--event", help="Only this event id (repeatable).")
+        list[str] | None,
+        typer.Option("--event", help="Only this event id (repeatable).", callback=_event_ids),
     ] = None,
     undelivered: Annotated[
         bool, typer.Option("--undelivered", help="Only events Stripe failed to deliver.")
@@ -173,12 +186,13 @@ def replay(
 ) -> None:
     """Replay events from Stripe's Events API (or a file) through the webhook engine."""
     from billing_cli.services.webhooks.replay import StripeSelection, run_replay
-    from billing_cli.timeparse import parse_when
+    from billing_cli.timeparse import parse_window
 
     runtime = runtime_of(ctx)
+    since_at, until_at = parse_window(since, until)
     selection = StripeSelection(
-        since=parse_when(since) if since else None,
-        until=parse_when(until) if until else None,
+        since=since_at,
+        until=until_at,
         types=tuple(types or ()),
         event_ids=tuple(event_ids or ()),
         undelivered=undelivered,
@@ -244,6 +258,7 @@ def _progress(verb: str) -> Iterator[Progress]:
 
 def _show_summary(summary: ReplaySummary, *, json_output: bool) -> None:
     from billing_cli.cli import render
+    from billing_cli.text import plural
 
     if json_output:
         render.emit_json(summary.to_dict())
@@ -256,11 +271,15 @@ def _show_summary(summary: ReplaySummary, *, json_output: bool) -> None:
         rates = summary.rates()
         if rates and summary.total:
             speeds = (f"{value:,.0f} events/s {key.split('_')[0]}" for key, value in rates.items())
-            render.note(f"{summary.total:,} events: " + ", ".join(speeds))
+            render.note(f"{plural(summary.total, 'event')}: " + ", ".join(speeds))
         if summary.omitted:
             render.note(
-                f"details of {summary.omitted:,} more event(s) left out (counted above); "
-                "`billing webhooks list` shows the ledger"
+                f"details of {plural(summary.omitted, 'more event')} left out (counted above); "
+                + (
+                    "a dry run writes no ledger: narrow it with --type or --since to see them"
+                    if summary.dry_run
+                    else "`billing webhooks list` shows the ledger"
+                )
             )
         for outcome in summary.outcomes:
             if outcome.status == "failed":
@@ -270,12 +289,21 @@ def _show_summary(summary: ReplaySummary, *, json_output: bool) -> None:
         for outcome in summary.needs_refresh:
             render.note(f"{outcome.event_id} ({outcome.type}): {outcome.reason}")
         if summary.counts["deferred"]:
-            render.note(
-                f"{summary.counts['deferred']} event(s) deferred: their customer has no tenant "
-                "yet; they apply when one is linked (`billing webhooks list --status deferred`)"
-            )
+            render.note(_deferred_note(summary.counts["deferred"], dry_run=summary.dry_run))
     if summary.failed:
         raise typer.Exit(1)
+
+
+def _deferred_note(count: int, *, dry_run: bool) -> str:
+    """Why events were parked; only a real run points to the ledger rows it wrote."""
+    from billing_cli.text import plural
+
+    if dry_run:
+        return f"{plural(count, 'event')} would be deferred: their customer has no tenant yet"
+    return (
+        f"{plural(count, 'event')} deferred: their customer has no tenant yet; they apply when "
+        "one is linked (`billing webhooks list --status deferred`)"
+    )
 
 
 def _show_dry_run(outcome: EventOutcome) -> None:

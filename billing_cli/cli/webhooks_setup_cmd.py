@@ -46,6 +46,7 @@ def setup(
 
     runtime = runtime_of(ctx)
     event_types = resolve_event_types(events or ())
+    _confirm_dropped(event_types, yes=yes, dry_run=dry_run)
     db, gateway, invocation = runtime.begin_stripe_change(
         ctx, what=f"set up the webhook endpoint for {url}", dry_run=dry_run, yes=yes
     )
@@ -58,6 +59,28 @@ def setup(
         live_mode=runtime.settings().stripe_live_mode,
     )
     _report(result, url=url, write_env=write_env, json_output=json_output)
+
+
+def _confirm_dropped(event_types: tuple[str, ...], *, yes: bool, dry_run: bool) -> None:
+    """A list without some handled types says which, and asks before it replaces the endpoint's:
+    events of those types would stop reaching the tool."""
+    from billing_cli.cli import render
+    from billing_cli.cli.confirm import confirm
+    from billing_cli.services.webhook_setup import dropped_handled_types
+    from billing_cli.text import plural
+
+    dropped = dropped_handled_types(event_types)
+    if not dropped:
+        return
+    render.note(
+        f"warning: --events leaves out {plural(len(dropped), 'handled type')}: "
+        f"{', '.join(dropped)}; Stripe will not send them to this endpoint"
+    )
+    confirm(
+        f"subscribe the endpoint without {plural(len(dropped), 'handled type')}",
+        yes=yes,
+        dry_run=dry_run,
+    )
 
 
 def _report(result: SetupResult, *, url: str, write_env: Path | None, json_output: bool) -> None:

@@ -27,6 +27,18 @@ if TYPE_CHECKING:
 PAGE_SIZE = 100
 
 
+def webhook_event_types() -> frozenset[str]:
+    """The event types an endpoint may subscribe to, as stripe-python's own parameter types list
+    them for the API version it pins (``*`` left out): so ``--events invoice.payed`` is refused
+    here instead of making an endpoint for a type Stripe never sends."""
+    from typing import get_args
+
+    from stripe.params import WebhookEndpointCreateParams
+
+    (literal,) = get_args(WebhookEndpointCreateParams.__annotations__["enabled_events"])
+    return frozenset(str(name) for name in get_args(literal)) - {"*"}
+
+
 def endpoint_info(endpoint: Any) -> WebhookEndpointInfo:
     """The project's own type for a Stripe WebhookEndpoint (the secret only when Stripe sent it)."""
     data = as_dict(endpoint)

@@ -12,7 +12,7 @@ stripe-python's messages are long and carry the header, and none of ours ever ec
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, NoReturn
 
 from billing_cli.errors import WebhookError
 
@@ -29,6 +29,17 @@ _REASONS = (
     ("No Stripe-Signature header", "missing Stripe-Signature header", "missing_signature"),
     ("No webhook secret", "no webhook secret configured", "bad_signature"),
 )
+
+
+class NonFiniteNumber(ValueError):
+    """``NaN``, ``Infinity`` or ``-Infinity`` in a body: Python's json reads them, JSON has
+    none. Taken in, PostgreSQL refuses the payload's jsonb (the event fails for good, and the
+    endpoint's 500 makes Stripe redeliver it for days) and SQLite stores invalid JSON."""
+
+
+def refuse_constant(name: str) -> NoReturn:
+    """``parse_constant`` for every event decoder: refuse a non-finite number."""
+    raise NonFiniteNumber(f"{name} is not a JSON number")
 
 
 def load_verifier() -> None:
@@ -64,7 +75,9 @@ def verify_signature(
         message, reason = _reason(str(error), tolerance)
         raise WebhookError(message, reason=reason) from None
     try:
-        event = json.loads(text)
+        event = json.loads(text, parse_constant=refuse_constant)
+    except NonFiniteNumber as error:
+        raise WebhookError(f"body is not valid JSON: {error}") from None
     except (ValueError, RecursionError):
         raise WebhookError("body is not valid JSON") from None
     if not isinstance(event, dict):

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy import event, exc
 from sqlmodel import Session
 
-from billing_cli.config import display_url
+from billing_cli.config import SUPPORTED_DATABASE_URLS, display_url
 from billing_cli.errors import DatabaseError
 from billing_cli.repository.db_errors import translate_errors
 from billing_cli.repository.roles import install_database_role
@@ -59,7 +59,9 @@ class Database:
         try:
             self.url = sa.make_url(url)
         except exc.ArgumentError:
-            raise DatabaseError(f"BILLING_DATABASE_URL is not a database URL: {url!r}") from None
+            raise DatabaseError(  # never echoed: a pasted password is no URL either
+                f"BILLING_DATABASE_URL is not a database URL; use {SUPPORTED_DATABASE_URLS}"
+            ) from None
         self.display_url = display_url(self.url.render_as_string(hide_password=False))
         connect_args: dict[str, Any] = {}
         if self.url.get_backend_name() == "postgresql":

@@ -233,6 +233,21 @@ def suspensions(*, session: Session, since: datetime, by: str | None) -> Rows:
     return _rows(session, statement)
 
 
+def suspended_tenants(*, session: Session, since: datetime) -> tuple[int, int]:
+    """Distinct tenants suspended since ``since``, and how many of them are not active now
+    (suspended still, or removed): with the tenants active now, those are the tenants that were
+    active at some time in the window, each suspension having ended a spell of activity."""
+    suspended = _AUDIT.c.outcome.in_(("suspended (billing)", "suspended (manual)"))
+    tenant = sa.func.coalesce(_AUDIT.c.tenant_slug, _AUDIT.c.target)
+    active_now = sa.select(_TENANTS.c.slug).where(_TENANTS.c.status == "active")
+    statement = sa.select(
+        sa.func.count(sa.distinct(tenant)),
+        sa.func.count(sa.distinct(sa.case((tenant.not_in(active_now), tenant)))),
+    ).where(_AUDIT.c.at >= since, suspended, _AUDIT.c.dry_run.is_(False))
+    found, gone = session.connection().execute(statement).one()
+    return int(found), int(gone)
+
+
 def tenants_by_status(*, session: Session) -> dict[str, int]:
     statement = sa.select(_TENANTS.c.status, sa.func.count()).group_by(_TENANTS.c.status)
     return {str(s): int(n) for s, n in session.connection().execute(statement)}

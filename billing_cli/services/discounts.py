@@ -40,6 +40,7 @@ from billing_cli.services.adjustments import AdjustmentResult, BillingRules, Sub
 from billing_cli.services.changes import Applied, StripeChange, run
 from billing_cli.services.journal import INTENT_METADATA_KEY
 from billing_cli.services.stripe_ops import TENANT_METADATA_KEY, TenantRef
+from billing_cli.text import REASON_MAX, stripe_text
 from billing_cli.timeparse import iso
 
 DURATIONS: tuple[CouponDuration, ...] = ("once", "repeating", "forever")
@@ -202,8 +203,7 @@ def credit(
     debit: bool = False,
 ) -> Change:
     """Credit (positive ``amount``) or, with ``debit``, debit the tenant's Stripe balance."""
-    if not reason.strip():
-        raise UsageError("--reason must not be empty")
+    reason = stripe_text(reason, option="--reason", limit=REASON_MAX)  # the entry's description
     negative = amount.strip().startswith("-")
     if negative and not debit:
         raise UsageError(

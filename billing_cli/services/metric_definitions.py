@@ -13,8 +13,9 @@ DEFINITIONS = {
     "processing time (engine time from receipt to the row's outcome, in ms, floored to two "
     "significant digits)",
     "failed_payments": "invoice.payment_failed events received, and the tenants notified of one",
-    "suspensions": "tenant suspensions by cause (billing: payments; manual: a person), and their "
-    "share of the tenants active now",
+    "suspensions": "tenant suspensions by cause (billing: payments; manual: a person); rate: "
+    "tenants suspended in the window / tenants active at any time in it (active now, or "
+    "suspended in the window)",
     "rejected_deliveries": "deliveries the endpoint refused (400/413), by reason",
     "stripe_errors": "Stripe API errors, by operation and error class",
 }

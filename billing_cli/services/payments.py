@@ -31,6 +31,7 @@ from billing_cli.services.stripe_ops import (
     stripe_row,
 )
 from billing_cli.services.webhooks.deferred import apply_parked
+from billing_cli.text import stripe_text
 
 MAX_DESCRIPTION = 500
 
@@ -46,9 +47,7 @@ def charge(
     description: str,
 ) -> Change:
     """Charge ``amount`` (minor units) to the tenant's default payment method."""
-    if not description.strip() or len(description) > MAX_DESCRIPTION:
-        raise UsageError(f"--description must be 1-{MAX_DESCRIPTION} characters")
-    text = description.strip()
+    text = stripe_text(description, option="--description", limit=MAX_DESCRIPTION)
     shown = format_money(amount, currency)
     with db.read() as session:
         tenant = TenantRef.of(session, tenant_rules.require_tenant(session, tenant_slug))

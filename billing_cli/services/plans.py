@@ -15,6 +15,7 @@ from sqlmodel import Session
 
 from billing_cli.errors import Conflict, NotFound, UsageError
 from billing_cli.gateway import Gateway
+from billing_cli.ids import check_slug
 from billing_cli.models import Change, Invocation, SubscriptionPlan, utcnow
 from billing_cli.money import check_currency, format_money, to_minor_units
 from billing_cli.repository import Database
@@ -31,8 +32,8 @@ from billing_cli.services.plan_catalog import (
     read_catalog,
 )
 from billing_cli.services.plan_catalog import describe_product_changes as describe_product
-from billing_cli.services.tenants import check_slug
 from billing_cli.services.views import plan_view
+from billing_cli.text import PLAN_NAME_MAX, stripe_text
 
 INTERVALS = ("month", "year")
 # Stripe allows at most three years between two invoices, and trials of at most 730 days.
@@ -48,10 +49,8 @@ def require_plan(session: Session, slug: str) -> SubscriptionPlan:
 
 
 def _check_name(name: str) -> str:
-    name = name.strip()
-    if not name or len(name) > 200:
-        raise UsageError("--name must be 1-200 characters")
-    return name
+    """The plan's name becomes its Stripe product's name on sync."""
+    return stripe_text(name, option="--name", limit=PLAN_NAME_MAX)
 
 
 def _check_schedule(interval: str, interval_count: int, trial_days: int) -> None:

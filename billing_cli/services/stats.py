@@ -22,6 +22,7 @@ from billing_cli.repository import intents as intents_repo
 from billing_cli.repository import stats as stats_repo
 from billing_cli.services.metric_definitions import DEFINITIONS
 from billing_cli.services.observe import REJECTION_REASONS, SIGNATURE_REASONS
+from billing_cli.text import plural
 from billing_cli.timeparse import iso
 
 BY_CHOICES = ("day", "week")
@@ -247,15 +248,24 @@ def _failed_payments(
 
 
 def _suspensions(session: Session, since: datetime, by: str, names: list[str]) -> dict[str, Any]:
+    """Suspensions by cause, and the rate: tenants suspended in the window over the tenants
+    active at any time in it (active now, or suspended in it). Dividing suspensions by the
+    tenants active *now* gave 133% when more tenants were suspended than were left active; a
+    tenant suspended twice counts once, so the rate never passes 100%."""
     per, total = _series(session, stats_repo.suspensions, since, by, names)
     active = stats_repo.tenants_by_status(session=session).get("active", 0)
+    suspended, not_active_now = stats_repo.suspended_tenants(session=session, since=since)
 
     def view(row: dict[str, Any]) -> dict[str, Any]:
         billing, manual = int(row.get("billing", 0)), int(row.get("manual", 0))
         return {"billing": billing, "manual": manual, "total": billing + manual}
 
-    summary = {**view(total), "active_tenants": active}
-    summary["rate"] = _rate(summary["total"], active)
+    summary = {
+        **view(total),
+        "tenants_suspended": suspended,
+        "tenants_active_in_window": active + not_active_now,
+    }
+    summary["rate"] = _rate(suspended, active + not_active_now)
     return _metric("suspensions", summary, [{"period": p, **view(r)} for p, r in per.items()])
 
 
@@ -357,7 +367,7 @@ def run_checks(
             failed_events > settings.alert_failed_events,
             failed_events,
             settings.alert_failed_events,
-            f"{failed_events} webhook events left failed in the ledger "
+            f"{plural(failed_events, 'webhook event')} left failed in the ledger "
             f"(threshold {settings.alert_failed_events}; `billing webhooks retry-failed`)",
         ),
         _silence_rule(last_delivery, live, settings, at),
@@ -366,7 +376,7 @@ def run_checks(
             stuck > settings.alert_open_intents,
             stuck,
             settings.alert_open_intents,
-            f"{stuck} Stripe write(s) unfinished for over an hour "
+            f"{plural(stuck, 'Stripe write')} unfinished for over an hour "
             f"(threshold {settings.alert_open_intents}; `billing intents list --open`)",
         ),
     ]
@@ -415,5 +425,6 @@ def _silence_rule(
         fired,
         hours,
         limit,
-        f"{since} at the endpoint while {live} subscription(s) are live (threshold {limit:g} h)",
+        f"{since} at the endpoint while {plural(live, 'subscription')} "
+        f"{'is' if live == 1 else 'are'} live (threshold {limit:g} h)",
     )

@@ -72,11 +72,9 @@ def update_tenant(
     """Change the tenant's name and/or e-mail, on its Stripe customer first when it has one."""
     if name is None and email is None:
         raise UsageError("nothing to change: give --name and/or --email")
-    if name is not None and not name.strip():
-        raise UsageError("--name must not be empty")
-    if email is not None and not tenant_rules.EMAIL_PATTERN.match(email):
-        raise UsageError(f"invalid email address {email!r}")
-    new_name = name.strip() if name is not None else None
+    new_name = tenant_rules.check_name(name) if name is not None else None
+    if email is not None:
+        tenant_rules.check_email(email)
     with db.read() as session:
         tenant = TenantRef.of(session, tenant_rules.require_tenant(session, slug))
     changes = {

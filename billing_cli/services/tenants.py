@@ -20,6 +20,7 @@ from typing import Any
 from sqlmodel import Session
 
 from billing_cli.errors import Conflict, NotFound, UsageError
+from billing_cli.ids import check_slug
 from billing_cli.models import Change, Invocation, Notification, Tenant, utcnow
 from billing_cli.repository import Database
 from billing_cli.repository import audit as audit_repo
@@ -36,10 +37,9 @@ from billing_cli.text import (
     check_length,
     check_plain,
     shown,
+    stripe_text,
 )
 
-# Matched with fullmatch: ``$`` would also accept a value ending in a newline ("acme\n").
-SLUG_PATTERN = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 EMAIL_PATTERN = re.compile(r"[^@\s\x00-\x1f\x7f]+@[^@\s\x00-\x1f\x7f]+\.[^@\s\x00-\x1f\x7f]+")
 
 
@@ -55,16 +55,10 @@ class TenantDetail:
         return {"tenant": self.tenant, "subscription": self.subscription, "audit": self.audit}
 
 
-def check_slug(slug: str) -> str:
-    if not SLUG_PATTERN.fullmatch(slug):
-        raise UsageError(
-            f"invalid slug {shown(slug)}: use 1-63 lower-case letters, digits and dashes, "
-            "starting with a letter or digit"
-        )
-    return slug
-
-
 def require_tenant(session: Session, slug: str, *, for_update: bool = False) -> Tenant:
+    """The tenant named by an operator; a malformed slug is a usage error before the lookup
+    (for the commands whose slug argument the CLI does not check itself)."""
+    check_slug(slug)
     tenant = tenants_repo.get_by_slug(session=session, slug=slug, for_update=for_update)
     if tenant is None:
         raise NotFound(f"no tenant {shown(slug)}; {_did_you_mean(session, slug)}")
@@ -88,20 +82,30 @@ def is_email(value: str) -> bool:
     return len(value) <= EMAIL_MAX and EMAIL_PATTERN.fullmatch(value) is not None
 
 
-def add_tenant(db: Database, *, invocation: Invocation, slug: str, name: str, email: str) -> Change:
-    check_slug(slug)
-    if not name.strip():
-        raise UsageError("--name must not be empty")
-    check_plain(check_length(name.strip(), limit=TENANT_NAME_MAX, option="--name"), option="--name")
+def check_name(name: str) -> str:
+    """A tenant's ``--name``, stripped: not empty, fits its column, no control characters.
+    ``tenants add`` and ``tenants update`` share it, so neither stores what the other refuses."""
+    return stripe_text(name, option="--name", limit=TENANT_NAME_MAX)
+
+
+def check_email(email: str) -> str:
+    """A tenant's ``--email``: fits its column and has an address's shape (no line breaks)."""
     check_length(email, limit=EMAIL_MAX, option="--email")
     if not is_email(email):
         raise UsageError(f"invalid email address {shown(email)}")
+    return check_plain(email, option="--email")  # a bidi override is no line break, but reorders
+
+
+def add_tenant(db: Database, *, invocation: Invocation, slug: str, name: str, email: str) -> Change:
+    check_slug(slug)
+    name = check_name(name)
+    check_email(email)
     with db.transaction(dry_run=invocation.dry_run) as session:
         if tenants_repo.get_by_slug(session=session, slug=slug) is not None:
             raise Conflict(f"tenant {slug!r} already exists")
         tenant = tenants_repo.add(
             session=session,
-            tenant=Tenant(slug=slug, name=name.strip(), email=email, created_at=utcnow()),
+            tenant=Tenant(slug=slug, name=name, email=email, created_at=utcnow()),
         )
         after = tenant_view(tenant)
         audit.record(

@@ -48,6 +48,7 @@ from billing_cli.services import audit, journal
 from billing_cli.services.journal import INTENT_METADATA_KEY
 from billing_cli.services.stripe_ops import planned_writes
 from billing_cli.services.webhooks.handlers import HANDLERS
+from billing_cli.text import plural, shown
 
 ALL_EVENTS = "*"
 CREATE = "webhook_endpoint.create"
@@ -73,12 +74,37 @@ def resolve_event_types(choices: Sequence[str]) -> tuple[str, ...]:
         if choice == "default":
             types.update(default_event_types())
         elif _EVENT_TYPE.match(choice):
-            types.add(choice)
+            types.add(_known_event_type(choice))
         else:
             raise UsageError(
                 f"--events takes default, all or event types such as invoice.paid, not {choice!r}"
             )
     return tuple(sorted(types))
+
+
+def _known_event_type(choice: str) -> str:
+    """A type Stripe sends: an endpoint subscribed to ``invoice.payed`` would wait forever."""
+    import difflib
+
+    from billing_cli.gateway.stripe_webhook_endpoints import webhook_event_types
+
+    known = webhook_event_types()
+    if choice in known:
+        return choice
+    near = difflib.get_close_matches(choice, sorted(known), n=3, cutoff=0.8)
+    hint = f"did you mean {' or '.join(near)}? " if near else ""
+    raise UsageError(
+        f"--events: Stripe has no event type {shown(choice)}; {hint}valid are default, all, "
+        f"the handled types ({', '.join(default_event_types())}) or another of Stripe's "
+        f"{len(known)} types"
+    )
+
+
+def dropped_handled_types(event_types: Sequence[str]) -> tuple[str, ...]:
+    """The handled types an endpoint subscribed to ``event_types`` would not be sent."""
+    if ALL_EVENTS in event_types:
+        return ()
+    return tuple(sorted(set(default_event_types()) - set(event_types)))
 
 
 def check_url(url: str, *, live_mode: bool) -> str:
@@ -153,7 +179,8 @@ def setup_endpoint(
     warnings: list[str] = []
     if others:
         warnings.append(
-            f"{len(others)} more endpoint(s) for this URL ({', '.join(e.id for e in others)}): "
+            f"{plural(len(others), 'more endpoint')} for this URL "
+            f"({', '.join(e.id for e in others)}): "
             "Stripe delivers each event to every one of them"
         )
     target = f"webhook_endpoint:{url}"

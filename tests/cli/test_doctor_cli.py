@@ -91,12 +91,12 @@ def test_unmigrated_database(
 
 def test_missing_event_type_on_the_endpoint(billing: Billing, healthy: Database) -> None:
     fewer = [t for t in default_event_types() if t != "invoice.payment_failed"]
-    run(billing, "webhooks", "setup", URL, *[a for t in fewer for a in ("--events", t)])
+    run(billing, "webhooks", "setup", URL, "--yes", *[a for t in fewer for a in ("--events", t)])
     code, checks = doctor(billing)
     assert code == 1
     events = checks["webhook events"]
     assert events["status"] == "fail"
-    assert events["detail"] == "1 handled type(s) not subscribed: invoice.payment_failed"
+    assert events["detail"] == "1 handled type not subscribed: invoice.payment_failed"
     assert events["fix"] == f"billing webhooks setup {URL}"
 
     run(billing, *events["fix"].split()[1:])

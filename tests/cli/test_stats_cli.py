@@ -59,7 +59,7 @@ def test_check_exits_0_when_clear_and_3_with_one_line_per_firing_rule(
     assert firing.exit_code == 3
     assert firing.stdout.splitlines() == [
         "FIRING stripe_errors: 3 Stripe API errors in the last hour (threshold 2)",
-        "FIRING failed_events: 1 webhook events left failed in the ledger (threshold 0; "
+        "FIRING failed_events: 1 webhook event left failed in the ledger (threshold 0; "
         "`billing webhooks retry-failed`)",
     ]
     data = billing("check", "--json")

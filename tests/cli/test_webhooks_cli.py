@@ -206,7 +206,7 @@ def test_deferred_events_and_ignore_reasons_are_listed_and_shown(
     unhandled = ev.event("price.created", {"id": "price_x", "object": "price"}, created=T0 + 1)
     result = billing("webhooks", "replay", "--from-file", _file(tmp_path, [stranger, unhandled]))
     assert result.exit_code == 0, result.stderr
-    assert "1 event(s) deferred" in result.stderr
+    assert "1 event deferred" in result.stderr
     parked = billing.json("webhooks", "list", "--status", "deferred")
     assert [e["id"] for e in parked] == [stranger["id"]]
     assert "parked until a tenant is linked to customer cus_unknown" in parked[0]["error"]

@@ -85,7 +85,14 @@ def test_dry_run_shows_the_event_type_diff_and_writes_nothing(
     billing: Billing, ready: Database, stripe_requests: StripeRequests
 ) -> None:
     billing.json(
-        "webhooks", "setup", URL, "--events", "customer.created", "--events", "invoice.paid"
+        "webhooks",
+        "setup",
+        URL,
+        "--events",
+        "customer.created",
+        "--events",
+        "invoice.paid",
+        "--yes",
     )
     before = table_snapshot(ready)
     endpoints_before = _endpoints(billing)
@@ -176,7 +183,7 @@ def test_bad_event_choices_are_usage_errors(
 
 
 def test_endpoints_lists_missing_handled_types(billing: Billing, ready: Database) -> None:
-    billing.json("webhooks", "setup", URL, "--events", "customer.created")
+    billing.json("webhooks", "setup", URL, "--events", "customer.created", "--yes")
     (listed,) = _endpoints(billing)
     assert "invoice.paid" in listed["missing_handled_events"]
     assert listed["api_version_matches"] is True
@@ -185,7 +192,7 @@ def test_endpoints_lists_missing_handled_types(billing: Billing, ready: Database
 def test_a_change_made_again_after_it_was_undone_is_applied_again(
     billing: Billing, ready: Database
 ) -> None:
-    fewer = ("--events", "customer.created")
+    fewer = ("--events", "customer.created", "--yes")
     billing.json("webhooks", "setup", URL)
     for _ in range(2):  # the same transition twice: Stripe must not answer from a stale key
         assert billing.json("webhooks", "setup", URL, *fewer)["action"] == "update"

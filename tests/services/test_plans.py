@@ -48,7 +48,7 @@ def test_add_stores_minor_units_and_audits(db: Database) -> None:
         ("amount", "29.001", "at most 2 decimals"),
         ("currency", "dollars", "three-letter ISO code"),
         ("interval", "week", "--interval must be month or year"),
-        ("name", "  ", "--name must be"),
+        ("name", "  ", "--name must not be empty"),
         ("interval_count", 0, "--interval-count must be 1-36"),
         ("trial_days", -1, "--trial-days must be"),
     ],

@@ -142,8 +142,9 @@ def test_stats_per_day_and_in_total(db: Database) -> None:
         "billing": 1,
         "manual": 1,
         "total": 2,
-        "active_tenants": 4,
-        "rate": 0.5,
+        "tenants_suspended": 1,  # both rows name target "x", a tenant not active now
+        "tenants_active_in_window": 5,
+        "rate": 0.2,
     }
     rejected = m["rejected_deliveries"]["total"]
     assert (rejected["total"], rejected["bad_signature"], rejected["body_too_large"]) == (4, 3, 1)
@@ -257,7 +258,7 @@ def test_a_silent_endpoint_while_subscriptions_are_live(db: Database) -> None:
     results = {r.rule: r for r in run_checks(db, SETTINGS, now=NOW)}
     assert results["dead_endpoint"].fired
     assert results["dead_endpoint"].message == (
-        "last delivery 25.0 h ago at the endpoint while 1 subscription(s) are live (threshold 24 h)"
+        "last delivery 25.0 h ago at the endpoint while 1 subscription is live (threshold 24 h)"
     )
     ledger_row(db, NOW - timedelta(hours=2))
     assert "dead_endpoint" not in fired(db)
@@ -296,3 +297,31 @@ def test_stripe_writes_unfinished_for_over_an_hour(db: Database) -> None:
     with db.transaction() as session:
         journal.close(session, intent, succeeded=True)
     assert "unfinished_intents" not in fired(db, now=later)
+
+
+def test_the_suspension_rate_stays_a_rate_with_more_suspensions_than_active_tenants(
+    db: Database,
+) -> None:
+    """Issue 24.7: 4 suspensions with 1 tenant left active read 400% against "active now".
+    Tenants suspended in the window over tenants active at any time in it: 3 of 4."""
+    from billing_cli.services import tenants
+    from tests.factories import invocation
+
+    for slug in ("acme", "globex", "initech", "hooli"):
+        add_tenant(db, slug)
+    for slug in ("acme", "globex", "initech"):
+        tenants.suspend_tenant(db, invocation=invocation(), slug=slug, reason="chargeback")
+    tenants.reactivate_tenant(db, invocation=invocation(), slug="acme")
+    tenants.suspend_tenant(db, invocation=invocation(), slug="acme", reason="again")
+    tenants.suspend_tenant(db, invocation=invocation(dry_run=True), slug="hooli", reason="dry")
+
+    now = utcnow()
+    total = compute_stats(db, since=now - timedelta(days=1), now=now)["metrics"]["suspensions"]
+    assert total["total"] == {
+        "billing": 0,
+        "manual": 4,
+        "total": 4,
+        "tenants_suspended": 3,
+        "tenants_active_in_window": 4,
+        "rate": 0.75,
+    }

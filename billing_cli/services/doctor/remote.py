@@ -13,6 +13,7 @@ from billing_cli.repository import events as events_repo
 from billing_cli.services.doctor.report import DoctorReport, Status
 from billing_cli.services.plans import list_plans
 from billing_cli.services.webhook_setup import ALL_EVENTS, default_event_types, find_endpoint
+from billing_cli.text import plural
 from billing_cli.timeparse import iso
 
 UNDELIVERED_WINDOW = timedelta(hours=72)  # Stripe's live-mode retry window
@@ -51,7 +52,7 @@ def check_endpoint(report: DoctorReport, gateway: Gateway, url: str | None) -> N
         report.add(
             "webhook endpoint",
             "warn",
-            f"no URL to check ({len(endpoints)} endpoint(s) in the account)",
+            f"no URL to check ({plural(len(endpoints), 'endpoint')} in the account)",
             "pass --url URL or set BILLING_WEBHOOK_URL",
         )
         return
@@ -80,7 +81,7 @@ def check_endpoint(report: DoctorReport, gateway: Gateway, url: str | None) -> N
         report.add(
             "webhook events",
             "fail",
-            f"{len(missing)} handled type(s) not subscribed: {', '.join(missing)}",
+            f"{plural(len(missing), 'handled type')} not subscribed: {', '.join(missing)}",
             f"billing webhooks setup {url}",
         )
     else:
@@ -122,12 +123,12 @@ def check_deliveries(report: DoctorReport, db: Database, gateway: Gateway | None
         report.add(
             "ledger",
             "fail",
-            f"{failed} event(s) left failed",
+            f"{plural(failed, 'event')} left failed",
             "`billing webhooks list --status failed` shows why; `billing webhooks retry-failed`",
         )
     else:
         total = sum(counts.values())
-        report.add("ledger", "ok", f"{total} event(s), none failed")
+        report.add("ledger", "ok", f"{plural(total, 'event')}, none failed")
     if gateway is None:
         return
     since = datetime.now(UTC) - UNDELIVERED_WINDOW
@@ -140,7 +141,7 @@ def check_deliveries(report: DoctorReport, db: Database, gateway: Gateway | None
         report.add(
             "undelivered events",
             "warn",
-            f"Stripe could not deliver {len(undelivered)} event(s) in the last 72 hours",
+            f"Stripe could not deliver {plural(len(undelivered), 'event')} in the last 72 hours",
             "check the endpoint is reachable and STRIPE_WEBHOOK_SECRET is its secret; then "
             "`billing webhooks replay --undelivered --since 72h`",
         )
@@ -158,4 +159,4 @@ def check_plans(report: DoctorReport, db: Database, gateway: Gateway) -> None:
         status: Status = "warn" if all(p["state"] == "stale" for p in unsettled) else "fail"
         report.add("plans", status, f"not in sync with Stripe: {listed}", "billing plans sync")
     else:
-        report.add("plans", "ok", f"{len(plans)} plan(s), in sync with Stripe")
+        report.add("plans", "ok", f"{plural(len(plans), 'plan')}, in sync with Stripe")

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from billing_cli.errors import UsageError, WebhookError
+from billing_cli.gateway.webhook_signature import NonFiniteNumber, refuse_constant
 
 MAX_FILE_BYTES = 8 * 2**30
 """A file replay reads at most this much in all (a runaway pipe cannot run for ever)."""
@@ -32,7 +33,7 @@ MAX_EVENT_BYTES = 16 * 2**20
 """One event larger than this is refused (Stripe's are a few kilobytes)."""
 _CHUNK = 2**20
 _WHITESPACE = " \t\n\r"
-_DECODER = json.JSONDecoder()
+_DECODER = json.JSONDecoder(parse_constant=refuse_constant)
 
 Check = Callable[[Mapping[str, Any]], object]
 """Refuses an event the engine would refuse (raises WebhookError): WebhookEngine.check."""
@@ -146,7 +147,7 @@ class _Reader:
         self.path = path
         self.max_bytes = max_bytes
         self.max_event_bytes = max_event_bytes
-        self.utf8 = codecs.getincrementaldecoder("utf-8")()
+        self.utf8 = codecs.getincrementaldecoder("utf-8-sig")()  # a byte-order mark is skipped
         self.buffer = ""
         self.start = 0  # where the unread text begins in buffer
         self.lines = 0  # newlines in the text dropped from buffer's front
@@ -198,6 +199,8 @@ class _Reader:
                     ) from None
                 self._fill()
                 continue
+            except NonFiniteNumber as error:  # the whole file is refused, before anything applies
+                raise self._not_json(str(error), at=self.start) from None
             except RecursionError:
                 raise UsageError(
                     f"{self.path}: JSON nested too deep to be a Stripe event"

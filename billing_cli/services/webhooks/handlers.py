@@ -414,6 +414,7 @@ def on_customer(ctx: Context) -> HandlerResult:
             row.deleted_customer_id = facts.id
         return _finish(ctx, row, tenant, before)
     key = policy.customer_key(event_id=event.id, created=event.created)
+    cleaned = False
     if not policy.customer_update_is_newer(key, row.customer_event_key):
         ctx.notes.append("older than the customer state already applied")
     else:
@@ -422,14 +423,22 @@ def on_customer(ctx: Context) -> HandlerResult:
             row.stripe_customer_id = row.stripe_customer_id or facts.id
         contact = customer_contact(name=facts.name, email=facts.email)
         ctx.notes.extend(contact.notes)
+        cleaned = bool(contact.notes)
         tenant = _sync_tenant(ctx, tenant, name=contact.name, email=contact.email)
-    return _finish(ctx, row, tenant, before)
+    result = _finish(ctx, row, tenant, before)
+    # What was cleaned or refused stays on the ledger row (`webhooks show`), as the README says.
+    return replace(result, keep_reason=True) if cleaned else result
 
 
 def _sync_tenant(
     ctx: Context, record: TenantRecord, *, name: str | None, email: str | None
 ) -> TenantRecord:
-    if (name or record.name) == record.name and (email or record.email) == record.email:
+    synced = " and ".join(
+        what
+        for what, new, old in (("name", name, record.name), ("email", email, record.email))
+        if new and new != old
+    )
+    if not synced:
         return record
     tenant = _load_tenant(ctx, record)
     before = tenant_view(tenant)
@@ -443,7 +452,7 @@ def _sync_tenant(
         invocation=ctx.invocation,
         target=target,
         tenant_slug=tenant.slug,
-        outcome="synced name and email from Stripe",
+        outcome=f"synced {synced} from Stripe",
         before=before,
         after=after,
     )
@@ -455,7 +464,7 @@ def _sync_tenant(
                 before=before,
                 after=after,
                 dry_run=ctx.invocation.dry_run,
-                message=f"synced tenant {tenant.slug}'s name and email from Stripe",
+                message=f"synced tenant {tenant.slug}'s {synced} from Stripe",
             )
         )
     return replace(record, name=tenant.name, email=tenant.email)

@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
+from billing_cli import timeparse
 from billing_cli.errors import UsageError, WebhookError
 from billing_cli.gateway import Gateway, SubscriptionInfo
 from billing_cli.models import utcnow
@@ -124,8 +125,7 @@ def check_window(selection: StripeSelection, *, now: datetime | None = None) -> 
         )
     if until is not None and until < oldest:
         raise UsageError("--until is more than 30 days ago: Stripe's Events API has nothing there")
-    if since is not None and until is not None and until < since:
-        raise UsageError("--until is before --since")
+    timeparse.check_window(since, until, now=now)
 
 
 def fetch_from_stripe(gateway: Gateway, selection: StripeSelection) -> list[dict[str, Any]]:

@@ -76,6 +76,8 @@ def customer_contact(*, name: str | None, email: str | None) -> CustomerContact:
     notes: list[str] = []
     if name is not None:
         cleaned = printable(name).strip()
+        if printable(name) != name:
+            notes.append("control characters removed from the name")
         if len(cleaned) > TENANT_NAME_MAX:
             notes.append(f"name cut to {TENANT_NAME_MAX} characters")
         name = clip(cleaned, TENANT_NAME_MAX) or None
