@@ -1,7 +1,8 @@
 """Finding and editing tenants at the support desk.
 
 ``list_tenants`` adds each tenant's plan and subscription status and a search over slug, name
-and e-mail; ``show_tenant`` adds the default card (brand, last 4, expiry) read from Stripe; and
+and e-mail; ``show_tenant`` adds the default card (brand, last 4, expiry) read from Stripe, which
+is the card that pays (:func:`.payment_methods.paying_method_id`); and
 ``update_tenant`` changes a tenant's name or e-mail here and on its Stripe customer, the Stripe
 write through the intent journal (:mod:`.journal`) before the local change, so the two agree.
 Stripe is only asked when the tenant has a customer: tenants without one need no API key.
@@ -50,11 +51,13 @@ def list_tenants(
 def show_tenant(db: Database, gateway: Callable[[], Gateway], *, slug: str) -> dict[str, Any]:
     """The tenant, its subscription row, recent audit entries, and its default card."""
     detail = tenant_rules.show_tenant(db, slug=slug).to_dict()
-    customer_id = (detail["subscription"] or {}).get("stripe_customer_id")
+    subscription = detail["subscription"] or {}
+    customer_id = subscription.get("stripe_customer_id")
+    live = subscription.get("stripe_subscription_id")
     detail["default_card"] = None
     if customer_id:
         try:
-            detail["default_card"] = default_card(gateway(), customer_id)
+            detail["default_card"] = default_card(gateway(), customer_id, live)
         except (GatewayError, ConfigError) as error:  # no Stripe key, Stripe down: the local
             detail["default_card_error"] = error.message  # part is still worth showing
     return detail
