@@ -220,7 +220,7 @@ def attach_method(
     default = ""
     if make_default:
         subscription = live_subscription(tenant)
-        also = f" and of subscription {subscription}" if subscription else ""
+        also = f", also of subscription {subscription}" if subscription else ""
         default = f" as the default card{also}"
     return Change(
         target=target,
