@@ -15,57 +15,19 @@ from typing import Any
 import pytest
 import stripe
 
-from billing_cli.gateway import Gateway
-from billing_cli.models import Invocation
 from billing_cli.repository import Database
 from billing_cli.services import audit
-from billing_cli.services import tenants as tenant_rules
 from stripe_sandbox import Sandbox
 from tests.conftest import StripeRequests
-from tests.factories import add_synced_plan, add_tenant, row_counts
+from tests.factories import row_counts
 
+from . import dead_card
 from .conftest import Billing
+from .dead_card import customer_card, dead_card_subscription, subscription_card, suspend_by
 
 pytestmark = pytest.mark.sandbox
-DEAD = "pm_card_chargeCustomerFail"
-
-
-@pytest.fixture
-def ready(db_env: Database, gateway: Gateway) -> Database:
-    add_tenant(db_env, "acme")
-    add_synced_plan(db_env, gateway, "starter", amount=1000)
-    return db_env
-
-
-@pytest.fixture
-def stripe_client(sandbox: Sandbox) -> stripe.StripeClient:
-    return stripe.StripeClient(
-        sandbox.secret_key, base_addresses={"api": sandbox.api_base}, max_network_retries=0
-    )
-
-
-def dead_card_subscription(billing: Billing, sandbox: Sandbox) -> tuple[str, str, str]:
-    """acme subscribed on a trial with a card that declines, then billed: returns (the
-    subscription, its dead card, the open invoice)."""
-    created = billing.json(
-        "subs", "create", "acme", "--plan", "starter", "--payment-method", DEAD, "--trial-days", "7"
-    )
-    sub_id = created["after"]["stripe_subscription_id"]
-    billed = sandbox.end_trial(sub_id)
-    (dead,) = [m["id"] for m in billing.json("payments", "methods", "list", "acme")]
-    invoice = str(billed["latest_invoice"])
-    return sub_id, dead, invoice
-
-
-def subscription_card(client: stripe.StripeClient, sub_id: str) -> str | None:
-    found = client.v1.subscriptions.retrieve(sub_id).default_payment_method
-    return found if found is None or isinstance(found, str) else str(found.id)
-
-
-def customer_card(client: stripe.StripeClient, sub_id: str) -> str | None:
-    customer = str(client.v1.subscriptions.retrieve(sub_id).customer)
-    found = client.v1.customers.retrieve(customer).invoice_settings.default_payment_method
-    return found if found is None or isinstance(found, str) else str(found.id)
+ready = dead_card.ready
+stripe_client = dead_card.stripe_client
 
 
 def test_attach_default_makes_the_new_card_pay_and_retry_charges_it(
@@ -120,19 +82,11 @@ def test_screens_show_the_card_that_pays(
     declined = billing("invoices", "pay", str(_invoice))
     assert declined.exit_code == 1 and f"by visa ending 0341 ({dead})" in declined.stderr
 
-
-def test_methods_default_makes_the_card_pay_and_is_resumable(
-    billing: Billing, ready: Database, sandbox: Sandbox, stripe_client: stripe.StripeClient
-) -> None:
-    sub_id, dead, _invoice = dead_card_subscription(billing, sandbox)
-    visa = billing.json("payments", "methods", "attach", "acme", "pm_card_visa")["after"][
-        "payment_method"
-    ]
-    assert subscription_card(stripe_client, sub_id) == dead  # attach alone changes nothing
-    made = billing.json("payments", "methods", "default", "acme", visa)
-    assert made["before"]["default"] == dead and made["after"]["default"] == visa
-    assert subscription_card(stripe_client, sub_id) == visa
-    assert customer_card(stripe_client, sub_id) == visa
+    # The customer's default is already `other`: making it the default still has work to do.
+    made = billing.json("payments", "methods", "default", "acme", other.id)
+    assert (made["before"]["default"], made["after"]["default"]) == (dead, other.id)
+    assert subscription_card(stripe_client, sub_id) == other.id
+    assert billing.json("tenants", "show", "acme")["default_card"]["id"] == other.id
 
 
 def test_attach_default_dry_run_plans_both_defaults_and_sends_nothing(
@@ -158,23 +112,11 @@ def test_attach_default_dry_run_plans_both_defaults_and_sends_nothing(
     assert subscription_card(stripe_client, sub_id) == dead
 
 
-def suspend_by_billing(db: Database) -> None:
-    with db.transaction() as session:
-        tenant = tenant_rules.require_tenant(session, "acme", for_update=True)
-        tenant_rules.suspend(
-            session,
-            tenant,
-            reason="billing: test",
-            by="billing",
-            invocation=Invocation(operator="test", command="test"),
-        )
-
-
 def test_a_real_pay_says_the_tenant_was_reactivated(
     billing: Billing, ready: Database, sandbox: Sandbox
 ) -> None:
     _sub, _dead, invoice = dead_card_subscription(billing, sandbox)
-    suspend_by_billing(ready)
+    suspend_by(ready, "billing")
     billing.json("payments", "methods", "attach", "acme", "pm_card_visa", "--default")
     result = billing("invoices", "pay", invoice)
     assert result.exit_code == 0, result.stderr

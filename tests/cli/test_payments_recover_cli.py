@@ -13,38 +13,21 @@ from collections.abc import Iterator
 import pytest
 import stripe
 
-from billing_cli.models import Invocation
 from billing_cli.repository import Database
 from billing_cli.services import audit
-from billing_cli.services import tenants as tenant_rules
 from stripe_sandbox import Sandbox
 from tests.conftest import StripeRequests
 from tests.factories import row_counts
 from tests.faults import Fault, FaultProxy, fault_proxy
 
+from . import dead_card
 from .conftest import Billing
-from .test_card_that_pays import (  # noqa: F401  (fixtures)
-    DEAD,
-    dead_card_subscription,
-    ready,
-    stripe_client,
-    subscription_card,
-)
+from .dead_card import DEAD, dead_card_subscription, subscription_card, suspend_by
 
 pytestmark = pytest.mark.sandbox
+ready = dead_card.ready
+stripe_client = dead_card.stripe_client
 GOOD = "pm_card_mastercard"
-
-
-def suspend_by(db: Database, by: str) -> None:
-    with db.transaction() as session:
-        tenant = tenant_rules.require_tenant(session, "acme", for_update=True)
-        tenant_rules.suspend(
-            session,
-            tenant,
-            reason=f"{by}: test",
-            by=by,
-            invocation=Invocation(operator="test", command="test"),
-        )
 
 
 def tenant_status(billing: Billing) -> tuple[str, str | None]:

@@ -17,15 +17,13 @@ from billing_cli.repository import subscriptions as subscriptions_repo
 from billing_cli.services import tenants as tenant_rules
 from stripe_sandbox import Sandbox
 
+from . import dead_card
 from .conftest import Billing
-from .test_card_that_pays import (  # noqa: F401  (fixtures)
-    dead_card_subscription,
-    ready,
-    stripe_client,
-    subscription_card,
-)
+from .dead_card import dead_card_subscription, subscription_card
 
 pytestmark = pytest.mark.sandbox
+ready = dead_card.ready
+stripe_client = dead_card.stripe_client
 
 
 def local(db: Database) -> tuple[str, str | None, str | None, int]:
