@@ -125,10 +125,17 @@ def _owed(db: Database, gateway: Gateway, intent: Intent, customer_id: str) -> l
     known = intent.steps.get("invoices")
     if known is None:
         found = gateway.list_invoices(customer_id=customer_id, status="open", limit=MAX_OPEN)
-        ordered = sorted(found, key=lambda i: (i.created.timestamp() if i.created else 0, i.id))
+        ordered = sorted(found, key=_age)
         journal.record_step(db, intent, "invoices", [i.id for i in ordered])
         return ordered
     return [gateway.retrieve_invoice(str(invoice_id)) for invoice_id in known]
+
+
+def _age(invoice: InvoiceInfo) -> tuple[float, str, str]:
+    """Oldest first; within one second, by number (a customer's invoices are numbered in
+    sequence)."""
+    created = invoice.created.timestamp() if invoice.created else 0.0
+    return created, invoice.number or "", invoice.id
 
 
 def _pay(

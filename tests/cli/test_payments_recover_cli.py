@@ -13,11 +13,12 @@ from collections.abc import Iterator
 import pytest
 import stripe
 
+from billing_cli.gateway import Gateway
 from billing_cli.repository import Database
 from billing_cli.services import audit
 from stripe_sandbox import Sandbox
 from tests.conftest import StripeRequests
-from tests.factories import row_counts
+from tests.factories import add_synced_plan, row_counts
 from tests.faults import Fault, FaultProxy, fault_proxy
 
 from . import dead_card
@@ -79,6 +80,27 @@ def test_recover_attaches_pays_and_lifts_a_billing_suspension(
     assert billing.json("invoices", "list", "acme", "--status", "open") == []
     assert outcomes(ready, "recovered with") == [f"recovered with {card}: 1 invoice(s) paid"]
     assert len(outcomes(ready, "reactivated")) == 1
+
+
+def test_open_invoices_are_paid_oldest_first(
+    billing: Billing, ready: Database, sandbox: Sandbox, gateway: Gateway
+) -> None:
+    """A failed renewal, then a plan change invoiced at once that fails too: two open."""
+    _sub, _dead, renewal = dead_card_subscription(billing, sandbox)
+    add_synced_plan(ready, gateway, "pro", amount=3000)
+    moved = billing("subs", "upgrade", "acme", "--plan", "pro", "--proration", "always_invoice")
+    assert moved.exit_code == 0, moved.stderr
+    newest, oldest = billing.json("invoices", "list", "acme", "--status", "open")
+    assert oldest["id"] == renewal
+    suspend_by(ready, "billing")
+    result = billing.json("payments", "recover", "acme", "--payment-method", GOOD)
+    assert [i["id"] for i in result["after"]["paid"]] == [oldest["id"], newest["id"]]
+    assert result["before"]["unpaid"] == "30.00 USD"
+    assert outcomes(ready, "collected") == [  # newest entry first
+        f"collected {newest['remaining']} for invoice {newest['number']}",
+        f"collected 10.00 USD for invoice {oldest['number']}",
+    ]
+    assert tenant_status(billing) == ("active", None)
 
 
 def test_recover_never_lifts_a_manual_hold(
