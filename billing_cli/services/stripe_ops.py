@@ -8,6 +8,7 @@ recovery point of its intent (:mod:`.journal`), so a re-run resumes after the la
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -152,28 +153,29 @@ def paying_card_step(
     card. Two writes, each a recovery point: the customer's default, then the live
     subscription's (when there is one).
     """
-    if not intent.steps.get("default"):
-        journal.call(
-            db,
-            intent,
+    writes: list[tuple[str, str, Callable[[str], object]]] = [
+        (
             "default",
+            f"making {method_id} the default payment method",
             lambda key: gateway.set_default_payment_method(
                 customer_id, method_id, idempotency_key=key
             ),
-            what=f"making {method_id} the default payment method",
         )
-        journal.record_step(db, intent, "default", True)
-    if subscription_id and not intent.steps.get("subscription_default"):
-        journal.call(
-            db,
-            intent,
-            "subscription_default",
-            lambda key: gateway.set_subscription_payment_method(
-                subscription_id, method_id, idempotency_key=key
-            ),
-            what=f"making {method_id} the card of subscription {subscription_id}",
+    ]
+    if subscription_id:
+        writes.append(
+            (
+                "subscription_default",
+                f"making {method_id} the card of subscription {subscription_id}",
+                lambda key: gateway.set_subscription_payment_method(
+                    subscription_id, method_id, idempotency_key=key
+                ),
+            )
         )
-        journal.record_step(db, intent, "subscription_default", True)
+    for step, what, send in writes:
+        if not intent.steps.get(step):
+            journal.call(db, intent, step, send, what=what)
+            journal.record_step(db, intent, step, True)
 
 
 def live_subscription(tenant: TenantRef) -> str | None:

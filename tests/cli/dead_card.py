@@ -11,9 +11,7 @@ import pytest
 import stripe
 
 from billing_cli.gateway import Gateway
-from billing_cli.models import Invocation
 from billing_cli.repository import Database
-from billing_cli.services import tenants as tenant_rules
 from stripe_sandbox import Sandbox
 from tests.factories import add_synced_plan, add_tenant
 
@@ -58,16 +56,3 @@ def customer_card(client: stripe.StripeClient, sub_id: str) -> str | None:
     customer = str(client.v1.subscriptions.retrieve(sub_id).customer)
     found = client.v1.customers.retrieve(customer).invoice_settings.default_payment_method
     return found if found is None or isinstance(found, str) else str(found.id)
-
-
-def suspend_by(db: Database, by: str) -> None:
-    """Suspend acme as billing (a billing suspension) or by hand (a manual hold) would."""
-    with db.transaction() as session:
-        tenant = tenant_rules.require_tenant(session, "acme", for_update=True)
-        tenant_rules.suspend(
-            session,
-            tenant,
-            reason=f"{by}: test",
-            by=by,
-            invocation=Invocation(operator="test", command="test"),
-        )

@@ -19,11 +19,11 @@ from billing_cli.repository import Database
 from billing_cli.services import audit
 from stripe_sandbox import Sandbox
 from tests.conftest import StripeRequests
-from tests.factories import row_counts
+from tests.factories import row_counts, suspend
 
 from . import dead_card
 from .conftest import Billing
-from .dead_card import customer_card, dead_card_subscription, subscription_card, suspend_by
+from .dead_card import customer_card, dead_card_subscription, subscription_card
 
 pytestmark = pytest.mark.sandbox
 ready = dead_card.ready
@@ -116,7 +116,7 @@ def test_a_real_pay_says_the_tenant_was_reactivated(
     billing: Billing, ready: Database, sandbox: Sandbox
 ) -> None:
     _sub, _dead, invoice = dead_card_subscription(billing, sandbox)
-    suspend_by(ready, "billing")
+    suspend(ready, by="billing")
     billing.json("payments", "methods", "attach", "acme", "pm_card_visa", "--default")
     result = billing("invoices", "pay", invoice)
     assert result.exit_code == 0, result.stderr

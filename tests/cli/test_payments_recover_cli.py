@@ -18,12 +18,12 @@ from billing_cli.repository import Database
 from billing_cli.services import audit
 from stripe_sandbox import Sandbox
 from tests.conftest import StripeRequests
-from tests.factories import add_synced_plan, row_counts
-from tests.faults import Fault, FaultProxy, fault_proxy
+from tests.factories import add_synced_plan, row_counts, suspend
+from tests.faults import Fault, FaultProxy, cli_behind_proxy
 
 from . import dead_card
 from .conftest import Billing
-from .dead_card import DEAD, dead_card_subscription, subscription_card, suspend_by
+from .dead_card import DEAD, dead_card_subscription, subscription_card
 
 pytestmark = pytest.mark.sandbox
 ready = dead_card.ready
@@ -57,7 +57,7 @@ def test_recover_attaches_pays_and_lifts_a_billing_suspension(
     billing: Billing, ready: Database, sandbox: Sandbox, stripe_client: stripe.StripeClient
 ) -> None:
     sub_id, dead, invoice = dead_card_subscription(billing, sandbox)
-    suspend_by(ready, "billing")
+    suspend(ready, by="billing")
     result = billing.json("payments", "recover", "acme", "--payment-method", GOOD)
     card = result["after"]["card"]
     assert result["before"] == {
@@ -92,7 +92,7 @@ def test_open_invoices_are_paid_oldest_first(
     assert moved.exit_code == 0, moved.stderr
     newest, oldest = billing.json("invoices", "list", "acme", "--status", "open")
     assert oldest["id"] == renewal
-    suspend_by(ready, "billing")
+    suspend(ready, by="billing")
     result = billing.json("payments", "recover", "acme", "--payment-method", GOOD)
     assert [i["id"] for i in result["after"]["paid"]] == [oldest["id"], newest["id"]]
     assert result["before"]["unpaid"] == "30.00 USD"
@@ -107,7 +107,7 @@ def test_recover_never_lifts_a_manual_hold(
     billing: Billing, ready: Database, sandbox: Sandbox
 ) -> None:
     dead_card_subscription(billing, sandbox)
-    suspend_by(ready, "manual")
+    suspend(ready, by="manual")
     result = billing("payments", "recover", "acme", "--payment-method", GOOD)
     assert result.exit_code == 0, result.stderr
     assert "acme stays suspended: a manual hold is lifted only by a person" in result.stdout
@@ -123,7 +123,7 @@ def test_dry_run_lists_every_step_and_writes_nothing(
     stripe_requests: StripeRequests,
 ) -> None:
     sub_id, dead, invoice = dead_card_subscription(billing, sandbox)
-    suspend_by(ready, "billing")
+    suspend(ready, by="billing")
     before = row_counts(ready)
     stripe_requests.sent.clear()
     dry = billing.json("payments", "recover", "acme", "--payment-method", GOOD, "--dry-run")
@@ -152,7 +152,7 @@ def test_a_decline_stops_with_one_line_and_the_card_stays(
     billing: Billing, ready: Database, sandbox: Sandbox, stripe_client: stripe.StripeClient
 ) -> None:
     sub_id, _dead, invoice = dead_card_subscription(billing, sandbox)
-    suspend_by(ready, "billing")
+    suspend(ready, by="billing")
     # This card attaches, then declines every charge.
     result = billing("payments", "recover", "acme", "--payment-method", DEAD)
     assert result.exit_code == 1
@@ -184,10 +184,7 @@ def test_bad_input_is_one_line_and_writes_nothing(billing: Billing, ready: Datab
 
 @pytest.fixture
 def proxy(sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> Iterator[FaultProxy]:
-    with fault_proxy(sandbox.api_base) as running:
-        monkeypatch.setenv("STRIPE_API_BASE", running.url)
-        monkeypatch.setenv("STRIPE_TIMEOUT", "1")
-        monkeypatch.setenv("STRIPE_TIME_BUDGET", "8")
+    with cli_behind_proxy(sandbox.api_base, monkeypatch) as running:
         yield running
 
 
@@ -211,7 +208,7 @@ def test_rerun_after_a_lost_answer_finishes_once(
     path: str,
 ) -> None:
     sub_id, _dead, invoice = dead_card_subscription(billing, sandbox)
-    suspend_by(ready, "billing")
+    suspend(ready, by="billing")
     proxy.arm(Fault("status", "after", method, path, status=500))
     first = billing("payments", "recover", "acme", "--payment-method", GOOD)
     assert first.exit_code == 1 and "re-run the same command" in first.stderr
