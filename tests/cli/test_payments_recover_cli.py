@@ -221,3 +221,22 @@ def test_rerun_after_a_lost_answer_finishes_once(
     assert tenant_status(billing) == ("active", None)
     assert len(outcomes(ready, "recovered with")) == 1
     assert len(outcomes(ready, "collected 10.00 USD")) == 1
+
+
+def test_intents_resume_finishes_an_interrupted_recovery(
+    billing: Billing,
+    ready: Database,
+    sandbox: Sandbox,
+    stripe_client: stripe.StripeClient,
+    proxy: FaultProxy,
+) -> None:
+    sub_id, _dead, invoice = dead_card_subscription(billing, sandbox)
+    proxy.arm(Fault("status", "after", "POST", "/v1/subscriptions/", status=500))
+    assert billing("payments", "recover", "acme", "--payment-method", GOOD).exit_code == 1
+    proxy.clear()
+    (open_intent,) = billing.json("intents", "list", "--open")
+    assert open_intent["operation"] == "payment.recover"
+    resumed = billing.json("intents", "resume", open_intent["id"])
+    assert resumed["action"] == "recover" and resumed["after"]["paid"][0]["id"] == invoice
+    assert cards_of(stripe_client, sub_id) == ["mastercard 4444", "visa 0341"]
+    assert subscription_card(stripe_client, sub_id) == resumed["after"]["card"]
