@@ -70,16 +70,18 @@ def recover(
     start = _start(db, tenant_slug, payment_method)
     tenant, customer_id = start.tenant, start.customer_id
     subscription = live_subscription(tenant)
-    previous = paying_method_id(gateway, customer_id, subscription)
-    target = f"payment_method:{tenant.slug}"
     intent = journal.begin(
         db,
         operation="payment.recover",
-        target=target,
+        target=f"payment_method:{tenant.slug}",
         tenant_slug=tenant.slug,
         params={"payment_method": payment_method},
         invocation=invocation,
     )
+    if "before" not in intent.steps:  # a re-run reports what the first run found
+        card = paying_method_id(gateway, customer_id, subscription)
+        found = {"card": card, "status": start.status, "suspended_by": start.suspended_by}
+        journal.record_step(db, intent, "before", found)
     with journal.failure_closes(
         db, intent, invocation=invocation, what=f"recovering {tenant.slug} with {payment_method}"
     ):
@@ -99,9 +101,7 @@ def recover(
         if paid is not None:
             steps.append(paid[0].message)
             reactivated = reactivated or paid[1]
-    return _finish(
-        db, gateway, invocation, intent, start, previous, method_id, owed, steps, reactivated
-    )
+    return _finish(db, gateway, invocation, intent, start, method_id, owed, steps, reactivated)
 
 
 def _start(db: Database, tenant_slug: str, payment_method: str) -> _Start:
@@ -193,7 +193,6 @@ def _finish(
     invocation: Invocation,
     intent: Intent,
     start: _Start,
-    previous: str | None,
     method_id: str,
     owed: list[InvoiceInfo],
     steps: list[str],
@@ -206,12 +205,7 @@ def _finish(
         status, suspended_by = row.status, row.suspended_by
         if invocation.dry_run and reactivated:  # the dry run's payments were not applied
             status, suspended_by = "active", None
-        before = {
-            "card": previous,
-            "status": start.status,
-            "suspended_by": start.suspended_by,
-            "unpaid": _total(owed),
-        }
+        before = {**intent.steps["before"], "unpaid": _total(owed)}
         after = {
             "card": method_id,
             "status": status,
