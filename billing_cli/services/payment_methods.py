@@ -20,7 +20,7 @@ from typing import Any
 
 from sqlmodel import Session
 
-from billing_cli.errors import Conflict, NotFound, UsageError
+from billing_cli.errors import Conflict, NotFound, NotFoundInStripe, UsageError
 from billing_cli.gateway import Gateway, PaymentMethodInfo
 from billing_cli.models import Change, Invocation
 from billing_cli.repository import Database
@@ -54,8 +54,11 @@ def paying_method_id(
     """The id of the card that pays: the live subscription's own default, else the customer's
     invoice default (None when neither is set)."""
     if subscription_id:
-        live = gateway.retrieve_subscription(subscription_id)
-        if live.status not in ENDED and live.default_payment_method:
+        try:
+            live = gateway.retrieve_subscription(subscription_id)
+        except NotFoundInStripe:  # gone from Stripe: it bills no more
+            live = None
+        if live is not None and live.status not in ENDED and live.default_payment_method:
             return live.default_payment_method
     return gateway.retrieve_customer(customer_id).default_payment_method
 

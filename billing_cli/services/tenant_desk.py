@@ -21,7 +21,7 @@ from billing_cli.repository import tenants as tenants_repo
 from billing_cli.services import audit, journal
 from billing_cli.services import tenants as tenant_rules
 from billing_cli.services.payment_methods import default_card
-from billing_cli.services.stripe_ops import TenantRef, planned_writes
+from billing_cli.services.stripe_ops import ENDED, TenantRef, planned_writes
 from billing_cli.services.views import tenant_view
 
 MAX_SEARCH = 200
@@ -53,7 +53,11 @@ def show_tenant(db: Database, gateway: Callable[[], Gateway], *, slug: str) -> d
     detail = tenant_rules.show_tenant(db, slug=slug).to_dict()
     subscription = detail["subscription"] or {}
     customer_id = subscription.get("stripe_customer_id")
-    live = subscription.get("stripe_subscription_id")
+    live = (
+        subscription.get("stripe_subscription_id")
+        if subscription.get("status") not in ENDED
+        else None
+    )
     detail["default_card"] = None
     if customer_id:
         try:

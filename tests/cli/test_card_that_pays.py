@@ -16,7 +16,9 @@ import pytest
 import stripe
 
 from billing_cli.repository import Database
+from billing_cli.repository import subscriptions as subscriptions_repo
 from billing_cli.services import audit
+from billing_cli.services import tenants as tenant_rules
 from stripe_sandbox import Sandbox
 from tests.conftest import StripeRequests
 from tests.factories import row_counts, suspend
@@ -124,3 +126,19 @@ def test_a_real_pay_says_the_tenant_was_reactivated(
     assert first.startswith("paid: collected 10.00 USD") and first.endswith("; acme reactivated")
     entries = audit.list_entries(ready, tenant_slug="acme", since=None, limit=100)
     assert [e["outcome"] for e in entries].count("reactivated") == 1
+
+
+def test_a_subscription_gone_from_stripe_leaves_the_customers_card(
+    billing: Billing, ready: Database, sandbox: Sandbox
+) -> None:
+    _sub, dead, _invoice = dead_card_subscription(billing, sandbox)
+    with ready.transaction() as session:
+        tenant = tenant_rules.require_tenant(session, "acme")
+        assert tenant.id is not None
+        row = subscriptions_repo.for_tenant(session=session, tenant_id=tenant.id)
+        assert row is not None
+        row.stripe_subscription_id = "sub_gone"
+        session.add(row)
+    assert billing.json("tenants", "show", "acme")["default_card"]["id"] == dead
+    listed = billing.json("payments", "methods", "list", "acme")
+    assert [(m["id"], m["default"]) for m in listed] == [(dead, True)]
