@@ -210,7 +210,7 @@ def _finish(
             "card": method_id,
             "status": status,
             "suspended_by": suspended_by,
-            "unpaid": _total([]),
+            "unpaid": _total(owed, settled=True),
             "paid": [_owed_view(invoice) for invoice in owed],
         }
         audit.record(
@@ -263,11 +263,12 @@ def _owed_view(invoice: InvoiceInfo) -> dict[str, Any]:
     }
 
 
-def _total(owed: list[InvoiceInfo]) -> str:
-    """What the invoices come to, per currency (``0`` when nothing is owed)."""
+def _total(owed: list[InvoiceInfo], *, settled: bool = False) -> str:
+    """What the invoices come to, per currency (``0`` when there are none); ``settled``: what
+    is left once they are paid, in the same currencies."""
     sums: dict[str, int] = {}
     for invoice in owed:
-        amount = invoice.amount_remaining or invoice.amount_paid
+        amount = 0 if settled else invoice.amount_remaining or invoice.amount_paid
         sums[invoice.currency] = sums.get(invoice.currency, 0) + amount
     return ", ".join(format_money(v, c) for c, v in sorted(sums.items())) or "0"
 

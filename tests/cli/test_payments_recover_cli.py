@@ -67,6 +67,7 @@ def test_recover_attaches_pays_and_lifts_a_billing_suspension(
         "unpaid": "10.00 USD",
     }
     assert (result["after"]["status"], result["after"]["suspended_by"]) == ("active", None)
+    assert result["after"]["unpaid"] == "0.00 USD"
     assert [i["id"] for i in result["after"]["paid"]] == [invoice]
     assert result["message"] == (
         f"recovered acme: {card} is the card that pays; 1 open invoice(s), 10.00 USD; "
