@@ -26,6 +26,13 @@ def add_tenant(db: Database, slug: str = "acme", **overrides: str) -> None:
     )
 
 
+def suspend(db: Database, slug: str = "acme", *, by: str) -> None:
+    """Suspend a tenant as billing (a billing suspension) or a person (a manual hold) would."""
+    with db.transaction() as session:
+        tenant = tenants.require_tenant(session, slug, for_update=True)
+        tenants.suspend(session, tenant, reason=f"{by}: test", by=by, invocation=invocation())
+
+
 def row_counts(db: Database) -> dict[str, int]:
     """Rows per table: what a dry run must leave unchanged."""
     import sqlalchemy as sa

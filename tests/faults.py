@@ -21,6 +21,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Literal
 from urllib.parse import urlsplit
 
+import pytest
+
 Kind = Literal["status", "cut", "hang", "reset"]
 When = Literal["before", "after"]
 _HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "host", "content-length"}
@@ -172,3 +174,14 @@ def fault_proxy(upstream: str) -> Iterator[FaultProxy]:
         server.shutdown()
         server.server_close()
         time.sleep(0)
+
+
+@contextmanager
+def cli_behind_proxy(upstream: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[FaultProxy]:
+    """A fault proxy in front of ``upstream``, with CLI runs pointed at it and short Stripe
+    timeouts (1 s an attempt, 8 s a command), so a hung or lost answer ends a test quickly."""
+    with fault_proxy(upstream) as running:
+        monkeypatch.setenv("STRIPE_API_BASE", running.url)
+        monkeypatch.setenv("STRIPE_TIMEOUT", "1")
+        monkeypatch.setenv("STRIPE_TIME_BUDGET", "8")
+        yield running

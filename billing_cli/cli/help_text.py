@@ -148,6 +148,10 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
         "billing payments refund pi_1Q2w3E4r5T6y --reason requested_by_customer",
     ),
     "payments methods default": ("billing payments methods default acme pm_1Q2w3E4r5T6y",),
+    "payments recover": (
+        "billing payments recover acme --payment-method pm_1Q2w3E4r5T6y --dry-run",
+        "billing payments recover acme --payment-method pm_1Q2w3E4r5T6y",
+    ),
     "payments methods detach": ("billing payments methods detach acme pm_1Q2w3E4r5T6y --dry-run",),
     "tenants credit": (
         'billing tenants credit acme --amount 5.00 --currency usd --reason "outage" --dry-run',

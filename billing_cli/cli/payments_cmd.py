@@ -255,3 +255,35 @@ def default_(
         db, gateway, invocation=invocation, tenant_slug=tenant, payment_method=payment_method
     )
     render.change(result, json_output=json_output)
+
+
+@app.command("recover")
+def recover(
+    ctx: typer.Context,
+    tenant: TenantArgument,
+    payment_method: Annotated[
+        str, typer.Option("--payment-method", help="The working card (pm_...) to pay with.")
+    ],
+    dry_run: DryRunOption = False,
+    yes: YesOption = False,
+    json_output: JsonOption = False,
+) -> None:
+    """After a decline: attach the card, make it the card that pays, pay the open invoices
+    oldest first, and show whether the tenant is active again. A re-run finishes an
+    interrupted recovery."""
+    from billing_cli.cli import render
+    from billing_cli.services import recovery
+
+    runtime = runtime_of(ctx)
+    db, gateway, invocation = runtime.begin_stripe_change(
+        ctx, what=f"recover {tenant} with {payment_method}", dry_run=dry_run, yes=yes
+    )
+    result = recovery.recover(
+        db,
+        gateway,
+        invocation=invocation,
+        tenant_slug=tenant,
+        payment_method=payment_method,
+        max_failed_attempts=runtime.settings().max_failed_attempts,
+    )
+    render.change(result, json_output=json_output)

@@ -185,6 +185,7 @@ def subscription_info(obj: Any) -> SubscriptionInfo:
         pause_behavior=_text(_map(d.get("pause_collection")).get("behavior")),
         pause_resumes_at=timestamp(_map(d.get("pause_collection")).get("resumes_at")),
         quantity=_int(item.get("quantity", d.get("quantity"))) or 1,
+        default_payment_method=_ref(d.get("default_payment_method")),
     )
 
 

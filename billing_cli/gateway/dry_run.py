@@ -524,7 +524,12 @@ class DryRunGateway(Gateway):
         self._plan(
             "set_subscription_payment_method", subscription_id, payment_method=payment_method_id
         )
-        return self.retrieve_subscription(subscription_id)
+        # Remembered, so the rest of the dry run reads the card that would pay.
+        changed = replace(
+            self.retrieve_subscription(subscription_id), default_payment_method=payment_method_id
+        )
+        self._subscriptions[subscription_id] = changed
+        return changed
 
     def update_customer(
         self, customer_id: str, *, name: str | None, email: str | None, idempotency_key: str

@@ -104,6 +104,9 @@ class SubscriptionInfo:
     pause_behavior: str | None = None  # pause_collection.behavior; None when collecting
     pause_resumes_at: datetime | None = None
     quantity: int = 1
+    # The card this subscription's invoices are charged to; it wins over the customer's
+    # invoice default (None: the customer's default pays).
+    default_payment_method: str | None = None
 
 
 @dataclass(frozen=True)

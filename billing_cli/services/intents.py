@@ -135,6 +135,7 @@ def _run(
         payment_methods,
         payments,
         plan_sync,
+        recovery,
         subscriptions,
         tenant_desk,
     )
@@ -228,6 +229,15 @@ def _run(
     if operation == "payment_method.default":
         return payment_methods.make_default(
             db, gateway, **common, tenant_slug=str(tenant), payment_method=params["payment_method"]
+        )
+    if operation == "payment.recover":
+        return recovery.recover(
+            db,
+            gateway,
+            **common,
+            tenant_slug=str(tenant),
+            payment_method=params["payment_method"],
+            max_failed_attempts=max_failed_attempts,
         )
     if operation == "customer.update":
         return tenant_desk.update_tenant(

@@ -32,6 +32,7 @@ from billing_cli.repository import Database
 from billing_cli.repository import subscriptions as subscriptions_repo
 from billing_cli.services import audit, journal
 from billing_cli.services import tenants as tenant_rules
+from billing_cli.services.payment_methods import card_label, card_of, paying_method_id
 from billing_cli.services.stripe_ops import planned_writes, stripe_row
 from billing_cli.services.subscription_updates import apply_subscription, subscription_row_view
 from billing_cli.services.subscriptions import follow_billing_policy, side_effects
@@ -161,10 +162,33 @@ def pay_invoice(
     max_failed_attempts: int,
 ) -> Change:
     """Attempt to collect an open (or uncollectible) invoice now."""
+    change, _effect = collect(
+        db,
+        gateway,
+        invocation=invocation,
+        invoice_id=invoice_id,
+        payment_method=payment_method,
+        max_failed_attempts=max_failed_attempts,
+    )
+    return change
+
+
+def collect(
+    db: Database,
+    gateway: Gateway,
+    *,
+    invocation: Invocation,
+    invoice_id: str,
+    payment_method: str | None,
+    max_failed_attempts: int,
+) -> tuple[Change, Change | None]:
+    """:func:`pay_invoice`, also handing back what the payment did to the tenant's access
+    (its suspension lifted, or None), for commands that pay several invoices in a row."""
     if payment_method is not None and not payment_method.startswith("pm_"):
         raise UsageError(f"--payment-method must be an id like pm_..., not {payment_method!r}")
     target = _load(db, gateway, invoice_id)
     invoice = target.invoice
+    card = _card_tried(gateway, invoice, payment_method)
     intent = _begin(
         db,
         invocation,
@@ -186,6 +210,7 @@ def pay_invoice(
                 invoice.id, payment_method=payment_method, idempotency_key=key
             ),
             failed=f"payment of {target.label} ({target.amount})",
+            card=card,
         )
     live = gateway.retrieve_subscription(paid.subscription_id) if paid.subscription_id else None
     with db.transaction(dry_run=invocation.dry_run) as session:
@@ -203,14 +228,16 @@ def pay_invoice(
         )
         journal.close(session, intent, succeeded=True, object_id=invoice.id)
     if invocation.dry_run:
-        method = payment_method or "the default card"
         message = (
             f"would attempt to collect {target.amount} for {target.label} of "
-            f"{target.tenant_slug} from {method} (the card may still decline; nothing was sent)"
+            f"{target.tenant_slug} from {card} (the card may still decline; nothing was sent)"
         )
     else:
-        message = f"paid: collected {target.amount} for {target.label} of {target.tenant_slug}"
-    return Change(
+        message = (
+            f"paid: collected {target.amount} for {target.label} of {target.tenant_slug} "
+            f"from {card}{_reactivated(effect, target.tenant_slug)}"
+        )
+    change = Change(
         target=f"invoice:{invoice.id}",
         action="pay",
         before={"invoice": _brief(invoice), "subscription": before},
@@ -220,6 +247,7 @@ def pay_invoice(
         stripe_writes=planned_writes(gateway),
         side_effects=side_effects(effect),
     )
+    return change, effect
 
 
 def void_invoice(
@@ -408,6 +436,7 @@ def _call(
     send: Callable[[str], InvoiceInfo],
     *,
     failed: str,
+    card: str | None = None,
 ) -> InvoiceInfo:
     """Phase 2; a definite failure closes the intent, is audited, and is one clear line."""
     try:
@@ -424,11 +453,27 @@ def _call(
             error=error,
         )
         if isinstance(error, CardDeclined):
+            tried = f" by {card}" if card else ""
             raise CardDeclined(
                 f"declined: {target.label} of {target.tenant_slug} ({target.amount}) was not "
-                f"paid ({error.message.removeprefix('card declined: ')})"
+                f"paid{tried} ({error.message.removeprefix('card declined: ')})"
             ) from error
         raise
+
+
+def _card_tried(gateway: Gateway, invoice: InvoiceInfo, payment_method: str | None) -> str:
+    """The card a payment attempt charges: the one named, else the card that pays."""
+    method = payment_method or paying_method_id(
+        gateway, invoice.customer_id, invoice.subscription_id
+    )
+    return card_label(card_of(gateway, invoice.customer_id, method))
+
+
+def _reactivated(effect: Change | None, tenant_slug: str) -> str:
+    """The tenant's access coming back with the payment, said in the summary line."""
+    if effect is not None and effect.changed and effect.action == "reactivate":
+        return f"; {tenant_slug} reactivated"
+    return ""
 
 
 def _brief(invoice: InvoiceInfo) -> dict[str, Any]:

@@ -79,6 +79,7 @@ FAMILIES = {
     "payment.refund": "payment",
     "payment_method.detach": "payment_method",
     "payment_method.default": "payment_method",
+    "payment.recover": "payment_method",  # services/recovery.py: card, defaults, open invoices
     "customer.update": "customer",
     # subscription adjustments (services/adjustments.py): one change at a time per tenant
     "subscription.extend_trial": "subscription",

@@ -1,10 +1,16 @@
-"""A tenant's cards: which one is the default, detaching one, making one the default.
+"""A tenant's cards: which one pays, detaching one, making one the default.
+
+"The default card" means *the card that pays* (DESIGN.md): Stripe charges the live
+subscription's own ``default_payment_method`` first and the customer's invoice default only
+when the subscription has none, so :func:`paying_method_id` reads them in that order, and every
+screen that names a default card asks it.
 
 Both writes go through the intent journal (:mod:`.journal`). Detaching the default card while
 the tenant's subscription is live would leave its next invoice with nothing to charge, so that
 is refused unless the operator forces it. Making a card the default sets it on the customer
 (one-off charges and invoices) and on the live subscription (which would otherwise keep the
-card it was created with): two steps, each its own idempotency key, each a recovery point.
+card it was created with): two steps, each its own idempotency key, each a recovery point
+(:func:`.stripe_ops.paying_card_step`).
 """
 
 from __future__ import annotations
@@ -14,16 +20,20 @@ from typing import Any
 
 from sqlmodel import Session
 
-from billing_cli.errors import Conflict, NotFound, UsageError
+from billing_cli.errors import Conflict, NotFound, NotFoundInStripe, UsageError
 from billing_cli.gateway import Gateway, PaymentMethodInfo
 from billing_cli.models import Change, Invocation
 from billing_cli.repository import Database
 from billing_cli.services import audit, journal
 from billing_cli.services import tenants as tenant_rules
 from billing_cli.services.journal import Intent
-from billing_cli.services.stripe_ops import TenantRef, planned_writes
-
-ENDED = frozenset({"canceled", "incomplete_expired"})
+from billing_cli.services.stripe_ops import (
+    ENDED,
+    TenantRef,
+    live_subscription,
+    paying_card_step,
+    planned_writes,
+)
 
 
 def card_view(method: PaymentMethodInfo | None) -> dict[str, Any] | None:
@@ -38,17 +48,47 @@ def card_view(method: PaymentMethodInfo | None) -> dict[str, Any] | None:
     return {"id": method.id, "brand": method.brand, "last4": method.last4, "expires": expires}
 
 
-def default_card(gateway: Gateway, customer_id: str | None) -> dict[str, Any] | None:
-    """The customer's default card, or None when there is no customer or no default."""
+def paying_method_id(
+    gateway: Gateway, customer_id: str, subscription_id: str | None = None
+) -> str | None:
+    """The id of the card that pays: the live subscription's own default, else the customer's
+    invoice default (None when neither is set)."""
+    if subscription_id:
+        try:
+            live = gateway.retrieve_subscription(subscription_id)
+        except NotFoundInStripe:  # gone from Stripe: it bills no more
+            live = None
+        if live is not None and live.status not in ENDED and live.default_payment_method:
+            return live.default_payment_method
+    return gateway.retrieve_customer(customer_id).default_payment_method
+
+
+def default_card(
+    gateway: Gateway, customer_id: str | None, subscription_id: str | None = None
+) -> dict[str, Any] | None:
+    """The card that pays, or None when there is no customer or no default."""
     if not customer_id:
         return None
-    default = gateway.retrieve_customer(customer_id).default_payment_method
-    if not default:
+    return card_of(gateway, customer_id, paying_method_id(gateway, customer_id, subscription_id))
+
+
+def card_of(gateway: Gateway, customer_id: str, method_id: str | None) -> dict[str, Any] | None:
+    """One of the customer's cards as :func:`card_view` shows it (id only if not found)."""
+    if not method_id:
         return None
     for method in gateway.list_payment_methods(customer_id):
-        if method.id == default:
+        if method.id == method_id:
             return card_view(method)
-    return {"id": default, "brand": None, "last4": None, "expires": None}
+    return {"id": method_id, "brand": None, "last4": None, "expires": None}
+
+
+def card_label(card: dict[str, Any] | None) -> str:
+    """A card in a sentence: ``visa ending 4242 (pm_...)``."""
+    if card is None:
+        return "no card"
+    if not card.get("brand"):
+        return str(card["id"])
+    return f"{card['brand']} ending {card['last4']} ({card['id']})"
 
 
 def detach(
@@ -62,7 +102,7 @@ def detach(
 ) -> Change:
     """Detach a card from the tenant's customer."""
     tenant, _customer, attached, default = _cards(db, gateway, tenant_slug, payment_method)
-    live = bool(tenant.subscription_id) and tenant.subscription_status not in ENDED
+    live = live_subscription(tenant) is not None
     target = f"payment_method:{tenant.slug}"
 
     def check(_session: Session) -> None:
@@ -113,7 +153,7 @@ def make_default(
 ) -> Change:
     """Make an attached card the default of the customer and of its live subscription."""
     tenant, customer_id, attached, default = _cards(db, gateway, tenant_slug, payment_method)
-    live = bool(tenant.subscription_id) and tenant.subscription_status not in ENDED
+    live = live_subscription(tenant) is not None
     target = f"payment_method:{tenant.slug}"
 
     def check(_session: Session) -> None:
@@ -124,29 +164,11 @@ def make_default(
             )
 
     intent = _begin(db, invocation, "payment_method.default", tenant, payment_method, check)
-    _step(
-        db,
-        invocation,
-        intent,
-        "customer",
-        lambda key: (
-            gateway.set_default_payment_method(customer_id, payment_method, idempotency_key=key).id
-        ),
-        what=f"making {payment_method} {tenant.slug}'s default card",
-    )
-    if live and tenant.subscription_id:
-        subscription_id = tenant.subscription_id
-        _step(
-            db,
-            invocation,
-            intent,
-            "subscription",
-            lambda key: (
-                gateway.set_subscription_payment_method(
-                    subscription_id, payment_method, idempotency_key=key
-                ).id
-            ),
-            what=f"making {payment_method} the card of subscription {subscription_id}",
+    with journal.failure_closes(
+        db, intent, invocation=invocation, what=f"making {payment_method} the card that pays"
+    ):
+        paying_card_step(
+            db, gateway, intent, customer_id, payment_method, live_subscription(tenant)
         )
     before = {"default": default}
     after = {"default": payment_method, "subscription": tenant.subscription_id if live else None}
@@ -172,7 +194,7 @@ def make_default(
 def _cards(
     db: Database, gateway: Gateway, tenant_slug: str, payment_method: str
 ) -> tuple[TenantRef, str, PaymentMethodInfo | None, str | None]:
-    """The tenant, its customer, the named card (None if not attached) and the default."""
+    """The tenant, its customer, the named card (None if not attached) and the card that pays."""
     if not payment_method.startswith("pm_"):
         raise UsageError(f"payment method must be an id like pm_..., not {payment_method!r}")
     with db.read() as session:
@@ -181,7 +203,7 @@ def _cards(
         raise NotFound(f"tenant {tenant.slug} has no Stripe customer, so no saved cards")
     methods = gateway.list_payment_methods(tenant.customer_id)
     attached = next((m for m in methods if m.id == payment_method), None)
-    default = gateway.retrieve_customer(tenant.customer_id).default_payment_method
+    default = paying_method_id(gateway, tenant.customer_id, live_subscription(tenant))
     return tenant, tenant.customer_id, attached, default
 
 

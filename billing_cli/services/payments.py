@@ -22,11 +22,13 @@ from billing_cli.repository import subscriptions as subscriptions_repo
 from billing_cli.services import audit, journal
 from billing_cli.services import tenants as tenant_rules
 from billing_cli.services.journal import INTENT_METADATA_KEY, Intent
+from billing_cli.services.payment_methods import card_view, paying_method_id
 from billing_cli.services.stripe_ops import (
     TENANT_METADATA_KEY,
     TenantRef,
     customer_step,
     default_method_step,
+    live_subscription,
     planned_writes,
     stripe_row,
 )
@@ -137,26 +139,16 @@ def _payment_step(
 
 
 def list_methods(db: Database, gateway: Gateway, *, tenant_slug: str) -> list[dict[str, Any]]:
-    """The tenant's saved payment methods, the default one marked."""
+    """The tenant's saved payment methods, the card that pays marked as the default."""
     with db.read() as session:
-        tenant = tenant_rules.require_tenant(session, tenant_slug)
-        assert tenant.id is not None
-        row = subscriptions_repo.for_tenant(session=session, tenant_id=tenant.id)
-        customer_id = row.stripe_customer_id if row else None
-    if not customer_id:
+        tenant = TenantRef.of(session, tenant_rules.require_tenant(session, tenant_slug))
+    if not tenant.customer_id:
         return []
-    default = gateway.retrieve_customer(customer_id).default_payment_method
+    paying = paying_method_id(gateway, tenant.customer_id, live_subscription(tenant))
     return [
-        {
-            "id": method.id,
-            "brand": method.brand,
-            "last4": method.last4,
-            "expires": f"{method.exp_month:02d}/{method.exp_year}"
-            if method.exp_month and method.exp_year
-            else None,
-            "default": method.id == default,
-        }
-        for method in gateway.list_payment_methods(customer_id)
+        {**view, "default": method.id == paying}
+        for method in gateway.list_payment_methods(tenant.customer_id)
+        if (view := card_view(method)) is not None
     ]
 
 
@@ -170,12 +162,18 @@ def attach_method(
     make_default: bool,
     max_failed_attempts: int = 3,
 ) -> Change:
-    """Attach a payment method (creating the customer on first need), optionally as default."""
+    """Attach a payment method (creating the customer on first need); with ``make_default``
+    it becomes the card that pays, for the customer and the live subscription alike."""
     if not payment_method.startswith("pm_"):
         raise UsageError(f"payment method must be an id like pm_..., not {payment_method!r}")
     with db.read() as session:
         tenant = TenantRef.of(session, tenant_rules.require_tenant(session, tenant_slug))
     target = f"payment_method:{tenant.slug}"
+    previous = (
+        paying_method_id(gateway, tenant.customer_id, live_subscription(tenant))
+        if tenant.customer_id
+        else None
+    )
     intent = journal.begin(
         db,
         operation="payment_method.attach",
@@ -189,10 +187,22 @@ def attach_method(
     ):
         customer_id = customer_step(db, gateway, intent, tenant)
         if make_default:
-            method_id = default_method_step(db, gateway, intent, customer_id, payment_method)
+            method_id = default_method_step(
+                db,
+                gateway,
+                intent,
+                customer_id,
+                payment_method,
+                subscription_id=live_subscription(tenant),
+            )
         else:
             method_id = _attach_only(db, gateway, intent, customer_id, payment_method)
-    after = {"payment_method": method_id, "default": make_default, "customer": customer_id}
+    before = {"payment_method": None, "default": previous}
+    after = {
+        "payment_method": method_id,
+        "default": method_id if make_default else previous,
+        "customer": customer_id,
+    }
     with db.transaction(dry_run=invocation.dry_run) as session:
         _link_customer(session, tenant_slug, customer_id, max_failed_attempts, invocation.dry_run)
         audit.record(
@@ -201,16 +211,20 @@ def attach_method(
             target=target,
             tenant_slug=tenant.slug,
             outcome=f"attached {method_id}" + (" as default" if make_default else ""),
-            before=None,
+            before=before,
             after=after,
         )
         journal.close(session, intent, succeeded=True, object_id=method_id)
     verb = "would attach" if invocation.dry_run else "attached"
-    default = " as the default" if make_default else ""
+    default = ""
+    if make_default:
+        subscription = live_subscription(tenant)
+        also = f", also of subscription {subscription}" if subscription else ""
+        default = f" as the default card{also}"
     return Change(
         target=target,
         action="attach",
-        before=None,
+        before=before,
         after=after,
         dry_run=invocation.dry_run,
         message=f"{verb} {payment_method} to {tenant_slug}{default}",

@@ -8,6 +8,7 @@ recovery point of its intent (:mod:`.journal`), so a re-run resumes after the la
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +22,7 @@ from billing_cli.services import journal
 from billing_cli.services.journal import Intent
 
 TENANT_METADATA_KEY = "tenant"
+ENDED = frozenset({"canceled", "incomplete_expired"})  # a subscription that bills no more
 
 
 @dataclass(frozen=True)
@@ -100,14 +102,24 @@ def customer_step(db: Database, gateway: Gateway, intent: Intent, tenant: Tenant
 
 
 def default_method_step(
-    db: Database, gateway: Gateway, intent: Intent, customer_id: str, payment_method: str
+    db: Database,
+    gateway: Gateway,
+    intent: Intent,
+    customer_id: str,
+    payment_method: str,
+    *,
+    subscription_id: str | None = None,
 ) -> str:
-    """Attach ``payment_method`` and make it the default; returns the attached id.
+    """Attach ``payment_method`` and make it the card that pays; returns the attached id.
 
     A test token such as pm_card_visa becomes a new PaymentMethod with an id of its own, so the
-    default is set to the id ``attach`` returned (remembered as a recovery point).
+    default is set to the id ``attach`` returned (remembered as a recovery point). A card already
+    attached to the customer is not attached again. ``subscription_id`` names the live
+    subscription, whose own default Stripe charges first (:func:`paying_card_step`).
     """
     method_id = intent.steps.get("payment_method")
+    if not method_id and _attached(gateway, customer_id, payment_method):
+        method_id = payment_method
     if not method_id:
         method_id = journal.call(
             db,
@@ -120,19 +132,64 @@ def default_method_step(
             ),
             what=f"attaching {payment_method}",
         )
+    if not intent.steps.get("payment_method"):
         journal.record_step(db, intent, "payment_method", method_id)
-    if not intent.steps.get("default"):
-        journal.call(
-            db,
-            intent,
-            "default",
-            lambda key: gateway.set_default_payment_method(
-                customer_id, str(method_id), idempotency_key=key
-            ),
-            what=f"making {method_id} the default payment method",
-        )
-        journal.record_step(db, intent, "default", True)
+    paying_card_step(db, gateway, intent, customer_id, str(method_id), subscription_id)
     return str(method_id)
+
+
+def paying_card_step(
+    db: Database,
+    gateway: Gateway,
+    intent: Intent,
+    customer_id: str,
+    method_id: str,
+    subscription_id: str | None,
+) -> None:
+    """Make an attached card the one that pays (DESIGN.md, "The card that pays").
+
+    Stripe charges a subscription's own ``default_payment_method`` before the customer's
+    invoice default, so setting only the customer's would leave renewals and retries on the old
+    card. Two writes, each a recovery point: the customer's default, then the live
+    subscription's (when there is one).
+    """
+    writes: list[tuple[str, str, Callable[[str], object]]] = [
+        (
+            "default",
+            f"making {method_id} the default payment method",
+            lambda key: gateway.set_default_payment_method(
+                customer_id, method_id, idempotency_key=key
+            ),
+        )
+    ]
+    if subscription_id:
+        writes.append(
+            (
+                "subscription_default",
+                f"making {method_id} the card of subscription {subscription_id}",
+                lambda key: gateway.set_subscription_payment_method(
+                    subscription_id, method_id, idempotency_key=key
+                ),
+            )
+        )
+    for step, what, send in writes:
+        if not intent.steps.get(step):
+            journal.call(db, intent, step, send, what=what)
+            journal.record_step(db, intent, step, True)
+
+
+def live_subscription(tenant: TenantRef) -> str | None:
+    """The tenant's subscription while it can still be billed (None once it has ended)."""
+    if tenant.subscription_id and tenant.subscription_status not in ENDED:
+        return tenant.subscription_id
+    return None
+
+
+def _attached(gateway: Gateway, customer_id: str, payment_method: str) -> bool:
+    """Whether this very card (not a test token, which makes a new one) is already attached."""
+    if payment_method.startswith("pm_card_"):
+        return False
+    return any(m.id == payment_method for m in gateway.list_payment_methods(customer_id))
 
 
 def _adopt(gateway: Gateway, tenant: TenantRef) -> str | None:

@@ -36,6 +36,7 @@ from billing_cli.repository import subscriptions as subscriptions_repo
 from billing_cli.services import audit, journal
 from billing_cli.services import tenants as tenant_rules
 from billing_cli.services.journal import INTENT_METADATA_KEY, Intent
+from billing_cli.services.payment_methods import card_label, default_card
 from billing_cli.services.stripe_ops import (
     TENANT_METADATA_KEY,
     TenantRef,
@@ -400,6 +401,8 @@ def show_subscription(db: Database, gateway: Gateway, *, tenant_slug: str) -> di
     if older_slug is not None and local.get("plan") == older_slug:
         local["plan"] = remote["plan"] = f"{older_slug} (older price)"
     remote["billed"] = format_money(live.price_amount, live.price_currency) or None
+    # The card that pays (the subscription's own, else the customer's): Stripe's side only.
+    remote["card"] = card_label(default_card(gateway, live.customer_id, live.id))
     differences = [key for key in local if local.get(key) != remote.get(key)]
     return {
         "tenant": tenant_slug,

@@ -1,7 +1,8 @@
 """Finding and editing tenants at the support desk.
 
 ``list_tenants`` adds each tenant's plan and subscription status and a search over slug, name
-and e-mail; ``show_tenant`` adds the default card (brand, last 4, expiry) read from Stripe; and
+and e-mail; ``show_tenant`` adds the default card (brand, last 4, expiry) read from Stripe, which
+is the card that pays (:func:`.payment_methods.paying_method_id`); and
 ``update_tenant`` changes a tenant's name or e-mail here and on its Stripe customer, the Stripe
 write through the intent journal (:mod:`.journal`) before the local change, so the two agree.
 Stripe is only asked when the tenant has a customer: tenants without one need no API key.
@@ -20,7 +21,7 @@ from billing_cli.repository import tenants as tenants_repo
 from billing_cli.services import audit, journal
 from billing_cli.services import tenants as tenant_rules
 from billing_cli.services.payment_methods import default_card
-from billing_cli.services.stripe_ops import TenantRef, planned_writes
+from billing_cli.services.stripe_ops import ENDED, TenantRef, planned_writes
 from billing_cli.services.views import tenant_view
 
 MAX_SEARCH = 200
@@ -50,11 +51,17 @@ def list_tenants(
 def show_tenant(db: Database, gateway: Callable[[], Gateway], *, slug: str) -> dict[str, Any]:
     """The tenant, its subscription row, recent audit entries, and its default card."""
     detail = tenant_rules.show_tenant(db, slug=slug).to_dict()
-    customer_id = (detail["subscription"] or {}).get("stripe_customer_id")
+    subscription = detail["subscription"] or {}
+    customer_id = subscription.get("stripe_customer_id")
+    live = (
+        subscription.get("stripe_subscription_id")
+        if subscription.get("status") not in ENDED
+        else None
+    )
     detail["default_card"] = None
     if customer_id:
         try:
-            detail["default_card"] = default_card(gateway(), customer_id)
+            detail["default_card"] = default_card(gateway(), customer_id, live)
         except (GatewayError, ConfigError) as error:  # no Stripe key, Stripe down: the local
             detail["default_card_error"] = error.message  # part is still worth showing
     return detail

@@ -12,32 +12,22 @@ from collections.abc import Iterator
 import pytest
 import stripe
 
-from billing_cli.gateway import Gateway
 from billing_cli.repository import Database
 from billing_cli.services import audit
 from stripe_sandbox import Sandbox
 from tests.conftest import StripeRequests
-from tests.factories import add_synced_plan, add_tenant, row_counts
+from tests.factories import row_counts
 from tests.faults import Fault, FaultProxy, fault_proxy
 
+from . import dead_card
 from .conftest import Billing
 
 pytestmark = pytest.mark.sandbox
 CHARGE = ("payments", "charge", "acme", "--amount", "12.50", "--currency", "usd")
 
 
-@pytest.fixture
-def ready(db_env: Database, gateway: Gateway) -> Database:
-    add_tenant(db_env, "acme")
-    add_synced_plan(db_env, gateway, "starter", amount=1000)
-    return db_env
-
-
-@pytest.fixture
-def stripe_client(sandbox: Sandbox) -> stripe.StripeClient:
-    return stripe.StripeClient(
-        sandbox.secret_key, base_addresses={"api": sandbox.api_base}, max_network_retries=0
-    )
+ready = dead_card.ready
+stripe_client = dead_card.stripe_client
 
 
 def charged(billing: Billing) -> str:
