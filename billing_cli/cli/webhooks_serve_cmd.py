@@ -69,15 +69,12 @@ def serve(
         say,
         signals_noted,
     )
-    from billing_cli.errors import ConfigError
+    from billing_cli.config import check_webhook_secrets
 
     runtime = runtime_of(ctx)
-    settings = runtime.settings()
-    if not settings.stripe_webhook_secret:
-        raise ConfigError(
-            "STRIPE_WEBHOOK_SECRET is not set; "
-            "put the endpoint's signing secret (whsec_...) in .env"
-        )
+    # refused before anything starts: none, or one not of the whsec_ form (an API key pasted
+    # in its place); several, comma-separated, while the secret is rolled
+    check_webhook_secrets(runtime.settings().stripe_webhook_secret)
     db = runtime.database()
     factory = EndpointFactory(
         env_file=str(runtime.env_file) if runtime.env_file else None,

@@ -57,6 +57,24 @@ def test_serve_refuses_to_start_without_a_webhook_secret(db_env: Database) -> No
     assert result.stderr.count("\n") == 1
 
 
+@pytest.mark.parametrize(
+    "secret",
+    ["sk_test_0123456789abcdefghijkl", "whsec_", "whsec_ok_0123456789abcdef,rk_test_0123456789"],
+    ids=["an api key", "only the prefix", "the second of two"],
+)
+def test_serve_refuses_a_secret_not_of_the_whsec_form_in_one_line_without_showing_it(
+    db_env: Database, monkeypatch: pytest.MonkeyPatch, secret: str
+) -> None:
+    monkeypatch.setenv("STRIPE_WEBHOOK_SECRET", secret)
+    result = CliRunner().invoke(serve_app(), ["webhooks", "serve", "--port", "0"])
+    assert result.exit_code == 1
+    assert result.stderr.startswith("Error: STRIPE_WEBHOOK_SECRET: ")
+    assert "not a signing secret of the form whsec_..." in result.stderr
+    assert result.stderr.count("\n") == 1
+    for part in secret.split(","):
+        assert part.removeprefix("whsec_") not in result.stderr or part == "whsec_"
+
+
 def test_serve_refuses_a_database_that_is_not_migrated(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -124,6 +142,19 @@ def _healthy(url: str) -> bool:
         return requests.get(url + "/healthz", timeout=2).status_code == 200
     except (requests.ConnectionError, requests.Timeout):  # a worker still starting
         return False
+
+
+def test_serve_during_a_secret_roll_accepts_either_secret_and_no_other(db: Database) -> None:
+    rolled = "whsec_rolled_9876543210zyxwvutsrqpon"
+    env = {**_env(db), "STRIPE_WEBHOOK_SECRET": f"{SECRET}, {rolled}"}
+    with ServeProcess(env) as server:
+        for n, signer in enumerate((SECRET, rolled, "whsec_other_0123456789abcdef")):
+            event = events.event("charge.refunded", {"id": f"ch_{n}"})
+            response = deliver(server.url, event, secret=signer)
+            assert response.status_code == (400 if n == 2 else 200)
+        assert rolled not in server.stderr()
+        assert server.terminate() == 0
+    assert len(_ledger_types(db)) == 2
 
 
 def test_serve_announces_where_it_listens_without_showing_secrets(db: Database) -> None:
