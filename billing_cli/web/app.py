@@ -52,7 +52,7 @@ from billing_cli.errors import BillingError, UsageError, WebhookError
 from billing_cli.gateway.webhook_signature import load_verifier, verify_signature
 from billing_cli.services.observe import RejectionCounter, database_answers
 from billing_cli.web.delivery_log import LOGGER_NAME
-from billing_cli.web.metrics import EndpointMetrics
+from billing_cli.web.metrics import EndpointMetrics, process_exited
 
 if TYPE_CHECKING:
     from billing_cli.services.webhooks import EventOutcome, WebhookEngine
@@ -297,6 +297,7 @@ def create_app(
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         yield
         await endpoint.flush_rejections()  # on shutdown, when the server runs the lifespan
+        process_exited(os.getpid())  # a worker of several: its in-flight share goes
 
     other_form = path.rstrip("/") if path.endswith("/") else path + "/"
     app = Starlette(

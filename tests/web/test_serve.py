@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -135,6 +136,49 @@ def test_serve_with_several_workers_shares_the_port_and_stops_cleanly(db: Databa
         assert server.terminate(timeout=20) == 0, server.stderr()
         assert server.stderr().splitlines()[-1] == "stopped (SIGTERM)"
     assert len(_ledger_types(db)) == 20
+
+
+def _scraped(url: str) -> dict[str, float]:
+    """One scrape of /metrics: each sample's value by name and labels."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = requests.get(url + "/metrics", timeout=10).text
+    return {
+        sample.name + str(sorted(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def _total(scrape: dict[str, float], name: str) -> float:
+    return sum(v for k, v in scrape.items() if k.startswith(name + "["))
+
+
+def test_with_three_workers_every_scrape_counts_the_deliveries_of_all_of_them(
+    db: Database,
+) -> None:
+    """M deliveries spread over three workers (concurrent, a new connection each); whichever
+    worker answers a scrape, it reports all M, and the refusals of all the workers."""
+    deliveries, refusals = 60, 9
+    with ServeProcess(_env(db), "--workers", "3") as server:
+        wait_until(lambda: _healthy(server.url), timeout=30, what="the workers to answer /healthz")
+
+        def send(n: int) -> int:
+            event = events.event("charge.refunded", {"id": f"ch_{n}"})
+            secret = SECRET if n < deliveries else "whsec_someone_else_0123456789"
+            return deliver(server.url, event, secret=secret).status_code
+
+        with ThreadPoolExecutor(max_workers=12) as pool:
+            codes = list(pool.map(send, range(deliveries + refusals)))
+        assert codes == [200] * deliveries + [400] * refusals
+        for _ in range(8):  # each scrape on a new connection: any worker may answer it
+            scrape = _scraped(server.url)
+            assert _total(scrape, "billing_webhook_deliveries_total") == deliveries
+            assert scrape["billing_webhook_rejections_total[('reason', 'bad_signature')]"] == 9
+            assert _total(scrape, "billing_webhook_processing_seconds_count") == deliveries
+            assert _total(scrape, "billing_webhook_in_flight") <= 1  # the scrape is not counted
+        assert server.terminate(timeout=20) == 0, server.stderr()
+    assert len(_ledger_types(db)) == deliveries
 
 
 def _healthy(url: str) -> bool:
