@@ -2,7 +2,8 @@
 the sandbox: a ``stripe trigger``-like lifecycle (a customer made outside the tool, with no
 ``metadata.tenant``, subscribed and paying) reaches ``billing webhooks serve`` as the sandbox's
 own signed deliveries, is parked ``deferred``, and is applied once the customer is linked with
-``billing payments methods attach``; ``billing subs refresh`` then finds nothing to change."""
+``billing payments methods attach`` or ``billing subs refresh`` (either finds the customer
+by its tag); a ``subs refresh`` afterwards finds nothing left to change."""
 
 from __future__ import annotations
 
@@ -29,8 +30,16 @@ def _ledger(db: Database) -> dict[str, str]:
         return {str(t): str(s) for t, s in rows}
 
 
+@pytest.mark.parametrize(
+    "link",
+    [
+        ("payments", "methods", "attach", "acme", "pm_card_visa", "--yes"),
+        ("subs", "refresh", "acme"),
+    ],
+    ids=["payments methods attach", "subs refresh"],
+)
 def test_a_trigger_like_lifecycle_is_parked_then_applied_when_the_customer_is_linked(
-    db_env: Database, sandbox: Sandbox, gateway: Gateway
+    db_env: Database, sandbox: Sandbox, gateway: Gateway, link: tuple[str, ...]
 ) -> None:
     db = db_env
     billing = Billing()
@@ -68,9 +77,9 @@ def test_a_trigger_like_lifecycle_is_parked_then_applied_when_the_customer_is_li
 
         # the Dashboard step: tag the customer with the tenant (metadata.tenant=acme) ...
         client.v1.customers.update(customer.id, {"metadata": {"tenant": "acme"}})
-        # ... and the tool adopts it: the link applies the parked events
-        attached = billing("payments", "methods", "attach", "acme", "pm_card_visa", "--yes")
-        assert attached.exit_code == 0, attached.stderr
+        # ... and the tool finds it by the tag: the link applies the parked events
+        linked = billing(*link)
+        assert linked.exit_code == 0, linked.stderr
         ledger = _ledger(db)
         assert ledger["customer.subscription.created"] == "processed", ledger
         assert ledger["invoice.payment_succeeded"] == "processed", ledger
