@@ -34,6 +34,8 @@ from billing_cli.services.webhook_setup import endpoint_view
 
 Action = Literal["disable", "enable", "delete"]
 ACTIONS: tuple[Action, ...] = ("disable", "enable", "delete")
+# journal operation -> action, for `billing intents resume`
+OPERATIONS: dict[str, Action] = {f"webhook_endpoint.{action}": action for action in ACTIONS}
 _DONE = {"disable": "disabled", "enable": "enabled", "delete": "deleted"}
 
 

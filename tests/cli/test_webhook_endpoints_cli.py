@@ -208,3 +208,22 @@ def test_a_rerun_after_a_disable_that_never_reached_stripe_sends_it_once(
     assert "interrupted" not in second["message"]
     assert _status(client, endpoint_id) == "disabled"
     assert _intents(db_env) == [("webhook_endpoint.disable", "succeeded")]
+
+
+def test_intents_resume_finishes_an_interrupted_disable(
+    billing: Billing,
+    db_env: Database,
+    client: stripe.StripeClient,
+    endpoint_id: str,
+    proxy: FaultProxy,
+) -> None:
+    path = f"/v1/webhook_endpoints/{endpoint_id}"
+    proxy.arm(Fault("status", "after", "POST", path, status=500, times=99))
+    assert billing("webhooks", "endpoints", "disable", endpoint_id, "--yes").exit_code == 1
+    proxy.clear()
+    (open_intent,) = billing.json("intents", "list", "--open")
+    resumed = billing("intents", "resume", open_intent["id"], "--yes")
+    assert resumed.exit_code == 0, resumed.stderr
+    assert "finished an interrupted run" in resumed.stdout
+    assert _intents(db_env) == [("webhook_endpoint.disable", "succeeded")]
+    assert _status(client, endpoint_id) == "disabled"
