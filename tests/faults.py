@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 Kind = Literal["status", "cut", "hang", "reset"]
@@ -172,3 +172,14 @@ def fault_proxy(upstream: str) -> Iterator[FaultProxy]:
         server.shutdown()
         server.server_close()
         time.sleep(0)
+
+
+@contextmanager
+def stripe_behind_proxy(upstream: str, monkeypatch: Any) -> Iterator[FaultProxy]:
+    """:func:`fault_proxy`, with the CLI pointed at it (``STRIPE_API_BASE``) and short time
+    limits, so that a hang is a timeout in a second and a command gives up within eight."""
+    with fault_proxy(upstream) as running:
+        monkeypatch.setenv("STRIPE_API_BASE", running.url)
+        monkeypatch.setenv("STRIPE_TIMEOUT", "1")
+        monkeypatch.setenv("STRIPE_TIME_BUDGET", "8")
+        yield running

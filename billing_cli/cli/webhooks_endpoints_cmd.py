@@ -66,37 +66,24 @@ def _change(
     render.change(result, json_output=json)
 
 
-@app.command("disable")
-def disable(
-    ctx: typer.Context,
-    endpoint_id: EndpointId,
-    dry_run: DryRunOption = False,
-    yes: AskOption = False,
-    json_output: JsonOption = False,
-) -> None:
-    """Stop Stripe delivering to an endpoint (it keeps its secret; `enable` undoes it)."""
-    _change(ctx, "disable", endpoint_id, dry_run=dry_run, yes=yes, json=json_output)
+def _command(action: Action, summary: str) -> None:
+    """Register ``endpoints ACTION ID``: the three differ only in their action and help."""
+
+    def command(
+        ctx: typer.Context,
+        endpoint_id: EndpointId,
+        dry_run: DryRunOption = False,
+        yes: AskOption = False,
+        json_output: JsonOption = False,
+    ) -> None:
+        _change(ctx, action, endpoint_id, dry_run=dry_run, yes=yes, json=json_output)
+
+    command.__doc__ = summary
+    app.command(action)(command)
 
 
-@app.command("enable")
-def enable(
-    ctx: typer.Context,
-    endpoint_id: EndpointId,
-    dry_run: DryRunOption = False,
-    yes: AskOption = False,
-    json_output: JsonOption = False,
-) -> None:
-    """Let Stripe deliver to a disabled endpoint again (then replay what it missed)."""
-    _change(ctx, "enable", endpoint_id, dry_run=dry_run, yes=yes, json=json_output)
-
-
-@app.command("delete")
-def delete(
-    ctx: typer.Context,
-    endpoint_id: EndpointId,
-    dry_run: DryRunOption = False,
-    yes: AskOption = False,
-    json_output: JsonOption = False,
-) -> None:
-    """Delete an endpoint for good (a new one for its URL gets a new signing secret)."""
-    _change(ctx, "delete", endpoint_id, dry_run=dry_run, yes=yes, json=json_output)
+_command(
+    "disable", "Stop Stripe delivering to an endpoint (it keeps its secret; `enable` undoes it)."
+)
+_command("enable", "Let Stripe deliver to a disabled endpoint again.")
+_command("delete", "Delete an endpoint for good; a new one gets a new signing secret.")

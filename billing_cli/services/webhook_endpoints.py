@@ -54,14 +54,10 @@ def change_endpoint(
     already = _already(current, action)
     if already and not interrupted:
         assert current is not None
-        view = endpoint_view(current)
-        return Change(
-            target=target,
-            action="none",
-            before=view,
-            after=view,
+        return Change.unchanged(
+            target,
+            endpoint_view(current),
             dry_run=invocation.dry_run,
-            changed=False,
             message=f"webhook endpoint {endpoint_id} is already {_DONE[action]}",
         )
     intent = journal.begin(

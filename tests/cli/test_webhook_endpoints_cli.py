@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -16,7 +17,7 @@ from billing_cli.services import audit
 from stripe_sandbox import Sandbox
 from tests.cli.conftest import Billing
 from tests.factories import table_snapshot
-from tests.faults import Fault, FaultProxy, fault_proxy
+from tests.faults import Fault, FaultProxy, stripe_behind_proxy
 
 pytestmark = pytest.mark.sandbox
 
@@ -40,11 +41,21 @@ def endpoint_id(db_env: Database, client: stripe.StripeClient) -> str:
 
 @pytest.fixture
 def proxy(sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> Iterator[FaultProxy]:
-    with fault_proxy(sandbox.api_base) as running:
-        monkeypatch.setenv("STRIPE_API_BASE", running.url)
-        monkeypatch.setenv("STRIPE_TIMEOUT", "1")
-        monkeypatch.setenv("STRIPE_TIME_BUDGET", "8")
+    with stripe_behind_proxy(sandbox.api_base, monkeypatch) as running:
         yield running
+
+
+def _interrupted(
+    billing: Billing, proxy: FaultProxy, fault: Fault, action: str, endpoint_id: str
+) -> None:
+    """Run ``endpoints ACTION ID --yes`` with ``fault`` on every request that makes the change;
+    the run must stop with the re-run hint."""
+    method = "DELETE" if action == "delete" else "POST"
+    path = f"/v1/webhook_endpoints/{endpoint_id}"
+    proxy.arm(replace(fault, method=method, path_prefix=path, times=99))
+    first = billing("webhooks", "endpoints", action, endpoint_id, "--yes")
+    proxy.clear()
+    assert first.exit_code == 1 and RERUN_HINT in first.stderr, first.stderr
 
 
 def _status(client: stripe.StripeClient, endpoint_id: str) -> str | None:
@@ -170,16 +181,13 @@ def test_a_rerun_after_stripe_acted_finishes_without_acting_twice(
     action: str,
     then: str | None,
 ) -> None:
-    method = "DELETE" if action == "delete" else "POST"
-    path = f"/v1/webhook_endpoints/{endpoint_id}"
-    proxy.arm(Fault(**{**fault.__dict__, "method": method, "path_prefix": path, "times": 99}))
-    first = billing("webhooks", "endpoints", action, endpoint_id, "--yes")
-    proxy.clear()
-    assert first.exit_code == 1 and RERUN_HINT in first.stderr, first.stderr
+    _interrupted(billing, proxy, fault, action, endpoint_id)
     assert _status(client, endpoint_id) == then  # Stripe did it
     assert _intents(db_env) == [(f"webhook_endpoint.{action}", "unknown")]
     assert _audited(db_env) == []
 
+    method = "DELETE" if action == "delete" else "POST"
+    path = f"/v1/webhook_endpoints/{endpoint_id}"
     sent = proxy.writes_to(path, method)
     second = billing.json("webhooks", "endpoints", action, endpoint_id, "--yes")
     assert "finished an interrupted run" in second["message"]
@@ -196,11 +204,9 @@ def test_a_rerun_after_a_disable_that_never_reached_stripe_sends_it_once(
     endpoint_id: str,
     proxy: FaultProxy,
 ) -> None:
-    path = f"/v1/webhook_endpoints/{endpoint_id}"
-    proxy.arm(Fault("hang", "before", "POST", path, hang_seconds=4, times=99))
-    first = billing("webhooks", "endpoints", "disable", endpoint_id, "--yes")
-    proxy.clear()
-    assert first.exit_code == 1 and RERUN_HINT in first.stderr
+    _interrupted(
+        billing, proxy, Fault("hang", "before", "", "", hang_seconds=4), "disable", endpoint_id
+    )
     assert _status(client, endpoint_id) == "enabled"
 
     second: Any = billing.json("webhooks", "endpoints", "disable", endpoint_id, "--yes")
@@ -217,10 +223,9 @@ def test_intents_resume_finishes_an_interrupted_disable(
     endpoint_id: str,
     proxy: FaultProxy,
 ) -> None:
-    path = f"/v1/webhook_endpoints/{endpoint_id}"
-    proxy.arm(Fault("status", "after", "POST", path, status=500, times=99))
-    assert billing("webhooks", "endpoints", "disable", endpoint_id, "--yes").exit_code == 1
-    proxy.clear()
+    _interrupted(
+        billing, proxy, Fault("status", "after", "", "", status=500), "disable", endpoint_id
+    )
     (open_intent,) = billing.json("intents", "list", "--open")
     resumed = billing("intents", "resume", open_intent["id"], "--yes")
     assert resumed.exit_code == 0, resumed.stderr
