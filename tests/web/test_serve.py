@@ -4,6 +4,7 @@ and the sandbox's own signed webhooks arriving while the CLI subscribes a tenant
 from __future__ import annotations
 
 import math
+import os
 import signal
 import subprocess
 import sys
@@ -20,6 +21,7 @@ from typer.testing import CliRunner
 from billing_cli.cli import main as cli_main
 from billing_cli.repository import Database
 from billing_cli.services import tenants
+from billing_cli.services.observe import REJECTION_REASONS
 from tests import events
 from tests.cli.conftest import Billing
 from tests.factories import add_synced_plan, add_tenant
@@ -177,8 +179,53 @@ def test_with_three_workers_every_scrape_counts_the_deliveries_of_all_of_them(
             assert scrape["billing_webhook_rejections_total[('reason', 'bad_signature')]"] == 9
             assert _total(scrape, "billing_webhook_processing_seconds_count") == deliveries
             assert _total(scrape, "billing_webhook_in_flight") <= 1  # the scrape is not counted
+            rejection_series = [k for k in scrape if k.startswith("billing_webhook_rejections_")]
+            assert len(rejection_series) == len(REJECTION_REASONS)  # one per reason, bounded
         assert server.terminate(timeout=20) == 0, server.stderr()
     assert len(_ledger_types(db)) == deliveries
+
+
+def _workers(server: ServeProcess) -> list[int]:
+    """The pids of the worker processes uvicorn spawned under the serve process."""
+    assert server.proc is not None
+    children = Path(f"/proc/{server.proc.pid}/task/{server.proc.pid}/children").read_text()
+    return [
+        int(pid)
+        for pid in children.split()
+        if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    ]
+
+
+def test_a_worker_killed_and_replaced_keeps_its_counts_in_every_scrape(db: Database) -> None:
+    with ServeProcess(_env(db), "--workers", "2") as server:
+        wait_until(lambda: _healthy(server.url), timeout=30, what="the workers to answer /healthz")
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            codes = list(
+                pool.map(
+                    lambda n: (
+                        deliver(
+                            server.url, events.event("charge.refunded", {"id": f"ch_{n}"})
+                        ).status_code
+                    ),
+                    range(30),
+                )
+            )
+        assert codes == [200] * 30
+        before = wait_until(
+            lambda: len(_workers(server)) == 2 and _workers(server), timeout=10, what="two workers"
+        )
+        os.kill(before[0], signal.SIGKILL)
+        wait_until(
+            lambda: before[0] not in _workers(server) and len(_workers(server)) == 2,
+            timeout=30,
+            what="uvicorn to replace the killed worker",
+        )
+        wait_until(lambda: _healthy(server.url), timeout=30, what="the workers to answer again")
+        for _ in range(6):
+            scrape = _scraped(server.url)
+            assert _total(scrape, "billing_webhook_deliveries_total") == 30
+            assert _total(scrape, "billing_webhook_in_flight") <= 1
+        assert server.terminate(timeout=20) == 0, server.stderr()
 
 
 def _healthy(url: str) -> bool:
