@@ -24,9 +24,14 @@ script (a logger that drops records, metrics that count nothing). It compares th
 throughput, and at 300/s the latency and the server's CPU time per delivery (from
 ``/proc/<pid>/stat``), over ``--rounds`` interleaved rounds.
 
+``--metrics-cost`` measures only what the endpoint's metrics cost one delivery (the in-flight
+gauge up and down, a counter, the histogram) and one scrape, in this process: with one process's
+in-memory values, and in the multiprocess mode of ``webhooks serve --workers N`` (values in
+memory-mapped files, a scrape reading every worker's file).
+
 Usage: ``python bench/serve.py [--deliveries 3000] [--concurrency 16] [--workers 1]
 [--rate 300] [--paced-seconds 5] [--postgres-url URL | --no-postgres] [--no-sqlite]
-[--observability [--rounds 2]]``.
+[--observability [--rounds 2]] [--metrics-cost]``.
 """
 
 from __future__ import annotations
@@ -491,6 +496,44 @@ def observability_backend(name: str, url: str, args: argparse.Namespace) -> None
     )
 
 
+_METRICS_PROBE = """
+import time
+from billing_cli.web.metrics import EndpointMetrics
+metrics, n = EndpointMetrics(), 50_000
+started = time.perf_counter()
+for _ in range(n):
+    metrics.in_flight.inc()
+    metrics.deliveries.labels(type="invoice.paid", outcome="processed").inc()
+    metrics.processing.observe(0.003)
+    metrics.in_flight.dec()
+per_delivery = (time.perf_counter() - started) / n * 1e6
+started = time.perf_counter()
+for _ in range(50):
+    metrics.exposition()
+per_scrape = (time.perf_counter() - started) / 50 * 1e3
+print(f"{per_delivery:.1f} us a delivery, {per_scrape:.2f} ms a scrape")
+"""
+
+
+def metrics_cost() -> None:
+    """The metrics' own cost, one process and multiprocess mode, each in a fresh interpreter
+    (prometheus_client picks its value store when it is first imported)."""
+    for mode in ("one process", "multiprocess (--workers N)"):
+        env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
+        with tempfile.TemporaryDirectory(prefix="bench-metrics-") as directory:
+            if mode.startswith("multi"):
+                env["PROMETHEUS_MULTIPROC_DIR"] = directory
+            env["PYTHONPATH"] = str(ROOT)
+            probe = subprocess.run(
+                [sys.executable, "-c", _METRICS_PROBE],
+                env=env,
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+        print(f"  metrics, {mode:27} {probe.stdout.strip()}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--deliveries", type=int, default=3000)
@@ -506,10 +549,16 @@ def main() -> None:
         "--observability", action="store_true", help="Cost of /metrics and the delivery log."
     )
     parser.add_argument("--rounds", type=int, default=2, help="--observability rounds.")
+    parser.add_argument(
+        "--metrics-cost", action="store_true", help="Only the metrics' cost, both modes."
+    )
     args = parser.parse_args()
     backend = observability_backend if args.observability else run_backend
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     print(f"{os.cpu_count()} CPUs, load average {load} (client, server and database share them)")
+    if args.metrics_cost:
+        metrics_cost()
+        return
     if not args.no_sqlite:
         with sqlite_database() as url:
             backend("SQLite", url, args)

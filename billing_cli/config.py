@@ -72,6 +72,10 @@ class Settings:
         check_key_mode(key, live_mode=self.stripe_live_mode)
         return key
 
+    def webhook_secrets(self) -> tuple[str, ...]:
+        """The endpoint's signing secrets: one, or several (comma-separated) during a roll."""
+        return webhook_secrets(self.stripe_webhook_secret)
+
     def public_view(self) -> dict[str, object]:
         """Every setting with secrets masked: what ``billing config`` prints."""
         view: dict[str, object] = {}
@@ -101,6 +105,35 @@ def check_key_mode(key: str, *, live_mode: bool) -> None:
             "STRIPE_LIVE_MODE=True but STRIPE_SECRET_KEY is a test key; "
             "use a live key or unset STRIPE_LIVE_MODE"
         )
+
+
+def webhook_secrets(raw: str) -> tuple[str, ...]:
+    """Split STRIPE_WEBHOOK_SECRET on commas: while a secret is rolled, Stripe signs each
+    delivery with the old and the new one, and the endpoint must accept either until the old
+    one expires. Blanks and repeats are dropped."""
+    return tuple(dict.fromkeys(part.strip() for part in raw.split(",") if part.strip()))
+
+
+def check_webhook_secrets(raw: str) -> tuple[str, ...]:
+    """The secrets, each of Stripe's ``whsec_`` form; a ConfigError (never echoing a secret)
+    when there is none or one is not a signing secret (an API key pasted by mistake, say)."""
+    found = webhook_secrets(raw)
+    if not found:
+        raise ConfigError(
+            "STRIPE_WEBHOOK_SECRET is not set; "
+            "put the endpoint's signing secret (whsec_...) in .env"
+        )
+    for number, secret in enumerate(found, start=1):
+        if not _WEBHOOK_SECRET.fullmatch(secret):
+            which = f"secret {number} of {len(found)}" if len(found) > 1 else "the secret"
+            raise ConfigError(
+                f"STRIPE_WEBHOOK_SECRET: {which} is not a signing secret of the form whsec_... "
+                "(copy it from the endpoint's page in Stripe's dashboard)"
+            )
+    return found
+
+
+_WEBHOOK_SECRET = re.compile(r"whsec_\w+", re.ASCII)
 
 
 def mask(secret: str) -> str:

@@ -300,6 +300,13 @@ class Change:
     stripe_writes: tuple[dict[str, Any], ...] = ()
     side_effects: tuple[str, ...] = ()
 
+    @classmethod
+    def unchanged(
+        cls, target: str, view: dict[str, Any] | None, *, dry_run: bool, message: str
+    ) -> Change:
+        """Nothing to do: the target is already as asked (before and after are the same)."""
+        return cls(target, "none", view, view, dry_run, changed=False, message=message)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "target": self.target,

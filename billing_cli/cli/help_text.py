@@ -95,6 +95,15 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
         "billing webhooks setup https://billing.example.com/webhooks/stripe/ --write-env .env",
     ),
     "webhooks endpoints": ("billing webhooks endpoints", "billing webhooks endpoints --json"),
+    "webhooks endpoints disable": (
+        "billing webhooks endpoints disable we_123 --dry-run",
+        "billing webhooks endpoints disable we_123",
+    ),
+    "webhooks endpoints enable": ("billing webhooks endpoints enable we_123",),
+    "webhooks endpoints delete": (
+        "billing webhooks endpoints delete we_123 --dry-run",
+        "billing webhooks endpoints delete we_123 --yes",
+    ),
     "doctor": ("billing doctor", "billing doctor --tenant acme --json"),
     "stats": ("billing stats --since 30d", "billing stats --since 90d --by week --json"),
     "check": ("billing check", "billing check --json"),

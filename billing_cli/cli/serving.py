@@ -4,9 +4,12 @@ listening socket, and signal handling. Kept apart from the command's module so t
 
 from __future__ import annotations
 
+import os
+import shutil
 import signal
 import socket
 import sys
+import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -68,11 +71,28 @@ class EndpointFactory:
 
 
 def run_workers(config: Any, sock: socket.socket, received: list[int]) -> None:
-    """uvicorn's supervisor: SIGTERM/SIGINT stop every worker gracefully, then return."""
+    """uvicorn's supervisor: SIGTERM/SIGINT stop every worker gracefully, then return. A worker
+    that died (and was replaced) or was restarted loses its share of the live metrics."""
     from uvicorn.supervisors.multiprocess import SIGNALS, Multiprocess
 
+    from billing_cli.web.metrics import process_exited
+
+    class Supervisor(Multiprocess):
+        def keep_subprocess_alive(self) -> None:
+            self._forgetting_the_replaced(super().keep_subprocess_alive)
+
+        def restart_all(self) -> None:
+            self._forgetting_the_replaced(super().restart_all)
+
+        def _forgetting_the_replaced(self, step: Callable[[], None]) -> None:
+            before = {process.pid for process in self.processes}
+            step()
+            for pid in before - {process.pid for process in self.processes}:
+                if pid is not None:
+                    process_exited(pid)
+
     previous = {sig: signal.getsignal(sig) for sig in SIGNALS}
-    supervisor = Multiprocess(config, sockets=[sock])  # installs its own handlers
+    supervisor = Supervisor(config, sockets=[sock])  # installs its own handlers
 
     def note_then_forward(sig: int, _frame: object) -> None:
         received.append(sig)
@@ -85,6 +105,28 @@ def run_workers(config: Any, sock: socket.socket, received: list[int]) -> None:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+@contextmanager
+def shared_metrics(workers: int) -> Iterator[None]:
+    """With several workers, a fresh ``PROMETHEUS_MULTIPROC_DIR`` for their metrics (set before
+    any worker imports prometheus_client; removed when they have all stopped), so that any
+    worker's ``/metrics`` reports all of them. One process needs none: an inherited value is
+    set aside, so that files of another run are never counted in this one."""
+    from billing_cli.web.metrics import MULTIPROC_ENV
+
+    inherited = os.environ.pop(MULTIPROC_ENV, None)
+    directory = tempfile.mkdtemp(prefix="billing-metrics-") if workers > 1 else None
+    if directory is not None:
+        os.environ[MULTIPROC_ENV] = directory
+    try:
+        yield
+    finally:
+        os.environ.pop(MULTIPROC_ENV, None)
+        if directory is not None:
+            shutil.rmtree(directory, ignore_errors=True)
+        if inherited is not None:
+            os.environ[MULTIPROC_ENV] = inherited
 
 
 def listening_socket(host: str, port: int, *, backlog: int) -> socket.socket:

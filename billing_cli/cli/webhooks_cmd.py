@@ -18,8 +18,9 @@ import typer
 
 from billing_cli.cli.options import DryRunOption, JsonOption, TenantFilter, YesOption
 from billing_cli.cli.runtime import Runtime, runtime_of
+from billing_cli.cli.webhooks_endpoints_cmd import app as endpoints_app
 from billing_cli.cli.webhooks_serve_cmd import serve
-from billing_cli.cli.webhooks_setup_cmd import endpoints, setup
+from billing_cli.cli.webhooks_setup_cmd import setup
 
 if TYPE_CHECKING:
     from billing_cli.services.webhooks import EventOutcome, WebhookEngine
@@ -32,7 +33,7 @@ app = typer.Typer(
 )
 app.command("serve")(serve)
 app.command("setup")(setup)
-app.command("endpoints")(endpoints)
+app.add_typer(endpoints_app, name="endpoints")
 
 
 def _event_ids(value: str | list[str] | None) -> str | list[str] | None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import signal
 from enum import StrEnum
+from functools import partial
 from typing import Annotated
 
 import typer
@@ -67,17 +68,15 @@ def serve(
         listening_socket,
         run_workers,
         say,
+        shared_metrics,
         signals_noted,
     )
-    from billing_cli.errors import ConfigError
+    from billing_cli.config import check_webhook_secrets
 
     runtime = runtime_of(ctx)
-    settings = runtime.settings()
-    if not settings.stripe_webhook_secret:
-        raise ConfigError(
-            "STRIPE_WEBHOOK_SECRET is not set; "
-            "put the endpoint's signing secret (whsec_...) in .env"
-        )
+    # refused before anything starts: none, or one not of the whsec_ form (an API key pasted
+    # in its place); several, comma-separated, while the secret is rolled
+    check_webhook_secrets(runtime.settings().stripe_webhook_secret)
     db = runtime.database()
     factory = EndpointFactory(
         env_file=str(runtime.env_file) if runtime.env_file else None,
@@ -86,42 +85,46 @@ def serve(
         max_body_bytes=max_body_kib * 1024,
         log_format=log_format.value,
     )
-    # One process: build the app here, on the database just checked. Several: each worker
-    # builds its own (its own engine and connection pool) from the pickled factory.
-    config = uvicorn.Config(
-        factory.build(runtime) if workers == 1 else factory,
-        factory=workers > 1,
-        workers=workers,
-        host=host,
-        port=port,
-        log_level="warning",
-        access_log=False,  # each delivery is logged once, by the delivery log
-        lifespan="on",  # its shutdown writes the last counts of refused deliveries
-        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
-    )
-    sock = listening_socket(host, port, backlog=config.backlog)
-    bound_host, bound_port = sock.getsockname()[:2]
-    shown_host = f"[{bound_host}]" if ":" in bound_host else bound_host
-    processes = f"{workers} worker processes; " if workers > 1 else ""
-    # Plain stderr, not rich: one unwrapped line that scripts (and bench/serve.py) can parse.
-    banner = (
-        f"listening on http://{shown_host}:{bound_port}{path} "
-        f"(database {db.display_url}; {processes}Ctrl-C to stop)"
-    )
-    received: list[int] = []
-    try:
-        if workers == 1:
-            server = uvicorn.Server(config)
-            # the stop signals are noted before the banner is printed: a script that sends
-            # SIGTERM as soon as it reads the banner gets an orderly stop, never a kill
-            with signals_noted(received, on_signal=lambda: setattr(server, "should_exit", True)):
+    # Before any app is built (the first import of prometheus_client reads it): with several
+    # workers, a fresh directory where each keeps its metrics, so any /metrics reports all.
+    with shared_metrics(workers):
+        # One process: build the app here, on the database just checked. Several: each worker
+        # builds its own (its own engine and connection pool) from the pickled factory.
+        config = uvicorn.Config(
+            factory.build(runtime) if workers == 1 else factory,
+            factory=workers > 1,
+            workers=workers,
+            host=host,
+            port=port,
+            log_level="warning",
+            access_log=False,  # each delivery is logged once, by the delivery log
+            lifespan="on",  # its shutdown writes the last counts of refused deliveries
+            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+        )
+        sock = listening_socket(host, port, backlog=config.backlog)
+        bound_host, bound_port = sock.getsockname()[:2]
+        shown_host = f"[{bound_host}]" if ":" in bound_host else bound_host
+        processes = f"{workers} worker processes; " if workers > 1 else ""
+        # Plain stderr, not rich: one unwrapped line that scripts (and bench/serve.py) can parse.
+        banner = (
+            f"listening on http://{shown_host}:{bound_port}{path} "
+            f"(database {db.display_url}; {processes}Ctrl-C to stop)"
+        )
+        received: list[int] = []
+        try:
+            if workers == 1:
+                server = uvicorn.Server(config)
+                # the stop signals are noted before the banner is printed: a script that sends
+                # SIGTERM as soon as it reads the banner gets an orderly stop, never a kill
+                stop = partial(setattr, server, "should_exit", True)
+                with signals_noted(received, on_signal=stop):
+                    say(banner)
+                    server.run(sockets=[sock])
+            else:
                 say(banner)
-                server.run(sockets=[sock])
-        else:
-            say(banner)
-            db.dispose()  # the workers open their own connections
-            run_workers(config, sock, received)
-    finally:
-        sock.close()
+                db.dispose()  # the workers open their own connections
+                run_workers(config, sock, received)
+        finally:
+            sock.close()
     names = ", ".join(signal.Signals(s).name for s in dict.fromkeys(received))
     say(f"stopped ({names})" if names else "stopped")

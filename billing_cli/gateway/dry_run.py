@@ -423,6 +423,21 @@ class DryRunGateway(Gateway):
             return WebhookEndpointInfo(endpoint_id, "", tuple(enabled_events), status, None)
         return replace(current, enabled_events=tuple(enabled_events), status=status)
 
+    def set_webhook_endpoint_disabled(
+        self, endpoint_id: str, *, disabled: bool, idempotency_key: str
+    ) -> WebhookEndpointInfo:
+        self._plan("set_webhook_endpoint_disabled", endpoint_id, disabled=disabled)
+        current = next(
+            (e for e in self.inner.list_webhook_endpoints() if e.id == endpoint_id), None
+        )
+        status = "disabled" if disabled else "enabled"
+        if current is None:
+            return WebhookEndpointInfo(endpoint_id, "", (), status, None)
+        return replace(current, status=status)
+
+    def delete_webhook_endpoint(self, endpoint_id: str) -> None:
+        self._plan("delete_webhook_endpoint", endpoint_id)
+
     # -- the support desk: reads pass through, writes are planned ----------------------------
 
     def list_invoices(

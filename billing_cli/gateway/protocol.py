@@ -288,6 +288,17 @@ class Gateway(Protocol):
         """Replace an endpoint's event list and set it enabled or disabled."""
         ...
 
+    def set_webhook_endpoint_disabled(
+        self, endpoint_id: str, *, disabled: bool, idempotency_key: str
+    ) -> WebhookEndpointInfo:
+        """Disable or enable an endpoint, leaving its events as they are."""
+        ...
+
+    def delete_webhook_endpoint(self, endpoint_id: str) -> None:
+        """Delete an endpoint (its secret dies with it). No idempotency key: Stripe ignores one
+        on DELETE, which is idempotent by itself (a second one answers 404)."""
+        ...
+
     # -- the support desk: invoices, payment history, refunds, cards, customer details --------
 
     def list_invoices(

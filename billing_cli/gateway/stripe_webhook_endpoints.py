@@ -118,3 +118,19 @@ class WebhookEndpointCalls:
                 endpoint_id, params, {"idempotency_key": idempotency_key}
             )
         return endpoint_info(endpoint)
+
+    def set_webhook_endpoint_disabled(
+        self, endpoint_id: str, *, disabled: bool, idempotency_key: str
+    ) -> WebhookEndpointInfo:
+        """``disabled`` alone: the event list another operator may be editing is not sent."""
+        params = cast("WebhookEndpointUpdateParams", {"disabled": disabled})
+        with stripe_call("webhook_endpoints.update", webhook_endpoint=endpoint_id):
+            endpoint = self._v1.webhook_endpoints.update(
+                endpoint_id, params, {"idempotency_key": idempotency_key}
+            )
+        return endpoint_info(endpoint)
+
+    def delete_webhook_endpoint(self, endpoint_id: str) -> None:
+        """DELETE /v1/webhook_endpoints/ID; Stripe stops delivering to it at once."""
+        with stripe_call("webhook_endpoints.delete", webhook_endpoint=endpoint_id):
+            self._v1.webhook_endpoints.delete(endpoint_id)

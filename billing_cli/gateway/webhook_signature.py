@@ -5,6 +5,16 @@ the same parser, constant-time comparison and tolerance rule Stripe ships), and 
 imports stripe. The web endpoint calls :func:`verify_signature` before anything else, so a
 delivery that fails here is answered 400 and never reaches the event engine or the database.
 
+Several secrets may be given while the endpoint's secret is rolled: Stripe then signs each
+delivery with the old and the new secret, and a delivery that verifies with any one of them is
+accepted.
+
+The tolerance is checked both ways. stripe-python refuses a timestamp more than ``tolerance``
+seconds old (a replayed capture); a timestamp more than ``tolerance`` seconds in the future is
+refused here too: Stripe stamps a delivery when it sends it, so one from the future is either a
+forged capture prepared for later replay or a clock far off, and in both cases the safe answer
+is 400 (Stripe retries, and a clock fixed by then lets the retry through).
+
 Every failure is one :class:`~billing_cli.errors.WebhookError` with a short reason of our own:
 stripe-python's messages are long and carry the header, and none of ours ever echo the secret.
 """
@@ -12,6 +22,8 @@ stripe-python's messages are long and carry the header, and none of ours ever ec
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Sequence
 from typing import Any, NoReturn
 
 from billing_cli.errors import WebhookError
@@ -50,18 +62,19 @@ def load_verifier() -> None:
 def verify_signature(
     payload: bytes,
     header: str | None,
-    secret: str,
+    secret: str | Sequence[str],
     *,
     tolerance: int = DEFAULT_TOLERANCE_SECONDS,
 ) -> dict[str, Any]:
-    """Verify ``header`` over the raw ``payload`` with ``secret``; return the event as a dict.
+    """Verify ``header`` over the raw ``payload`` with ``secret`` (or any of several secrets);
+    return the event as a dict.
 
-    Raises :class:`WebhookError` for a missing or malformed header, a signature that does not
-    match, a timestamp older than ``tolerance`` seconds, or a body that is not a JSON object.
+    Raises :class:`WebhookError` for a missing or malformed header, a signature that matches
+    none of the secrets, a timestamp more than ``tolerance`` seconds old or in the future, or a
+    body that is not a JSON object.
     """
-    import stripe
-
-    if not secret.strip():
+    secrets = [s for s in ([secret] if isinstance(secret, str) else secret) if s.strip()]
+    if not secrets:
         raise WebhookError("no webhook secret configured", reason="bad_signature")
     if not header:
         raise WebhookError("missing Stripe-Signature header", reason="missing_signature")
@@ -69,11 +82,8 @@ def verify_signature(
         text = payload.decode("utf-8")
     except UnicodeDecodeError:
         raise WebhookError("body is not UTF-8") from None
-    try:
-        stripe.WebhookSignature.verify_header(text, header, secret, tolerance)
-    except stripe.SignatureVerificationError as error:
-        message, reason = _reason(str(error), tolerance)
-        raise WebhookError(message, reason=reason) from None
+    _verify_with_any(text, header, secrets, tolerance)
+    _refuse_future(header, tolerance)
     try:
         event = json.loads(text, parse_constant=refuse_constant)
     except NonFiniteNumber as error:
@@ -83,6 +93,34 @@ def verify_signature(
     if not isinstance(event, dict):
         raise WebhookError("body is JSON but not an object")
     return event
+
+
+def _verify_with_any(text: str, header: str, secrets: Sequence[str], tolerance: int) -> None:
+    """Pass when one secret verifies. Of the refusals, a stale timestamp wins: stripe-python
+    checks the time only once the signature matched, so it says which secret signed."""
+    import stripe
+
+    failures: list[tuple[str, str]] = []
+    for one in secrets:
+        try:
+            stripe.WebhookSignature.verify_header(text, header, one, tolerance)
+        except stripe.SignatureVerificationError as error:
+            failures.append(_reason(str(error), tolerance))
+        else:
+            return
+    stale = [f for f in failures if f[1] == "stale_timestamp"]
+    message, reason = (stale or failures)[0]
+    raise WebhookError(message, reason=reason)
+
+
+def _refuse_future(header: str, tolerance: int) -> None:
+    """Refuse a (verified) timestamp more than ``tolerance`` seconds ahead of this clock."""
+    stamps = [v for k, _, v in (item.partition("=") for item in header.split(",")) if k == "t"]
+    if tolerance and stamps and int(stamps[0]) > time.time() + tolerance:
+        raise WebhookError(
+            f"timestamp outside the tolerance ({tolerance} s): in the future",
+            reason="stale_timestamp",
+        )
 
 
 def _reason(message: str, tolerance: int) -> tuple[str, str]:

@@ -138,6 +138,7 @@ def _run(
         recovery,
         subscriptions,
         tenant_desk,
+        webhook_endpoints,
     )
 
     common: dict[str, Any] = {"invocation": invocation}
@@ -294,6 +295,14 @@ def _run(
         raise Conflict(
             f"re-run `billing webhooks setup {params.get('url', 'URL')}` to finish this "
             "intent: it prints (or writes) the endpoint's signing secret"
+        )
+    if operation in webhook_endpoints.OPERATIONS:
+        return webhook_endpoints.change_endpoint(
+            db,
+            gateway,
+            **common,
+            endpoint_id=str(params["endpoint"]),
+            action=webhook_endpoints.OPERATIONS[operation],
         )
     raise Conflict(f"intent operation {operation!r} cannot be resumed by this version")
 

@@ -93,6 +93,9 @@ FAMILIES = {
     "customer.credit": "balance",
     "coupon.create": "coupon",
     "webhook_endpoint.create": "webhook_endpoint",
+    "webhook_endpoint.disable": "webhook_endpoint",
+    "webhook_endpoint.enable": "webhook_endpoint",
+    "webhook_endpoint.delete": "webhook_endpoint",
 }
 
 

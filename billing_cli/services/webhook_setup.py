@@ -302,13 +302,10 @@ def _update(
             "setup again (the new one gets a new signing secret)"
         )
     if not added and not removed and current.enabled:
-        change = Change(
-            target=f"webhook_endpoint:{current.id}",
-            action="none",
-            before=before,
-            after=before,
+        change = Change.unchanged(
+            f"webhook_endpoint:{current.id}",
+            before,
             dry_run=invocation.dry_run,
-            changed=False,
             message=f"webhook endpoint {current.id} for {url} is already set up",
         )
         return SetupResult(change, current, (), (), tuple(warnings))

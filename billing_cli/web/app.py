@@ -10,8 +10,10 @@ What a delivery goes through, in order, and what each failure answers (DESIGN.md
 
 1. the body is read in chunks and refused with 413 past ``max_body_bytes`` (a declared
    ``Content-Length`` over the cap is refused before reading anything);
-2. the ``Stripe-Signature`` is checked (300 s tolerance) and the body parsed: any failure is 400
-   and one log line, and nothing reaches the engine or the database;
+2. the ``Stripe-Signature`` is checked against each configured secret (several during a
+   secret roll; any one verifying is enough), its timestamp must be within 300 s of this
+   clock either way (older is a replay, newer a forgery or a clock far off), and the body
+   parsed: any failure is 400 and one log line, and nothing reaches the engine or the database;
 3. :meth:`WebhookEngine.process` runs in a worker thread (it is sync SQLAlchemy), at most
    ``concurrency`` at a time per process (see :func:`create_app`): a
    ``WebhookError`` (malformed event, livemode mismatch) is 400; a ``failed`` outcome, or any
@@ -45,11 +47,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from billing_cli.errors import BillingError, ConfigError, UsageError, WebhookError
+from billing_cli.config import check_webhook_secrets
+from billing_cli.errors import BillingError, UsageError, WebhookError
 from billing_cli.gateway.webhook_signature import load_verifier, verify_signature
 from billing_cli.services.observe import RejectionCounter, database_answers
 from billing_cli.web.delivery_log import LOGGER_NAME
-from billing_cli.web.metrics import EndpointMetrics
+from billing_cli.web.metrics import EndpointMetrics, process_exited
 
 if TYPE_CHECKING:
     from billing_cli.services.webhooks import EventOutcome, WebhookEngine
@@ -90,14 +93,14 @@ class WebhookEndpoint:
         self,
         *,
         engine: WebhookEngine,
-        webhook_secret: str,
+        webhook_secrets: tuple[str, ...],
         max_body_bytes: int,
         concurrency: int,
         metrics: EndpointMetrics,
         rejection_flush_seconds: float,
     ) -> None:
         self._engine = engine
-        self._secret = webhook_secret
+        self._secrets = webhook_secrets
         self._max_body_bytes = max_body_bytes
         self._concurrency = concurrency
         self._limiter_of_loop: anyio.CapacityLimiter | None = None
@@ -132,7 +135,7 @@ class WebhookEndpoint:
             event = verify_signature(
                 body,
                 request.headers.get("stripe-signature"),
-                self._secret,
+                self._secrets,
                 tolerance=SIGNATURE_TOLERANCE_SECONDS,
             )
         except WebhookError as error:
@@ -269,8 +272,7 @@ def create_app(
 
     Mount it in an existing ASGI app with ``Mount("/billing", app=create_app(...))``.
     """
-    if not webhook_secret.strip():
-        raise ConfigError("STRIPE_WEBHOOK_SECRET is not set; copy the endpoint's whsec_... secret")
+    secrets = check_webhook_secrets(webhook_secret)  # comma-separated during a roll
     if not path.startswith("/") or path.rstrip("/") in ("", "/healthz", "/metrics"):
         raise UsageError(
             f"webhook path must start with / and not be /, /healthz or /metrics, not {path!r}"
@@ -284,7 +286,7 @@ def create_app(
     load_verifier()
     endpoint = WebhookEndpoint(
         engine=engine,
-        webhook_secret=webhook_secret,
+        webhook_secrets=secrets,
         max_body_bytes=max_body_bytes,
         concurrency=concurrency,
         metrics=EndpointMetrics(),
@@ -295,6 +297,7 @@ def create_app(
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         yield
         await endpoint.flush_rejections()  # on shutdown, when the server runs the lifespan
+        process_exited(os.getpid())  # a worker of several: its in-flight share goes
 
     other_form = path.rstrip("/") if path.endswith("/") else path + "/"
     app = Starlette(

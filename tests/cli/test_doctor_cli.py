@@ -3,6 +3,7 @@ the check passes once the fix is applied (the sandbox as Stripe, SQLite and Post
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -178,3 +179,26 @@ def test_missing_key_and_bad_secret_are_configuration_failures(
     assert checks["stripe key"]["status"] == "fail"
     assert checks["webhook secret"]["status"] == "fail"
     assert "stripe" not in checks  # no key, no Stripe call
+
+
+@pytest.mark.parametrize(
+    ("secret", "status"),
+    [
+        ("whsec_old_0123456789abcdefgh", None),
+        ("whsec_old_0123456789abcdefgh,whsec_new_0123456789abcdefgh", "warn"),
+        ("whsec_old_0123456789abcdefgh,sk_test_0123456789abcdefgh", "fail"),
+    ],
+    ids=["one secret", "a roll", "a roll with an api key"],
+)
+def test_several_webhook_secrets_are_a_reminder_to_finish_the_roll(
+    billing: Billing, db_env: Database, monkeypatch: pytest.MonkeyPatch, secret: str, status: str
+) -> None:
+    monkeypatch.setenv("STRIPE_WEBHOOK_SECRET", secret)
+    _code, checks = doctor(billing)
+    if status is None:
+        assert "webhook secret roll" not in checks
+        return
+    check = checks["webhook secret roll"]
+    assert check["status"] == status
+    assert ("2 webhook secrets configured" in check["detail"]) == (status == "warn")
+    assert "0123456789abcdefgh" not in json.dumps(checks)

@@ -26,6 +26,8 @@ def _command_paths() -> Iterator[tuple[str, ...]]:
 
     def walk(command: object, path: tuple[str, ...]) -> Iterator[tuple[str, ...]]:
         if isinstance(command, Group):
+            if command.invoke_without_command and path:  # also a command of its own
+                yield path
             for name in command.list_commands(None):  # type: ignore[arg-type]
                 sub = command.get_command(None, name)  # type: ignore[arg-type]
                 assert sub is not None

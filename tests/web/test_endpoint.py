@@ -261,6 +261,23 @@ def test_a_stale_timestamp_is_refused(url: str, db: Database) -> None:
     assert "timestamp outside the tolerance" in reply(response)["error"]
 
 
+def test_a_timestamp_more_than_the_tolerance_in_the_future_is_refused(
+    url: str, db: Database
+) -> None:
+    body, headers = signed_delivery(created_event(), SECRET, timestamp=int(time.time()) + 301)
+    response = _refused(url, db, body, headers)
+    assert response.status_code == 400
+    assert reply(response)["error"] == "timestamp outside the tolerance (300 s): in the future"
+
+
+def test_timestamps_within_the_tolerance_either_way_are_applied(url: str, db: Database) -> None:
+    for n, offset in enumerate((-290, 290)):
+        event = events.event("charge.refunded", {"id": f"ch_{n}"})
+        response = deliver(url, event, timestamp=int(time.time()) + offset)
+        assert (response.status_code, reply(response)["status"]) == (200, "ignored")
+    assert len(ledger(db)) == 2
+
+
 @pytest.mark.parametrize("body", [b'{"id": "evt_1", "type":', b"[]", b"null", b""])
 def test_a_signed_body_that_is_not_a_json_object_is_refused(
     url: str, db: Database, body: bytes

@@ -4,10 +4,12 @@ and the sandbox's own signed webhooks arriving while the CLI subscribes a tenant
 from __future__ import annotations
 
 import math
+import os
 import signal
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +21,7 @@ from typer.testing import CliRunner
 from billing_cli.cli import main as cli_main
 from billing_cli.repository import Database
 from billing_cli.services import tenants
+from billing_cli.services.observe import REJECTION_REASONS
 from tests import events
 from tests.cli.conftest import Billing
 from tests.factories import add_synced_plan, add_tenant
@@ -55,6 +58,24 @@ def test_serve_refuses_to_start_without_a_webhook_secret(db_env: Database) -> No
     assert result.exit_code == 1
     assert result.stderr.startswith("Error: STRIPE_WEBHOOK_SECRET is not set;")
     assert result.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    "secret",
+    ["sk_test_0123456789abcdefghijkl", "whsec_", "whsec_ok_0123456789abcdef,rk_test_0123456789"],
+    ids=["an api key", "only the prefix", "the second of two"],
+)
+def test_serve_refuses_a_secret_not_of_the_whsec_form_in_one_line_without_showing_it(
+    db_env: Database, monkeypatch: pytest.MonkeyPatch, secret: str
+) -> None:
+    monkeypatch.setenv("STRIPE_WEBHOOK_SECRET", secret)
+    result = CliRunner().invoke(serve_app(), ["webhooks", "serve", "--port", "0"])
+    assert result.exit_code == 1
+    assert result.stderr.startswith("Error: STRIPE_WEBHOOK_SECRET: ")
+    assert "not a signing secret of the form whsec_..." in result.stderr
+    assert result.stderr.count("\n") == 1
+    for part in secret.split(","):
+        assert part.removeprefix("whsec_") not in result.stderr or part == "whsec_"
 
 
 def test_serve_refuses_a_database_that_is_not_migrated(
@@ -119,11 +140,112 @@ def test_serve_with_several_workers_shares_the_port_and_stops_cleanly(db: Databa
     assert len(_ledger_types(db)) == 20
 
 
+def _scraped(url: str) -> dict[str, float]:
+    """One scrape of /metrics: each sample's value by name and labels."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = requests.get(url + "/metrics", timeout=10).text
+    return {
+        sample.name + str(sorted(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def _total(scrape: dict[str, float], name: str) -> float:
+    return sum(v for k, v in scrape.items() if k.startswith(name + "["))
+
+
+def test_with_three_workers_every_scrape_counts_the_deliveries_of_all_of_them(
+    db: Database,
+) -> None:
+    """M deliveries spread over three workers (concurrent, a new connection each); whichever
+    worker answers a scrape, it reports all M, and the refusals of all the workers."""
+    deliveries, refusals = 60, 9
+    with ServeProcess(_env(db), "--workers", "3") as server:
+        wait_until(lambda: _healthy(server.url), timeout=30, what="the workers to answer /healthz")
+
+        def send(n: int) -> int:
+            event = events.event("charge.refunded", {"id": f"ch_{n}"})
+            secret = SECRET if n < deliveries else "whsec_someone_else_0123456789"
+            return deliver(server.url, event, secret=secret).status_code
+
+        with ThreadPoolExecutor(max_workers=12) as pool:
+            codes = list(pool.map(send, range(deliveries + refusals)))
+        assert codes == [200] * deliveries + [400] * refusals
+        for _ in range(8):  # each scrape on a new connection: any worker may answer it
+            scrape = _scraped(server.url)
+            assert _total(scrape, "billing_webhook_deliveries_total") == deliveries
+            assert scrape["billing_webhook_rejections_total[('reason', 'bad_signature')]"] == 9
+            assert _total(scrape, "billing_webhook_processing_seconds_count") == deliveries
+            assert _total(scrape, "billing_webhook_in_flight") <= 1  # the scrape is not counted
+            rejection_series = [k for k in scrape if k.startswith("billing_webhook_rejections_")]
+            assert len(rejection_series) == len(REJECTION_REASONS)  # one per reason, bounded
+        assert server.terminate(timeout=20) == 0, server.stderr()
+    assert len(_ledger_types(db)) == deliveries
+
+
+def _workers(server: ServeProcess) -> list[int]:
+    """The pids of the worker processes uvicorn spawned under the serve process."""
+    assert server.proc is not None
+    children = Path(f"/proc/{server.proc.pid}/task/{server.proc.pid}/children").read_text()
+    return [
+        int(pid)
+        for pid in children.split()
+        if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    ]
+
+
+def test_a_worker_killed_and_replaced_keeps_its_counts_in_every_scrape(db: Database) -> None:
+    with ServeProcess(_env(db), "--workers", "2") as server:
+        wait_until(lambda: _healthy(server.url), timeout=30, what="the workers to answer /healthz")
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            codes = list(
+                pool.map(
+                    lambda n: (
+                        deliver(
+                            server.url, events.event("charge.refunded", {"id": f"ch_{n}"})
+                        ).status_code
+                    ),
+                    range(30),
+                )
+            )
+        assert codes == [200] * 30
+        before = wait_until(
+            lambda: len(_workers(server)) == 2 and _workers(server), timeout=10, what="two workers"
+        )
+        os.kill(before[0], signal.SIGKILL)
+        wait_until(
+            lambda: before[0] not in _workers(server) and len(_workers(server)) == 2,
+            timeout=30,
+            what="uvicorn to replace the killed worker",
+        )
+        wait_until(lambda: _healthy(server.url), timeout=30, what="the workers to answer again")
+        for _ in range(6):
+            scrape = _scraped(server.url)
+            assert _total(scrape, "billing_webhook_deliveries_total") == 30
+            assert _total(scrape, "billing_webhook_in_flight") <= 1
+        assert server.terminate(timeout=20) == 0, server.stderr()
+
+
 def _healthy(url: str) -> bool:
     try:
         return requests.get(url + "/healthz", timeout=2).status_code == 200
     except (requests.ConnectionError, requests.Timeout):  # a worker still starting
         return False
+
+
+def test_serve_during_a_secret_roll_accepts_either_secret_and_no_other(db: Database) -> None:
+    rolled = "whsec_rolled_9876543210zyxwvutsrqpon"
+    env = {**_env(db), "STRIPE_WEBHOOK_SECRET": f"{SECRET}, {rolled}"}
+    with ServeProcess(env) as server:
+        for n, signer in enumerate((SECRET, rolled, "whsec_other_0123456789abcdef")):
+            event = events.event("charge.refunded", {"id": f"ch_{n}"})
+            response = deliver(server.url, event, secret=signer)
+            assert response.status_code == (400 if n == 2 else 200)
+        assert rolled not in server.stderr()
+        assert server.terminate() == 0
+    assert len(_ledger_types(db)) == 2
 
 
 def test_serve_announces_where_it_listens_without_showing_secrets(db: Database) -> None:

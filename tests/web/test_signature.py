@@ -88,3 +88,46 @@ def test_the_tolerance_is_configurable() -> None:
     header = sign(BODY, SECRET, timestamp=int(time.time()) - 100)
     with pytest.raises(WebhookError, match=r"tolerance \(60 s\)"):
         verify_signature(BODY, header, SECRET, tolerance=60)
+
+
+# -- a secret roll: several secrets; the tolerance both ways ------------------------------------
+
+NEW = "whsec_rolled_9876543210zyxwvutsrqpon"
+
+
+@pytest.mark.parametrize("signer", [SECRET, NEW], ids=["old secret", "new secret"])
+def test_during_a_roll_a_delivery_signed_with_either_secret_is_accepted(signer: str) -> None:
+    assert verify_signature(BODY, sign(BODY, signer), [SECRET, NEW])["id"] == "evt_1"
+
+
+def test_during_a_roll_a_delivery_signed_with_neither_secret_is_refused() -> None:
+    header = sign(BODY, "whsec_someone_else_0123456789")
+    with pytest.raises(WebhookError, match="signature does not match") as caught:
+        verify_signature(BODY, header, [SECRET, NEW])
+    assert caught.value.reason == "bad_signature"
+
+
+def test_during_a_roll_a_stale_delivery_is_called_stale_whichever_secret_signed_it() -> None:
+    header = sign(BODY, NEW, timestamp=int(time.time()) - 301)
+    with pytest.raises(WebhookError, match="timestamp outside") as caught:
+        verify_signature(BODY, header, [SECRET, NEW])
+    assert caught.value.reason == "stale_timestamp"
+
+
+def test_a_timestamp_up_to_the_tolerance_in_the_future_is_accepted() -> None:
+    header = sign(BODY, SECRET, timestamp=int(time.time()) + 290)
+    assert verify_signature(BODY, header, SECRET)["id"] == "evt_1"
+
+
+@pytest.mark.parametrize("ahead", [301, 86_400 * 365])
+def test_a_timestamp_beyond_the_tolerance_in_the_future_is_refused(ahead: int) -> None:
+    header = sign(BODY, SECRET, timestamp=int(time.time()) + ahead)
+    with pytest.raises(WebhookError, match=r"tolerance \(300 s\): in the future") as caught:
+        verify_signature(BODY, header, SECRET)
+    assert caught.value.reason == "stale_timestamp"
+
+
+def test_a_future_timestamp_with_a_wrong_signature_is_a_bad_signature() -> None:
+    header = sign(BODY, "whsec_someone_else_0123456789", timestamp=int(time.time()) + 9_999)
+    with pytest.raises(WebhookError, match="signature does not match"):
+        verify_signature(BODY, header, SECRET)

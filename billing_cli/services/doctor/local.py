@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from billing_cli.config import Settings, check_key_mode
+from billing_cli.config import Settings, check_key_mode, check_webhook_secrets
 from billing_cli.errors import ConfigError, DatabaseError
 from billing_cli.repository import Database
 from billing_cli.repository.migrations import current_revision, head_revision
@@ -58,6 +58,7 @@ def check_configuration(report: DoctorReport, settings: Settings) -> bool:
         )
     else:
         report.add("webhook secret", "ok", "STRIPE_WEBHOOK_SECRET has the whsec_ format")
+    check_webhook_secret_roll(report, settings)
     return key_ok
 
 
@@ -91,3 +92,24 @@ def check_database(report: DoctorReport, db: Database) -> bool:
         return False
     report.add("database schema", "ok", f"migrated (revision {head})")
     return True
+
+
+def check_webhook_secret_roll(report: DoctorReport, settings: Settings) -> None:
+    """Several webhook secrets mean a roll was started: a reminder to finish it (each secret
+    must still be a signing secret, or ``webhooks serve`` refuses to start)."""
+    secrets = settings.webhook_secrets()
+    if len(secrets) < 2:
+        return
+    try:
+        check_webhook_secrets(settings.stripe_webhook_secret)
+    except ConfigError as error:
+        report.add("webhook secret roll", "fail", str(error), "fix STRIPE_WEBHOOK_SECRET")
+        return
+    report.add(
+        "webhook secret roll",
+        "warn",
+        f"{len(secrets)} webhook secrets configured: a secret roll is not finished",
+        "once the old secret has expired in Stripe, keep only the new one in "
+        "STRIPE_WEBHOOK_SECRET and restart `billing webhooks serve` (README, Rolling the "
+        "webhook secret)",
+    )
