@@ -166,3 +166,24 @@ def test_subs_refresh(
     again = billing("subs", "refresh", "acme")
     assert again.exit_code == 0 and "acme already follows Stripe" in again.stdout
     assert stripe_requests.writes == []
+
+
+def test_no_drift_after_a_signup_whose_first_payment_fails(
+    billing: Billing, db_env: Database, gateway: Gateway
+) -> None:
+    """Issue 18, point 3: Stripe keeps the subscription ``incomplete``; so does the local row,
+    after the signup's own answer and after its ``invoice.payment_failed`` is applied."""
+    add_synced_plan(db_env, gateway, "starter", amount=1000)
+    add_tenant(db_env, "acme")
+    created = billing(
+        "subs", "create", "acme", "--plan", "starter", "--payment-method",
+        "pm_card_chargeCustomerFail",
+    )  # fmt: skip
+    assert created.exit_code == 1 and "is incomplete" in created.stderr
+    assert billing("webhooks", "replay", "--since", "1h").exit_code == 0
+    applied = billing.json("webhooks", "list", "--type", "invoice.payment_failed")
+    assert [event["status"] for event in applied] == ["processed"]
+
+    result = billing("reconcile", "--json")
+    assert result.exit_code == 0, result.stdout
+    assert json.loads(result.stdout)["health"]["by_status"] == {"incomplete": 1}

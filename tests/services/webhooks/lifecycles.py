@@ -212,3 +212,75 @@ def stripe_now(events: list[dict[str, Any]]) -> Callable[[str], SubscriptionInfo
         )
 
     return fetch
+
+
+def first_payment_failure(
+    *,
+    failures: int,
+    outcome: str,
+    slug: str,
+    customer_id: str,
+    subscription_id: str,
+    price: str,
+    start: int,
+    steps: list[int],
+    shapes: list[ev.Shape],
+) -> list[dict[str, Any]]:
+    """What Stripe sends when a subscription's first payment fails, oldest first.
+
+    The subscription is created ``incomplete``, its first invoice fails ``failures`` times
+    (Stripe leaves the status ``incomplete``: no ``customer.subscription.updated`` follows),
+    then ``outcome``: ``pending`` (nothing more yet), ``paid`` (the invoice is paid and the
+    subscription turns ``active``) or ``expired`` (23 hours pass: ``incomplete_expired``).
+    """
+    out: list[dict[str, Any]] = []
+    clock = [start]
+
+    def tick() -> tuple[int, str, ev.Shape]:
+        n = len(out)
+        clock[0] += steps[n % len(steps)]
+        return clock[0], f"evt_first{n:04d}", shapes[n % len(shapes)]
+
+    def sub(type_: str, status: str) -> None:
+        created, event_id, shape = tick()
+        out.append(
+            ev.subscription_event(
+                type_,
+                event_id=event_id,
+                created=created,
+                subscription_id=subscription_id,
+                subscription_created=start,
+                customer_id=customer_id,
+                status=status,
+                price_id=price,
+                period_start=start,
+                tenant=slug,
+                shape=shape,
+            )
+        )
+
+    def invoice(type_: str, *, attempt_count: int, paid: bool) -> None:
+        created, event_id, shape = tick()
+        out.append(
+            ev.invoice_event(
+                type_,
+                event_id=event_id,
+                created=created,
+                subscription_id=subscription_id,
+                customer_id=customer_id,
+                attempt_count=attempt_count,
+                paid=paid,
+                tenant=slug,
+                shape=shape,
+            )
+        )
+
+    sub("customer.subscription.created", "incomplete")
+    for attempt in range(1, failures + 1):
+        invoice("invoice.payment_failed", attempt_count=attempt, paid=False)
+    if outcome == "paid":
+        invoice("invoice.payment_succeeded", attempt_count=failures + 1, paid=True)
+        sub("customer.subscription.updated", "active")
+    elif outcome == "expired":
+        sub("customer.subscription.updated", "incomplete_expired")
+    return out
