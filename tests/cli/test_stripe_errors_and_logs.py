@@ -8,20 +8,19 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from billing_cli.gateway import Gateway
 from billing_cli.repository import Database
-from stripe_sandbox import Sandbox
 from tests.cli.conftest import Billing
-from tests.cli.test_interrupted_writes import stripe_errors
+from tests.cli.test_interrupted_writes import proxy, stripe_errors
 from tests.factories import add_synced_plan, add_tenant
-from tests.faults import Fault, FaultProxy, fault_proxy
+from tests.faults import Fault, FaultProxy
 
 pytestmark = pytest.mark.sandbox
+__all__ = ["proxy"]  # the fault proxy fixture, shared with the interrupted-writes tests
 
 
 @pytest.fixture
@@ -33,15 +32,6 @@ def subscribed(billing: Billing, db_env: Database, gateway: Gateway) -> Database
     )
     assert created.exit_code == 0, created.stderr
     return db_env
-
-
-@pytest.fixture
-def proxy(sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> Iterator[FaultProxy]:
-    with fault_proxy(sandbox.api_base) as running:
-        monkeypatch.setenv("STRIPE_API_BASE", running.url)
-        monkeypatch.setenv("STRIPE_TIMEOUT", "1")
-        monkeypatch.setenv("STRIPE_TIME_BUDGET", "4")
-        yield running
 
 
 def test_a_revoked_key_seen_only_by_reads_fires_billing_check(

@@ -233,54 +233,28 @@ def first_payment_failure(
     then ``outcome``: ``pending`` (nothing more yet), ``paid`` (the invoice is paid and the
     subscription turns ``active``) or ``expired`` (23 hours pass: ``incomplete_expired``).
     """
-    out: list[dict[str, Any]] = []
-    clock = [start]
-
-    def tick() -> tuple[int, str, ev.Shape]:
-        n = len(out)
-        clock[0] += steps[n % len(steps)]
-        return clock[0], f"evt_first{n:04d}", shapes[n % len(shapes)]
-
-    def sub(type_: str, status: str) -> None:
-        created, event_id, shape = tick()
-        out.append(
-            ev.subscription_event(
-                type_,
-                event_id=event_id,
-                created=created,
-                subscription_id=subscription_id,
-                subscription_created=start,
-                customer_id=customer_id,
-                status=status,
-                price_id=price,
-                period_start=start,
-                tenant=slug,
-                shape=shape,
-            )
-        )
-
-    def invoice(type_: str, *, attempt_count: int, paid: bool) -> None:
-        created, event_id, shape = tick()
-        out.append(
-            ev.invoice_event(
-                type_,
-                event_id=event_id,
-                created=created,
-                subscription_id=subscription_id,
-                customer_id=customer_id,
-                attempt_count=attempt_count,
-                paid=paid,
-                tenant=slug,
-                shape=shape,
-            )
-        )
-
-    sub("customer.subscription.created", "incomplete")
-    for attempt in range(1, failures + 1):
-        invoice("invoice.payment_failed", attempt_count=attempt, paid=False)
+    # (event type, subscription status or the invoice's attempt_count)
+    script: list[tuple[str, str | int]] = [("customer.subscription.created", "incomplete")]
+    script += [("invoice.payment_failed", attempt) for attempt in range(1, failures + 1)]
     if outcome == "paid":
-        invoice("invoice.payment_succeeded", attempt_count=failures + 1, paid=True)
-        sub("customer.subscription.updated", "active")
+        script += [
+            ("invoice.payment_succeeded", failures + 1),
+            ("customer.subscription.updated", "active"),
+        ]
     elif outcome == "expired":
-        sub("customer.subscription.updated", "incomplete_expired")
+        script.append(("customer.subscription.updated", "incomplete_expired"))
+    ids = {"subscription_id": subscription_id, "customer_id": customer_id, "tenant": slug}
+    out: list[dict[str, Any]] = []
+    created = start
+    for n, (type_, what) in enumerate(script):
+        created += steps[n % len(steps)]
+        at = {"event_id": f"evt_first{n:04d}", "created": created, "shape": shapes[n % len(shapes)]}
+        if isinstance(what, int):
+            paid = type_ != "invoice.payment_failed"
+            out.append(ev.invoice_event(type_, attempt_count=what, paid=paid, **ids, **at))
+        else:
+            snapshot = {"status": what, "price_id": price, "period_start": start}
+            out.append(
+                ev.subscription_event(type_, subscription_created=start, **snapshot, **ids, **at)
+            )
     return out
