@@ -243,17 +243,25 @@ def first_payment_failure(
         ]
     elif outcome == "expired":
         script.append(("customer.subscription.updated", "incomplete_expired"))
-    ids = {"subscription_id": subscription_id, "customer_id": customer_id, "tenant": slug}
+    ids: dict[str, Any] = {
+        "subscription_id": subscription_id,
+        "customer_id": customer_id,
+        "tenant": slug,
+    }
     out: list[dict[str, Any]] = []
     created = start
     for n, (type_, what) in enumerate(script):
         created += steps[n % len(steps)]
-        at = {"event_id": f"evt_first{n:04d}", "created": created, "shape": shapes[n % len(shapes)]}
+        at: dict[str, Any] = {
+            "event_id": f"evt_first{n:04d}",
+            "created": created,
+            "shape": shapes[n % len(shapes)],
+        }
         if isinstance(what, int):
             paid = type_ != "invoice.payment_failed"
             out.append(ev.invoice_event(type_, attempt_count=what, paid=paid, **ids, **at))
         else:
-            snapshot = {"status": what, "price_id": price, "period_start": start}
+            snapshot: dict[str, Any] = {"status": what, "price_id": price, "period_start": start}
             out.append(
                 ev.subscription_event(type_, subscription_created=start, **snapshot, **ids, **at)
             )
