@@ -1,5 +1,6 @@
 """Issue 18, points 9 and 10: every Stripe error counts for ``billing check``, reads too; every
-Stripe write is logged with its intent and tenant, and an ``incomplete`` answer is not ``ok``.
+Stripe write is logged with its intent and tenant, and an ``incomplete`` answer is not ``ok``;
+and (point 5) ``doctor --tenant`` names a failed signup's open invoice with the fixing command.
 
 Real CLI runs against the sandbox, with faults injected at the HTTP layer (tests/faults.py).
 """
@@ -93,3 +94,25 @@ def test_every_write_is_logged_with_intent_and_tenant_and_incomplete_is_not_ok(
     assert writes and all(" tenant=acme " in line and " intent=" in line for line in writes)
     assert not [line for line in writes if "subscriptions.create" in line and "-> ok" in line]
     assert "sk_test" not in logged and "billing:" not in logged
+
+
+def test_doctor_names_the_open_invoice_of_a_signup_whose_first_payment_failed(
+    billing: Billing, db_env: Database, gateway: Gateway
+) -> None:
+    """Issue 18, point 5, end to end: the never-paid tenant's open invoice, and the command
+    that fixes a declined card (built in branch card: `payments recover`)."""
+    add_synced_plan(db_env, gateway, "starter", amount=1000)
+    add_tenant(db_env, "acme")
+    created = billing(
+        "subs", "create", "acme", "--plan", "starter", "--payment-method",
+        "pm_card_chargeCustomerFail",
+    )  # fmt: skip
+    assert created.exit_code == 1
+    result = billing("doctor", "--tenant", "acme", "--json")
+    checks = {check["check"]: check for check in json.loads(result.stdout)["checks"]}
+    customer_id = checks["tenant customer"]["detail"].removeprefix("linked to ")
+    (invoice,) = gateway.list_invoices(customer_id=customer_id, status="open")
+    check = checks["tenant open invoice"]
+    assert check["status"] == "fail" and result.exit_code == 1
+    assert check["detail"].startswith(f"{invoice.id} is open: 10.00 USD due")
+    assert check["fix"] == "billing payments recover acme --payment-method pm_..."
