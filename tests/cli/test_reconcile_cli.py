@@ -168,18 +168,23 @@ def test_subs_refresh(
     assert stripe_requests.writes == []
 
 
+def failed_signup(billing: Billing, db: Database, gateway: Gateway, slug: str = "acme") -> None:
+    """``subs create`` with a card Stripe attaches but declines: an ``incomplete`` signup."""
+    add_synced_plan(db, gateway, "starter", amount=1000)
+    add_tenant(db, slug)
+    created = billing(
+        "subs", "create", slug, "--plan", "starter", "--payment-method",
+        "pm_card_chargeCustomerFail",
+    )  # fmt: skip
+    assert created.exit_code == 1 and "is incomplete" in created.stderr
+
+
 def test_no_drift_after_a_signup_whose_first_payment_fails(
     billing: Billing, db_env: Database, gateway: Gateway
 ) -> None:
     """Issue 18, point 3: Stripe keeps the subscription ``incomplete``; so does the local row,
     after the signup's own answer and after its ``invoice.payment_failed`` is applied."""
-    add_synced_plan(db_env, gateway, "starter", amount=1000)
-    add_tenant(db_env, "acme")
-    created = billing(
-        "subs", "create", "acme", "--plan", "starter", "--payment-method",
-        "pm_card_chargeCustomerFail",
-    )  # fmt: skip
-    assert created.exit_code == 1 and "is incomplete" in created.stderr
+    failed_signup(billing, db_env, gateway)
     assert billing("webhooks", "replay", "--since", "1h").exit_code == 0
     applied = billing.json("webhooks", "list", "--type", "invoice.payment_failed")
     assert [event["status"] for event in applied] == ["processed"]

@@ -17,6 +17,7 @@ from billing_cli.gateway import Gateway
 from billing_cli.repository import Database
 from tests.cli.conftest import Billing
 from tests.cli.test_interrupted_writes import proxy, stripe_errors
+from tests.cli.test_reconcile_cli import failed_signup
 from tests.factories import add_synced_plan, add_tenant
 from tests.faults import Fault, FaultProxy
 
@@ -101,13 +102,7 @@ def test_doctor_names_the_open_invoice_of_a_signup_whose_first_payment_failed(
 ) -> None:
     """Issue 18, point 5, end to end: the never-paid tenant's open invoice, and the command
     that fixes a declined card (built in branch card: `payments recover`)."""
-    add_synced_plan(db_env, gateway, "starter", amount=1000)
-    add_tenant(db_env, "acme")
-    created = billing(
-        "subs", "create", "acme", "--plan", "starter", "--payment-method",
-        "pm_card_chargeCustomerFail",
-    )  # fmt: skip
-    assert created.exit_code == 1
+    failed_signup(billing, db_env, gateway)
     result = billing("doctor", "--tenant", "acme", "--json")
     checks = {check["check"]: check for check in json.loads(result.stdout)["checks"]}
     customer_id = checks["tenant customer"]["detail"].removeprefix("linked to ")
