@@ -175,9 +175,12 @@ def _render_summary(report: ReconcileReport) -> None:
         )
         return
     counts = ", ".join(f"{kind} {n}" for kind, n in report.counts().items())
+    steps = "; ".join(
+        f"`{command}` heals {', '.join(kinds)}" for command, kinds in report.next_steps().items()
+    )
     render.out().print(
         f"drift found ({counts}) in {len(report.tenants)} of {report.tenants_checked} "
-        "tenant(s)" + ("" if report.fix else "; `billing reconcile --fix` heals the local side"),
+        "tenant(s)" + (f"; {steps}" if steps else ""),
         markup=False,
     )
 

@@ -8,6 +8,7 @@ nothing beyond typer is imported with it: every command module imports this one,
 from __future__ import annotations
 
 import sys
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -32,6 +33,7 @@ class Runtime:
     operator: str | None = None
     _settings: Settings | None = field(default=None, repr=False)
     _database: Database | None = field(default=None, repr=False)
+    _counting: ExitStack | None = field(default=None, repr=False)
 
     def settings(self) -> Settings:
         if self._settings is None:
@@ -59,7 +61,17 @@ class Runtime:
         from billing_cli.gateway import DryRunGateway, make_gateway
 
         real = make_gateway(self.settings())
+        self._count_stripe_errors()
         return DryRunGateway(real) if dry_run else real
+
+    def _count_stripe_errors(self) -> None:
+        """Every Stripe error of this run, reads too, counts for ``billing check``."""
+        if self._counting is not None:
+            return
+        from billing_cli.services.observe import count_stripe_errors
+
+        self._counting = ExitStack()
+        self._counting.enter_context(count_stripe_errors(lambda: self.database(check_ready=False)))
 
     def invocation(self, ctx: typer.Context, *, dry_run: bool = False) -> Invocation:
         """Who runs what: the audit entry's operator, command and arguments."""
@@ -102,6 +114,9 @@ class Runtime:
             raise ConfirmationDeclined("cancelled; nothing was changed")
 
     def close(self) -> None:
+        if self._counting is not None:
+            self._counting.close()  # writes the errors still pending, while the database is open
+            self._counting = None
         if self._database is not None:
             self._database.dispose()
 

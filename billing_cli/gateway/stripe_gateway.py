@@ -187,8 +187,9 @@ class StripeGateway(
             params["trial_period_days"] = trial_days
         if default_payment_method is not None:
             params["default_payment_method"] = default_payment_method
-        with stripe_call("subscriptions.create", customer=customer_id, price=price_id):
+        with stripe_call("subscriptions.create", customer=customer_id, price=price_id) as call:
             sub = self._v1.subscriptions.create(params, _options(idempotency_key))
+            call.returned(sub)  # an incomplete subscription is not logged as ok
         return conv.subscription_info(sub)
 
     def change_subscription_price(
@@ -203,7 +204,7 @@ class StripeGateway(
         """Swap the item's price in place (same item id), prorating as asked."""
         with stripe_call(
             "subscriptions.change_price", subscription=subscription_id, price=price_id
-        ):
+        ) as call:
             sub = self._v1.subscriptions.update(
                 subscription_id,
                 {
@@ -212,6 +213,7 @@ class StripeGateway(
                 },
                 _options(idempotency_key),
             )
+            call.returned(sub)
         return conv.subscription_info(sub)
 
     def set_cancel_at_period_end(
@@ -263,6 +265,9 @@ class StripeGateway(
         }
         if metadata:
             params["metadata"] = dict(metadata)
-        with stripe_call("payment_intents.create", customer=customer_id, payment_method=method):
+        with stripe_call(
+            "payment_intents.create", customer=customer_id, payment_method=method
+        ) as call:
             intent = self._v1.payment_intents.create(params, _options(idempotency_key))
+            call.returned(intent)
         return conv.payment_info(intent)

@@ -91,3 +91,15 @@ def count_by_status(*, session: Session) -> dict[str, int]:
     """How many ledger rows have each status."""
     statement = select(WebhookEvent.status, func.count()).group_by(WebhookEvent.status)
     return {status: int(count) for status, count in session.exec(statement).all()}
+
+
+def known_ids(*, session: Session, event_ids: Sequence[str]) -> set[str]:
+    """Which of ``event_ids`` the ledger holds (in chunks, so any number of ids works)."""
+    known: set[str] = set()
+    for start in range(0, len(event_ids), 500):
+        chunk = list(event_ids[start : start + 500])
+        statement = select(WebhookEvent.stripe_event_id).where(
+            col(WebhookEvent.stripe_event_id).in_(chunk)
+        )
+        known.update(session.exec(statement).all())
+    return known

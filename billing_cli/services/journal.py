@@ -46,17 +46,17 @@ from typing import Any, TypeVar
 from sqlmodel import Session
 
 from billing_cli.errors import (
-    CardDeclined,
     Conflict,
     DatabaseError,
     GatewayError,
     OutcomeUnknown,
 )
 from billing_cli.gateway import idempotency_key
+from billing_cli.gateway.calls import for_intent
 from billing_cli.models import OPEN_INTENT_STATUSES, Invocation, StripeIntent, utcnow
 from billing_cli.repository import Database
 from billing_cli.repository import intents as intents_repo
-from billing_cli.services import audit, observe
+from billing_cli.services import audit
 
 T = TypeVar("T")
 
@@ -200,16 +200,15 @@ def call(db: Database, intent: Intent, step: str, send: Callable[[str], T], *, w
     """Phase 2: one Stripe call under the step's key, with no database transaction open.
 
     A definite error is raised as it is (the caller closes the intent with :func:`fail`). An
-    ambiguous one leaves the intent ``unknown`` and becomes :class:`OutcomeUnknown`.
+    ambiguous one leaves the intent ``unknown`` and becomes :class:`OutcomeUnknown`. The call's
+    log line names the intent and tenant, and a Stripe error is counted under the step
+    (``<operation>.<step>``) by the gateway's error sinks (:func:`.observe.count_stripe_errors`).
     """
+    label = f"{intent.operation}.{step}"
     try:
-        return send(intent.key(step))
+        with for_intent(intent_id=intent.id, step=label, tenant=intent.tenant_slug):
+            return send(intent.key(step))
     except GatewayError as error:
-        if not intent.dry_run and not isinstance(error, CardDeclined):
-            # A decline is a payment outcome (counted as such), not an API error.
-            observe.record_stripe_error(
-                db, operation=f"{intent.operation}.{step}", error_class=type(error).__name__
-            )
         if not error.ambiguous:
             raise
         if not intent.dry_run:

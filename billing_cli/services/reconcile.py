@@ -47,6 +47,13 @@ from billing_cli.services.stripe_state import StripeState, is_live, read_account
 from billing_cli.timeparse import iso
 
 LEDGER_STATUSES = ("failed", "deferred")
+# The one command that heals each kind of drift (every other kind: ``--fix``, a local write).
+_HEALED_BY = {
+    "orphan": "billing reconcile --cancel-orphans",
+    "double_billing": "billing reconcile --cancel-orphans",
+    "plan_catalogue": "billing plans sync",
+}
+FIX_COMMAND = "billing reconcile --fix"
 TRIAL_WINDOW = timedelta(days=7)
 _PLAN_STATES_IN_STEP = frozenset({"in sync", "archived", "inactive"})
 
@@ -140,6 +147,35 @@ class ReconcileReport:
         found["plan_catalogue"] = len(self.plans)
         return {kind: n for kind, n in found.items() if n}
 
+    def left(self) -> set[str]:
+        """The kinds of drift this run left as they were (a dry run leaves everything)."""
+        if self.dry_run:
+            kinds = {d.kind for result in self.tenants for d in result.drift}
+            return kinds | ({"orphan"} if self.orphans else set())
+        kinds = {d.kind for result in self.tenants for d in result.remaining}
+        canceled = {item["subscription"] for item in self.canceled}
+        if any(o.subscription.id not in canceled for o in self.orphans):
+            kinds.add("orphan")
+        return kinds
+
+    def next_steps(self) -> dict[str, list[str]]:
+        """The commands that heal what is left, each with the kinds it heals.
+
+        Never a command that cannot heal a kind: ``--fix`` only writes the local side, so it is
+        not offered for orphans, double billing or the plan catalogue, nor again for drift a
+        real ``--fix`` run just failed to heal.
+        """
+        steps: dict[str, list[str]] = {}
+        kinds = self.left() | ({"plan_catalogue"} if self.plans else set())
+        for kind in KINDS:
+            if kind not in kinds:
+                continue
+            command = _HEALED_BY.get(kind, FIX_COMMAND)
+            if command == FIX_COMMAND and self.fix and not self.dry_run:
+                continue  # --fix ran and could not heal it: naming it again would not help
+            steps.setdefault(command, []).append(kind)
+        return steps
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "dry_run": self.dry_run,
@@ -148,6 +184,7 @@ class ReconcileReport:
             "tenants_checked": self.tenants_checked,
             "drift_found": self.drift_found,
             "counts": self.counts(),
+            "next_steps": self.next_steps(),
             "tenants": [t.to_dict() for t in self.tenants],
             "orphans": [o.to_dict() for o in self.orphans],
             "canceled": self.canceled,

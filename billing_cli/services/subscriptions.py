@@ -116,6 +116,7 @@ def create_subscription(
     with db.read() as session:
         tenant = TenantRef.of(session, tenant_rules.require_tenant(session, tenant_slug))
         plan = _plan_ref(_require_synced_plan(session, plan_slug))
+        started = _row_at_start(session, tenant)
     _check_price_matches(gateway, plan)
     days = plan.trial_days if trial_days is None else trial_days
     params = {
@@ -158,6 +159,7 @@ def create_subscription(
         info,
         tenant_slug=tenant.slug,
         customer_id=customer_id,
+        started=started,
         action="create",
         outcome=f"subscribed to {plan.slug} ({info.status})"
         + (": first payment failed" if incomplete else ""),
@@ -271,6 +273,8 @@ def cancel_subscription(
 ) -> Change:
     """Cancel at the end of the period (default) or at once (``now``, suspends the tenant)."""
     tenant, live = live_subscription(db, gateway, tenant_slug, allow_ended=True)
+    with db.read() as session:
+        started = _row_at_start(session, tenant)
     params = {"subscription": live.id, "now": now}
     done = live.status in ENDED_STATUSES or (not now and live.cancel_at_period_end)
     try:
@@ -308,6 +312,7 @@ def cancel_subscription(
         intent,
         info,
         tenant_slug=tenant.slug,
+        started=started,
         action="cancel",
         outcome=f"canceled {when}",
         message=f"{verb} {tenant.slug}'s subscription {live.id} {when}",
@@ -504,14 +509,21 @@ def _apply(
     max_failed_attempts: int,
     customer_id: str | None = None,
     succeeded: bool = True,
+    started: dict[str, Any] | None = None,
 ) -> Change:
     """Phase 3: Stripe's answer through the registers, the tenant policy, the audit entry and
-    the intent's close, in one transaction."""
+    the intent's close, in one transaction.
+
+    ``started`` is the row as the command found it (:func:`_row_at_start`): the change is
+    shown against it, not against the row as locked now, which a webhook may have written
+    meanwhile (the trial's $0 invoice, the cancellation's own event) and would hide what the
+    command changed.
+    """
     target = f"subscription:{tenant_slug}"
     with db.transaction(dry_run=invocation.dry_run) as session:
         tenant = tenant_rules.require_tenant(session, tenant_slug, for_update=True)
         row = stripe_row(session, tenant)
-        before = subscription_row_view(session, row)
+        before = started if started is not None else subscription_row_view(session, row)
         if customer_id:
             row.stripe_customer_id = customer_id
         apply_subscription(session, row, info)
@@ -552,6 +564,12 @@ def _apply(
         stripe_writes=planned_writes(gateway),
         side_effects=side_effects(effect),
     )
+
+
+def _row_at_start(session: Session, tenant: TenantRef) -> dict[str, Any]:
+    """The tenant's subscription row as the command found it (empty if it has none yet)."""
+    row = subscriptions_repo.for_tenant(session=session, tenant_id=tenant.id)
+    return subscription_row_view(session, row or TenantSubscription(tenant_id=tenant.id))
 
 
 def side_effects(effect: Change | None) -> tuple[str, ...]:

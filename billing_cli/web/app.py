@@ -49,6 +49,7 @@ from starlette.routing import Route
 
 from billing_cli.config import check_webhook_secrets
 from billing_cli.errors import BillingError, UsageError, WebhookError
+from billing_cli.gateway.calls import scrub
 from billing_cli.gateway.webhook_signature import load_verifier, verify_signature
 from billing_cli.services.observe import RejectionCounter, database_answers
 from billing_cli.web.delivery_log import LOGGER_NAME
@@ -154,7 +155,7 @@ class WebhookEndpoint:
         except BillingError as error:
             # e.g. the database is unreachable: 500, so Stripe delivers the event again later.
             logger.error("delivery %s (%s) not processed: %s (500)", event_id, event_type, error)
-            self._answered(500, event_id, event_type, "error", started)
+            self._answered(500, event_id, event_type, "error", started, reason=str(error))
             return JSONResponse({"status": "error", "event": event_id}, status_code=500)
         except Exception as error:
             logger.error(
@@ -165,21 +166,34 @@ class WebhookEndpoint:
                 error,
             )
             logger.debug("traceback of the failed delivery %s", event_id, exc_info=True)
-            self._answered(500, event_id, event_type, "error", started)
+            why = f"unexpected {type(error).__name__}: {error}"
+            self._answered(500, event_id, event_type, "error", started, reason=why)
             return JSONResponse({"status": "error", "event": event_id}, status_code=500)
         http_status = _HTTP_STATUS.get(outcome.status, 500)
-        self._answered(http_status, outcome.event_id, outcome.type, outcome.status, started)
+        why = outcome.reason if http_status == 500 else ""
+        self._answered(
+            http_status, outcome.event_id, outcome.type, outcome.status, started, reason=why
+        )
         return JSONResponse(
             {"status": outcome.status, "event": outcome.event_id}, status_code=http_status
         )
 
     def _answered(
-        self, status: int, event_id: str, event_type: str, outcome: str, started: float
+        self,
+        status: int,
+        event_id: str,
+        event_type: str,
+        outcome: str,
+        started: float,
+        *,
+        reason: str = "",
     ) -> None:
+        """Count and log an answer; a 500 says why in the delivery log, which is on without -v."""
         seconds = time.perf_counter() - started
         self.metrics.deliveries.labels(type=event_type, outcome=outcome).inc()
         self.metrics.processing.observe(seconds)
-        _log_delivery(status, event_id, event_type, outcome, seconds)
+        why = scrub("".join(ch if ch.isprintable() else " " for ch in reason))[:300]
+        _log_delivery(status, event_id, event_type, outcome, seconds, reason=why)
 
     def _rejected(
         self,

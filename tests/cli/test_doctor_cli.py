@@ -117,7 +117,9 @@ def test_disabled_endpoint(billing: Billing, healthy: Database, gateway: Gateway
 
     run(billing, "webhooks", "setup", URL)
     code, checks = doctor(billing, "--url", URL)
-    assert code == 0 and checks["webhook endpoint"]["status"] == "ok"
+    assert checks["webhook endpoint"]["status"] == "ok"
+    # nothing listens at URL: its /healthz probe fails (issue 18, point 5)
+    assert code == 1 and checks["endpoint health"]["status"] == "fail"
 
 
 def test_no_endpoint_for_the_url(billing: Billing, healthy: Database) -> None:

@@ -166,3 +166,65 @@ def test_subs_refresh(
     again = billing("subs", "refresh", "acme")
     assert again.exit_code == 0 and "acme already follows Stripe" in again.stdout
     assert stripe_requests.writes == []
+
+
+def failed_signup(billing: Billing, db: Database, gateway: Gateway, slug: str = "acme") -> None:
+    """``subs create`` with a card Stripe attaches but declines: an ``incomplete`` signup."""
+    add_synced_plan(db, gateway, "starter", amount=1000)
+    add_tenant(db, slug)
+    created = billing(
+        "subs", "create", slug, "--plan", "starter", "--payment-method",
+        "pm_card_chargeCustomerFail",
+    )  # fmt: skip
+    assert created.exit_code == 1 and "is incomplete" in created.stderr
+
+
+def test_no_drift_after_a_signup_whose_first_payment_fails(
+    billing: Billing, db_env: Database, gateway: Gateway
+) -> None:
+    """Issue 18, point 3: Stripe keeps the subscription ``incomplete``; so does the local row,
+    after the signup's own answer and after its ``invoice.payment_failed`` is applied."""
+    failed_signup(billing, db_env, gateway)
+    assert billing("webhooks", "replay", "--since", "1h").exit_code == 0
+    applied = billing.json("webhooks", "list", "--type", "invoice.payment_failed")
+    assert [event["status"] for event in applied] == ["processed"]
+
+    result = billing("reconcile", "--json")
+    assert result.exit_code == 0, result.stdout
+    assert json.loads(result.stdout)["health"]["by_status"] == {"incomplete": 1}
+
+
+def _closing_line(stdout: str) -> str:
+    return next(line for line in stdout.splitlines() if line.startswith("drift found"))
+
+
+def test_the_closing_line_names_the_command_that_heals_each_kind(
+    billing: Billing, ready: dict[str, str], db_env: Database, gateway: Gateway
+) -> None:
+    """Issue 18, point 5: `--fix` only for local drift, `--cancel-orphans` for an orphan,
+    `plans sync` for the catalogue; never a command that cannot heal what is left."""
+    ghost = orphan(gateway, gateway.retrieve_subscription(ready["acme"]).price_id or "")
+    only_orphan = billing("reconcile")
+    assert only_orphan.exit_code == 1
+    line = _closing_line(only_orphan.stdout)
+    assert "`billing reconcile --cancel-orphans` heals orphan" in line and "--fix" not in line
+
+    import sqlalchemy as sa
+
+    gateway.set_cancel_at_period_end(ready["acme"], True, idempotency_key="test:cli:cancel")
+    with db_env.connect() as connection:
+        connection.execute(sa.text("update subscription_plan set amount = 1234"))
+        connection.commit()
+    data = json.loads(billing("reconcile", "--json").stdout)
+    assert data["next_steps"] == {
+        "billing reconcile --fix": ["cancel"],
+        "billing reconcile --cancel-orphans": ["orphan"],
+        "billing plans sync": ["plan_catalogue"],
+    }
+    fixed = billing("reconcile", "--fix")
+    line = _closing_line(fixed.stdout)
+    assert "--fix" not in line  # it healed the local side; what is left needs other commands
+    assert "`billing reconcile --cancel-orphans` heals orphan" in line
+    assert "`billing plans sync` heals plan_catalogue" in line
+    billing("reconcile", "--cancel-orphans", "--yes")
+    assert gateway.retrieve_subscription(ghost).status == "canceled"

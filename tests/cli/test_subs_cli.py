@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -201,7 +202,8 @@ def test_stripe_calls_are_logged_without_keys(
         "pm_card_visa",
     )
     assert result.exit_code == 0, result.stderr
-    assert "stripe customers.create -> ok" in result.stderr
+    # a journal write names its intent and tenant (issue 18, point 10)
+    assert re.search(r"stripe customers\.create intent=bi_\w+ tenant=acme -> ok", result.stderr)
     assert "stripe subscriptions.create" in result.stderr
     logged = log_file.read_text()
     assert "stripe subscriptions.create" in logged

@@ -19,7 +19,14 @@ from billing_cli.errors import (
     StripeServerError,
     StripeUnreachable,
 )
-from billing_cli.gateway.calls import scrub, stripe_call, translate
+from billing_cli.gateway.calls import (
+    add_error_sink,
+    for_intent,
+    remove_error_sink,
+    scrub,
+    stripe_call,
+    translate,
+)
 
 KEY = "sk_test_51AbCdEfGhIjKlMnOpQrStUvWxYz0123456789"
 
@@ -136,3 +143,30 @@ def test_stripe_call_translates_and_logs(caplog: pytest.LogCaptureFixture) -> No
 def test_stripe_call_lets_other_exceptions_through() -> None:
     with pytest.raises(KeyError), stripe_call("x"):
         raise KeyError("bug")
+
+
+def test_stripe_call_reports_errors_to_the_sinks_but_not_declines() -> None:
+    """Issue 18, point 9: reads count too; a journal call counts under its intent's step."""
+    seen: list[tuple[str, str]] = []
+
+    def sink(operation: str, error_class: str) -> None:
+        seen.append((operation, error_class))
+
+    add_error_sink(sink)
+    try:
+        with pytest.raises(GatewayError), stripe_call("customers.list"):
+            raise stripe.AuthenticationError("Invalid API Key provided", http_status=401)
+        with pytest.raises(GatewayError), stripe_call("payment_intents.create"):
+            raise stripe.CardError("declined", None, "card_declined", http_status=402)
+        with (
+            pytest.raises(GatewayError),
+            for_intent(intent_id="7", step="payment.charge.payment", tenant="acme"),
+            stripe_call("payment_intents.create"),
+        ):
+            raise stripe.APIConnectionError("connection reset")
+    finally:
+        remove_error_sink(sink)
+    assert seen == [
+        ("customers.list", "AuthenticationFailed"),
+        ("payment.charge.payment", "StripeUnreachable"),
+    ]

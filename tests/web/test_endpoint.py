@@ -495,3 +495,28 @@ def test_a_signed_event_created_beyond_year_9999_is_400(url: str, db: Database) 
     response = _refused(url, db, body, headers)
     assert response.status_code == 400
     assert "out of range" in reply(response)["error"]
+
+
+def test_a_500_says_why_in_the_delivery_log_without_verbose(
+    url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue 18, point 10: the delivery log (on without -v) gives the reason of a 500."""
+    from billing_cli.web.delivery_log import TextFormatter
+
+    caplog.set_level("INFO", logger="billing.deliveries")
+    event = events.invoice_event(
+        "invoice.payment_failed",
+        event_id="evt_why",
+        subscription_id="sub_acme",
+        customer_id="cus_acme",
+        attempt_count=1,
+        paid=False,
+    )
+    event["data"]["object"]["attempt_count"] = "three\nforged line"
+    assert deliver(url, event).status_code == 500
+
+    records = [r for r in caplog.records if r.name == "billing.deliveries"]
+    line = TextFormatter().format(records[-1]).split(" ", 1)[1]
+    assert line.startswith("500 evt_why invoice.payment_failed failed ")
+    assert "attempt_count" in line.split(" ms ", 1)[1], line
+    assert "\n" not in line

@@ -1,9 +1,13 @@
 """Checks that read Stripe (read-only calls only) and the ledger: the account, the webhook
-endpoint, the deliveries, and the plan catalogue."""
+endpoint, the deliveries, and the plan catalogue; and, given ``--url``, the endpoint's own
+``/healthz``, because a ledger that once received an event says nothing about ``serve`` now."""
 
 from __future__ import annotations
 
+import urllib.error
+import urllib.request
 from datetime import UTC, datetime, timedelta
+from urllib.parse import urlsplit, urlunsplit
 
 from billing_cli.config import Settings
 from billing_cli.errors import BillingError, GatewayError
@@ -17,6 +21,7 @@ from billing_cli.text import plural
 from billing_cli.timeparse import iso
 
 UNDELIVERED_WINDOW = timedelta(hours=72)  # Stripe's live-mode retry window
+HEALTH_TIMEOUT_SECONDS = 3.0
 _SETTLED_PLAN_STATES = ("in sync", "archived", "inactive")
 
 
@@ -98,9 +103,49 @@ def check_endpoint(report: DoctorReport, gateway: Gateway, url: str | None) -> N
         report.add("webhook api version", "ok", pinned)
 
 
-def check_deliveries(report: DoctorReport, db: Database, gateway: Gateway | None) -> None:
+def health_url(url: str) -> str:
+    """``https://host/hooks/billing`` -> ``https://host/healthz`` (``webhooks serve`` answers
+    both on one host and port)."""
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, "/healthz", "", ""))
+
+
+def check_endpoint_health(report: DoctorReport, url: str) -> bool:
+    """GET the endpoint's ``/healthz``: True when it answers 200 (serve up, its database too)."""
+    probe = health_url(url)
+    try:
+        with urllib.request.urlopen(probe, timeout=HEALTH_TIMEOUT_SECONDS) as response:
+            status = int(response.status)
+    except urllib.error.HTTPError as error:
+        status = error.code
+    except (urllib.error.URLError, OSError, ValueError) as error:
+        reason = getattr(error, "reason", error)
+        report.add(
+            "endpoint health",
+            "fail",
+            f"{probe} does not answer ({reason})",
+            "start `billing webhooks serve` (or check the proxy in front of it)",
+        )
+        return False
+    if status != 200:
+        report.add(
+            "endpoint health",
+            "fail",
+            f"{probe} answered HTTP {status}",
+            "`billing webhooks serve` is up but unhealthy: check its database and its log",
+        )
+        return False
+    report.add("endpoint health", "ok", f"{probe} answered 200")
+    return True
+
+
+def check_deliveries(
+    report: DoctorReport, db: Database, gateway: Gateway | None, *, endpoint_up: bool = True
+) -> None:
     """The last delivery the endpoint received, failed ledger rows, and (with Stripe) events
-    Stripe could not deliver in its retry window."""
+    Stripe could not deliver in its retry window that are not in the ledger either (a replay
+    that already applied them leaves nothing to do). ``endpoint_up`` False (the ``/healthz``
+    probe failed) keeps an old delivery from reading as ok."""
     with db.read() as session:
         last = events_repo.latest_received(session=session, source="endpoint")
         counts = events_repo.count_by_status(session=session)
@@ -115,6 +160,13 @@ def check_deliveries(report: DoctorReport, db: Database, gateway: Gateway | None
             "warn",
             "the endpoint has received no event yet",
             "check that `billing webhooks serve` is reachable at the endpoint URL",
+        )
+    elif not endpoint_up:
+        report.add(
+            "last delivery",
+            "warn",
+            f"last received {last_text}, but the endpoint does not answer now",
+            "start `billing webhooks serve`; then `billing webhooks replay --since 72h`",
         )
     else:
         report.add("last delivery", "ok", f"last received {last_text}")
@@ -137,6 +189,10 @@ def check_deliveries(report: DoctorReport, db: Database, gateway: Gateway | None
     except BillingError as error:
         report.add("undelivered events", "warn", f"could not list them: {error}")
         return
+    ids = [str(event.get("id")) for event in undelivered]
+    with db.read() as session:
+        applied = events_repo.known_ids(session=session, event_ids=ids)
+    undelivered = [event for event in undelivered if str(event.get("id")) not in applied]
     if undelivered:
         report.add(
             "undelivered events",
@@ -146,7 +202,12 @@ def check_deliveries(report: DoctorReport, db: Database, gateway: Gateway | None
             "`billing webhooks replay --undelivered --since 72h`",
         )
     else:
-        report.add("undelivered events", "ok", "Stripe reports no failed delivery in 72 hours")
+        replayed = f" ({len(applied)} replayed into the ledger)" if applied else ""
+        report.add(
+            "undelivered events",
+            "ok",
+            f"no event of the last 72 hours is missing from the ledger{replayed}",
+        )
 
 
 def check_plans(report: DoctorReport, db: Database, gateway: Gateway) -> None:

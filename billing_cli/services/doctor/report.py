@@ -57,7 +57,9 @@ def run_doctor(
     url: str | None = None,
     tenant_slug: str | None = None,
 ) -> DoctorReport:
-    """Run the checklist; ``url`` defaults to ``BILLING_WEBHOOK_URL``.
+    """Run the checklist; ``url`` defaults to ``BILLING_WEBHOOK_URL``; an explicit ``url`` is
+    also probed at its ``/healthz`` (the configured one is not: doctor calls only what it is
+    told to).
 
     Both factories may raise a ``BillingError`` (a malformed database URL, a missing key):
     that becomes a failed check, not the end of the run.
@@ -82,8 +84,9 @@ def run_doctor(
         gateway = None
     if gateway is not None:
         remote.check_endpoint(report, gateway, url or settings.webhook_url or None)
+    endpoint_up = remote.check_endpoint_health(report, url) if url else True
     if db is not None and db_ok:
-        remote.check_deliveries(report, db, gateway)
+        remote.check_deliveries(report, db, gateway, endpoint_up=endpoint_up)
         if gateway is not None:
             remote.check_plans(report, db, gateway)
         if tenant_slug is not None:

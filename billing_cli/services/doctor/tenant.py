@@ -4,7 +4,11 @@ Is it linked to a Stripe customer; does its local subscription row agree with St
 comparison of ``subs show``, :func:`billing_cli.services.subscriptions.show_subscription`);
 which events about it reached the ledger and what processing did with them; and why it is or
 is not suspended, according to the policy the webhook engine applies
-(:func:`billing_cli.services.webhooks.policy.billing_suspension`).
+(:func:`billing_cli.services.webhooks.policy.billing_suspension`); and, for a tenant that owes
+money (suspended, past due or never paid), which invoice is open and the command that pays it.
+
+A ledger row whose payload cannot be read (a malformed invoice) is skipped, never fatal: the
+doctor is what an operator runs when things are broken.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from typing import Any
 
 from billing_cli.errors import GatewayError
 from billing_cli.gateway import Gateway
+from billing_cli.money import format_money
 from billing_cli.repository import Database
 from billing_cli.repository import events as events_repo
 from billing_cli.repository import subscriptions as subscriptions_repo
@@ -23,9 +28,14 @@ from billing_cli.services.doctor.report import DoctorReport
 from billing_cli.services.subscriptions import show_subscription
 from billing_cli.services.webhooks.payloads import read_invoice
 from billing_cli.services.webhooks.policy import billing_suspension
+from billing_cli.timeparse import iso
 
 RECENT_EVENTS_SCANNED = 1000
 EVENTS_SHOWN = 5
+# A subscription in one of these owes its open invoice (incomplete: the first one never paid).
+OWING_STATUSES = frozenset({"past_due", "unpaid", "incomplete"})
+RECOVER_FIX = "billing payments recover {slug} --payment-method pm_..."
+PAY_FIX = "billing invoices pay {invoice}"
 REPLAY_FIX = (
     "`billing webhooks replay --since 72h` applies what was missed; "
     "compare with `billing subs show {slug}`"
@@ -71,6 +81,7 @@ def check_tenant(
     _check_subscription(report, db, gateway, slug, state)
     _check_events(report, slug, state)
     _check_suspension(report, slug, state, max_failed_attempts)
+    _check_open_invoice(report, gateway, slug, state)
 
 
 def _read(db: Database, slug: str) -> _TenantState | None:
@@ -106,7 +117,12 @@ def _mentions(payload: Mapping[str, Any], ids: set[str]) -> bool:
         return False
     if obj.get("id") in ids or obj.get("customer") in ids:
         return True
-    return obj.get("object") == "invoice" and read_invoice(obj).subscription_id in ids
+    if obj.get("object") != "invoice":
+        return False
+    try:
+        return read_invoice(obj).subscription_id in ids
+    except (ValueError, TypeError, KeyError, AttributeError):
+        return False  # an unreadable row (e.g. a malformed attempt_count) is not the tenant's
 
 
 def _check_subscription(
@@ -213,3 +229,48 @@ def _check_suspension(
         )
     else:
         report.add("tenant suspension", "ok", f"active: the policy does not suspend it ({facts})")
+
+
+def _check_open_invoice(
+    report: DoctorReport, gateway: Gateway | None, slug: str, state: _TenantState
+) -> None:
+    """For a tenant that owes money: the oldest open invoice and the command that pays it.
+
+    A failed attempt on it means the card was declined: the fix is a new card, which
+    ``payments recover`` attaches, makes the card that pays, and pays with. An invoice never
+    attempted is paid with ``invoices pay``.
+    """
+    owing = state.status == "suspended" and state.suspended_by == "billing"
+    if not owing and state.subscription_status not in OWING_STATUSES:
+        return
+    if gateway is None or state.customer_id is None:
+        report.add(
+            "tenant open invoice",
+            "warn",
+            f"{slug} owes money (subscription {state.subscription_status or 'none'}); "
+            "Stripe not checked, so the open invoice is unknown",
+            f"billing invoices list {slug}",
+        )
+        return
+    try:
+        invoices = gateway.list_invoices(customer_id=state.customer_id, status="open", limit=100)
+    except GatewayError as error:
+        report.add("tenant open invoice", "warn", f"could not list invoices: {error}")
+        return
+    if not invoices:
+        report.add("tenant open invoice", "ok", f"{slug} has no open invoice in Stripe")
+        return
+    oldest = min(invoices, key=lambda i: (i.created is None, iso(i.created), i.id))
+    amount = format_money(oldest.amount_remaining, oldest.currency)
+    created = f", created {iso(oldest.created)}" if oldest.created else ""
+    attempts = f", {oldest.attempt_count} failed attempt(s)" if oldest.attempt_count else ""
+    more = f" ({len(invoices)} open in all)" if len(invoices) > 1 else ""
+    fix = (
+        RECOVER_FIX.format(slug=slug) if oldest.attempt_count else PAY_FIX.format(invoice=oldest.id)
+    )
+    report.add(
+        "tenant open invoice",
+        "fail",
+        f"{oldest.id} is open: {amount} due{created}{attempts}{more}",
+        fix,
+    )

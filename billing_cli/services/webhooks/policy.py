@@ -19,9 +19,10 @@ a duplicate has an equal key (which changes nothing):
     same second tie here and the canceled one wins (a tie-break preferring the live one would
     not be a total order, and convergence needs one). No real re-subscription follows the
     previous subscription's creation within a second; a script that does so should wait.
-  - *canceled* (1 for ``customer.subscription.deleted`` or status ``canceled``) comes next, so a
-    deletion is terminal for its subscription: no later-delivered or same-second update of
-    that subscription revives it;
+  - *canceled* (1 for ``customer.subscription.deleted`` or a terminal status, ``canceled`` or
+    ``incomplete_expired``) comes next, so a deletion or an expired first payment is terminal
+    for its subscription: no later-delivered or same-second update of that subscription
+    revives it;
   - then the event's ``created``, a *rank* for events of one second (created 0, updated and
     trial_will_end 1, deleted 2; a local write 9, see below) and the event id.
 
@@ -79,6 +80,13 @@ _SUBSCRIPTION_RANKS = {
 }
 _LOCAL_RANK = 9
 _LOCAL_ID = "local"
+# Statuses a subscription never leaves: its snapshot key carries the terminal flag, so no
+# later-delivered or same-second event of the subscription revives it. A first payment that is
+# never made ends in ``incomplete_expired`` as surely as a deletion ends in ``canceled``.
+TERMINAL_STATUSES = frozenset({"canceled", "incomplete_expired"})
+# Statuses of a subscription whose first invoice is not paid yet (or never was). Stripe keeps
+# them through failed attempts of that invoice: a failure never makes them past_due.
+UNSTARTED_STATUSES = frozenset({"incomplete", "incomplete_expired"})
 
 
 class Registers(Protocol):
@@ -104,7 +112,7 @@ def subscription_key(
     *, subscription_created: int, event_id: str, created: int, event_type: str, status: str
 ) -> str:
     """Order key of a subscription snapshot delivered by an event."""
-    canceled = status == "canceled" or event_type == "customer.subscription.deleted"
+    canceled = status in TERMINAL_STATUSES or event_type == "customer.subscription.deleted"
     rank = _SUBSCRIPTION_RANKS.get(event_type, 1)
     return _snapshot_key(subscription_created, canceled, created, rank, event_id)
 
@@ -120,13 +128,18 @@ def local_snapshot_key(*, subscription_created: int, status: str, at: float) -> 
     second = int(at)
     micro = min(round((at - second) * 1_000_000), 999_999)
     local_id = f"{_LOCAL_ID}.{micro:06d}"
-    return _snapshot_key(subscription_created, status == "canceled", second, _LOCAL_RANK, local_id)
+    terminal = status in TERMINAL_STATUSES
+    return _snapshot_key(subscription_created, terminal, second, _LOCAL_RANK, local_id)
 
 
 def truth_key(*, subscription_created: int, status: str, second: int, fetched_at: int) -> str:
     """Order key of a subscription read from Stripe to settle a tie of events in ``second``."""
     return _snapshot_key(
-        subscription_created, status == "canceled", second, _LOCAL_RANK, f"stripe.{fetched_at:012d}"
+        subscription_created,
+        status in TERMINAL_STATUSES,
+        second,
+        _LOCAL_RANK,
+        f"stripe.{fetched_at:012d}",
     )
 
 
@@ -326,14 +339,16 @@ def failed_attempts(row: Registers) -> int:
 def effective_status(row: Registers) -> str | None:
     """The status the tool acts on, from the snapshot and payment registers.
 
-    Canceled is terminal. Otherwise the newer register wins, the payment on the same second (a
-    payment is the fact Stripe derives the status from): a failed payment means past_due (or
-    unpaid, if Stripe already said so), a successful one active (trialing stays trialing: a
-    trial's $0 invoice is paid too). A payment register about another subscription is ignored.
+    Canceled and incomplete_expired are terminal. Otherwise the newer register wins, the payment
+    on the same second (a payment is the fact Stripe derives the status from): a failed payment
+    means past_due (or unpaid, if Stripe already said so; incomplete stays incomplete: Stripe
+    does not move a subscription whose first payment failed to past_due), a successful one
+    active (trialing stays trialing: a trial's $0 invoice is paid too). A payment register
+    about another subscription is ignored.
     """
     reported = row.stripe_status
-    if reported == "canceled":
-        return "canceled"
+    if reported in TERMINAL_STATUSES:
+        return reported
     key = row.payment_event_key
     if key is None or not payment_counts(row):
         return reported
@@ -343,6 +358,8 @@ def effective_status(row: Registers) -> str | None:
         return reported
     if payment_attempts(key) == 0:
         return "trialing" if reported == "trialing" else "active"
+    if reported in UNSTARTED_STATUSES:
+        return reported  # a failed first payment: Stripe keeps it incomplete, never past_due
     return "unpaid" if reported == "unpaid" else "past_due"
 
 

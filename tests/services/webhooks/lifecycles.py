@@ -212,3 +212,57 @@ def stripe_now(events: list[dict[str, Any]]) -> Callable[[str], SubscriptionInfo
         )
 
     return fetch
+
+
+def first_payment_failure(
+    *,
+    failures: int,
+    outcome: str,
+    slug: str,
+    customer_id: str,
+    subscription_id: str,
+    price: str,
+    start: int,
+    steps: list[int],
+    shapes: list[ev.Shape],
+) -> list[dict[str, Any]]:
+    """What Stripe sends when a subscription's first payment fails, oldest first.
+
+    The subscription is created ``incomplete``, its first invoice fails ``failures`` times
+    (Stripe leaves the status ``incomplete``: no ``customer.subscription.updated`` follows),
+    then ``outcome``: ``pending`` (nothing more yet), ``paid`` (the invoice is paid and the
+    subscription turns ``active``) or ``expired`` (23 hours pass: ``incomplete_expired``).
+    """
+    # (event type, subscription status or the invoice's attempt_count)
+    script: list[tuple[str, str | int]] = [("customer.subscription.created", "incomplete")]
+    script += [("invoice.payment_failed", attempt) for attempt in range(1, failures + 1)]
+    if outcome == "paid":
+        script += [
+            ("invoice.payment_succeeded", failures + 1),
+            ("customer.subscription.updated", "active"),
+        ]
+    elif outcome == "expired":
+        script.append(("customer.subscription.updated", "incomplete_expired"))
+    ids: dict[str, Any] = {
+        "subscription_id": subscription_id,
+        "customer_id": customer_id,
+        "tenant": slug,
+    }
+    out: list[dict[str, Any]] = []
+    created = start
+    for n, (type_, what) in enumerate(script):
+        created += steps[n % len(steps)]
+        at: dict[str, Any] = {
+            "event_id": f"evt_first{n:04d}",
+            "created": created,
+            "shape": shapes[n % len(shapes)],
+        }
+        if isinstance(what, int):
+            paid = type_ != "invoice.payment_failed"
+            out.append(ev.invoice_event(type_, attempt_count=what, paid=paid, **ids, **at))
+        else:
+            snapshot: dict[str, Any] = {"status": what, "price_id": price, "period_start": start}
+            out.append(
+                ev.subscription_event(type_, subscription_created=start, **snapshot, **ids, **at)
+            )
+    return out
