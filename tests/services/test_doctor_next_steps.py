@@ -66,7 +66,7 @@ def test_an_event_a_replay_already_applied_is_not_undelivered(acme: Database) ->
     remote.check_deliveries(report, acme, FakeStripe(events=[applied, missing]))  # type: ignore[arg-type]
     check = _checks(report)["undelivered events"]
     assert check["status"] == "warn"
-    assert check["detail"] == "Stripe could not deliver 1 event(s) in the last 72 hours"
+    assert check["detail"] == "Stripe could not deliver 1 event in the last 72 hours"
 
     WebhookEngine(acme, live_mode=False, max_failed_attempts=3).process(missing, source="replay")
     report = DoctorReport()

@@ -264,14 +264,14 @@ def test_a_stale_timestamp_is_refused(url: str, db: Database) -> None:
 def test_a_timestamp_more_than_the_tolerance_in_the_future_is_refused(
     url: str, db: Database
 ) -> None:
-    body, headers = signed_delivery(created_event(), SECRET, timestamp=int(time.time()) + 301)
+    body, headers = signed_delivery(created_event(), SECRET, timestamp=int(time.time()) + 360)
     response = _refused(url, db, body, headers)
     assert response.status_code == 400
     assert reply(response)["error"] == "timestamp outside the tolerance (300 s): in the future"
 
 
 def test_timestamps_within_the_tolerance_either_way_are_applied(url: str, db: Database) -> None:
-    for n, offset in enumerate((-290, 290)):
+    for n, offset in enumerate((-240, 240)):
         event = events.event("charge.refunded", {"id": f"ch_{n}"})
         response = deliver(url, event, timestamp=int(time.time()) + offset)
         assert (response.status_code, reply(response)["status"]) == (200, "ignored")
