@@ -90,33 +90,22 @@ _HEADERS = {
 
 
 def _metric_table(name: str, metric: dict[str, Any]) -> None:
-    from rich.markup import escape
-    from rich.table import Table
-
+    """One metric as a table; render.table lays it out, so no header or number is broken."""
     from billing_cli.cli import render
 
     charted, columns = _VIEWS[name]
     series = metric["series"]
     top = max((abs(row.get(charted) or 0) for row in series), default=0)
-    grid = Table(
-        title=f"{name.replace('_', ' ')} (chart: {_HEADERS.get(charted, charted)}): "
-        f"{escape(metric['definition'])}",
-        title_justify="left",
-        header_style="bold",
-    )
-    grid.add_column("period", no_wrap=True)
-    for column in columns:
-        grid.add_column(_HEADERS.get(column, column.replace("_", " ")), overflow="fold")
-    grid.add_column("chart", no_wrap=True)
-    for row in series:
-        cells = [_cell(row.get(c), c) for c in columns]
-        grid.add_row(row["period"], *cells, _bar(row.get(charted), top))
+    headers = ["period", *(_HEADERS.get(c, c.replace("_", " ")) for c in columns), "chart"]
+    rows = [
+        [row["period"], *(_value(row.get(c), c) for c in columns), _bar(row.get(charted), top)]
+        for row in series
+    ]
     total = metric["total"]
+    rows.append(["total", *(_value(total.get(c), c) for c in columns), _spark(series, charted)])
+    title = f"{name.replace('_', ' ')} (chart: {_HEADERS.get(charted, charted)}): "
+    render.table(title + metric["definition"], headers, rows)
     extra = {k: v for k, v in total.items() if k not in columns}
-    grid.add_row(
-        "[bold]total[/bold]", *(_cell(total.get(c), c) for c in columns), _spark(series, charted)
-    )
-    render.out().print(grid)
     if extra:
         render.out().print(
             "  " + ", ".join(f"{k.replace('_', ' ')}: {_cell(v, k)}" for k, v in extra.items())
@@ -124,17 +113,23 @@ def _metric_table(name: str, metric: dict[str, Any]) -> None:
 
 
 def _cell(value: Any, column: str) -> str:
+    """A value for a line printed with markup."""
     from rich.markup import escape
 
+    return escape(_value(value, column))
+
+
+def _value(value: Any, column: str) -> str:
+    """A value as people read it: a rate as a percentage, lists and records joined."""
     if value is None:
         return "-"
     if column.endswith("rate") and isinstance(value, float):
         return f"{value:.1%}"
     if isinstance(value, dict):
-        return escape(", ".join(f"{k} {v}" for k, v in value.items())) or "-"
+        return ", ".join(f"{k} {v}" for k, v in value.items()) or "-"
     if isinstance(value, list):
-        return escape("; ".join(" ".join(str(v) for v in item.values()) for item in value)) or "-"
-    return escape(str(value))
+        return "; ".join(" ".join(str(v) for v in item.values()) for item in value) or "-"
+    return str(value)
 
 
 def _bar(value: Any, top: float) -> str:
