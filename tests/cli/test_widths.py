@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from rich.cells import cell_len
 
 from billing_cli.cli import render
 from billing_cli.gateway import Gateway
@@ -119,7 +120,7 @@ def _words(data: Any, key: str = "") -> Iterator[tuple[str, str]]:
 
 def _too_wide(line: str, width: int) -> bool:
     """Wider than the terminal, other than for one word that is wider on its own."""
-    return render.cell_width(line.rstrip()) > width and len(line.split()) > 1
+    return cell_len(line.rstrip()) > width and len(line.split()) > 1
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
