@@ -118,6 +118,15 @@ def _words(data: Any, key: str = "") -> Iterator[tuple[str, str]]:
         yield from ((key, word) for word in str(data).split())
 
 
+_TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d[^\s\"',)]*")
+_ONE_FORMAT = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
+
+
+def _odd_timestamps(text: str) -> list[str]:
+    """Timestamps not in the one format of output: ISO, UTC with Z, whole seconds."""
+    return [t for t in _TIMESTAMP.findall(text) if not _ONE_FORMAT.fullmatch(t)]
+
+
 def _too_wide(line: str, width: int) -> bool:
     """Wider than the terminal, other than for one word that is wider on its own."""
     return cell_len(line.rstrip()) > width and len(line.split()) > 1
@@ -249,11 +258,13 @@ def test_every_value_is_whole_at_every_width(
         assert data.exit_code in (0, 1, 3) and data.stdout, (args, data.stderr)
         hidden = set(left_out.split())
         words = {word for key, word in _words(json.loads(data.stdout)) if key not in hidden}
+        failures += [f"{' '.join(args)} --json: {t}" for t in _odd_timestamps(data.stdout)]
         for width in WIDTHS:
             for terminal in (True, False):
                 lines = _rendered(billing, monkeypatch, args, width=width, terminal=terminal)
                 missing = sorted(w for w in words if not any(w in line for line in lines))
                 missing += [line for line in lines if _too_wide(line, width)]
+                missing += _odd_timestamps("\n".join(lines))
                 if missing:
                     where = f"{' '.join(args)} at {width} ({'tty' if terminal else 'piped'})"
                     failures.append(f"{where}: {missing[:8]}")
