@@ -54,7 +54,7 @@ def pretty_json(data: Any) -> None:
     ``print_json`` leaves them to the terminal, which cuts ids and dates in two)."""
     from rich.json import JSON
 
-    out().print(JSON(json.dumps(data, default=str), highlight=False), soft_wrap=False)
+    out().print(JSON(json.dumps(data, default=str), highlight=False).text)
 
 
 def plain(text: str) -> str:
@@ -113,10 +113,14 @@ def _grid(
     *,
     styles: Sequence[str | None] = (),
 ) -> Any:
-    """A rich table whose column widths are fixed here, so rich has nothing left to shrink."""
+    """A rich table whose column widths are fixed here, so rich has nothing left to shrink.
+
+    The title is printed as a line of its own (rich would lay it out at the table's width)."""
     from rich.table import Table
 
-    grid = Table(title=_text(title) if title else None, title_justify="left", header_style="bold")
+    if title:
+        out().print(_text(title, style="italic"))
+    grid = Table(header_style="bold")
     for column, width in zip(columns, widths, strict=True):
         grid.add_column(column, width=width)
     for number, row in enumerate(cells):

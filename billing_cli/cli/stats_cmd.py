@@ -27,7 +27,7 @@ class Period(StrEnum):
 def _stats_help() -> str:
     lines = "\n\n".join(f"{name}: {text}." for name, text in DEFINITIONS.items())
     return (
-        "The seed's metrics over a window, per day or week, with a chart of each over time."
+        "Billing metrics over a window, per day or week, with a chart of each over time."
         f"\n\nMetrics (all computed by SQL aggregates):\n\n{lines}"
     )
 
@@ -141,7 +141,8 @@ def _bar(value: Any, top: float) -> str:
 
 
 def _spark(series: list[dict[str, Any]], key: str) -> str:
-    """The whole series as one sparkline, oldest first (blank: no figure that period)."""
+    """The whole series as one sparkline, oldest first (``·``: no figure that period; not a
+    space, which would let the line wrap or be trimmed)."""
     values = [row.get(key) for row in series]
     numbers = [v for v in values if isinstance(v, int | float)]
     if not numbers:
@@ -149,7 +150,7 @@ def _spark(series: list[dict[str, Any]], key: str) -> str:
     low, high = min(numbers), max(numbers)
     span = (high - low) or 1
     return "".join(
-        " " if not isinstance(v, int | float) else _BLOCKS[1 + round(7 * (v - low) / span)]
+        "·" if not isinstance(v, int | float) else _BLOCKS[1 + round(7 * (v - low) / span)]
         for v in values
     )
 
@@ -157,13 +158,23 @@ def _spark(series: list[dict[str, Any]], key: str) -> str:
 def check(ctx: typer.Context, json_output: JsonOption = False) -> None:
     """Evaluate the alert rules; exit 3 when any fires (0: all clear, 1: could not check).
 
-    Rules and their thresholds (settings, see .env.example): webhook signature failures in the
-    last hour (BILLING_ALERT_SIGNATURE_FAILURES, 10); payment failure rate over 24 h, invoices
-    and one-off charges together (BILLING_ALERT_PAYMENT_FAILURE_RATE 0.2, judged from
-    BILLING_ALERT_PAYMENT_MIN_ATTEMPTS 5 attempts); Stripe API errors in the last hour
-    (BILLING_ALERT_STRIPE_ERRORS, 5); ledger rows left failed (BILLING_ALERT_FAILED_EVENTS, 0);
-    no delivery at the endpoint for BILLING_ALERT_SILENCE_HOURS (24) while subscriptions are
-    live. A rule fires when its figure is above its threshold. One line per firing rule.
+    A rule fires when its figure is above its threshold (settings, see .env.example); one line
+    per firing rule. The rules:
+
+    \b
+      signature_failures    webhook signature failures in the last hour
+                            (BILLING_ALERT_SIGNATURE_FAILURES, 10)
+      payment_failure_rate  failed share of invoice payments and one-off
+                            charges over 24 h (BILLING_ALERT_PAYMENT_FAILURE_RATE
+                            0.2, from BILLING_ALERT_PAYMENT_MIN_ATTEMPTS 5 tries)
+      stripe_errors         Stripe API errors in the last hour
+                            (BILLING_ALERT_STRIPE_ERRORS, 5)
+      failed_events         webhook events left failed in the ledger
+                            (BILLING_ALERT_FAILED_EVENTS, 0)
+      dead_endpoint         no delivery at the endpoint while subscriptions are
+                            live, for BILLING_ALERT_SILENCE_HOURS (24)
+      unfinished_intents    Stripe writes open for over an hour
+                            (BILLING_ALERT_OPEN_INTENTS, 0)
     """
     from billing_cli.cli import render
     from billing_cli.errors import EXIT_ALERT
