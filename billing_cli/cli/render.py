@@ -212,7 +212,19 @@ def _text(value: str, *, style: str = "") -> Any:
 
 
 def key_values(title: str, data: dict[str, Any]) -> None:
-    table(title, ("field", "value"), ((key, value) for key, value in for_people(data).items()))
+    """One record as a ``field | value`` table; too narrow for that (a value holds a word wider
+    than the room left), one block of ``field value`` lines: the same shape, without borders,
+    never a block per field."""
+    shown = for_people(data)
+    cells = [[key, _cell(value)] for key, value in shown.items()]
+    if not cells:
+        err().print("[dim]nothing to show[/dim]")
+        return
+    widths = _widths(("field", "value"), cells)
+    if widths is None:
+        _vertical(title, list(shown), [[value for _, value in cells]])
+    else:
+        out().print(_grid(title, ("field", "value"), widths, cells))
 
 
 def change(result: Change, *, json_output: bool) -> None:
