@@ -2,15 +2,17 @@
 
 Rich wraps a line wider than the terminal at spaces, but a word that does not fit on a line of
 its own is folded: cut where the line ends and carried on the next, so an id, a URL or a date
-comes out in two pieces that no longer match when searched or pasted. Here such a line is left
-unwrapped instead (the terminal shows it across lines, but the characters stay together for
-copy and search); every other line wraps at spaces as usual. Imported only when printing.
+comes out in two pieces that no longer match when searched or pasted. Here such a line is still
+wrapped at spaces, and the long word gets a line of its own, whole (the terminal may show it
+across lines, but its characters stay together for copy and search). Imported only when
+something is printed.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from rich._wrap import divide_line
 from rich.console import Console
 from rich.text import Text
 
@@ -19,9 +21,27 @@ class WholeWordConsole(Console):
     """A Console whose ``print`` never folds a word: see the module docstring."""
 
     def print(self, *objects: Any, **options: Any) -> None:
-        if "soft_wrap" not in options and any(_longest_word(o) > self.width for o in objects):
-            options["soft_wrap"] = True
-        super().print(*objects, **options)
+        if "soft_wrap" in options or not any(_longest_word(o) > self.width for o in objects):
+            super().print(*objects, **options)
+            return
+        if len(objects) != 1:  # not something this tool prints; keep the words whole anyway
+            super().print(*objects, soft_wrap=True, **options)
+            return
+        text = objects[0]
+        if not isinstance(text, Text):
+            text = self.render_str(text, markup=options.pop("markup", None))
+        for line in _wrapped(text, self.width):
+            super().print(line, soft_wrap=True, **options)
+
+
+def _wrapped(text: Text, width: int) -> list[Text]:
+    """``text`` broken at spaces into lines of ``width``; a longer word is a line of its own."""
+    lines: list[Text] = []
+    for paragraph in text.split("\n", allow_blank=True):
+        for line in paragraph.divide(divide_line(paragraph.plain, width, fold=False)):
+            line.rstrip()
+            lines.append(line)
+    return lines
 
 
 def _longest_word(renderable: Any) -> int:

@@ -197,6 +197,7 @@ COMMANDS: tuple[tuple[tuple[str, ...], str], ...] = (
     (("config",), ""),
     (("db", "status"), ""),
     (("reconcile",), "choice"),
+    (("doctor",), "status"),  # shown as its label: ok, WARN, FAIL
     (
         ("tenants", "suspend", "acme", "--reason", REASON, "--dry-run"),
         "created_at email name target suspended_at",  # suspended_at: now, on each run
