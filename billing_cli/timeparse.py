@@ -66,9 +66,13 @@ def check_window(
 
 
 def iso(value: datetime | None) -> str | None:
-    """UTC ISO-8601 with a Z, or None."""
+    """UTC ISO-8601 with a Z and whole seconds, or None: the one timestamp format of output.
+
+    A naive value is UTC already (SQLite hands back what was stored without its zone)."""
     if value is None:
         return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
     return value.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 

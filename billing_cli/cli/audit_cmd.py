@@ -19,7 +19,9 @@ def list_(
     since: Annotated[
         str | None, typer.Option("--since", help="A date (2026-11-01) or an age (48h, 7d).")
     ] = None,
-    limit: Annotated[int, typer.Option("--limit", min=1, max=10_000)] = 50,
+    limit: Annotated[
+        int, typer.Option("--limit", min=1, max=10_000, help="At most this many, newest first.")
+    ] = 50,
     operator: Annotated[
         str | None, typer.Option("--operator", help="Only entries by this operator.")
     ] = None,

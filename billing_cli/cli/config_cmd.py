@@ -11,12 +11,14 @@ from billing_cli.cli.runtime import runtime_of
 def show_config(ctx: typer.Context, json_output: JsonOption = False) -> None:
     """Show the effective configuration (every secret masked) and whether it is safe to use.
 
+    Every key is masked to its kind and last four characters (the publishable key too).
+
     It shows what commands will use: the operator the audit trail records, the .env file that
     was read, the database's absolute path. It exits 1 when the key would be refused (a live
     key outside live mode, a test key in live mode), as every command that calls Stripe would.
     """
     from billing_cli.cli import render
-    from billing_cli.config import display_url, resolve_operator
+    from billing_cli.config import display_url, mask, resolve_operator
     from billing_cli.errors import ConfigError
 
     runtime = runtime_of(ctx)
@@ -29,6 +31,8 @@ def show_config(ctx: typer.Context, json_output: JsonOption = False) -> None:
         else ("BILLING_OPERATOR" if settings.operator else "the OS user")
     )
     view["database_url"] = display_url(settings.database_url)
+    # Not a secret, but no key is printed whole: its kind and last four tell which it is.
+    view["stripe_publishable_key"] = mask(settings.stripe_publishable_key)
     view["env_file"] = settings.env_file or "none (no .env file was read)"
     try:
         if settings.stripe_secret_key:

@@ -19,6 +19,7 @@ def confirm(question: str, *, yes: bool, dry_run: bool) -> None:
     try:
         answer = typer.confirm(f"{question}?", default=False, err=True)
     except (typer.Abort, EOFError):
+        end_prompt_line()
         raise ConfirmationDeclined(f"not confirmed; pass --yes to {question}") from None
     if not answer:
         raise ConfirmationDeclined("cancelled; nothing was changed")
@@ -33,9 +34,16 @@ def confirm_typed(word: str, *, what: str, yes: bool, dry_run: bool) -> bool:
             f"This will {what}. Type {word} to confirm", default="", show_default=False, err=True
         )
     except (typer.Abort, EOFError):
+        end_prompt_line()
         raise ConfirmationDeclined(f"not confirmed; pass --yes to {what}") from None
     if typed.strip() != word:
         raise ConfirmationDeclined(
             f"you typed {typed.strip()!r}, not {word!r}; nothing was changed"
         )
     return True
+
+
+def end_prompt_line() -> None:
+    """With nothing to read, the question is left without its line break; end it, so the
+    error starts a line of its own (not ``Type acme to confirm:Error: ...``)."""
+    typer.echo("", err=True)

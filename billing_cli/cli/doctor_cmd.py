@@ -50,7 +50,6 @@ def doctor(
             render.out().print(
                 f"[{style}]{_LABELS[check.status]}[/{style}] "
                 f"{escape(check.name)}: {escape(check.detail)}{escape(fix)}",
-                soft_wrap=True,
             )
     if report.failed:
         raise typer.Exit(1)

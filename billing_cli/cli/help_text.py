@@ -3,7 +3,8 @@
 Kept in one table rather than in each command's docstring so that every command's examples can
 be read (and kept true) together, and so that a command group gets them when it is built, lazily
 (``billing --help`` pays for none of this). Metavars are named for what to type: ``SLUG``,
-``TEXT``, ``N``, ``PATH``, ``[a|b]`` (Typer's own are ``{slug}``, ``<str>``, ``<list[str]>``).
+``AMOUNT``, ``CURRENCY``, ``DATE``, ``N``, ``PATH``, ``[a|b]`` (Typer's own are ``{slug}``,
+``<str>``, ``<list[str]>``; Click's ``TEXT`` says nothing).
 """
 
 from __future__ import annotations
@@ -12,8 +13,27 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-# Command path (without "billing") -> one or two command lines a person would type.
+# Command path (without "billing") -> one or two command lines a person would type. A group's
+# examples end its help, after its list of commands.
 EXAMPLES: dict[str, tuple[str, ...]] = {
+    "tenants": ("billing tenants list --status suspended", "billing tenants show acme"),
+    "plans": ("billing plans list", "billing plans sync --dry-run"),
+    "subs": ("billing subs list --status past_due", "billing subs show acme"),
+    "payments": ("billing payments list acme", "billing payments methods list acme"),
+    "payments methods": ("billing payments methods list acme",),
+    "invoices": (
+        "billing invoices list acme --status open",
+        "billing invoices show in_1Q2w3E4r5T6y",
+    ),
+    "coupons": ("billing coupons list",),
+    "webhooks": (
+        "billing webhooks list --status failed",
+        "billing webhooks retry-failed --dry-run",
+    ),
+    "notifications": ("billing notifications list", "billing notifications send --dry-run"),
+    "intents": ("billing intents list --open", "billing intents show bi_0123456789abcdef01234567"),
+    "audit": ("billing audit list --tenant acme --since 7d",),
+    "db": ("billing db status", "billing db upgrade"),
     "config": ("billing config", "billing --env-file prod.env config --json"),
     "demo": ("billing demo", "billing demo --keep"),
     "sandbox": ("billing sandbox --port 8420",),
@@ -185,7 +205,11 @@ def polish(command: Any, path: str) -> None:
     if examples:
         lines = "\n".join(f"  {line}" for line in examples)
         # "\b" keeps Click from re-wrapping the example lines into one paragraph.
-        command.help = f"{(command.help or '').rstrip()}\n\nExamples:\n\n\b\n{lines}"
+        block = f"Examples:\n\n\b\n{lines}"
+        if hasattr(command, "commands"):
+            command.epilog = block  # after the list of commands: the end of the help
+        else:
+            command.help = f"{(command.help or '').rstrip()}\n\n{block}"
     for param in getattr(command, "params", ()):
         if getattr(param, "metavar", None) is None and not getattr(param, "is_flag", False):
             metavar = _metavar(param)
@@ -226,4 +250,27 @@ def _metavar(param: Any) -> str | None:
         return "N"
     if inner is Path:
         return "PATH"
-    return "TEXT"
+    return _named(param)
+
+
+# Options whose value has a name people know better than the option's own.
+_VALUES = {
+    "--amount": "AMOUNT",
+    "--amount-off": "AMOUNT",
+    "--percent-off": "PERCENT",
+    "--currency": "CURRENCY",
+    "--tenant": "TENANT",
+    "--since": "DATE",
+    "--until": "DATE",
+    "--resumes-at": "DATE",
+    "--coupon": "COUPON",
+    "--payment-method": "PM_ID",
+    "--reason": "REASON",
+}
+
+
+def _named(param: Any) -> str:
+    """What a text option takes, named for it (``AMOUNT``, ``TENANT``, ``DATE``): the table
+    above, else the option's own name (``--email EMAIL``)."""
+    longest = max(getattr(param, "opts", ()) or ["--" + str(param.name)], key=len)
+    return _VALUES.get(longest) or longest.lstrip("-").replace("-", "_").upper()

@@ -35,7 +35,9 @@ def list_(
         bool, typer.Option("--open", help="Only intents still pending or unknown.")
     ] = False,
     tenant: Annotated[str | None, typer.Option("--tenant", help="Only this tenant.")] = None,
-    limit: Annotated[int, typer.Option("--limit", min=1, max=10_000)] = 50,
+    limit: Annotated[
+        int, typer.Option("--limit", min=1, max=10_000, help="At most this many, newest first.")
+    ] = 50,
     json_output: JsonOption = False,
 ) -> None:
     """List Stripe write intents, newest first."""

@@ -7,7 +7,13 @@ from typing import Annotated
 
 import typer
 
-from billing_cli.cli.options import DryRunOption, JsonOption, SinceOption, YesOption
+from billing_cli.cli.options import (
+    ConfirmYesOption,
+    DryRunOption,
+    JsonOption,
+    SinceOption,
+    YesOption,
+)
 from billing_cli.cli.runtime import runtime_of
 
 app = typer.Typer(
@@ -129,7 +135,7 @@ def pay(
     yes: YesOption = False,
     json_output: JsonOption = False,
 ) -> None:
-    """Retry an open invoice now, e.g. after the customer fixed their card."""
+    """Charge an open invoice again now (say, once the card is fixed)."""
     from billing_cli.cli import render
     from billing_cli.services import invoices
 
@@ -153,7 +159,7 @@ def void(
     ctx: typer.Context,
     invoice: InvoiceArgument,
     dry_run: DryRunOption = False,
-    yes: YesOption = False,
+    yes: ConfirmYesOption = False,
     json_output: JsonOption = False,
 ) -> None:
     """Void an open or uncollectible invoice (asks first unless --yes)."""
@@ -174,7 +180,7 @@ def mark_uncollectible(
     ctx: typer.Context,
     invoice: InvoiceArgument,
     dry_run: DryRunOption = False,
-    yes: YesOption = False,
+    yes: ConfirmYesOption = False,
     json_output: JsonOption = False,
 ) -> None:
     """Write an open invoice off as uncollectible (asks first unless --yes)."""

@@ -22,6 +22,10 @@ from typer._click import HelpFormatter
 from typer.core import TyperCommand, TyperGroup
 from typer.models import CommandInfo, TyperInfo
 
+# A command's line in its group's help: its first sentence whole, wrapped by Click if long
+# (cutting it to the line, as Click does by default, left "Retry an open invoice now, e.g.").
+SUMMARY_LIMIT = 400
+
 
 class LazyGroup(TyperGroup):
     """A Typer group whose commands are built (and given their examples) on first use."""
@@ -57,9 +61,10 @@ class LazyGroup(TyperGroup):
             if command is not None and not command.hidden:
                 rows.append((name, command))
         if rows:
-            limit = formatter.width - 6 - max(len(name) for name, _ in rows)
             with formatter.section("Commands"):
-                formatter.write_dl([(name, cmd.get_short_help_str(limit)) for name, cmd in rows])
+                formatter.write_dl(
+                    [(name, cmd.get_short_help_str(SUMMARY_LIMIT)) for name, cmd in rows]
+                )
 
 
 def _help_only(name: str, info: CommandInfo) -> ClickCommand:

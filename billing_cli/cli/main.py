@@ -52,7 +52,7 @@ class BillingGroup(TyperGroup):
         """The commands and one line of help each, without importing or building them."""
         rows: list[tuple[str, str]] = []
         names = self.list_commands(ctx)
-        limit = formatter.width - 6 - max(len(name) for name in names)
+        limit = 400  # the first sentence whole (Click wraps it), never cut to one line
         for name in names:
             lazy = COMMAND_GROUPS.get(name) or COMMANDS.get(name)
             if lazy is not None:
@@ -194,6 +194,9 @@ app = typer.Typer(
     cls=BillingGroup,
     name="billing",
     help="Billing administration for multi-tenant SaaS products on Stripe.",
+    # Written here, not in help_text: `billing --help` imports nothing it does not print.
+    epilog="Examples:\n\n\b\n  billing demo\n  billing tenants list\n"
+    "  billing subs show acme\n  billing tenants --help",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
@@ -313,7 +316,7 @@ COMMANDS: dict[str, Lazy] = {
     "stats": Lazy(
         "stats_cmd",
         "stats",
-        "The seed's metrics over a window, per day or week, with a chart of each over time.",
+        "Billing metrics over a window, per day or week, with a chart of each over time.",
     ),
     "check": Lazy(
         "stats_cmd",

@@ -14,7 +14,31 @@ DryRunOption = Annotated[
     ),
 ]
 YesOption = Annotated[
-    bool, typer.Option("--yes", "-y", help="Do not ask for confirmation in live mode.")
+    bool,
+    typer.Option(
+        "--yes",
+        "-y",
+        help="Skip the question asked before a write in live mode (test mode asks none).",
+    ),
+]
+# For the writes that ask in every mode, live or test: their --yes says so.
+ConfirmYesOption = Annotated[
+    bool,
+    typer.Option(
+        "--yes",
+        "-y",
+        help="Skip the question asked before this write; it is asked in every mode, "
+        "live or test (a script must pass --yes).",
+    ),
+]
+TypedYesOption = Annotated[
+    bool,
+    typer.Option(
+        "--yes",
+        "-y",
+        help="Skip typing the tenant's slug to confirm; it is asked in every mode, "
+        "live or test (a script must pass --yes).",
+    ),
 ]
 
 

@@ -39,7 +39,13 @@ def reconcile(
     ] = False,
     dry_run: DryRunOption = False,
     yes: Annotated[
-        bool, typer.Option("--yes", "-y", help="Do not ask before cancelling subscriptions.")
+        bool,
+        typer.Option(
+            "--yes",
+            "-y",
+            help="Skip typing yes before --cancel-orphans cancels subscriptions in Stripe "
+            "(asked in every mode, live or test) and the live-mode question.",
+        ),
     ] = False,
     json_output: JsonOption = False,
 ) -> None:
@@ -83,6 +89,9 @@ def _typed_yes(unwanted: list[Unwanted]) -> bool:
     try:
         answer = typer.prompt("Type yes to cancel them", default="", err=True)
     except typer.Abort:
+        from billing_cli.cli.confirm import end_prompt_line
+
+        end_prompt_line()
         return False
     return str(answer).strip().lower() == "yes"
 

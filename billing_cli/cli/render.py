@@ -23,18 +23,18 @@ _stderr: Console | None = None
 def out() -> Console:
     global _stdout
     if _stdout is None:
-        from rich.console import Console
+        from billing_cli.cli.render_console import make_console
 
-        _stdout = Console(highlight=False, soft_wrap=False)
+        _stdout = make_console(stderr=False)
     return _stdout
 
 
 def err() -> Console:
     global _stderr
     if _stderr is None:
-        from rich.console import Console
+        from billing_cli.cli.render_console import make_console
 
-        _stderr = Console(stderr=True, highlight=False)
+        _stderr = make_console(stderr=True)
     return _stderr
 
 
@@ -47,6 +47,14 @@ def reset_consoles() -> None:
 def emit_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, default=str, sort_keys=False) + "\n")
     sys.stdout.flush()
+
+
+def pretty_json(data: Any) -> None:
+    """A document indented for reading, its long lines wrapped at spaces (rich's own
+    ``print_json`` leaves them to the terminal, which cuts ids and dates in two)."""
+    from rich.json import JSON
+
+    out().print(JSON(json.dumps(data, default=str), highlight=False).text)
 
 
 def plain(text: str) -> str:
@@ -74,13 +82,13 @@ def table(
 ) -> None:
     """Rows as a table; on a terminal too narrow for it, one block of ``field value`` per row.
 
-    No word is ever broken (ids, dates and amounts have no spaces, so they stay whole and can be
-    double-clicked): each column is at least as wide as its longest word. When those widths do
-    not fit the terminal, columns that are empty in every row are left out; if it still does
-    not fit, the vertical layout is used instead of squeezing.
+    No word is ever broken or cut (ids, dates and amounts have no spaces, so they stay whole and
+    can be double-clicked): the layout is decided here, not by rich, whose own shrinking of a
+    table that is too wide ignores the words in it. Each column gets at least its longest word;
+    what is left of the line goes to the columns whose text would still wrap. When even those
+    minimums do not fit, columns that are empty in every row are left out; if it still does not
+    fit, the vertical layout is used instead of squeezing.
     """
-    from rich.table import Table
-
     cells = [[_cell(value) for value in row] for row in rows]
     if not cells:
         err().print(f"[dim]{empty}[/dim]")
@@ -94,45 +102,106 @@ def table(
     if widths is None:
         _vertical(title, columns, cells)
         return
-    grid = Table(title=_text(title) if title else None, title_justify="left", header_style="bold")
+    out().print(_grid(title, columns, widths, cells))
+
+
+def _grid(
+    title: str | None,
+    columns: Sequence[str],
+    widths: Sequence[int],
+    cells: list[list[str]],
+    *,
+    styles: Sequence[str | None] = (),
+) -> Any:
+    """A rich table whose column widths are fixed here, so rich has nothing left to shrink.
+
+    The title is printed as a line of its own (rich would lay it out at the table's width)."""
+    from rich.table import Table
+
+    if title:
+        out().print(_text(title, style="italic"))
+    grid = Table(header_style="bold")
     for column, width in zip(columns, widths, strict=True):
-        grid.add_column(column, overflow="fold", min_width=width)
-    for row in cells:
-        grid.add_row(*(_text(value) for value in row))
-    out().print(grid)
+        grid.add_column(column, width=width)
+    for number, row in enumerate(cells):
+        style = styles[number] if number < len(styles) else None
+        grid.add_row(*(_text(value) for value in row), style=style)
+    return grid
 
 
 def _widths(columns: Sequence[str], cells: list[list[str]]) -> list[int] | None:
-    """Each column's width so that no word breaks, or None when they do not fit the terminal."""
-    widths = [
-        max(_longest_word(text) for text in (column, *(row[i] for row in cells)))
-        for i, column in enumerate(columns)
-    ]
-    fits = sum(widths) + 3 * len(columns) + 1 <= out().width
-    return widths if fits else None
+    """Each column's width so that no word breaks, or None when they do not fit the terminal.
+
+    A column's minimum is its longest word (header included), its maximum its longest line;
+    the room left once every minimum is met goes, a character at a time, to the column that
+    is furthest from its maximum, so a long description takes the slack before an id would.
+    """
+    texts = [(column, *(row[i] for row in cells)) for i, column in enumerate(columns)]
+    least = [max(_longest_word(text) for text in column) for column in texts]
+    most = [max(_longest_line(text) for text in column) for column in texts]
+    room = out().width - (3 * len(columns) + 1) - sum(least)
+    if room < 0:
+        return None
+    widths = list(least)
+    wanting = [i for i in range(len(widths)) if most[i] > widths[i]]
+    while room > 0 and wanting:
+        widest = max(wanting, key=lambda i: most[i] - widths[i])
+        widths[widest] += 1
+        room -= 1
+        wanting = [i for i in wanting if most[i] > widths[i]]
+    return widths
 
 
 def _vertical(title: str | None, columns: Sequence[str], cells: list[list[str]]) -> None:
-    """Each row as its own block of ``field  value`` lines: what a narrow terminal can show."""
-    from rich.table import Table
+    """Each row as its own block of ``field  value`` lines: what a narrow terminal can show.
 
+    A value with a word wider than the room beside the labels goes on its own line under its
+    label, so the word is still whole."""
     console = out()
     if title:
         console.print(_text(title, style="bold"))
-    label_width = max(len(column) for column in columns)
+    label_width = max(cell_width(column) for column in columns)
+    room = console.width - label_width - 2
     for number, row in enumerate(cells, start=1):
-        block = Table.grid(padding=(0, 2))
-        block.add_column(style="bold", no_wrap=True, min_width=label_width)
-        block.add_column(overflow="fold")
-        for column, value in zip(columns, row, strict=True):
-            block.add_row(column, _text(value))
         if number > 1:
             console.print()
-        console.print(block)
+        block = _block(label_width, room)
+        for column, value in zip(columns, row, strict=True):
+            if _longest_word(value) <= room:
+                block.add_row(column, _text(value))
+                continue
+            if block.row_count:
+                console.print(block)
+                block = _block(label_width, room)
+            console.print(_text(column, style="bold"))
+            console.print(_text(value))
+        if block.row_count:
+            console.print(block)
+
+
+def _block(label_width: int, room: int) -> Any:
+    """An empty two-column grid: labels, then values wrapped at spaces within ``room``."""
+    from rich.table import Table
+
+    block = Table.grid(padding=(0, 2))
+    block.add_column(style="bold", no_wrap=True, width=label_width)
+    block.add_column(max_width=room)
+    return block
+
+
+def cell_width(text: str) -> int:
+    """Columns ``text`` takes on a terminal (wide characters count twice)."""
+    from rich.cells import cell_len
+
+    return cell_len(text)
 
 
 def _longest_word(text: str) -> int:
-    return max((len(word) for word in text.split()), default=0)
+    return max((cell_width(word) for word in text.split()), default=0)
+
+
+def _longest_line(text: str) -> int:
+    return max((cell_width(line) for line in text.splitlines()), default=0)
 
 
 def _text(value: str, *, style: str = "") -> Any:
@@ -143,7 +212,19 @@ def _text(value: str, *, style: str = "") -> Any:
 
 
 def key_values(title: str, data: dict[str, Any]) -> None:
-    table(title, ("field", "value"), ((key, value) for key, value in for_people(data).items()))
+    """One record as a ``field | value`` table; too narrow for that (a value holds a word wider
+    than the room left), one block of ``field value`` lines: the same shape, without borders,
+    never a block per field."""
+    shown = for_people(data)
+    cells = [[key, _cell(value)] for key, value in shown.items()]
+    if not cells:
+        err().print("[dim]nothing to show[/dim]")
+        return
+    widths = _widths(("field", "value"), cells)
+    if widths is None:
+        _vertical(title, list(shown), [[value for _, value in cells]])
+    else:
+        out().print(_grid(title, ("field", "value"), widths, cells))
 
 
 def change(result: Change, *, json_output: bool) -> None:
@@ -233,38 +314,36 @@ def side_by_side(
 ) -> None:
     """Local row against Stripe's live state; rows that differ are marked, and ``fix`` names
     the command that reconciles them."""
-    from rich.table import Table
 
     local, remote = for_people(local), for_people(remote)
-    columns = ("field", "local", "stripe", "check")
+    keys = list(dict.fromkeys([*local, *remote]))
+    styles = ["bold red" if key in differences else None for key in keys]
+    checks = ["DIFFERS" if key in differences else "ok" for key in keys]
+    columns: tuple[str, ...] = ("field", "local", "stripe", "check")
     cells = [
-        [
-            key,
-            _cell(local.get(key)),
-            _cell(remote.get(key)),
-            "DIFFERS" if key in differences else "ok",
-        ]
-        for key in dict.fromkeys([*local, *remote])
+        [key, _cell(local.get(key)), _cell(remote.get(key)), check]
+        for key, check in zip(keys, checks, strict=True)
     ]
     widths = _widths(columns, cells)
+    if widths is None:  # too narrow for two values a row: one, or both on two lines
+        columns = ("field", "local / stripe", "check")
+        cells = [[key, _both(here, there), check] for key, here, there, check in cells]
+        widths = _widths(columns, cells)
     if widths is None:
         _vertical(title, columns, cells)
     else:
-        grid = Table(
-            title=_text(title) if title else None, title_justify="left", header_style="bold"
-        )
-        for column, width in zip(columns, widths, strict=True):
-            grid.add_column(column, overflow="fold", min_width=width)
-        for row in cells:
-            style = "bold red" if row[3] == "DIFFERS" else None
-            grid.add_row(*(_text(value) for value in row), style=style)
-        out().print(grid)
+        out().print(_grid(title, columns, widths, cells, styles=styles))
     if differences:
         err().print(f"{len(differences)} field(s) differ: {', '.join(differences)}")
         if fix:
             err().print(fix)
     else:
         err().print("local row and Stripe agree")
+
+
+def _both(local: str, remote: str) -> str:
+    """One cell for a field's two values: the value once when they agree."""
+    return local if local == remote else f"local: {local}\nstripe: {remote}"
 
 
 def proration_preview(preview: Any) -> None:

@@ -27,7 +27,7 @@ class Period(StrEnum):
 def _stats_help() -> str:
     lines = "\n\n".join(f"{name}: {text}." for name, text in DEFINITIONS.items())
     return (
-        "The seed's metrics over a window, per day or week, with a chart of each over time."
+        "Billing metrics over a window, per day or week, with a chart of each over time."
         f"\n\nMetrics (all computed by SQL aggregates):\n\n{lines}"
     )
 
@@ -91,33 +91,22 @@ _HEADERS = {
 
 
 def _metric_table(name: str, metric: dict[str, Any]) -> None:
-    from rich.markup import escape
-    from rich.table import Table
-
+    """One metric as a table; render.table lays it out, so no header or number is broken."""
     from billing_cli.cli import render
 
     charted, columns = _VIEWS[name]
     series = metric["series"]
     top = max((abs(row.get(charted) or 0) for row in series), default=0)
-    grid = Table(
-        title=f"{name.replace('_', ' ')} (chart: {_HEADERS.get(charted, charted)}): "
-        f"{escape(metric['definition'])}",
-        title_justify="left",
-        header_style="bold",
-    )
-    grid.add_column("period", no_wrap=True)
-    for column in columns:
-        grid.add_column(_HEADERS.get(column, column.replace("_", " ")), overflow="fold")
-    grid.add_column("chart", no_wrap=True)
-    for row in series:
-        cells = [_cell(row.get(c), c) for c in columns]
-        grid.add_row(row["period"], *cells, _bar(row.get(charted), top))
+    headers = ["period", *(_HEADERS.get(c, c.replace("_", " ")) for c in columns), "chart"]
+    rows = [
+        [row["period"], *(_value(row.get(c), c) for c in columns), _bar(row.get(charted), top)]
+        for row in series
+    ]
     total = metric["total"]
+    rows.append(["total", *(_value(total.get(c), c) for c in columns), _spark(series, charted)])
+    title = f"{name.replace('_', ' ')} (chart: {_HEADERS.get(charted, charted)}): "
+    render.table(title + metric["definition"], headers, rows)
     extra = {k: v for k, v in total.items() if k not in columns}
-    grid.add_row(
-        "[bold]total[/bold]", *(_cell(total.get(c), c) for c in columns), _spark(series, charted)
-    )
-    render.out().print(grid)
     if extra:
         render.out().print(
             "  " + ", ".join(f"{k.replace('_', ' ')}: {_cell(v, k)}" for k, v in extra.items())
@@ -125,17 +114,23 @@ def _metric_table(name: str, metric: dict[str, Any]) -> None:
 
 
 def _cell(value: Any, column: str) -> str:
+    """A value for a line printed with markup."""
     from rich.markup import escape
 
+    return escape(_value(value, column))
+
+
+def _value(value: Any, column: str) -> str:
+    """A value as people read it: a rate as a percentage, lists and records joined."""
     if value is None:
         return "-"
     if column.endswith("rate") and isinstance(value, float):
         return f"{value:.1%}"
     if isinstance(value, dict):
-        return escape(", ".join(f"{k} {v}" for k, v in value.items())) or "-"
+        return ", ".join(f"{k} {v}" for k, v in value.items()) or "-"
     if isinstance(value, list):
-        return escape("; ".join(" ".join(str(v) for v in item.values()) for item in value)) or "-"
-    return escape(str(value))
+        return "; ".join(" ".join(str(v) for v in item.values()) for item in value) or "-"
+    return str(value)
 
 
 def _bar(value: Any, top: float) -> str:
@@ -147,7 +142,8 @@ def _bar(value: Any, top: float) -> str:
 
 
 def _spark(series: list[dict[str, Any]], key: str) -> str:
-    """The whole series as one sparkline, oldest first (blank: no figure that period)."""
+    """The whole series as one sparkline, oldest first (``·``: no figure that period; not a
+    space, which would let the line wrap or be trimmed)."""
     values = [row.get(key) for row in series]
     numbers = [v for v in values if isinstance(v, int | float)]
     if not numbers:
@@ -155,7 +151,7 @@ def _spark(series: list[dict[str, Any]], key: str) -> str:
     low, high = min(numbers), max(numbers)
     span = (high - low) or 1
     return "".join(
-        " " if not isinstance(v, int | float) else _BLOCKS[1 + round(7 * (v - low) / span)]
+        "·" if not isinstance(v, int | float) else _BLOCKS[1 + round(7 * (v - low) / span)]
         for v in values
     )
 
@@ -163,13 +159,23 @@ def _spark(series: list[dict[str, Any]], key: str) -> str:
 def check(ctx: typer.Context, json_output: JsonOption = False) -> None:
     """Evaluate the alert rules; exit 3 when any fires (0: all clear, 1: could not check).
 
-    Rules and their thresholds (settings, see .env.example): webhook signature failures in the
-    last hour (BILLING_ALERT_SIGNATURE_FAILURES, 10); payment failure rate over 24 h, invoices
-    and one-off charges together (BILLING_ALERT_PAYMENT_FAILURE_RATE 0.2, judged from
-    BILLING_ALERT_PAYMENT_MIN_ATTEMPTS 5 attempts); Stripe API errors in the last hour
-    (BILLING_ALERT_STRIPE_ERRORS, 5); ledger rows left failed (BILLING_ALERT_FAILED_EVENTS, 0);
-    no delivery at the endpoint for BILLING_ALERT_SILENCE_HOURS (24) while subscriptions are
-    live. A rule fires when its figure is above its threshold. One line per firing rule.
+    A rule fires when its figure is above its threshold (settings, see .env.example); one line
+    per firing rule. The rules:
+
+    \b
+      signature_failures    webhook signature failures in the last hour
+                            (BILLING_ALERT_SIGNATURE_FAILURES, 10)
+      payment_failure_rate  failed share of invoice payments and one-off
+                            charges over 24 h (BILLING_ALERT_PAYMENT_FAILURE_RATE
+                            0.2, from BILLING_ALERT_PAYMENT_MIN_ATTEMPTS 5 tries)
+      stripe_errors         Stripe API errors in the last hour
+                            (BILLING_ALERT_STRIPE_ERRORS, 5)
+      failed_events         webhook events left failed in the ledger
+                            (BILLING_ALERT_FAILED_EVENTS, 0)
+      dead_endpoint         no delivery at the endpoint while subscriptions are
+                            live, for BILLING_ALERT_SILENCE_HOURS (24)
+      unfinished_intents    Stripe writes open for over an hour
+                            (BILLING_ALERT_OPEN_INTENTS, 0)
     """
     from billing_cli.cli import render
     from billing_cli.errors import EXIT_ALERT

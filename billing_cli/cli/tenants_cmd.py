@@ -7,7 +7,13 @@ from typing import Annotated
 
 import typer
 
-from billing_cli.cli.options import DryRunOption, JsonOption, TenantArgument, YesOption
+from billing_cli.cli.options import (
+    DryRunOption,
+    JsonOption,
+    TenantArgument,
+    TypedYesOption,
+    YesOption,
+)
 from billing_cli.cli.runtime import runtime_of
 
 app = typer.Typer(help="Tenants and their access.", no_args_is_help=True, rich_markup_mode=None)
@@ -172,7 +178,7 @@ def remove(
     ctx: typer.Context,
     slug: TenantArgument,
     dry_run: DryRunOption = False,
-    yes: YesOption = False,
+    yes: TypedYesOption = False,
     json_output: JsonOption = False,
 ) -> None:
     """Remove a tenant: cancel its subscription, delete its Stripe customer and its rows.

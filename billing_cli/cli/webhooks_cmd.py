@@ -130,8 +130,6 @@ def show(
     json_output: JsonOption = False,
 ) -> None:
     """Show one event: what processing did with it, and its payload."""
-    import json
-
     from billing_cli.cli import render
     from billing_cli.services.webhooks import ledger
 
@@ -141,7 +139,7 @@ def show(
         return
     payload = event.pop("payload")
     render.key_values(f"Event {event_id}", event)
-    render.out().print_json(json.dumps(payload, default=str), highlight=False)
+    render.pretty_json(payload)
 
 
 @app.command("replay")

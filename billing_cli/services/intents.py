@@ -17,6 +17,7 @@ from billing_cli.models import OPEN_INTENT_STATUSES, Change, Invocation, StripeI
 from billing_cli.repository import Database
 from billing_cli.repository import intents as intents_repo
 from billing_cli.services import audit
+from billing_cli.timeparse import iso
 
 
 def intent_view(intent: StripeIntent) -> dict[str, Any]:
@@ -34,8 +35,8 @@ def intent_view(intent: StripeIntent) -> dict[str, Any]:
         "params": intent.params,
         "steps": intent.steps,
         "error": intent.error,
-        "created_at": intent.created_at.isoformat() if intent.created_at else None,
-        "finished_at": intent.finished_at.isoformat() if intent.finished_at else None,
+        "created_at": iso(intent.created_at),
+        "finished_at": iso(intent.finished_at),
     }
 
 

@@ -57,6 +57,7 @@ from billing_cli.models import OPEN_INTENT_STATUSES, Invocation, StripeIntent, u
 from billing_cli.repository import Database
 from billing_cli.repository import intents as intents_repo
 from billing_cli.services import audit
+from billing_cli.timeparse import iso
 
 T = TypeVar("T")
 
@@ -317,7 +318,7 @@ def new_intent_id() -> str:
 
 def _reuse(existing: StripeIntent, *, operation: str, digest: str, dry_run: bool) -> Intent:
     if existing.operation != operation or existing.params_hash != digest:
-        started = existing.created_at.strftime("%Y-%m-%d %H:%M UTC") if existing.created_at else "?"
+        started = iso(existing.created_at) or "?"
         raise Conflict(
             f"{existing.target} has an unfinished {existing.operation} with other parameters "
             f"(intent {existing.id}, {existing.status}, started {started} by {existing.operator}); "

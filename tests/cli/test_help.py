@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -41,9 +42,13 @@ def _command_paths() -> Iterator[tuple[str, ...]]:
 COMMANDS = sorted(_command_paths())
 
 
+def _groups() -> set[str]:
+    return {" ".join(path[:n]) for path in COMMANDS for n in range(1, len(path))}
+
+
 def test_every_command_has_examples_and_every_example_is_a_command() -> None:
     paths = {" ".join(path) for path in COMMANDS}
-    assert paths == set(EXAMPLES)
+    assert paths | _groups() == set(EXAMPLES)
     for path, examples in EXAMPLES.items():
         for example in examples:
             assert example.startswith(f"billing {path}") or example.startswith("billing --"), path
@@ -106,3 +111,57 @@ def test_completion_without_a_database_completes_nothing(tmp_path: object) -> No
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(sys.path)
     assert _complete("billing tenants show ac", env) == []
+
+
+def _help_ends_with_examples(text: str) -> bool:
+    tail = text.rstrip().rsplit("Examples:\n\n", 1)[-1]
+    return "Examples:" in text and all(line.startswith("    billing") for line in tail.splitlines())
+
+
+@pytest.mark.parametrize("group", ["", *sorted(_groups())])
+def test_root_and_group_help_end_with_examples_and_never_cut_a_summary(
+    billing: Billing, group: str
+) -> None:
+    result = billing(*group.split(), "--help")
+    assert result.exit_code == 0
+    assert _help_ends_with_examples(result.stdout), result.stdout
+    listing = result.stdout.split("Commands:\n", 1)[1].split("Examples:", 1)[0]
+    assert not re.search(r"\w\.\.\.$", listing, re.MULTILINE), listing  # Click's cut mark
+
+
+def _options(path: tuple[str, ...]) -> list[object]:
+    command: object = get_command(app)
+    for name in path:
+        command = command.get_command(None, name)  # type: ignore[attr-defined]
+    return [p for p in command.params if getattr(p, "param_type_name", "") == "option"]  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("path", COMMANDS, ids=" ".join)
+def test_every_option_has_help_and_names_what_it_takes(
+    billing: Billing, path: tuple[str, ...]
+) -> None:
+    result = billing(*path, "--help")
+    unexplained = [p.opts for p in _options(path) if not p.help]  # type: ignore[attr-defined]
+    assert not unexplained, unexplained
+    assert not re.search(r"--[a-z-]+ TEXT\b", result.stdout), result.stdout
+
+
+@pytest.mark.parametrize("path", [("tenants", "remove"), ("invoices", "void")], ids=" ".join)
+def test_yes_says_the_question_is_asked_in_every_mode(
+    billing: Billing, path: tuple[str, ...]
+) -> None:
+    text = " ".join(billing(*path, "--help").stdout.split())
+    assert "--yes Skip" in text and "asked in every mode, live or test" in text
+
+
+def test_check_help_lists_every_rule(billing: Billing, db_env: Database) -> None:
+    result = billing("check", "--json")  # exits 3 when a rule fires, so not billing.json
+    rules = [rule["rule"] for rule in json.loads(result.stdout)["rules"]]
+    assert "unfinished_intents" in rules
+    shown = billing("check", "--help").stdout
+    assert all(rule in shown for rule in rules), (rules, shown)
+
+
+def test_no_internal_wording_in_help(billing: Billing) -> None:
+    for args in ((), ("stats",)):
+        assert "seed" not in billing(*args, "--help").stdout.lower()
