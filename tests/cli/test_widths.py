@@ -95,7 +95,15 @@ def seeded(
 
 # Raw minor units beside a formatted amount: the table shows "1,234.50 USD", not 123450.
 _MINOR_UNITS = frozenset(
-    {"amount", "amount_due", "amount_paid", "amount_remaining", "amount_refunded", "refundable"}
+    {
+        "amount",
+        "amount_due",
+        "amount_paid",
+        "amount_remaining",
+        "amount_refunded",
+        "refundable",
+        "balance",  # shown as "25.00 USD credit"
+    }
 )
 
 
@@ -173,7 +181,7 @@ COMMANDS: tuple[tuple[tuple[str, ...], str], ...] = (
     (("payments", "methods", "list", "acme"), ""),
     (
         ("invoices", "list", "acme"),
-        "billing_reason currency customer period_end subscription",
+        "billing_reason currency customer payment period_end subscription",
     ),
     (("invoices", "show", "{invoice_id}"), ""),
     (("coupons", "list"), ""),
@@ -210,12 +218,12 @@ COMMANDS: tuple[tuple[tuple[str, ...], str], ...] = (
     (("tenants", "remove", "globex", "--dry-run"), "target"),
     (
         ("tenants", "credit", "acme", "--amount", "25.00", "--currency", "usd", *DRY_RUN_FOR),
-        "billing_intent currency target",
+        "amount_display billing_intent currency target",  # the Stripe call's signed amount
     ),
     (
         ("plans", "update", "pro", "--name", "Professional", "--dry-run"),
-        "currency interval interval_count price stripe_price_id stripe_product_id target"
-        " trial_days",
+        "amount_display currency interval interval_count price stripe_price_id"
+        " stripe_product_id target trial_days",
     ),
     (("plans", "sync", "--dry-run"), "created"),
     (
