@@ -20,6 +20,7 @@ Choices where Stripe leaves room:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -34,11 +35,11 @@ from billing_cli.gateway import (
     SubscriptionInfo,
     SubscriptionPreview,
 )
-from billing_cli.models import Change, Invocation, TenantSubscription, utcnow
+from billing_cli.models import Change, Invocation, Tenant, TenantSubscription, utcnow
 from billing_cli.repository import Database
 from billing_cli.repository import intents as intents_repo
 from billing_cli.repository import plans as plans_repo
-from billing_cli.services import audit, journal, paused_access
+from billing_cli.services import audit, journal, notices, paused_access
 from billing_cli.services import tenants as tenant_rules
 from billing_cli.services.invoice_views import preview_view
 from billing_cli.services.journal import Intent
@@ -140,6 +141,9 @@ def extend_trial(
             outcome=f"trial end {iso(live.trial_end)} -> {iso(target)}",
             message=f"{verb} {tenant.slug}'s trial to {iso(target)}",
             rules=rules,
+            also=lambda session, locked: notices.withdraw_trial_notices(
+                session, locked, trial_end=target, invocation=invocation
+            ),
         )
     )
 
@@ -420,11 +424,13 @@ def apply_change(
     rules: BillingRules,
     extra_before: dict[str, Any] | None = None,
     extra_after: dict[str, Any] | None = None,
+    also: Callable[[Session, Tenant], list[Change]] | None = None,
 ) -> Change:
     """Phase 3: Stripe's answer, the tenant's access, the audit entry, the intent's close.
 
     ``extra_before``/``extra_after``: Stripe-side facts the row does not hold (a discount),
-    shown and audited with it."""
+    shown and audited with it. ``also``: more local changes in the same transaction (a trial
+    extension withdraws the pending trial notice), listed as side effects."""
     target = f"subscription:{tenant.slug}"
     with db.transaction(dry_run=invocation.dry_run) as session:
         locked = tenant_rules.require_tenant(session, tenant.slug, for_update=True)
@@ -449,6 +455,7 @@ def apply_change(
             before=before,
             after=after,
         )
+        extra = also(session, locked) if also else []
         journal.close(session, intent, succeeded=True, object_id=info.id)
     return Change(
         target=target,
@@ -458,7 +465,7 @@ def apply_change(
         dry_run=invocation.dry_run,
         message=message,
         stripe_writes=planned_writes(gateway),
-        side_effects=side_effects(effect),
+        side_effects=side_effects(effect) + tuple(c.message for c in extra),
     )
 
 

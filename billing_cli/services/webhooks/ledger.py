@@ -9,9 +9,7 @@ from typing import Any
 from billing_cli.errors import NotFound
 from billing_cli.repository import Database
 from billing_cli.repository import events as events_repo
-from billing_cli.repository import notifications as notifications_repo
-from billing_cli.repository import tenants as tenants_repo
-from billing_cli.services.views import event_view, notification_view
+from billing_cli.services.views import event_view
 
 
 def list_events(
@@ -53,15 +51,9 @@ def list_notifications(
     state: str | None = None,
     limit: int = 100,
 ) -> list[dict[str, Any]]:
-    """The outbox, newest first, for one tenant or all; ``state`` pending, sent or failed."""
-    with db.read() as session:
-        tenant_id = None
-        if tenant_slug is not None:
-            tenant = tenants_repo.get_by_slug(session=session, slug=tenant_slug)
-            if tenant is None:
-                raise NotFound(f"no tenant {tenant_slug!r}; `billing tenants list` shows them")
-            tenant_id = tenant.id
-        rows = notifications_repo.list_recent(
-            session=session, tenant_id=tenant_id, kind=kind, state=state, limit=limit
-        )
-        return [notification_view(notification, tenant) for notification, tenant in rows]
+    """The outbox, newest first, for one tenant or all; ``state`` pending, sent, failed or
+    withdrawn; each pending notice with the verdict ``send`` would reach (see
+    :func:`billing_cli.services.notices.list_notices`)."""
+    from billing_cli.services.notices import list_notices
+
+    return list_notices(db, tenant_slug=tenant_slug, kind=kind, state=state, limit=limit)
