@@ -58,9 +58,9 @@ def list_(
     A pending message shows the verdict `send` would reach now ("will send", or "will withdraw"
     and why); a withdrawn one shows its reason."""
     from billing_cli.cli import render
-    from billing_cli.services.webhooks import ledger
+    from billing_cli.services import notices
 
-    rows = ledger.list_notifications(
+    rows = notices.list_notices(
         runtime_of(ctx).database(),
         tenant_slug=tenant,
         kind=kind,

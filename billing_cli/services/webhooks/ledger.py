@@ -9,7 +9,10 @@ from typing import Any
 from billing_cli.errors import NotFound
 from billing_cli.repository import Database
 from billing_cli.repository import events as events_repo
+from billing_cli.services.notices import list_notices as list_notifications
 from billing_cli.services.views import event_view
+
+__all__ = ["list_events", "list_notifications", "show_event"]
 
 
 def list_events(
@@ -41,19 +44,3 @@ def show_event(db: Database, *, event_id: str) -> dict[str, Any]:
                 f"no event {event_id!r} in the ledger; `billing webhooks list` shows them"
             )
         return event_view(row, with_payload=True)
-
-
-def list_notifications(
-    db: Database,
-    *,
-    tenant_slug: str | None = None,
-    kind: str | None = None,
-    state: str | None = None,
-    limit: int = 100,
-) -> list[dict[str, Any]]:
-    """The outbox, newest first, for one tenant or all; ``state`` pending, sent, failed or
-    withdrawn; each pending notice with the verdict ``send`` would reach (see
-    :func:`billing_cli.services.notices.list_notices`)."""
-    from billing_cli.services.notices import list_notices
-
-    return list_notices(db, tenant_slug=tenant_slug, kind=kind, state=state, limit=limit)
