@@ -160,3 +160,32 @@ def test_a_broken_template_is_refused_with_its_file_and_line_and_nothing_is_sent
     assert "Traceback" not in result.stderr
     assert mail_env.handler.received == []
     assert table_snapshot(db_env) == before
+
+
+def test_suspend_keeps_the_reason_internal_and_sends_the_customer_message(
+    billing: Billing, db_env: Database, mail_env: SmtpServer
+) -> None:
+    help_text = " ".join(billing("tenants", "suspend", "--help").stdout.split())
+    assert "internal: kept in the audit trail, never sent to the customer" in help_text
+    add_plans(db_env)
+    Tenant(db_env, "acme")
+    bad = billing("tenants", "suspend", "acme", "--reason", "x", "--customer-message", "a\x1b[2Jb")
+    assert bad.exit_code == 2
+    assert bad.stderr.startswith("Error: --customer-message must not contain control characters")
+    done = billing(
+        "tenants",
+        "suspend",
+        "acme",
+        "--reason",
+        "chargeback under review",
+        "--customer-message",
+        "A payment on your account is disputed.",
+    )
+    assert done.exit_code == 0, done.stderr
+    assert billing("notifications", "send").exit_code == 0
+    [message] = mail_env.handler.received
+    text = message.get_body(("plain",))
+    assert text is not None
+    content = text.get_content()
+    assert "suspended by our team: A payment on your account is disputed." in content
+    assert "chargeback" not in content
