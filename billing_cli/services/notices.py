@@ -97,11 +97,18 @@ def _due_date(session: Session, kind: str, payload: dict[str, Any]) -> str | Non
 
 
 def check_now(
-    session: Session, notice: Notification, tenant: Tenant, now: datetime
+    session: Session,
+    notice: Notification,
+    tenant: Tenant,
+    now: datetime,
+    states: dict[int, TenantState] | None = None,
 ) -> tuple[TenantState, str | None]:
-    """The tenant's state and the notice's verdict (None: its claim holds now)."""
-    assert notice.id is not None
-    state = notifications_repo.state_of(session=session, tenant=tenant)
+    """The tenant's state and the notice's verdict (None: its claim holds now). ``states``
+    caches the state per tenant for a caller that reads many notices and writes nothing."""
+    assert notice.id is not None and tenant.id is not None
+    cache = {} if states is None else states
+    state = cache.get(tenant.id) or notifications_repo.state_of(session=session, tenant=tenant)
+    cache[tenant.id] = state
     reason = verdict(
         notice_id=notice.id, kind=notice.kind, payload=notice.payload or {}, state=state, now=now
     )
@@ -128,15 +135,20 @@ def list_notices(
         rows = notifications_repo.list_recent(
             session=session, tenant_id=tenant_id, kind=kind, state=state, limit=limit
         )
-        return [_with_verdict(session, notice, tenant, now) for notice, tenant in rows]
+        states: dict[int, TenantState] = {}
+        return [_with_verdict(session, notice, tenant, now, states) for notice, tenant in rows]
 
 
 def _with_verdict(
-    session: Session, notice: Notification, tenant: Tenant, now: datetime
+    session: Session,
+    notice: Notification,
+    tenant: Tenant,
+    now: datetime,
+    states: dict[int, TenantState] | None = None,
 ) -> dict[str, Any]:
     view = notification_view(notice, tenant)
     if view["state"] == "pending":
-        reason = check_now(session, notice, tenant, now)[1]
+        reason = check_now(session, notice, tenant, now, states)[1]
         view["verdict"] = f"will withdraw: {reason}" if reason else "will send"
     elif view["state"] == "withdrawn":
         view["verdict"] = f"withdrawn: {notice.withdrawn_reason}"
@@ -154,8 +166,9 @@ def show_notice(db: Database, *, notification_id: int, composer: Composer) -> di
         if found is None:
             raise NotFound(f"no notification {notification_id}; `billing notifications list`")
         notice, tenant = found
-        view = _with_verdict(session, notice, tenant, utcnow())
-        state = check_now(session, notice, tenant, utcnow())[0]
+        now, states = utcnow(), dict[int, TenantState]()
+        view = _with_verdict(session, notice, tenant, now, states)
+        state = check_now(session, notice, tenant, now, states)[0]
         try:
             message = composer.message(session, notice, tenant, state)
         except CannotBuild as error:
