@@ -162,12 +162,17 @@ _UNSENT_NOTICES = sa.select(_NOTIFICATIONS.c.id, _NOTIFICATIONS.c.payload).where
 CANCELED_REASON = "the subscription was canceled"
 
 
+def withdrawn_values() -> dict[str, Any]:
+    """What a notice withdrawn by a cancellation gets (kept, with its reason, for `list`)."""
+    return {"withdrawn_at": utcnow(), "withdrawn_reason": CANCELED_REASON}
+
+
 def withdraw_statement(ids: Sequence[int]) -> sa.Update:
-    """Mark unsent notices withdrawn (kept, with their reason, for `notifications list`)."""
+    """Mark unsent notices withdrawn."""
     return (
         _NOTIFICATIONS.update()
         .where(_NOTIFICATIONS.c.id.in_(ids), _NOTIFICATIONS.c.sent_at.is_(None))
-        .values(withdrawn_at=utcnow(), withdrawn_reason=CANCELED_REASON)
+        .values(**withdrawn_values())
     )
 
 
@@ -356,6 +361,7 @@ def add_notification(
 ) -> None:
     """Put one message in the outbox."""
     values = {"tenant_id": tenant_id, "kind": kind, "payload": payload, "created_at": created_at}
+    values |= {"withdrawn_at": None, "withdrawn_reason": None}  # set if the batch withdraws it
     batch = batch_of(session)
     if batch is not None:
         batch.add_notification(values)

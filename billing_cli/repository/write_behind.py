@@ -47,6 +47,7 @@ from billing_cli.repository.webhook_rows import (
     SubscriptionRecord,
     TenantRecord,
     withdraw_statement,
+    withdrawn_values,
 )
 
 _LEDGER: sa.Table = WebhookEvent.metadata.tables[WebhookEvent.__tablename__]
@@ -358,9 +359,11 @@ class WriteBehind:
             for values in self._notifications
             if values["tenant_id"] == tenant_id
             and values["kind"] == kind
+            and values["withdrawn_at"] is None
             and (values["payload"] or {}).get("subscription") == subscription_id
         ]
-        self._notifications = [v for v in self._notifications if v not in buffered]
+        for values in buffered:  # inserted withdrawn, as one event at a time leaves them
+            values.update(withdrawn_values())
         return len(matches) + len(buffered)
 
     def knows_tenant(self, tenant_id: int) -> bool:
