@@ -48,6 +48,7 @@ class Settings:
     smtp_url: str = ""
     mail_from: str = ""
     notify_max_attempts: int = 8
+    mail_templates: str = ""  # BILLING_MAIL_TEMPLATES: a directory overriding the templates
     # `billing check`: a rule fires when its figure is above its threshold
     alert_signature_failures: int = 10
     alert_payment_failure_rate: float = 0.2
@@ -298,6 +299,7 @@ def _from_mapping(values: Mapping[str, str]) -> Settings:
         notify_max_attempts=_integer(
             "BILLING_NOTIFY_MAX_ATTEMPTS", text("BILLING_NOTIFY_MAX_ATTEMPTS", "8"), minimum=1
         ),
+        mail_templates=text("BILLING_MAIL_TEMPLATES"),
         alert_signature_failures=_integer(
             "BILLING_ALERT_SIGNATURE_FAILURES",
             text("BILLING_ALERT_SIGNATURE_FAILURES", "10"),

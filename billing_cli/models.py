@@ -205,6 +205,9 @@ class Notification(SQLModel, table=True):
     last_error: str | None = Field(default=None, sa_type=sa.Text)
     next_attempt_at: datetime | None = _ts()
     failed_at: datetime | None = _ts()
+    # Withdrawn (never to be sent): its claim no longer held, or a person withdrew it; why.
+    withdrawn_at: datetime | None = _ts()
+    withdrawn_reason: str | None = Field(default=None, sa_type=sa.Text)
 
 
 class RejectedDelivery(SQLModel, table=True):

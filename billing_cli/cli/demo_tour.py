@@ -295,6 +295,7 @@ def run_tour(*, keep: bool, app: Command) -> None:
                 db, sandbox, "(sandbox) third attempt: declined", lambda: sandbox.renew(sub)
             )
             run_steps(app, AFTER_SUSPENSION)
+            _mail_chapter(app)  # cron sends now: later, the payment makes these notices untrue
             _sandbox_step(
                 db,
                 sandbox,
@@ -306,7 +307,6 @@ def run_tour(*, keep: bool, app: Command) -> None:
             from billing_cli.cli.demo_support import run_support_desk
 
             run_support_desk(lambda steps: run_steps(app, steps), Step)
-            _mail_chapter(app)
             _section("Closing check: the local state equals Stripe's")
             run_steps(app, CLOSING)
         db.dispose()

@@ -46,6 +46,7 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     "tenants suspend": (
         'billing tenants suspend acme --reason "chargeback" --dry-run',
         'billing tenants suspend acme --reason "chargeback"',
+        'billing tenants suspend acme --reason "chargeback" --customer-message "Please call us."',
     ),
     "tenants reactivate": ("billing tenants reactivate acme",),
     "tenants remove": ("billing tenants remove acme --dry-run", "billing tenants remove acme"),
@@ -170,6 +171,11 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     "notifications send": (
         "billing notifications send --dry-run",
         "billing notifications send --limit 100",
+    ),
+    "notifications show": ("billing notifications show 42", "billing notifications show 42 --json"),
+    "notifications withdraw": (
+        'billing notifications withdraw 42 --reason "told by phone" --dry-run',
+        'billing notifications withdraw 42 --reason "told by phone"',
     ),
     "payments list": ("billing payments list acme", "billing payments list acme --json"),
     "payments refund": (

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from enum import StrEnum
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -16,17 +16,25 @@ if TYPE_CHECKING:
     from billing_cli.mail.smtp import Mailer
     from billing_cli.models import Invocation
     from billing_cli.repository import Database
+    from billing_cli.services.notices import Composer
     from billing_cli.services.notify import SendReport
 
 app = typer.Typer(help="The notification outbox.", no_args_is_help=True, rich_markup_mode=None)
 
 KINDS = ("trial_will_end", "upcoming_invoice", "payment_failed", "suspended", "reactivated")
+# (kept literal: `--help` must not import the mail templates and Jinja2)
 
 
 class State(StrEnum):
     pending = "pending"
     sent = "sent"
     failed = "failed"
+    withdrawn = "withdrawn"
+
+
+NotificationId = Annotated[
+    int, typer.Argument(help="The notification's id (`notifications list`).")
+]
 
 
 @app.command("list")
@@ -38,16 +46,21 @@ def list_(
     ] = None,
     state: Annotated[
         State | None,
-        typer.Option("--state", help="Only pending (to send or retry), sent, or failed."),
+        typer.Option(
+            "--state", help="Only pending (to send or retry), sent, failed, or withdrawn."
+        ),
     ] = None,
     limit: Annotated[int, typer.Option("--limit", min=1, help="At most this many.")] = 100,
     json_output: JsonOption = False,
 ) -> None:
-    """List the outbox, newest first: pending, sent and failed messages."""
-    from billing_cli.cli import render
-    from billing_cli.services.webhooks import ledger
+    """List the outbox, newest first: pending, sent, failed and withdrawn messages.
 
-    rows = ledger.list_notifications(
+    A pending message shows the verdict `send` would reach now ("will send", or "will withdraw"
+    and why); a withdrawn one shows its reason."""
+    from billing_cli.cli import render
+    from billing_cli.services import notices
+
+    rows = notices.list_notices(
         runtime_of(ctx).database(),
         tenant_slug=tenant,
         kind=kind,
@@ -63,7 +76,17 @@ def list_(
         return
     render.table(
         "Notifications",
-        ("id", "created", "tenant", "kind", "state", "tries", "sent / next try", "last error"),
+        (
+            "id",
+            "created",
+            "tenant",
+            "kind",
+            "state",
+            "tries",
+            "sent / next try",
+            "verdict",
+            "last error",
+        ),
         (
             (
                 n["id"],
@@ -72,7 +95,8 @@ def list_(
                 n["kind"],
                 n["state"],
                 n["attempts"],
-                n["sent_at"] or n["next_attempt_at"] or "",
+                n["sent_at"] or n["next_attempt_at"] or n["withdrawn_at"] or "",
+                n["verdict"] or "",
                 n["last_error"] or "",
             )
             for n in rows
@@ -96,6 +120,8 @@ def send(
     A message is marked sent only once the server accepted it; a failure keeps it pending with
     its attempts and last error and a later run retries it (backoff 5 min, doubling, at most
     6 h; given up after BILLING_NOTIFY_MAX_ATTEMPTS). Exit 1 when any message was not sent.
+    Each message is re-checked against the tenant's state first: one that is no longer true is
+    withdrawn with its reason, not sent. --dry-run prints each message it would send.
     Run it from cron, e.g. every 5 minutes.
     """
     from billing_cli.cli import render
@@ -121,11 +147,21 @@ def send(
             "Notifications sent" if not dry_run else "Notifications (dry run: none sent)",
             ("id", "tenant", "kind", "to", "subject", "result", "error"),
             (
-                (r["id"], r["tenant"], r["kind"], r["to"], r["subject"], r["result"], r["error"])
+                (
+                    r["id"],
+                    r["tenant"],
+                    r["kind"],
+                    r["to"],
+                    r["subject"],
+                    r["result"],
+                    r["error"] or r["withdrawn_reason"],
+                )
                 for r in rows
             ),
             empty="no notifications due",
         )
+        if dry_run:
+            _print_messages(rows)
     if report.stopped:
         _error_line(f"stopped: {report.stopped}")
     if report.unsent:
@@ -149,7 +185,92 @@ def _send(
         max_attempts=settings.notify_max_attempts,
         max_failed_attempts=settings.max_failed_attempts,
         limit=limit,
+        composer=_composer(settings),
     )
+
+
+def _composer(settings: Settings) -> Composer:
+    from billing_cli.mail.templates import Templates
+    from billing_cli.services.notices import Composer
+
+    return Composer(
+        mail_from=settings.mail_from,
+        max_failed_attempts=settings.max_failed_attempts,
+        templates=Templates(settings.mail_templates or None),
+    )
+
+
+def _print_messages(rows: list[dict[str, Any]]) -> None:
+    """Each message as its recipient would read it (the dry run's preview)."""
+
+    for row in rows:
+        if row.get("body") is None:
+            continue
+        _print_lines(
+            f"\n--- notification {row['id']}\nTo: {row['to']}\nSubject: {row['subject']}\n\n"
+            + row["body"]
+        )
+
+
+def _print_lines(text: str) -> None:
+    """Print a message line by line, each made safe for the terminal (no markup, no control
+    characters), its line breaks kept."""
+    from billing_cli.cli import render
+
+    for line in text.replace("\r\n", "\n").rstrip("\n").split("\n"):
+        render.out().print(render.plain(line), soft_wrap=True)
+
+
+@app.command("show")
+def show(
+    ctx: typer.Context, notification_id: NotificationId, json_output: JsonOption = False
+) -> None:
+    """Show the exact message a notification sends (or sent): recipient, subject and body,
+    rendered now, with the verdict a send would reach."""
+    from billing_cli.cli import render
+    from billing_cli.services import notices
+
+    runtime = runtime_of(ctx)
+    shown = notices.show_notice(
+        runtime.database(),
+        notification_id=notification_id,
+        composer=_composer(runtime.settings()),
+    )
+    if json_output:
+        render.emit_json(shown)
+        return
+    facts = {key: shown.get(key) for key in ("id", "tenant", "kind", "state", "verdict")}
+    render.key_values(f"Notification {notification_id}", facts)
+    if shown.get("body") is None:
+        render.note(f"the message cannot be built: {shown.get('error')}")
+        return
+    _print_lines(
+        f"From: {shown['from']}\nTo: {shown['to']}\nSubject: {shown['subject']}\n\n" + shown["body"]
+    )
+
+
+@app.command("withdraw")
+def withdraw(
+    ctx: typer.Context,
+    notification_id: NotificationId,
+    reason: Annotated[
+        str, typer.Option("--reason", help="Why it must not be sent; shown in the list, audited.")
+    ],
+    dry_run: DryRunOption = False,
+    yes: YesOption = False,
+    json_output: JsonOption = False,
+) -> None:
+    """Withdraw a notification not yet sent, so no run sends it (audited)."""
+    from billing_cli.cli import render
+    from billing_cli.services import notices
+
+    db, invocation = runtime_of(ctx).begin_change(
+        ctx, what=f"withdraw notification {notification_id}", dry_run=dry_run, yes=yes
+    )
+    result = notices.withdraw_notice(
+        db, invocation=invocation, notification_id=notification_id, reason=reason
+    )
+    render.change(result, json_output=json_output)
 
 
 def _error_line(line: str) -> None:

@@ -135,7 +135,21 @@ def show(
 def suspend(
     ctx: typer.Context,
     slug: TenantArgument,
-    reason: Annotated[str, typer.Option("--reason", help="Why; kept in the audit trail.")],
+    reason: Annotated[
+        str,
+        typer.Option(
+            "--reason",
+            help="Why; internal: kept in the audit trail, never sent to the customer.",
+        ),
+    ],
+    customer_message: Annotated[
+        str | None,
+        typer.Option(
+            "--customer-message",
+            help="What the customer's suspension e-mail says (one line, at most 500 "
+            "characters); without it the e-mail is neutral.",
+        ),
+    ] = None,
     dry_run: DryRunOption = False,
     yes: YesOption = False,
     json_output: JsonOption = False,
@@ -147,7 +161,9 @@ def suspend(
     db, invocation = runtime_of(ctx).begin_change(
         ctx, what=f"suspend tenant {slug}", dry_run=dry_run, yes=yes
     )
-    result = tenants.suspend_tenant(db, invocation=invocation, slug=slug, reason=reason)
+    result = tenants.suspend_tenant(
+        db, invocation=invocation, slug=slug, reason=reason, customer_message=customer_message
+    )
     render.change(result, json_output=json_output)
 
 

@@ -28,7 +28,13 @@ import sqlalchemy as sa
 from sqlalchemy.orm import make_transient_to_detached
 from sqlmodel import Session
 
-from billing_cli.models import Notification, SubscriptionPlan, Tenant, TenantSubscription
+from billing_cli.models import (
+    Notification,
+    SubscriptionPlan,
+    Tenant,
+    TenantSubscription,
+    utcnow,
+)
 from billing_cli.repository import ledger
 from billing_cli.repository.ledger import PendingClaim, batch_of
 
@@ -151,7 +157,24 @@ _UNSENT_NOTICES = sa.select(_NOTIFICATIONS.c.id, _NOTIFICATIONS.c.payload).where
     _NOTIFICATIONS.c.tenant_id == sa.bindparam("tenant_id"),
     _NOTIFICATIONS.c.kind == sa.bindparam("kind"),
     _NOTIFICATIONS.c.sent_at.is_(None),
+    _NOTIFICATIONS.c.withdrawn_at.is_(None),
 )
+CANCELED_REASON = "the subscription was canceled"
+
+
+def withdrawn_values() -> dict[str, Any]:
+    """What a notice withdrawn by a cancellation gets (kept, with its reason, for `list`)."""
+    return {"withdrawn_at": utcnow(), "withdrawn_reason": CANCELED_REASON}
+
+
+def withdraw_statement(ids: Sequence[int]) -> sa.Update:
+    """Mark unsent notices withdrawn."""
+    return (
+        _NOTIFICATIONS.update()
+        .where(_NOTIFICATIONS.c.id.in_(ids), _NOTIFICATIONS.c.sent_at.is_(None))
+        .values(**withdrawn_values())
+    )
+
 
 Found = tuple[SubscriptionRecord, TenantRecord]
 
@@ -338,6 +361,7 @@ def add_notification(
 ) -> None:
     """Put one message in the outbox."""
     values = {"tenant_id": tenant_id, "kind": kind, "payload": payload, "created_at": created_at}
+    values |= {"withdrawn_at": None, "withdrawn_reason": None}  # set if the batch withdraws it
     batch = batch_of(session)
     if batch is not None:
         batch.add_notification(values)
@@ -348,7 +372,7 @@ def add_notification(
 def withdraw_notifications(
     *, session: Session, tenant_id: int, kind: str, subscription_id: str
 ) -> int:
-    """Delete the tenant's unsent notifications of ``kind`` about one subscription; how many.
+    """Withdraw the tenant's unsent notifications of ``kind`` about one subscription; how many.
 
     Sent ones stay: they are facts. The payload names the subscription (JSON on both backends,
     so the match is made here; a tenant has a handful of unsent notifications at most).
@@ -362,5 +386,5 @@ def withdraw_notifications(
     found = connection.execute(_UNSENT_NOTICES, {"tenant_id": tenant_id, "kind": kind}).all()
     ids = [row[0] for row in found if (row[1] or {}).get("subscription") == subscription_id]
     if ids:
-        connection.execute(_NOTIFICATIONS.delete().where(_NOTIFICATIONS.c.id.in_(ids)))
+        connection.execute(withdraw_statement(ids))
     return len(ids)

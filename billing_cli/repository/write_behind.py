@@ -41,7 +41,14 @@ from sqlmodel import Session
 
 from billing_cli.models import Notification, Tenant, TenantSubscription, WebhookEvent
 from billing_cli.repository.ledger import WRITE_BEHIND_KEY
-from billing_cli.repository.webhook_rows import MISS, Miss, SubscriptionRecord, TenantRecord
+from billing_cli.repository.webhook_rows import (
+    MISS,
+    Miss,
+    SubscriptionRecord,
+    TenantRecord,
+    withdraw_statement,
+    withdrawn_values,
+)
 
 _LEDGER: sa.Table = WebhookEvent.metadata.tables[WebhookEvent.__tablename__]
 _ROWS: sa.Table = TenantSubscription.metadata.tables[TenantSubscription.__tablename__]
@@ -111,6 +118,7 @@ _UNSENT_NAMED = sa.select(
     _NOTIFICATIONS.c.tenant_id.in_(sa.bindparam("tenants", expanding=True)),
     _NOTIFICATIONS.c.kind == sa.bindparam("kind"),
     _NOTIFICATIONS.c.sent_at.is_(None),
+    _NOTIFICATIONS.c.withdrawn_at.is_(None),
 )
 _UPDATE_LEDGER = _LEDGER.update().where(_LEDGER.c.id == sa.bindparam("row_id"))
 _UPDATE_ROW = _ROWS.update().where(_ROWS.c.id == sa.bindparam("row_id"))
@@ -327,7 +335,7 @@ class WriteBehind:
         self._notifications.append(values)
 
     def withdraw(self, *, tenant_id: int, kind: str, subscription_id: str) -> int:
-        """Delete the unsent notices of ``kind`` about a subscription, of a tenant the batch
+        """Withdraw the unsent notices of ``kind`` about a subscription, of a tenant the batch
         read: those stored before (read once per kind for all the batch's tenants) and those
         still in the buffer."""
         loaded = self.unsent_loaded.setdefault(kind, set())
@@ -351,9 +359,11 @@ class WriteBehind:
             for values in self._notifications
             if values["tenant_id"] == tenant_id
             and values["kind"] == kind
+            and values["withdrawn_at"] is None
             and (values["payload"] or {}).get("subscription") == subscription_id
         ]
-        self._notifications = [v for v in self._notifications if v not in buffered]
+        for values in buffered:  # inserted withdrawn, as one event at a time leaves them
+            values.update(withdrawn_values())
         return len(matches) + len(buffered)
 
     def knows_tenant(self, tenant_id: int) -> bool:
@@ -365,7 +375,7 @@ class WriteBehind:
         """Write every buffered change: the ORM's pending objects (audit entries, suspensions:
         the unit of work batches them), then one executemany per statement: whole rows for
         the changed subscription rows, the ledger outcomes grouped by the columns they set,
-        the new notices; and the withdrawn notices' DELETE."""
+        the new notices; and the withdrawn notices' UPDATE."""
         self.session.flush()
         connection = self.session.connection()
         if self._dirty_rows:
@@ -381,9 +391,7 @@ class WriteBehind:
             self.unsent.clear()  # the stored notices now include these: read them again
             self.unsent_loaded.clear()
         if self._deleted_notices:
-            connection.execute(
-                _NOTIFICATIONS.delete().where(_NOTIFICATIONS.c.id.in_(self._deleted_notices))
-            )
+            connection.execute(withdraw_statement(self._deleted_notices))
             self._deleted_notices = []
 
     # -- inside ----------------------------------------------------------------------------

@@ -22,7 +22,7 @@ Choices where Stripe leaves room:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -41,7 +41,7 @@ from billing_cli.models import Change, Invocation, TenantSubscription, utcnow
 from billing_cli.repository import Database
 from billing_cli.repository import intents as intents_repo
 from billing_cli.repository import plans as plans_repo
-from billing_cli.services import journal, paused_access
+from billing_cli.services import journal, notices, paused_access
 from billing_cli.services import tenants as tenant_rules
 from billing_cli.services.changes import Applied, ChangeResult, StripeChange, run
 from billing_cli.services.journal import Intent
@@ -111,7 +111,16 @@ def extend_trial(
         send=lambda key: gateway.set_trial_end(live.id, target, idempotency_key=key),
         outcome=f"trial end {iso(live.trial_end)} -> {iso(target)}",
         message=f"{tenant.slug}'s trial to {iso(target)}",
-        after_apply=None,  # the hook for what follows a new trial end (the pending trial notice)
+        # Stripe sends a new trial_will_end before the new end: the pending notice is withdrawn
+        after_apply=lambda session, _info: [
+            withdrawn.message
+            for withdrawn in notices.withdraw_trial_notices(
+                session,
+                tenant_rules.require_tenant(session, tenant.slug),
+                trial_end=target,
+                invocation=invocation,
+            )
+        ],
     )
     return run(db, gateway, invocation, change)
 
@@ -320,7 +329,7 @@ class SubscriptionUpdate:
         remember: dict[str, Any] | None = None,
         preview: Callable[[], InvoicePreview] | None = None,
         want_preview: bool | None = None,
-        after_apply: Callable[[Session, SubscriptionInfo], None] | None = None,
+        after_apply: Callable[[Session, SubscriptionInfo], Sequence[str]] | None = None,
     ) -> StripeChange[SubscriptionInfo]:
         """The update as the runner takes it.
 

@@ -47,7 +47,7 @@ Writing a new Stripe change (``subs migrate`` is the next one)
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -127,7 +127,8 @@ class StripeChange(Generic[A]):
     preview: Callable[[], InvoicePreview] | None = None
     want_preview: bool | None = None  # None: only under --dry-run
     failed: str | None = None  # "<failed> failed: <reason>" in the audit; default ``what``
-    after_apply: Callable[[Session, A], None] | None = None  # more local writes, same transaction
+    # more local writes in the same transaction; returns what they did, listed as side effects
+    after_apply: Callable[[Session, A], Sequence[str]] | None = None
 
 
 def run(
@@ -151,8 +152,7 @@ def run(
             before=applied.before,
             after=applied.after,
         )
-        if change.after_apply is not None:
-            change.after_apply(session, answer)
+        also = () if change.after_apply is None else tuple(change.after_apply(session, answer))
         journal.close(session, intent, succeeded=True, object_id=answer.id)
     would, did = change.verbs
     verb = f"would {would}" if invocation.dry_run else did
@@ -164,7 +164,7 @@ def run(
         dry_run=invocation.dry_run,
         message=f"{verb} {change.message(answer, intent)}",
         stripe_writes=planned_writes(gateway),
-        side_effects=applied.side_effects,
+        side_effects=applied.side_effects + also,
     )
     return ChangeResult(done, preview)
 

@@ -18,6 +18,11 @@ to:
    message not sent is released untouched (no attempt counted: the fault is not theirs); the
    next run, from cron, tries the server again.
 
+Before a message is built, its notice is re-checked against the tenant's state at that moment
+(:mod:`.notice_check`): one whose claim no longer holds is *withdrawn* with its reason (and an
+audit entry), never sent. Every due message is rendered in phase 1, so a broken template stops
+the run before the first message goes.
+
 ``dry_run`` goes through the same phases with a :class:`RecordingMailer` and writes nothing.
 """
 
@@ -25,19 +30,23 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from email.headerregistry import Address
 from email.message import EmailMessage
-from email.utils import format_datetime
 from typing import Any
 
 from billing_cli.errors import ConfigError
 from billing_cli.mail.smtp import Mailer, MailError, MailServerError
-from billing_cli.mail.templates import MessageFacts, UnknownKind, day, render
 from billing_cli.models import Invocation, Notification, Tenant, utcnow
 from billing_cli.repository import Database
-from billing_cli.repository import events as events_repo
 from billing_cli.repository import notifications as notifications_repo
 from billing_cli.services import audit
+from billing_cli.services.notices import (
+    CannotBuild,
+    Composer,
+    body_of,
+    check_now,
+    mark_withdrawn,
+    notification_view_state,
+)
 from billing_cli.timeparse import iso
 
 LEASE = timedelta(minutes=10)
@@ -66,8 +75,10 @@ class Delivery:
     attempts: int
     previous_next_try: datetime | None
     message: EmailMessage | None = None
-    result: str = "not tried"  # sent | would send | retry | failed | not tried
+    # sent | would send | retry | failed | withdrawn | would withdraw | not tried
+    result: str = "not tried"
     error: str = ""
+    reason: str = ""  # why it was withdrawn
     next_attempt_at: datetime | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -77,10 +88,12 @@ class Delivery:
             "kind": self.kind,
             "to": self.to,
             "subject": str(self.message["Subject"]) if self.message else None,
+            "body": body_of(self.message) if self.message else None,
             "message_id": str(self.message["Message-ID"]) if self.message else None,
             "result": self.result,
             "attempts": self.attempts,
             "error": self.error or None,
+            "withdrawn_reason": self.reason or None,
             "next_attempt_at": iso(self.next_attempt_at),
         }
 
@@ -92,18 +105,14 @@ class SendReport:
 
     @property
     def unsent(self) -> int:
-        return sum(d.result not in ("sent", "would send") for d in self.deliveries)
+        done = ("sent", "would send", "withdrawn", "would withdraw")
+        return sum(d.result not in done for d in self.deliveries)
 
 
 def backoff(attempts: int) -> timedelta:
     """Wait before try ``attempts + 1``: 5 min, 10, 20, ... at most 6 h."""
     delay: timedelta = BACKOFF_FIRST * (2 ** max(attempts - 1, 0))
     return min(delay, BACKOFF_MAX)
-
-
-def message_id(notification_id: int, mail_from: str) -> str:
-    domain = mail_from.rpartition("@")[2].strip(" >") or "billing.invalid"
-    return f"<notification-{notification_id}@{domain}>"
 
 
 def send_notifications(
@@ -115,10 +124,13 @@ def send_notifications(
     max_attempts: int,
     max_failed_attempts: int,
     limit: int = 100,
+    composer: Composer | None = None,
 ) -> SendReport:
     """Deliver up to ``limit`` due notifications; see the module docstring for the rules."""
     if "@" not in mail_from:
         raise ConfigError("BILLING_MAIL_FROM is not set; e.g. Billing <billing@example.com>")
+    composer = composer or Composer(mail_from=mail_from, max_failed_attempts=max_failed_attempts)
+    composer.templates.check()  # a broken template: refused before anything is claimed
     now = utcnow()
     report = SendReport()
     with db.transaction(dry_run=invocation.dry_run) as session:
@@ -126,20 +138,13 @@ def send_notifications(
             session=session, now=now, lease_until=now + LEASE, limit=limit
         )
         for notification, tenant, previous in claimed:
+            # a template that fails on this message raises here: the claim is rolled back
             report.deliveries.append(
-                _prepare(
-                    session,
-                    notification,
-                    tenant,
-                    previous,
-                    mail_from=mail_from,
-                    max_failed_attempts=max_failed_attempts,
-                    now=now,
-                )
+                _prepare(session, notification, tenant, previous, composer=composer, now=now)
             )
     for delivery in report.deliveries:
-        # a message that could not be built is already "failed"; after a stop the rest stay
-        # "not tried" and their lease is released
+        # a message that could not be built is already "failed", a withdrawn one is not sent;
+        # after a stop the rest stay "not tried" and their lease is released
         if delivery.message is not None and not report.stopped:
             try:
                 mailer.send(delivery.message)
@@ -158,12 +163,11 @@ def _prepare(
     tenant: Tenant,
     previous: datetime | None,
     *,
-    mail_from: str,
-    max_failed_attempts: int,
+    composer: Composer,
     now: datetime,
 ) -> Delivery:
+    """Re-check the notice against the tenant's state now, then build its message."""
     assert notification.id is not None
-    payload = dict(notification.payload or {})
     delivery = Delivery(
         id=notification.id,
         tenant=tenant.slug,
@@ -172,35 +176,17 @@ def _prepare(
         attempts=notification.attempts,
         previous_next_try=previous,
     )
-    due_date = None
-    if notification.kind == "upcoming_invoice" and isinstance(payload.get("event"), str):
-        event = events_repo.get(session=session, event_id=payload["event"])
-        invoice = ((event.payload or {}).get("data") or {}).get("object") if event else None
-        if isinstance(invoice, dict):
-            due_date = day(invoice.get("next_payment_attempt")) or day(invoice.get("period_end"))
+    state, reason = check_now(session, notification, tenant, now)
+    if reason is not None:
+        delivery.result = "withdrawn"
+        delivery.reason = reason
+        return delivery
     try:
-        rendered = render(
-            MessageFacts(
-                tenant_name=tenant.name,
-                kind=notification.kind,
-                payload=payload,
-                max_failed_attempts=max_failed_attempts,
-                due_date=due_date,
-            )
-        )
-        message = EmailMessage()
-        message["From"] = mail_from
-        message["To"] = Address(display_name=tenant.name, addr_spec=tenant.email)
-        message["Subject"] = rendered.subject
-        message["Date"] = format_datetime(now)
-        message["Message-ID"] = message_id(notification.id, mail_from)
-        message.set_content(rendered.body)
-    except (UnknownKind, ValueError, IndexError) as error:  # bad kind or unusable address
+        delivery.message = composer.message(session, notification, tenant, state)
+    except CannotBuild as error:
         delivery.result = "failed"
         delivery.attempts += 1
         delivery.error = f"cannot build the message: {error}"
-        return delivery
-    delivery.message = message
     return delivery
 
 
@@ -224,7 +210,18 @@ def _record(db: Database, delivery: Delivery, *, invocation: Invocation, now: da
             row.next_attempt_at = delivery.previous_next_try  # release the lease
             notifications_repo.save(session=session, notification=row)
             return
-        before = _state(row)
+        if delivery.result == "withdrawn":
+            mark_withdrawn(
+                session,
+                row,
+                tenant_slug=delivery.tenant,
+                reason=delivery.reason,
+                invocation=invocation,
+            )
+            if invocation.dry_run:
+                delivery.result = "would withdraw"
+            return
+        before = notification_view_state(row)
         row.attempts = delivery.attempts
         if delivery.result in ("sent", "would send"):
             row.attempts += 1
@@ -250,15 +247,5 @@ def _record(db: Database, delivery: Delivery, *, invocation: Invocation, now: da
             tenant_slug=delivery.tenant,
             outcome=outcome[:500],
             before=before,
-            after=_state(row),
+            after=notification_view_state(row),
         )
-
-
-def _state(row: Notification) -> dict[str, Any]:
-    return {
-        "attempts": row.attempts,
-        "sent_at": iso(row.sent_at),
-        "failed_at": iso(row.failed_at),
-        "next_attempt_at": iso(row.next_attempt_at),
-        "last_error": row.last_error,
-    }

@@ -146,17 +146,46 @@ def show_tenant(db: Database, *, slug: str, audit_limit: int = 10) -> TenantDeta
         )
 
 
-def suspend_tenant(db: Database, *, invocation: Invocation, slug: str, reason: str) -> Change:
+def suspend_tenant(
+    db: Database,
+    *,
+    invocation: Invocation,
+    slug: str,
+    reason: str,
+    customer_message: str | None = None,
+) -> Change:
     """A person suspends a tenant (``suspended_by=manual``): a billing suspension becomes a
-    manual hold; a no-op when a person already suspended it."""
+    manual hold; a no-op when a person already suspended it.
+
+    ``reason`` is internal (audit trail, `tenants show`); the customer's e-mail says only what
+    ``customer_message`` says, or a neutral line when there is none."""
     if not reason.strip():
         raise UsageError("--reason must not be empty")
     check_plain(
         check_length(reason.strip(), limit=REASON_MAX, option="--reason"), option="--reason"
     )
+    message = _customer_message(customer_message)
     with db.transaction(dry_run=invocation.dry_run) as session:
         tenant = require_tenant(session, slug, for_update=True)
-        return suspend(session, tenant, reason=reason.strip(), by="manual", invocation=invocation)
+        return suspend(
+            session,
+            tenant,
+            reason=reason.strip(),
+            by="manual",
+            invocation=invocation,
+            customer_message=message,
+        )
+
+
+def _customer_message(text: str | None) -> str | None:
+    """The text a customer is sent: one plain line (no control characters or bidirectional
+    overrides, which could reorder what the e-mail appears to say), at most 500 characters."""
+    if text is None:
+        return None
+    option = "--customer-message"
+    if not text.strip():
+        raise UsageError(f"{option} must not be empty")
+    return check_plain(check_length(text.strip(), limit=REASON_MAX, option=option), option=option)
 
 
 def reactivate_tenant(db: Database, *, invocation: Invocation, slug: str) -> Change:
@@ -167,7 +196,13 @@ def reactivate_tenant(db: Database, *, invocation: Invocation, slug: str) -> Cha
 
 
 def suspend(
-    session: Session, tenant: Tenant, *, reason: str, by: str, invocation: Invocation
+    session: Session,
+    tenant: Tenant,
+    *,
+    reason: str,
+    by: str,
+    invocation: Invocation,
+    customer_message: str | None = None,
 ) -> Change:
     """Suspend ``tenant`` inside the caller's transaction; audit it and notify the tenant."""
     target = f"tenant:{tenant.slug}"
@@ -191,7 +226,10 @@ def suspend(
     tenant.suspended_by = by
     session.add(tenant)
     after = tenant_view(tenant)
-    _notify(session, tenant, kind="suspended", payload={"reason": reason, "by": by})
+    payload = {"reason": reason, "by": by}
+    if customer_message:
+        payload["customer_message"] = customer_message
+    _notify(session, tenant, kind="suspended", payload=payload)
     audit.record(
         session,
         invocation=invocation,

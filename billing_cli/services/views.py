@@ -111,13 +111,18 @@ def notification_view(notification: Notification, tenant: Tenant) -> dict[str, A
         "last_error": notification.last_error,
         "next_attempt_at": iso(notification.next_attempt_at),
         "failed_at": iso(notification.failed_at),
+        "withdrawn_at": iso(notification.withdrawn_at),
+        "withdrawn_reason": notification.withdrawn_reason,
     }
 
 
 def notification_state(notification: Notification) -> str:
-    """sent (the server accepted it), failed (given up) or pending (to send or to retry)."""
+    """sent (the server accepted it), withdrawn (never to be sent), failed (given up) or
+    pending (to send or to retry)."""
     if notification.sent_at is not None:
         return "sent"
+    if notification.withdrawn_at is not None:
+        return "withdrawn"
     return "failed" if notification.failed_at is not None else "pending"
 
 

@@ -6,7 +6,7 @@ payment events, the tenant service for a suspension and a reactivation.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from typing import Any
 
@@ -16,22 +16,37 @@ from billing_cli.mail.smtp import SmtpMailer, SmtpTarget
 from billing_cli.models import utcnow
 from billing_cli.repository import Database
 from billing_cli.services import notify, tenants
+from billing_cli.services.notices import list_notices as list_notifications
 from billing_cli.services.webhooks import WebhookEngine
-from billing_cli.services.webhooks.ledger import list_notifications
 from tests import events as ev
 from tests.factories import add_tenant, invocation, table_snapshot
 from tests.mail.conftest import SmtpServer
 from tests.services.webhooks.conftest import PRICE_BASIC, add_plans, link_customer
 
-T0 = 1_767_225_600  # 2026-01-01T00:00:00Z
-FROM = "Billing <billing@saas.test>"
+DAY = 86_400
+T0 = (int(utcnow().timestamp()) // DAY + 30) * DAY  # midnight UTC, 30 days ahead: the trial
+FROM = "Billing <billing@saas.test>"  # in the outbox is still running whenever the tests run
+
+
+def on(days: int) -> str:
+    """The date ``days`` after T0, as the messages show it."""
+    return datetime.fromtimestamp(T0 + days * DAY, UTC).strftime("%Y-%m-%d")
 
 
 def fill_outbox(db: Database) -> None:
-    """One notification of each kind for acme, in this order."""
+    """One notification of each kind, each still true when sent, in this order: acme's trial
+    ends and its first invoice is coming, bolt's payment failed, cove was suspended by hand,
+    dune was reactivated (its suspension predates the outbox)."""
     add_plans(db)
-    add_tenant(db, "acme", name="Acme Inc", email="ap@acme.test")
-    link_customer(db, "acme", "cus_acme", "sub_acme")
+    for slug, name, customer in (
+        ("acme", "Acme Inc", "acme"),
+        ("bolt", "Bolt", "bolt"),
+        ("cove", "Cove", None),
+        ("dune", "Dune", None),
+    ):
+        add_tenant(db, slug, name=name, email=f"ap@{slug}.test")
+        if customer:
+            link_customer(db, slug, f"cus_{customer}", f"sub_{customer}")
     engine = WebhookEngine(db, live_mode=False, max_failed_attempts=3)
     trial = ev.subscription_event(
         "customer.subscription.trial_will_end",
@@ -40,19 +55,36 @@ def fill_outbox(db: Database) -> None:
         customer_id="cus_acme",
         status="trialing",
         price_id=PRICE_BASIC,
-        trial_end=T0 + 3 * 86_400,
+        trial_end=T0 + 3 * DAY,
     )
-    common: dict[str, Any] = {"subscription_id": "sub_acme", "customer_id": "cus_acme"}
     upcoming = ev.invoice_event(
-        "invoice.upcoming", created=T0 + 10, attempt_count=0, paid=False, amount=4900, **common
+        "invoice.upcoming",
+        created=T0 + 10,
+        attempt_count=0,
+        paid=False,
+        amount=4900,
+        subscription_id="sub_acme",
+        customer_id="cus_acme",
     )
     failed = ev.invoice_event(
-        "invoice.payment_failed", created=T0 + 20, attempt_count=2, paid=False, **common
+        "invoice.payment_failed",
+        created=T0 + 20,
+        attempt_count=2,
+        paid=False,
+        subscription_id="sub_bolt",
+        customer_id="cus_bolt",
     )
     for event in (trial, upcoming, failed):
         assert engine.process(event, source="endpoint").status == "processed"
-    tenants.suspend_tenant(db, invocation=invocation(), slug="acme", reason="chargeback")
-    tenants.reactivate_tenant(db, invocation=invocation(), slug="acme")
+    tenants.suspend_tenant(db, invocation=invocation(), slug="cove", reason="chargeback")
+    with db.connect() as connection, connection.begin():  # suspended before the outbox was
+        connection.execute(  # kept: no suspension notice of it stands unsent
+            sa.text(
+                "UPDATE tenant SET status = 'suspended', suspended_by = 'manual', "
+                "suspension_reason = 'late' WHERE slug = 'dune'"
+            )
+        )
+    tenants.reactivate_tenant(db, invocation=invocation(), slug="dune")
 
 
 def send(db: Database, server: SmtpServer, **kwargs: Any) -> notify.SendReport:
@@ -99,25 +131,32 @@ def test_each_kind_reaches_the_server_as_its_template_says(db: Database, smtp: S
     assert [d.result for d in report.deliveries] == ["sent"] * 5
     got = smtp.handler.received
     assert [m["Subject"] for m in got] == [
-        "Your trial ends on 2026-01-04",
-        "Upcoming invoice: 49.00 USD on 2026-01-04",
+        f"Your trial ends on {on(3)}",
+        f"Upcoming invoice: 49.00 USD on {on(3)}",
         "Payment failed: 20.00 USD (attempt 2 of 3)",
         "Your account is suspended",
         "Your account is active again",
     ]
     assert [m["Message-ID"] for m in got] == [f"<notification-{i}@saas.test>" for i in ids]
-    assert {m["To"] for m in got} == {"Acme Inc <ap@acme.test>"}
+    assert [m["To"] for m in got] == [
+        "Acme Inc <ap@acme.test>",
+        "Acme Inc <ap@acme.test>",
+        "Bolt <ap@bolt.test>",
+        "Cove <ap@cove.test>",
+        "Dune <ap@dune.test>",
+    ]
     assert {m["From"] for m in got} == {FROM}
-    assert body(got[0]).startswith("Hello Acme Inc,\n\nYour trial ends on 2026-01-04.")
+    assert body(got[0]).startswith(f"Hello Acme Inc,\n\nYour trial ends on {on(3)}.")
     assert (
         "Your next invoice, 49.00 USD, will be charged to your payment method on file on "
-        "2026-01-04." in body(got[1])
+        f"{on(3)}." in body(got[1])
     )
     assert (
         "We could not collect 20.00 USD for your subscription (attempt 2 of 3).\n"
-        "We will try again on 2026-01-04.\n" in body(got[2])
+        f"We will try again on {on(3)}." in body(got[2])
     )
-    assert "suspended by our team: chargeback.\nPlease contact us to lift it." in body(got[3])
+    assert "suspended by our team. Please reply to this e-mail" in body(got[3])
+    assert "chargeback" not in body(got[3])  # --reason is internal
     assert [(n["state"], n["attempts"]) for n in outbox(db)] == [("sent", 1)] * 5
     assert send(db, smtp).deliveries == []  # nothing is sent twice
     assert len(smtp.handler.received) == 5

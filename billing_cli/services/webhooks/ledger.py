@@ -11,11 +11,12 @@ from sqlmodel import Session
 from billing_cli.errors import NotFound, UsageError
 from billing_cli.repository import Database
 from billing_cli.repository import events as events_repo
-from billing_cli.repository import notifications as notifications_repo
 from billing_cli.repository import subscriptions as subscriptions_repo
-from billing_cli.repository import tenants as tenants_repo
 from billing_cli.services import tenants as tenant_rules
-from billing_cli.services.views import event_view, notification_view
+from billing_cli.services.notices import list_notices as list_notifications
+from billing_cli.services.views import event_view
+
+__all__ = ["list_events", "list_notifications", "show_event"]
 
 
 def list_events(
@@ -53,28 +54,6 @@ def show_event(db: Database, *, event_id: str) -> dict[str, Any]:
                 f"no event {event_id!r} in the ledger; `billing webhooks list` shows them"
             )
         return event_view(row, with_payload=True)
-
-
-def list_notifications(
-    db: Database,
-    *,
-    tenant_slug: str | None = None,
-    kind: str | None = None,
-    state: str | None = None,
-    limit: int = 100,
-) -> list[dict[str, Any]]:
-    """The outbox, newest first, for one tenant or all; ``state`` pending, sent or failed."""
-    with db.read() as session:
-        tenant_id = None
-        if tenant_slug is not None:
-            tenant = tenants_repo.get_by_slug(session=session, slug=tenant_slug)
-            if tenant is None:
-                raise NotFound(f"no tenant {tenant_slug!r}; `billing tenants list` shows them")
-            tenant_id = tenant.id
-        rows = notifications_repo.list_recent(
-            session=session, tenant_id=tenant_id, kind=kind, state=state, limit=limit
-        )
-        return [notification_view(notification, tenant) for notification, tenant in rows]
 
 
 def _customers(

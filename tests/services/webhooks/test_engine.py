@@ -56,8 +56,10 @@ def inv_event(
 
 
 def notifications(db: Database) -> list[str]:
+    """The kinds of the notices owed, oldest first (withdrawn ones are kept, but not owed)."""
     with db.read() as session:
-        return [n.kind for n, _ in reversed(notifications_repo.list_recent(session=session))]
+        rows = reversed(notifications_repo.list_recent(session=session))
+        return [n.kind for n, _ in rows if n.withdrawn_at is None]
 
 
 def ledger(db: Database, event_id: str) -> dict[str, Any]:

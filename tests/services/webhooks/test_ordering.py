@@ -101,7 +101,9 @@ def _converging_state(db: Database) -> dict[str, Any]:
     found = state(db)
     tenant = found["tenant"]
     with db.read() as session:
-        notices = notifications_repo.list_recent(session=session, kind="trial_will_end")
+        notices = notifications_repo.list_recent(
+            session=session, kind="trial_will_end", state="pending"
+        )
     return {
         "tenant": {k: tenant[k] for k in ("status", "suspended_by", "name", "email")},
         "subscription": found["subscription"],
