@@ -214,11 +214,11 @@ def _print_messages(rows: list[dict[str, Any]]) -> None:
 
 def _print_lines(text: str) -> None:
     """Print a message line by line, each made safe for the terminal (no markup, no control
-    characters), its line breaks kept."""
+    characters), its line breaks kept; a line wider than the terminal wraps at spaces."""
     from billing_cli.cli import render
 
     for line in text.replace("\r\n", "\n").rstrip("\n").split("\n"):
-        render.out().print(render.plain(line), soft_wrap=True)
+        render.out().print(render.plain(line))
 
 
 @app.command("show")

@@ -55,6 +55,11 @@ class Calls:
     after_apply: list[str] = field(default_factory=list)
     unchanged: int = 0
 
+    def applied(self, coupon_id: str) -> list[str]:
+        """The hook: remember the call, and say what it did (a side effect of the change)."""
+        self.after_apply.append(coupon_id)
+        return [f"noted {coupon_id}"]
+
 
 def coupon_change(
     gateway: Gateway, calls: Calls, *, already: CouponInfo | None = None
@@ -99,7 +104,7 @@ def coupon_change(
         message=lambda coupon, _: f"coupon {coupon.id}",
         already=already,
         unchanged=unchanged,
-        after_apply=lambda _session, coupon: calls.after_apply.append(coupon.id),
+        after_apply=lambda _session, coupon: calls.applied(coupon.id),
     )
 
 
@@ -132,6 +137,7 @@ def test_a_run_plans_calls_applies_audits_and_closes(
     assert intents(db) == [("succeeded", None)]
     assert outcomes(db) == [f"coupon {COUPON} made"]
     assert calls.after_apply == [COUPON]
+    assert result.change.side_effects == (f"noted {COUPON}",)
 
 
 def test_a_dry_run_plans_the_write_and_writes_nothing(
