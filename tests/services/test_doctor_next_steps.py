@@ -20,7 +20,7 @@ from billing_cli.errors import GatewayError
 from billing_cli.gateway.support_types import InvoiceInfo
 from billing_cli.repository import Database
 from billing_cli.services.doctor import remote
-from billing_cli.services.doctor.report import DoctorReport
+from billing_cli.services.doctor.checklist import DoctorReport
 from billing_cli.services.doctor.tenant import check_tenant
 from billing_cli.services.webhooks import WebhookEngine
 from tests import events as ev

@@ -6,7 +6,7 @@ from billing_cli.config import Settings, check_key_mode, check_webhook_secrets
 from billing_cli.errors import ConfigError, DatabaseError
 from billing_cli.repository import Database
 from billing_cli.repository.migrations import current_revision, head_revision
-from billing_cli.services.doctor.report import DoctorReport
+from billing_cli.services.doctor.checklist import DoctorReport
 
 _KEY_PREFIXES = ("sk_test_", "rk_test_", "sk_live_", "rk_live_")
 

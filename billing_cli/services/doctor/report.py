@@ -1,52 +1,17 @@
-"""The doctor's result types and the order the checks run in."""
+"""The order the doctor's checks run in (the result types are in :mod:`.checklist`)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any, Literal
 
 from billing_cli.config import Settings
 from billing_cli.errors import BillingError
 from billing_cli.gateway import Gateway
 from billing_cli.repository import Database
+from billing_cli.services.doctor import local, remote, tenant
+from billing_cli.services.doctor.checklist import Check, DoctorReport, Status
 
-Status = Literal["ok", "warn", "fail"]
-
-
-@dataclass(frozen=True)
-class Check:
-    """One line of the checklist."""
-
-    name: str
-    status: Status
-    detail: str
-    fix: str = ""
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"check": self.name, "status": self.status, "detail": self.detail, "fix": self.fix}
-
-
-@dataclass
-class DoctorReport:
-    """Every check run, in order; ``failed`` decides the exit code."""
-
-    checks: list[Check] = field(default_factory=list)
-
-    def add(self, name: str, status: Status, detail: str, fix: str = "") -> Check:
-        check = Check(name, status, detail, "" if status == "ok" else fix)
-        self.checks.append(check)
-        return check
-
-    @property
-    def failed(self) -> bool:
-        return any(check.status == "fail" for check in self.checks)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "ok": not self.failed,
-            "checks": [check.to_dict() for check in self.checks],
-        }
+__all__ = ["Check", "DoctorReport", "Status", "run_doctor"]
 
 
 def run_doctor(
@@ -64,8 +29,6 @@ def run_doctor(
     Both factories may raise a ``BillingError`` (a malformed database URL, a missing key):
     that becomes a failed check, not the end of the run.
     """
-    from billing_cli.services.doctor import local, remote, tenant
-
     report = DoctorReport()
     key_ok = local.check_configuration(report, settings)
     db: Database | None = None

@@ -24,7 +24,7 @@ from billing_cli.repository import Database
 from billing_cli.repository import events as events_repo
 from billing_cli.repository import subscriptions as subscriptions_repo
 from billing_cli.repository import tenants as tenants_repo
-from billing_cli.services.doctor.report import DoctorReport
+from billing_cli.services.doctor.checklist import DoctorReport
 from billing_cli.services.subscriptions import show_subscription
 from billing_cli.services.webhooks.payloads import read_invoice
 from billing_cli.services.webhooks.policy import billing_suspension
