@@ -15,8 +15,9 @@ Two things the line cannot know by itself are handed in from outside:
   done yet" (a subscription ``incomplete``, a payment ``requires_action``) reports it through
   :meth:`Call.returned`, and the line says that status instead of ``ok``.
 
-Every Stripe error but a card decline (a payment outcome, counted as such) is also handed to the
-*error sinks* added with :func:`add_error_sink`: this is how reads count for ``billing check``
+Every Stripe error but a card decline (a payment outcome, counted as such) and a "no such object"
+(an answer to a lookup: the coupon an operator mistyped, the subscription already gone) is also
+handed to the *error sinks* added with :func:`add_error_sink`: this is how reads count for ``billing check``
 too (``subs show``, ``reconcile``, the engine's tie reads), without the gateway opening a
 database session. The service layer's sink (:class:`billing_cli.services.observe.
 StripeErrorCounter`) keeps the counts in memory and writes them in a transaction of its own.
@@ -101,8 +102,8 @@ def remove_error_sink(sink: ErrorSink) -> None:
 
 
 def _report(operation: str, error: GatewayError) -> None:
-    if isinstance(error, CardDeclined):
-        return  # a decline is a payment outcome (counted as such), not an API error
+    if isinstance(error, CardDeclined | NotFoundInStripe):
+        return  # a payment outcome (counted as such), or an answer to a lookup: not API errors
     with _SINKS_LOCK:
         sinks = list(_SINKS)
     for sink in sinks:

@@ -146,7 +146,8 @@ def test_stripe_call_lets_other_exceptions_through() -> None:
 
 
 def test_stripe_call_reports_errors_to_the_sinks_but_not_declines() -> None:
-    """Issue 18, point 9: reads count too; a journal call counts under its intent's step."""
+    """Issue 18, point 9: reads count too; a journal call counts under its intent's step; a
+    decline and a lookup of an object Stripe does not have are answers, not API errors."""
     seen: list[tuple[str, str]] = []
 
     def sink(operation: str, error_class: str) -> None:
@@ -158,6 +159,10 @@ def test_stripe_call_reports_errors_to_the_sinks_but_not_declines() -> None:
             raise stripe.AuthenticationError("Invalid API Key provided", http_status=401)
         with pytest.raises(GatewayError), stripe_call("payment_intents.create"):
             raise stripe.CardError("declined", None, "card_declined", http_status=402)
+        with pytest.raises(GatewayError), stripe_call("coupons.retrieve"):
+            raise stripe.InvalidRequestError(
+                "No such coupon: 'NOPE'", "id", code="resource_missing", http_status=404
+            )
         with (
             pytest.raises(GatewayError),
             for_intent(intent_id="7", step="payment.charge.payment", tenant="acme"),
