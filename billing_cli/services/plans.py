@@ -9,6 +9,7 @@ reports each plan's state using the same matching and drift rules sync uses (bot
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from sqlmodel import Session
@@ -19,7 +20,7 @@ from billing_cli.models import Change, Invocation, SubscriptionPlan, utcnow
 from billing_cli.money import check_currency, format_money, to_minor_units
 from billing_cli.repository import Database
 from billing_cli.repository import plans as plans_repo
-from billing_cli.services import audit
+from billing_cli.services import audit, journal
 from billing_cli.services.plan_catalog import (
     Match,
     PlanSpec,
@@ -47,21 +48,35 @@ def require_plan(session: Session, slug: str) -> SubscriptionPlan:
     return plan
 
 
-def _check_name(name: str) -> str:
+def cli_option(field: str) -> str:
+    """``interval_count`` -> ``--interval-count``: how the command line names a plan field."""
+    return "--" + field.replace("_", "-")
+
+
+def check_name(name: str, *, option: Callable[[str], str] = cli_option) -> str:
+    """A plan's display name, stripped; ``option`` names the field in the refusal (the command
+    line's ``--name``, or a plan file's ``name``)."""
     name = name.strip()
     if not name or len(name) > 200:
-        raise UsageError("--name must be 1-200 characters")
+        raise UsageError(f"{option('name')} must be 1-200 characters")
     return name
 
 
-def _check_schedule(interval: str, interval_count: int, trial_days: int) -> None:
+def check_schedule(
+    interval: str,
+    interval_count: int,
+    trial_days: int,
+    *,
+    option: Callable[[str], str] = cli_option,
+) -> None:
+    """Stripe's limits on a plan's interval and trial, named as the operator wrote them."""
     if interval not in INTERVALS:
-        raise UsageError(f"--interval must be month or year, not {interval!r}")
+        raise UsageError(f"{option('interval')} must be month or year, not {interval!r}")
     limit = MAX_INTERVAL_COUNT[interval]
     if not 1 <= interval_count <= limit:
-        raise UsageError(f"--interval-count must be 1-{limit} for {interval}ly plans")
+        raise UsageError(f"{option('interval_count')} must be 1-{limit} for {interval}ly plans")
     if not 0 <= trial_days <= MAX_TRIAL_DAYS:
-        raise UsageError(f"--trial-days must be 0-{MAX_TRIAL_DAYS}")
+        raise UsageError(f"{option('trial_days')} must be 0-{MAX_TRIAL_DAYS}")
 
 
 def add_plan(
@@ -80,10 +95,10 @@ def add_plan(
     """Add a local plan; nothing goes to Stripe until ``plans sync``."""
     check_slug(slug)
     minor = to_minor_units(amount, currency)
-    _check_schedule(interval, interval_count, trial_days)
+    check_schedule(interval, interval_count, trial_days)
     plan = SubscriptionPlan(
         slug=slug,
-        name=_check_name(name),
+        name=check_name(name),
         amount=minor,
         currency=check_currency(currency),
         interval=interval,
@@ -173,11 +188,11 @@ def _apply_update(
         plan.amount = to_minor_units(amount, new_currency)
     plan.currency = new_currency
     if name is not None:
-        plan.name = _check_name(name)
+        plan.name = check_name(name)
     plan.interval = interval if interval is not None else plan.interval
     plan.interval_count = interval_count if interval_count is not None else plan.interval_count
     plan.trial_days = trial_days if trial_days is not None else plan.trial_days
-    _check_schedule(plan.interval, plan.interval_count, plan.trial_days)
+    check_schedule(plan.interval, plan.interval_count, plan.trial_days)
 
 
 def set_plan_active(db: Database, *, invocation: Invocation, slug: str, active: bool) -> Change:
@@ -206,6 +221,47 @@ def set_plan_active(db: Database, *, invocation: Invocation, slug: str, active: 
         after=after,
         dry_run=invocation.dry_run,
         message=f"{verb} plan {slug}; {follow} brings Stripe in line",
+    )
+
+
+def remove_plan(db: Database, *, invocation: Invocation, slug: str) -> Change:
+    """Delete a plan added by mistake: only one Stripe never saw and no subscription names.
+
+    A synced plan has a Product and Price that subscriptions, invoices and other tools may
+    point at, so it is retired (``plans deactivate``), never deleted; a plan whose sync was
+    interrupted may already have objects in Stripe that its row does not name yet.
+    """
+    if journal.has_open(db, operation="plan.sync", target=f"plan:{slug}"):
+        raise Conflict(
+            f"plan {slug} has an interrupted sync (Stripe may hold its objects); "
+            "finish it with `billing plans sync` and deactivate the plan instead"
+        )
+    with db.transaction(dry_run=invocation.dry_run) as session:
+        plan = require_plan(session, slug)
+        synced = [i for i in (plan.stripe_product_id, plan.stripe_price_id) if i]
+        if synced:
+            raise Conflict(
+                f"plan {slug} was synced to Stripe ({', '.join(synced)}); "
+                f"retire it with `billing plans deactivate {slug}` instead"
+            )
+        assert plan.id is not None
+        used = plans_repo.subscription_count(session=session, plan_id=plan.id)
+        if used:
+            raise Conflict(
+                f"plan {slug} is named by {used} subscription(s); "
+                f"retire it with `billing plans deactivate {slug}` instead"
+            )
+        before = plan_view(plan)
+        plans_repo.delete(session=session, plan=plan)
+        _audit(session, invocation, slug, "removed", before, None)
+    verb = "would remove" if invocation.dry_run else "removed"
+    return Change(
+        target=f"plan:{slug}",
+        action="remove",
+        before=before,
+        after=None,
+        dry_run=invocation.dry_run,
+        message=f"{verb} plan {slug} (it was never synced to Stripe)",
     )
 
 
