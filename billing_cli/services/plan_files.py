@@ -296,12 +296,12 @@ def _check_plan(table: Any, where: _Where) -> FilePlan:
     currency = where.check("currency", lambda: check_currency(values["currency"]))
     amount = where.check("amount", lambda: to_minor_units(_amount_text(values["amount"]), currency))
     name = where.check("name", lambda: check_name(values["name"], option=str))
-    where.check(
-        "interval",
-        lambda: check_schedule(
+    try:
+        check_schedule(
             values["interval"], values["interval_count"], values["trial_days"], option=str
-        ),
-    )
+        )
+    except UsageError as exc:  # the message starts with the key it refuses
+        raise where.fail(str(exc), str(exc).split()[0]) from None
     return FilePlan(
         slug=slug,
         name=name,
@@ -365,6 +365,7 @@ def apply_plan_file(
                 changes.append(change)
         named = {plan.slug for plan in wanted}
         left = [row for slug, row in rows.items() if slug not in named and row.active]
+        kept = [] if prune else [row.slug for row in left]
         if prune:
             changes += [_deactivate(session, row) for row in left]
         for change in changes:
@@ -374,7 +375,7 @@ def apply_plan_file(
         dry_run=invocation.dry_run,
         changes=tuple(changes),
         unchanged=tuple(unchanged),
-        unlisted=() if prune else tuple(row.slug for row in left),
+        unlisted=tuple(kept),
     )
 
 
