@@ -91,6 +91,7 @@ FAMILIES = {
     "subscription.remove_discount": "subscription",
     "customer.credit": "balance",
     "coupon.create": "coupon",
+    "coupon.delete": "coupon",
     "webhook_endpoint.create": "webhook_endpoint",
 }
 
