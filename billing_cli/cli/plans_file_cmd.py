@@ -97,7 +97,7 @@ def _render(report: ApplyReport, *, sync: bool) -> None:
     )
     head = f"{counts}, {len(report.unchanged)} unchanged"
     prefix = "[dry run] would apply" if report.dry_run else "applied"
-    render.out().print(f"{prefix} {report.source}: {head}", markup=False)
+    render.out().print(f"{prefix} {report.source}: {head}", markup=False, soft_wrap=True)
     for change in report.changes:
         moved = "; ".join(
             f"{key} {_cell(new)}"
