@@ -98,3 +98,17 @@ def test_rerun_after_stripe_deleted_and_every_answer_was_lost_finishes_once(
     assert second.exit_code == 0, second.stderr
     assert deleted(coupon) == ["coupon SPRING20 deleted: 20% off, once"]  # from the recovery point
     assert billing.json("intents", "list", "--open") == []
+
+
+def test_intents_resume_finishes_an_interrupted_delete(
+    billing: Billing, coupon: Database, proxy: FaultProxy
+) -> None:
+    proxy.arm(Fault("status", "after", "DELETE", "/v1/coupons/SPRING20$", status=500, times=50))
+    assert billing(*DELETE, "--yes").exit_code == 1
+    proxy.clear()
+    (open_intent,) = billing.json("intents", "list", "--open")
+    assert open_intent["operation"] == "coupon.delete"
+    resumed = billing("intents", "resume", open_intent["id"])
+    assert resumed.exit_code == 0, resumed.stderr
+    assert billing.json("intents", "list", "--open") == []
+    assert deleted(coupon) == ["coupon SPRING20 deleted: 20% off, once"]
