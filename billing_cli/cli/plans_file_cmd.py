@@ -65,7 +65,10 @@ def apply(
 
     runtime = runtime_of(ctx)
     db, invocation = runtime.begin_change(
-        ctx, what=f"apply plan file {file}", dry_run=dry_run, yes=yes
+        ctx,
+        what=f"apply plan file {file}" + (" and sync Stripe" if sync else ""),
+        dry_run=dry_run,
+        yes=yes,
     )
     # Built first, so that a missing Stripe key refuses the command before the file is applied.
     gateway = runtime.gateway(dry_run=False) if sync and not dry_run else None

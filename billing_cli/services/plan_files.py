@@ -207,6 +207,8 @@ def parse_plans(text: str, *, source: str) -> list[FilePlan]:
     tables = data.get("plan", [])
     if not isinstance(tables, list):
         raise UsageError(f"{source}, line {lines.top_key('plan')}: plan must be [[plan]] tables")
+    if not tables:  # the wrong file, or an emptied one: with --prune it would retire every plan
+        raise UsageError(f"{source}: no [[plan]] tables; a plan file lists at least one plan")
     plans: list[FilePlan] = []
     first_at: dict[str, int] = {}
     for index, table in enumerate(tables):

@@ -192,6 +192,19 @@ def test_a_bad_file_is_one_line_naming_file_and_line_and_applies_nothing(
     assert table_snapshot(db_env) == before
 
 
+def test_an_empty_file_is_refused_rather_than_pruning_every_plan(
+    billing: Billing, db_env: Database, tmp_path: Path
+) -> None:
+    add(billing, "pro")
+    path = write(tmp_path, "# nothing here\n")
+    before = table_snapshot(db_env)
+    result = billing("plans", "apply", str(path), "--prune")
+    assert result.exit_code == 2 and result.stderr == (
+        f"Error: {path}: no [[plan]] tables; a plan file lists at least one plan\n"
+    )
+    assert table_snapshot(db_env) == before
+
+
 def test_a_missing_file_is_one_line(billing: Billing, db_env: Database, tmp_path: Path) -> None:
     result = billing("plans", "apply", str(tmp_path / "nope.toml"))
     assert result.exit_code == 2
