@@ -115,15 +115,8 @@ def add_plan(
         after = plan_view(plan)
         described = price_text(PlanSpec.of(plan))
         _audit(session, invocation, slug, "created", None, after)
-    verb = "would add" if invocation.dry_run else "added"
-    return Change(
-        target=f"plan:{slug}",
-        action="add",
-        before=None,
-        after=after,
-        dry_run=invocation.dry_run,
-        message=f"{verb} plan {slug} ({described}); `billing plans sync` creates it in Stripe",
-    )
+    tail = f"({described}); `billing plans sync` creates it in Stripe"
+    return _changed(invocation, slug, ("add", "added"), None, after, tail)
 
 
 def update_plan(
@@ -161,15 +154,8 @@ def update_plan(
         plan.updated_at = utcnow()
         plans_repo.add(session=session, plan=plan)
         _audit(session, invocation, slug, "updated", before, after)
-    verb = "would update" if invocation.dry_run else "updated"
-    return Change(
-        target=f"plan:{slug}",
-        action="update",
-        before=before,
-        after=after,
-        dry_run=invocation.dry_run,
-        message=f"{verb} plan {slug}; `billing plans sync` brings Stripe in line",
-    )
+    tail = "; `billing plans sync` brings Stripe in line"
+    return _changed(invocation, slug, ("update", "updated"), before, after, tail)
 
 
 def _apply_update(
@@ -212,16 +198,9 @@ def set_plan_active(db: Database, *, invocation: Invocation, slug: str, active: 
         plans_repo.add(session=session, plan=plan)
         after = plan_view(plan)
         _audit(session, invocation, slug, f"{action}d", before, after)
-    verb = f"would {action}" if invocation.dry_run else f"{action}d"
     follow = "`billing plans sync`" if active else "`billing plans sync --archive-stale`"
-    return Change(
-        target=f"plan:{slug}",
-        action=action,
-        before=before,
-        after=after,
-        dry_run=invocation.dry_run,
-        message=f"{verb} plan {slug}; {follow} brings Stripe in line",
-    )
+    tail = f"; {follow} brings Stripe in line"
+    return _changed(invocation, slug, (action, f"{action}d"), before, after, tail)
 
 
 def remove_plan(db: Database, *, invocation: Invocation, slug: str) -> Change:
@@ -254,15 +233,8 @@ def remove_plan(db: Database, *, invocation: Invocation, slug: str) -> Change:
         before = plan_view(plan)
         plans_repo.delete(session=session, plan=plan)
         _audit(session, invocation, slug, "removed", before, None)
-    verb = "would remove" if invocation.dry_run else "removed"
-    return Change(
-        target=f"plan:{slug}",
-        action="remove",
-        before=before,
-        after=None,
-        dry_run=invocation.dry_run,
-        message=f"{verb} plan {slug} (it was never synced to Stripe)",
-    )
+    tail = "(it was never synced to Stripe)"
+    return _changed(invocation, slug, ("remove", "removed"), before, None, tail)
 
 
 def list_plans(db: Database, gateway: Gateway | None) -> list[dict[str, Any]]:
@@ -336,6 +308,29 @@ def _stripe_view(match: Match) -> dict[str, Any]:
         "price_active": price.active if price else None,
         "lookup_key": price.lookup_key if price else None,
     }
+
+
+def _changed(
+    invocation: Invocation,
+    slug: str,
+    verbs: tuple[str, str],
+    before: dict[str, Any] | None,
+    after: dict[str, Any] | None,
+    tail: str,
+) -> Change:
+    """A plan changed: ``verbs`` is (action, past tense); "would <action>" under --dry-run.
+    ``tail`` follows "plan <slug>" (a leading ``;`` joins it, anything else after a space)."""
+    action, done = verbs
+    verb = f"would {action}" if invocation.dry_run else done
+    joined = tail if tail.startswith(";") else f" {tail}"
+    return Change(
+        target=f"plan:{slug}",
+        action=action,
+        before=before,
+        after=after,
+        dry_run=invocation.dry_run,
+        message=f"{verb} plan {slug}{joined}",
+    )
 
 
 def _unchanged(slug: str, view: dict[str, Any], invocation: Invocation, message: str) -> Change:

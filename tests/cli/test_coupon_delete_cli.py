@@ -3,8 +3,6 @@ audits, and a re-run after Stripe acted (its answer lost) finishes with one dele
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from billing_cli.repository import Database
@@ -13,7 +11,7 @@ from stripe_sandbox import Sandbox
 from tests.cli.conftest import Billing
 from tests.conftest import StripeRequests
 from tests.factories import table_snapshot
-from tests.faults import Fault, FaultProxy, fault_proxy
+from tests.faults import Fault, FaultProxy
 
 pytestmark = pytest.mark.sandbox
 
@@ -74,15 +72,6 @@ def test_dry_run_sends_nothing_then_yes_deletes_once_and_audits(
         "Error: no coupon 'SPRING20' in Stripe; `billing coupons list` shows them\n"
     )
     assert billing.json("intents", "list", "--open") == []
-
-
-@pytest.fixture
-def proxy(sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> Iterator[FaultProxy]:
-    with fault_proxy(sandbox.api_base) as running:
-        monkeypatch.setenv("STRIPE_API_BASE", running.url)
-        monkeypatch.setenv("STRIPE_TIMEOUT", "1")
-        monkeypatch.setenv("STRIPE_TIME_BUDGET", "4")
-        yield running
 
 
 def test_rerun_after_stripe_deleted_and_every_answer_was_lost_finishes_once(
