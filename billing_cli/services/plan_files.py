@@ -186,7 +186,9 @@ def read_plan_file(path: Path) -> list[FilePlan]:
     return parse_plans(text, source=source)
 
 
-_TOML_WHERE = re.compile(r"^(?P<what>.*) \(at line (?P<line>\d+), column \d+\)$")
+_TOML_WHERE = re.compile(
+    r"^(?P<what>.*) \((?:at line (?P<line>\d+), column \d+|at end of document)\)$"
+)
 
 
 def parse_plans(text: str, *, source: str) -> list[FilePlan]:
@@ -197,8 +199,8 @@ def parse_plans(text: str, *, source: str) -> list[FilePlan]:
         found = _TOML_WHERE.match(str(exc))
         if found is None:
             raise UsageError(f"{source}: not valid TOML: {exc}") from None
-        where = f"{source}, line {found['line']}"
-        raise UsageError(f"{where}: not valid TOML: {found['what']}") from None
+        line = found["line"] or len(text.rstrip("\n").split("\n"))  # "end of document"
+        raise UsageError(f"{source}, line {line}: not valid TOML: {found['what']}") from None
     lines = _Lines(text)
     for key in data:
         if key != "plan":
@@ -235,7 +237,7 @@ class _Lines:
     _TABLE = re.compile(r"^\s*\[")
 
     def __init__(self, text: str) -> None:
-        self.lines = text.splitlines()
+        self.lines = text.split("\n")  # TOML counts lines by \n only; splitlines() splits more
         self.headers = [n for n, line in enumerate(self.lines, 1) if self._HEADER.match(line)]
 
     def table(self, index: int) -> int:

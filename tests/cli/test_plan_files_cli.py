@@ -177,6 +177,7 @@ GOOD = PLAN.format(slug="pro", name="Pro", amount="29.00")
         (GOOD + 'per_seat = "yes"\n', "line 7: per_seat must be true or false, not 'yes'"),
         (GOOD.replace('name = "Pro"\n', ""), "line 1: [[plan]] lacks name"),
         (GOOD.replace('"29.00"', '"29.00'), "line 4: not valid TOML"),
+        (GOOD + 'name = "Again"\n', "line 7: not valid TOML: Cannot overwrite a value"),
     ],
 )
 def test_a_bad_file_is_one_line_naming_file_and_line_and_applies_nothing(
