@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import pytest
 
+from billing_cli.gateway import Gateway
 from billing_cli.repository import Database
 from billing_cli.services import audit
 from stripe_sandbox import Sandbox
 from tests.cli.conftest import Billing
 from tests.conftest import StripeRequests
-from tests.factories import table_snapshot
+from tests.factories import add_synced_plan, add_tenant, table_snapshot
 from tests.faults import Fault, FaultProxy
 
 pytestmark = pytest.mark.sandbox
@@ -101,3 +102,19 @@ def test_intents_resume_finishes_an_interrupted_delete(
     assert resumed.exit_code == 0, resumed.stderr
     assert billing.json("intents", "list", "--open") == []
     assert deleted(coupon) == ["coupon SPRING20 deleted: 20% off, once"]
+
+
+def test_a_discount_already_given_keeps_running_after_its_coupon_is_deleted(
+    billing: Billing, coupon: Database, gateway: Gateway
+) -> None:
+    add_synced_plan(coupon, gateway, "team", amount=1000)
+    add_tenant(coupon, "acme")
+    subscribe = ("subs", "create", "acme", "--plan", "team", "--payment-method", "pm_card_visa")
+    assert billing(*subscribe).exit_code == 0
+    assert billing("subs", "discount", "acme", "--coupon", "SPRING20").exit_code == 0
+    assert billing(*DELETE, "--yes").exit_code == 0
+    upcoming = billing.json("invoices", "upcoming", "acme")
+    assert (upcoming["discount_amount"], upcoming["amount_due"]) == (200, 800)
+    assert [d["id"] for d in billing.json("tenants", "show", "acme")["billing"]["discount"]] == [
+        "SPRING20"
+    ]
