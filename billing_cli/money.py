@@ -74,6 +74,11 @@ def to_minor_units(amount: str, currency: str) -> int:
     return int(minor)
 
 
+def major_units(minor: int, currency: str) -> str:
+    """``2900, "usd"`` -> ``"29.00"``: the text :func:`to_minor_units` reads back to ``minor``."""
+    return str(Decimal(minor).scaleb(-decimals(currency)))
+
+
 def format_money(minor: int | None, currency: str | None) -> str:
     """``2900, "usd"`` -> ``"29.00 USD"``."""
     if minor is None or not currency:

@@ -7,6 +7,10 @@ through :mod:`.subscription_updates`. As Stripe does, applying one emits
 ``customer.discount.created`` and removing one ``customer.discount.deleted`` (a Discount object
 naming the customer and subscription), each with ``customer.subscription.updated``.
 
+As in Stripe, deleting a coupon (localstripe's ``DELETE /v1/coupons/{id}``) leaves the discounts
+it gave running: a discount keeps the coupon as it was when applied, and renders that once the
+coupon is gone.
+
 Replaces: ``Subscription._export``'s constant ``"discounts": []`` (discount ids, or the
 Discount objects under ``expand[]=discounts``). :mod:`.previews` applies the discount.
 """
@@ -28,6 +32,7 @@ def discount_of(sub: subscriptions.Subscription) -> JSON | None:
     if found is None:
         return None
     coupon = ls.store.get(f"coupon:{found['coupon']}")
+    rendered = coupon._export() if coupon is not None else found["coupon_as_applied"]
     return {
         "id": found["id"],
         "object": "discount",
@@ -37,7 +42,7 @@ def discount_of(sub: subscriptions.Subscription) -> JSON | None:
         "invoice": None,
         "invoice_item": None,
         "promotion_code": None,
-        "source": {"coupon": coupon._export() if coupon else found["coupon"], "type": "coupon"},
+        "source": {"coupon": rendered, "type": "coupon"},
         "start": found["start"],
         "subscription": sub.id,
         "subscription_item": None,
@@ -75,6 +80,7 @@ def set_discounts(sub: subscriptions.Subscription, raw: Any) -> None:
         sub._discount = {  # type: ignore[attr-defined]
             "id": common._rid("di_"),
             "coupon": coupon_id,
+            "coupon_as_applied": coupon._export(),
             "start": start,
             "end": end,
         }

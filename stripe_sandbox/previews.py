@@ -73,14 +73,12 @@ def _apply_discount(preview: JSON, discount: JSON | None, expand: list[str]) -> 
         discount["end"] is not None and preview["period_start"] >= discount["end"]
     ):
         return
-    coupon = ls.store.get(f"coupon:{discount['source']['coupon']['id']}")
-    if coupon is None:
-        return
+    coupon = discount["source"]["coupon"]  # as applied: a deleted coupon's discount runs on
     base = sum(int(ln["amount"]) for ln in preview["lines"]["data"] if ln.get("discountable"))
-    if coupon.percent_off is not None:
-        off = round(base * float(coupon.percent_off) / 100)
+    if coupon.get("percent_off") is not None:
+        off = round(base * float(coupon["percent_off"]) / 100)
     else:
-        off = min(int(coupon.amount_off or 0), base)
+        off = min(int(coupon.get("amount_off") or 0), base)
     if off <= 0:
         return
     preview["discounts"] = [discount if "discounts" in expand else discount["id"]]

@@ -1,4 +1,4 @@
-"""``billing coupons``: create and list Stripe coupons (give one with ``subs discount``)."""
+"""``billing coupons``: create, list and delete Stripe coupons (give one with ``subs discount``)."""
 
 from __future__ import annotations
 
@@ -58,6 +58,27 @@ def create(
         duration=duration.value,
         months=months,
     )
+    render.change(result, json_output=json_output)
+
+
+@app.command("delete")
+def delete(
+    ctx: typer.Context,
+    coupon_id: Annotated[str, typer.Argument(metavar="ID", help="The coupon's id.")],
+    dry_run: DryRunOption = False,
+    yes: YesOption = False,
+    json_output: JsonOption = False,
+) -> None:
+    """Delete a coupon (asks first; --yes skips): discounts it already gave keep running."""
+    from billing_cli.cli import render
+    from billing_cli.cli.confirm import confirm
+    from billing_cli.services import discounts
+
+    confirm(f"delete coupon {coupon_id}", yes=yes, dry_run=dry_run)
+    db, gateway, invocation = runtime_of(ctx).begin_stripe_change(
+        ctx, what=f"delete coupon {coupon_id}", dry_run=dry_run, yes=True
+    )
+    result = discounts.delete_coupon(db, gateway, invocation=invocation, coupon_id=coupon_id)
     render.change(result, json_output=json_output)
 
 

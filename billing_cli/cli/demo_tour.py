@@ -270,6 +270,10 @@ def run_tour(*, keep: bool, app: Command) -> None:
         with hooks.endpoint_in_thread(db, secret_for=_set_up_endpoint(app, workdir)) as url:
             render.note(f"webhook endpoint listening at {url}; the sandbox delivers to it")
             run_steps(app, SETUP[1:])
+            _section("Plans as code: export, edit, apply, sync")
+            from billing_cli.cli.demo_plans import run_plans_as_code
+
+            run_plans_as_code(lambda steps: run_steps(app, steps), Step, workdir)
             _section("Tenants")
             run_steps(app, TENANTS)
             _section("Subscriptions and payments")

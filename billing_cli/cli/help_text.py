@@ -63,6 +63,12 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     "plans activate": ("billing plans activate pro",),
     "plans list": ("billing plans list", "billing plans list --local --json"),
     "plans sync": ("billing plans sync --dry-run", "billing plans sync --archive-stale"),
+    "plans remove": ("billing plans remove typo --dry-run", "billing plans remove typo"),
+    "plans export": ("billing plans export", "billing plans export plans.toml"),
+    "plans apply": (
+        "billing plans apply plans.toml --dry-run",
+        "billing plans apply plans.toml --prune --sync",
+    ),
     "subs create": (
         "billing subs create acme --plan pro --payment-method pm_card_visa",
         "billing subs create acme --plan pro --trial-days 0 --dry-run",
@@ -153,6 +159,10 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
         "billing coupons create WELCOME5 --amount-off 5.00 --currency usd --duration once",
     ),
     "coupons list": ("billing coupons list", "billing coupons list --json"),
+    "coupons delete": (
+        "billing coupons delete SPRING20 --dry-run",
+        "billing coupons delete SPRING20",
+    ),
     "invoices list": (
         "billing invoices list acme",
         "billing invoices list acme --status open --json",

@@ -1,6 +1,7 @@
 """``billing plans``: subscription plans and their Stripe Products and Prices.
 
-``add``/``update``/``deactivate``/``activate`` change local rows only; ``sync`` pushes them to
+``add``/``update``/``deactivate``/``activate``/``remove`` and ``apply`` (a TOML file, see
+:mod:`.plans_file_cmd`) change local rows only; ``sync`` pushes them to
 Stripe; ``list`` shows both sides. Each command parses, calls one service, and renders; the
 progress bar of ``sync`` goes to stderr and only when stderr is a terminal.
 """
@@ -12,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from billing_cli.cli import plans_file_cmd
 from billing_cli.cli.options import DryRunOption, JsonOption, PlanArgument, YesOption
 from billing_cli.cli.runtime import runtime_of
 
@@ -25,6 +27,10 @@ app = typer.Typer(
     no_args_is_help=True,
     rich_markup_mode=None,
 )
+
+
+app.command("export")(plans_file_cmd.export)
+app.command("apply")(plans_file_cmd.apply)
 
 
 class PlanInterval(StrEnum):
@@ -171,6 +177,24 @@ def activate(
     _set_active(ctx, slug, active=True, dry_run=dry_run, yes=yes, json_output=json_output)
 
 
+@app.command("remove")
+def remove(
+    ctx: typer.Context,
+    slug: PlanArgument,
+    dry_run: DryRunOption = False,
+    yes: YesOption = False,
+    json_output: JsonOption = False,
+) -> None:
+    """Delete a plan that was never synced and no subscription names (else deactivate it)."""
+    from billing_cli.cli import render
+    from billing_cli.services import plans
+
+    db, invocation = runtime_of(ctx).begin_change(
+        ctx, what=f"remove plan {slug}", dry_run=dry_run, yes=yes
+    )
+    render.change(plans.remove_plan(db, invocation=invocation, slug=slug), json_output=json_output)
+
+
 @app.command("list")
 def list_(
     ctx: typer.Context,
@@ -193,7 +217,18 @@ def list_(
         return
     render.table(
         "Plans",
-        ("slug", "name", "price", "every", "active", "state", "Stripe product", "Stripe price"),
+        (
+            "slug",
+            "name",
+            "price",
+            "every",
+            "trial days",
+            "per seat",
+            "active",
+            "state",
+            "Stripe product",
+            "Stripe price",
+        ),
         (_list_row(row) for row in rows),
         empty="no plans; add one with `billing plans add`",
     )
@@ -214,6 +249,8 @@ def _list_row(row: dict[str, Any]) -> tuple[Any, ...]:
         row["name"],
         row["price"],
         every,
+        row["trial_days"],
+        row["per_seat"],
         row["active"],
         state,
         stripe.get("product_id") or row["stripe_product_id"],
@@ -252,7 +289,7 @@ def sync(
     if json_output:
         render.emit_json(report.to_dict())
         return
-    _render_report(report)
+    render_report(report)
 
 
 class _StderrProgress:
@@ -290,7 +327,7 @@ def _progress_bar() -> _StderrProgress:
     return _StderrProgress()
 
 
-def _render_report(report: SyncReport) -> None:
+def render_report(report: SyncReport) -> None:
     from billing_cli.cli import render
 
     render.table(

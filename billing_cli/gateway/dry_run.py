@@ -28,6 +28,7 @@ from billing_cli.gateway.types import (
     CouponDuration,
     CouponInfo,
     CustomerInfo,
+    DeletedObject,
     DiscountInfo,
     Interval,
     InvoicePreview,
@@ -654,6 +655,10 @@ class DryRunGateway(Gateway):
             0,
             dict(metadata),
         )
+
+    def delete_coupon(self, coupon_id: str, *, idempotency_key: str) -> DeletedObject:
+        self._plan("delete_coupon", coupon_id)
+        return DeletedObject(id=coupon_id, object="coupon")
 
     def set_subscription_discount(
         self, subscription_id: str, coupon_id: str | None, *, idempotency_key: str

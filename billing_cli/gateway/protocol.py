@@ -19,6 +19,7 @@ from billing_cli.gateway.types import (
     CouponDuration,
     CouponInfo,
     CustomerInfo,
+    DeletedObject,
     DiscountInfo,
     Interval,
     InvoicePreview,
@@ -433,6 +434,10 @@ class Gateway(Protocol):
         self, subscription_id: str, coupon_id: str | None, *, idempotency_key: str
     ) -> SubscriptionInfo:
         """Apply ``coupon_id`` as the subscription's only discount; None removes its discounts."""
+        ...
+
+    def delete_coupon(self, coupon_id: str, *, idempotency_key: str) -> DeletedObject:
+        """Delete a coupon (discounts already given keep running); unknown: NotFoundInStripe."""
         ...
 
     def create_balance_transaction(

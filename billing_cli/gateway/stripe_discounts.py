@@ -17,6 +17,7 @@ from billing_cli.gateway.types import (
     BalanceTransactionInfo,
     CouponDuration,
     CouponInfo,
+    DeletedObject,
     DiscountInfo,
     SubscriptionInfo,
 )
@@ -80,6 +81,12 @@ class DiscountCalls:
         with stripe_call("coupons.create", coupon=coupon_id):
             coupon = self._v1.coupons.create(params, {"idempotency_key": idempotency_key})
         return conv.coupon_info(coupon)
+
+    def delete_coupon(self, coupon_id: str, *, idempotency_key: str) -> DeletedObject:
+        """Stripe ignores a key on DELETE; a repeat is safe anyway (it answers 404)."""
+        with stripe_call("coupons.delete", coupon=coupon_id):
+            gone = self._v1.coupons.delete(coupon_id, options={"idempotency_key": idempotency_key})
+        return DeletedObject(id=str(gone.id), object="coupon")
 
     def set_subscription_discount(
         self, subscription_id: str, coupon_id: str | None, *, idempotency_key: str

@@ -215,6 +215,14 @@ class CouponInfo:
 
 
 @dataclass(frozen=True)
+class DeletedObject:
+    """Stripe's answer to a DELETE: only the id and kind of the object that is gone."""
+
+    id: str
+    object: str
+
+
+@dataclass(frozen=True)
 class DiscountInfo:
     """A coupon applied to a subscription, from ``start`` until ``end`` (None: forever)."""
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from billing_cli.models import SubscriptionPlan
+from billing_cli.models import SubscriptionPlan, TenantSubscription
 
 
 def get_by_slug(*, session: Session, slug: str) -> SubscriptionPlan | None:
@@ -33,3 +34,18 @@ def add(*, session: Session, plan: SubscriptionPlan) -> SubscriptionPlan:
     session.add(plan)
     session.flush()
     return plan
+
+
+def subscription_count(*, session: Session, plan_id: int) -> int:
+    """How many tenant subscriptions (of any status) name the plan."""
+    statement = (
+        select(func.count())
+        .select_from(TenantSubscription)
+        .where(TenantSubscription.plan_id == plan_id)
+    )
+    return int(session.exec(statement).one())
+
+
+def delete(*, session: Session, plan: SubscriptionPlan) -> None:
+    session.delete(plan)
+    session.flush()

@@ -29,6 +29,7 @@ from billing_cli.gateway.types import (
     BalanceTransactionInfo,
     CouponDuration,
     CouponInfo,
+    DeletedObject,
     DiscountInfo,
 )
 from billing_cli.models import Change, Invocation
@@ -135,6 +136,48 @@ def create_coupon(
         find=ours,
         apply=apply,
         message=lambda coupon, _: f"coupon {coupon_id}: {coupon_view(coupon)['summary']}",
+    )
+    return run(db, gateway, invocation, change).change
+
+
+def delete_coupon(
+    db: Database, gateway: Gateway, *, invocation: Invocation, coupon_id: str
+) -> Change:
+    """Delete a coupon so it can no longer be given; discounts it already gave keep running.
+
+    Stripe ignores idempotency keys on DELETE, so "already done" is judged from Stripe's state:
+    a re-run that finds the coupon gone while this command's intent is still open (the earlier
+    delete landed, its answer was lost) finishes it, audit and close, without calling again; the
+    coupon's summary comes from the recovery point recorded before the call.
+    """
+    target = f"coupon:{coupon_id}"
+    existing = _find_coupon(gateway, coupon_id)
+    interrupted = journal.has_open(db, operation="coupon.delete", target=target)
+    if existing is None and not interrupted:
+        raise NotFound(f"no coupon {coupon_id!r} in Stripe; `billing coupons list` shows them")
+    before = coupon_view(existing) if existing is not None else None
+
+    def apply(_session: Session, _gone: DeletedObject, intent: journal.Intent) -> Applied:
+        was = before or intent.steps.get("coupon")
+        summary = f": {was['summary']}" if was else ""
+        return Applied(was, None, f"coupon {coupon_id} deleted{summary}")
+
+    change = StripeChange(
+        operation="coupon.delete",
+        target=target,
+        tenant_slug=None,
+        params={"coupon": coupon_id},
+        action="delete",
+        what=f"deleting coupon {coupon_id}",
+        verbs=("delete", "deleted"),
+        step="coupon",
+        send=lambda key, _intent: gateway.delete_coupon(coupon_id, idempotency_key=key),
+        apply=apply,
+        message=lambda _gone, _intent: (
+            f"coupon {coupon_id}; discounts it already gave keep running"
+        ),
+        already=None if existing is not None else DeletedObject(id=coupon_id, object="coupon"),
+        remember={"coupon": before} if before is not None else {},
     )
     return run(db, gateway, invocation, change).change
 

@@ -311,6 +311,7 @@ def _run(
 _ADJUSTMENTS = frozenset(
     {
         "coupon.create",
+        "coupon.delete",
         "subscription.quantity",
         "subscription.discount",
         "subscription.remove_discount",
@@ -355,6 +356,10 @@ def _adjustment(
             duration=params["duration"],
             months=params.get("months"),
         )
+    if operation == "coupon.delete":
+        from billing_cli.services import discounts as coupons
+
+        return coupons.delete_coupon(db, gateway, invocation=invocation, coupon_id=params["coupon"])
     rules = adjustments.BillingRules(
         max_failed_attempts=max_failed_attempts, paused_access=load_settings().paused_access
     )

@@ -93,6 +93,7 @@ FAMILIES = {
     "subscription.remove_discount": "subscription",
     "customer.credit": "balance",
     "coupon.create": "coupon",
+    "coupon.delete": "coupon",
     "webhook_endpoint.create": "webhook_endpoint",
     "webhook_endpoint.disable": "webhook_endpoint",
     "webhook_endpoint.enable": "webhook_endpoint",

@@ -9,6 +9,7 @@ reports each plan's state using the same matching and drift rules sync uses (bot
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from sqlmodel import Session
@@ -20,7 +21,7 @@ from billing_cli.models import Change, Invocation, SubscriptionPlan, utcnow
 from billing_cli.money import check_currency, format_money, to_minor_units
 from billing_cli.repository import Database
 from billing_cli.repository import plans as plans_repo
-from billing_cli.services import audit
+from billing_cli.services import audit, journal
 from billing_cli.services.plan_catalog import (
     Match,
     PlanSpec,
@@ -48,19 +49,33 @@ def require_plan(session: Session, slug: str) -> SubscriptionPlan:
     return plan
 
 
-def _check_name(name: str) -> str:
-    """The plan's name becomes its Stripe product's name on sync."""
-    return stripe_text(name, option="--name", limit=PLAN_NAME_MAX)
+def cli_option(field: str) -> str:
+    """``interval_count`` -> ``--interval-count``: how the command line names a plan field."""
+    return "--" + field.replace("_", "-")
 
 
-def _check_schedule(interval: str, interval_count: int, trial_days: int) -> None:
+def check_name(name: str, *, option: Callable[[str], str] = cli_option) -> str:
+    """The plan's name becomes its Stripe product's name on sync: no control characters, line
+    breaks or bidi overrides; ``option`` names the field in the refusal (the command line's
+    ``--name``, or a plan file's ``name``)."""
+    return stripe_text(name, option=option("name"), limit=PLAN_NAME_MAX)
+
+
+def check_schedule(
+    interval: str,
+    interval_count: int,
+    trial_days: int,
+    *,
+    option: Callable[[str], str] = cli_option,
+) -> None:
+    """Stripe's limits on a plan's interval and trial, named as the operator wrote them."""
     if interval not in INTERVALS:
-        raise UsageError(f"--interval must be month or year, not {interval!r}")
+        raise UsageError(f"{option('interval')} must be month or year, not {interval!r}")
     limit = MAX_INTERVAL_COUNT[interval]
     if not 1 <= interval_count <= limit:
-        raise UsageError(f"--interval-count must be 1-{limit} for {interval}ly plans")
+        raise UsageError(f"{option('interval_count')} must be 1-{limit} for {interval}ly plans")
     if not 0 <= trial_days <= MAX_TRIAL_DAYS:
-        raise UsageError(f"--trial-days must be 0-{MAX_TRIAL_DAYS}")
+        raise UsageError(f"{option('trial_days')} must be 0-{MAX_TRIAL_DAYS}")
 
 
 def add_plan(
@@ -79,10 +94,10 @@ def add_plan(
     """Add a local plan; nothing goes to Stripe until ``plans sync``."""
     check_slug(slug)
     minor = to_minor_units(amount, currency)
-    _check_schedule(interval, interval_count, trial_days)
+    check_schedule(interval, interval_count, trial_days)
     plan = SubscriptionPlan(
         slug=slug,
-        name=_check_name(name),
+        name=check_name(name),
         amount=minor,
         currency=check_currency(currency),
         interval=interval,
@@ -99,15 +114,8 @@ def add_plan(
         after = plan_view(plan)
         described = price_text(PlanSpec.of(plan))
         _audit(session, invocation, slug, "created", None, after)
-    verb = "would add" if invocation.dry_run else "added"
-    return Change(
-        target=f"plan:{slug}",
-        action="add",
-        before=None,
-        after=after,
-        dry_run=invocation.dry_run,
-        message=f"{verb} plan {slug} ({described}); `billing plans sync` creates it in Stripe",
-    )
+    tail = f"({described}); `billing plans sync` creates it in Stripe"
+    return _changed(invocation, slug, ("add", "added"), None, after, tail)
 
 
 def update_plan(
@@ -145,15 +153,8 @@ def update_plan(
         plan.updated_at = utcnow()
         plans_repo.add(session=session, plan=plan)
         _audit(session, invocation, slug, "updated", before, after)
-    verb = "would update" if invocation.dry_run else "updated"
-    return Change(
-        target=f"plan:{slug}",
-        action="update",
-        before=before,
-        after=after,
-        dry_run=invocation.dry_run,
-        message=f"{verb} plan {slug}; `billing plans sync` brings Stripe in line",
-    )
+    tail = "; `billing plans sync` brings Stripe in line"
+    return _changed(invocation, slug, ("update", "updated"), before, after, tail)
 
 
 def _apply_update(
@@ -172,11 +173,11 @@ def _apply_update(
         plan.amount = to_minor_units(amount, new_currency)
     plan.currency = new_currency
     if name is not None:
-        plan.name = _check_name(name)
+        plan.name = check_name(name)
     plan.interval = interval if interval is not None else plan.interval
     plan.interval_count = interval_count if interval_count is not None else plan.interval_count
     plan.trial_days = trial_days if trial_days is not None else plan.trial_days
-    _check_schedule(plan.interval, plan.interval_count, plan.trial_days)
+    check_schedule(plan.interval, plan.interval_count, plan.trial_days)
 
 
 def set_plan_active(db: Database, *, invocation: Invocation, slug: str, active: bool) -> Change:
@@ -196,16 +197,43 @@ def set_plan_active(db: Database, *, invocation: Invocation, slug: str, active: 
         plans_repo.add(session=session, plan=plan)
         after = plan_view(plan)
         _audit(session, invocation, slug, f"{action}d", before, after)
-    verb = f"would {action}" if invocation.dry_run else f"{action}d"
     follow = "`billing plans sync`" if active else "`billing plans sync --archive-stale`"
-    return Change(
-        target=f"plan:{slug}",
-        action=action,
-        before=before,
-        after=after,
-        dry_run=invocation.dry_run,
-        message=f"{verb} plan {slug}; {follow} brings Stripe in line",
-    )
+    tail = f"; {follow} brings Stripe in line"
+    return _changed(invocation, slug, (action, f"{action}d"), before, after, tail)
+
+
+def remove_plan(db: Database, *, invocation: Invocation, slug: str) -> Change:
+    """Delete a plan added by mistake: only one Stripe never saw and no subscription names.
+
+    A synced plan has a Product and Price that subscriptions, invoices and other tools may
+    point at, so it is retired (``plans deactivate``), never deleted; a plan whose sync was
+    interrupted may already have objects in Stripe that its row does not name yet.
+    """
+    if journal.has_open(db, operation="plan.sync", target=f"plan:{slug}"):
+        raise Conflict(
+            f"plan {slug} has an interrupted sync (Stripe may hold its objects); "
+            "finish it with `billing plans sync` and deactivate the plan instead"
+        )
+    with db.transaction(dry_run=invocation.dry_run) as session:
+        plan = require_plan(session, slug)
+        synced = [i for i in (plan.stripe_product_id, plan.stripe_price_id) if i]
+        if synced:
+            raise Conflict(
+                f"plan {slug} was synced to Stripe ({', '.join(synced)}); "
+                f"retire it with `billing plans deactivate {slug}` instead"
+            )
+        assert plan.id is not None
+        used = plans_repo.subscription_count(session=session, plan_id=plan.id)
+        if used:
+            raise Conflict(
+                f"plan {slug} is named by {used} subscription(s); "
+                f"retire it with `billing plans deactivate {slug}` instead"
+            )
+        before = plan_view(plan)
+        plans_repo.delete(session=session, plan=plan)
+        _audit(session, invocation, slug, "removed", before, None)
+    tail = "(it was never synced to Stripe)"
+    return _changed(invocation, slug, ("remove", "removed"), before, None, tail)
 
 
 def list_plans(db: Database, gateway: Gateway | None) -> list[dict[str, Any]]:
@@ -279,6 +307,29 @@ def _stripe_view(match: Match) -> dict[str, Any]:
         "price_active": price.active if price else None,
         "lookup_key": price.lookup_key if price else None,
     }
+
+
+def _changed(
+    invocation: Invocation,
+    slug: str,
+    verbs: tuple[str, str],
+    before: dict[str, Any] | None,
+    after: dict[str, Any] | None,
+    tail: str,
+) -> Change:
+    """A plan changed: ``verbs`` is (action, past tense); "would <action>" under --dry-run.
+    ``tail`` follows "plan <slug>" (a leading ``;`` joins it, anything else after a space)."""
+    action, done = verbs
+    verb = f"would {action}" if invocation.dry_run else done
+    joined = tail if tail.startswith(";") else f" {tail}"
+    return Change(
+        target=f"plan:{slug}",
+        action=action,
+        before=before,
+        after=after,
+        dry_run=invocation.dry_run,
+        message=f"{verb} plan {slug}{joined}",
+    )
 
 
 def _unchanged(slug: str, view: dict[str, Any], invocation: Invocation, message: str) -> Change:

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import json
-from typing import Any, Protocol
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pytest
 from typer.testing import CliRunner
 
 from billing_cli.cli.main import app
+from tests.faults import FaultProxy, fault_proxy
+
+if TYPE_CHECKING:
+    from stripe_sandbox import Sandbox
 
 
 class Outcome(Protocol):
@@ -35,3 +40,14 @@ class Billing:
 @pytest.fixture
 def billing() -> Billing:
     return Billing()
+
+
+@pytest.fixture
+def proxy(sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> Iterator[FaultProxy]:
+    """The CLI's Stripe traffic through a fault-injecting proxy (tests/faults.py), with short
+    time limits so that an injected hang or error becomes an ambiguous outcome quickly."""
+    with fault_proxy(sandbox.api_base) as running:
+        monkeypatch.setenv("STRIPE_API_BASE", running.url)
+        monkeypatch.setenv("STRIPE_TIMEOUT", "1")
+        monkeypatch.setenv("STRIPE_TIME_BUDGET", "8")
+        yield running

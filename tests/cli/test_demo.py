@@ -37,6 +37,9 @@ def test_demo_runs_to_the_end(tmp_path: Path) -> None:
         "ok   tenant suspension: active: the policy does not suspend it",  # doctor --tenant
         "$ billing plans sync",
         "made 0 Stripe writes",  # the second sync
+        "  add team: name Team; price 12.00 USD;",  # plans as code: the dry run's before -> after
+        "1 added, 0 updated, 0 deactivated, 2 unchanged",
+        "0 added, 0 updated, 0 deactivated, 3 unchanged",  # the same file applied again
         "subscribed acme to starter",
         "Proration preview (from Stripe)",
         "charged globex 12.50 USD",

@@ -53,6 +53,21 @@ def test_a_discount_shows_on_the_preview_and_emits_discount_events(
         client.v1.subscriptions.update(sub.id, params={"discounts": [{"coupon": "NOPE"}]})
 
 
+def test_a_deleted_coupon_s_discount_keeps_running(client: stripe.StripeClient) -> None:
+    sub = _subscribe(client, _customer(client).id, _price(client, _product(client).id, 1000).id)
+    client.v1.coupons.create(
+        params={"id": "GONE5", "amount_off": 500, "currency": "usd", "duration": "forever"}
+    )
+    client.v1.subscriptions.update(sub.id, params={"discounts": [{"coupon": "GONE5"}]})
+    client.v1.coupons.delete("GONE5")
+    with pytest.raises(stripe.InvalidRequestError):
+        client.v1.coupons.retrieve("GONE5")
+    kept = client.v1.subscriptions.retrieve(sub.id, params={"expand": ["discounts"]})
+    assert kept.to_dict()["discounts"][0]["source"]["coupon"]["amount_off"] == 500
+    preview = client.v1.invoices.create_preview(params={"subscription": sub.id})
+    assert (preview.subtotal, preview.amount_due) == (1000, 500)
+
+
 def test_balance_transactions_credit_the_preview_and_emit_customer_updated(
     client: stripe.StripeClient,
 ) -> None:
