@@ -29,8 +29,8 @@ from billing_cli.models import Invocation, SubscriptionPlan, Tenant, TenantSubsc
 from billing_cli.repository import Database, migrations
 from billing_cli.repository import subscriptions as subscriptions_repo
 from billing_cli.repository import tenants as tenants_repo
-from billing_cli.services.reconcile import ReconcileReport, reconcile
-from billing_cli.services.subscription_updates import apply_subscription
+from billing_cli.services.reconcile.compare import ReconcileReport, reconcile
+from billing_cli.services.subscriptions.updates import apply_subscription
 from stripe_sandbox import Sandbox
 
 _OBJECT_PATH = re.compile(r"^/v1/[a-z_]+/[a-z]+_[A-Za-z0-9]+$")

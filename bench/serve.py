@@ -136,7 +136,7 @@ def prepare(url: str, tenants: int) -> None:
     from billing_cli.models import Invocation, SubscriptionPlan, utcnow
     from billing_cli.repository import Database, migrations
     from billing_cli.repository import plans as plans_repo
-    from billing_cli.services import tenants as tenant_service
+    from billing_cli.services.tenants import rules as tenant_service
 
     db = Database(url)
     try:

@@ -150,7 +150,7 @@ def audit_rows(n: int, now: datetime, rng: random.Random) -> Iterator[dict[str, 
 def fill(url: str, *, rows: int, audit: int) -> None:
     from billing_cli.models import AuditEntry, Notification, Tenant, TenantSubscription, utcnow
     from billing_cli.repository import Database, migrations
-    from billing_cli.services import observe
+    from billing_cli.services.observe import counters as observe
 
     now = utcnow()
     rng = random.Random(10)

@@ -21,8 +21,8 @@ from billing_cli.config import Settings
 from billing_cli.gateway import make_gateway
 from billing_cli.models import Invocation
 from billing_cli.repository import Database, migrations
-from billing_cli.services import plans
-from billing_cli.services.plan_sync import sync_plans
+from billing_cli.services.catalog import plans
+from billing_cli.services.catalog.plan_sync import sync_plans
 from stripe_sandbox import Sandbox
 
 

@@ -1,4 +1,5 @@
-"""The tenant database's tables (DESIGN.md section 3) and the small result types services return.
+"""The tenant database's tables (docs/architecture.md, Data model) and the small result types
+services return.
 
 Every timestamp is stored and returned as an aware UTC datetime (SQLite keeps no zone, so
 :class:`UTCDateTime` adds it back on the way out). Money is an integer in minor units.

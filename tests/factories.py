@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from billing_cli.models import Invocation
 from billing_cli.repository import Database
-from billing_cli.services import tenants
+from billing_cli.services.tenants import rules as tenants
 
 if TYPE_CHECKING:
     from billing_cli.gateway import Gateway

@@ -14,7 +14,7 @@ from billing_cli.cli.runtime import runtime_of
 def tenant_slugs(ctx: typer.Context, incomplete: str) -> list[str]:
     """Tenant slugs starting with what was typed."""
     try:
-        from billing_cli.services import tenants
+        from billing_cli.services.tenants import rules as tenants
 
         rows = tenants.list_tenants(runtime_of(ctx).database())
     except Exception:  # completion must never break the shell line
@@ -25,7 +25,7 @@ def tenant_slugs(ctx: typer.Context, incomplete: str) -> list[str]:
 def plan_slugs(ctx: typer.Context, incomplete: str) -> list[str]:
     """Plan slugs starting with what was typed (from the local plans table, not Stripe)."""
     try:
-        from billing_cli.services import plans
+        from billing_cli.services.catalog import plans
 
         rows = plans.list_plans(runtime_of(ctx).database(), None)
     except Exception:  # completion must never break the shell line

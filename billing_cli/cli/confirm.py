@@ -7,6 +7,8 @@ A dry run asks nothing: it changes nothing.
 
 from __future__ import annotations
 
+import sys
+
 import typer
 
 from billing_cli.errors import ConfirmationDeclined
@@ -21,6 +23,7 @@ def confirm(question: str, *, yes: bool, dry_run: bool) -> None:
     except (typer.Abort, EOFError):
         end_prompt_line()
         raise ConfirmationDeclined(f"not confirmed; pass --yes to {question}") from None
+    end_piped_answer()
     if not answer:
         raise ConfirmationDeclined("cancelled; nothing was changed")
 
@@ -36,11 +39,19 @@ def confirm_typed(word: str, *, what: str, yes: bool, dry_run: bool) -> bool:
     except (typer.Abort, EOFError):
         end_prompt_line()
         raise ConfirmationDeclined(f"not confirmed; pass --yes to {what}") from None
+    end_piped_answer()
     if typed.strip() != word:
         raise ConfirmationDeclined(
             f"you typed {typed.strip()!r}, not {word!r}; nothing was changed"
         )
     return True
+
+
+def end_piped_answer() -> None:
+    """An answer read from a pipe is not echoed, so the question's line was never ended: end it
+    (a person at a terminal ended it with Enter), so what follows starts a line of its own."""
+    if not sys.stdin.isatty():
+        end_prompt_line()
 
 
 def end_prompt_line() -> None:

@@ -42,7 +42,7 @@ def create(
 ) -> None:
     """Create a coupon: --percent-off N or --amount-off X --currency C, for a duration."""
     from billing_cli.cli import render
-    from billing_cli.services import discounts
+    from billing_cli.services.catalog import discounts
 
     db, gateway, invocation = runtime_of(ctx).begin_stripe_change(
         ctx, what=f"create coupon {coupon_id}", dry_run=dry_run, yes=yes
@@ -72,7 +72,7 @@ def delete(
     """Delete a coupon (asks first; --yes skips): discounts it already gave keep running."""
     from billing_cli.cli import render
     from billing_cli.cli.confirm import confirm
-    from billing_cli.services import discounts
+    from billing_cli.services.catalog import discounts
 
     confirm(f"delete coupon {coupon_id}", yes=yes, dry_run=dry_run)
     db, gateway, invocation = runtime_of(ctx).begin_stripe_change(
@@ -86,7 +86,7 @@ def delete(
 def list_(ctx: typer.Context, json_output: JsonOption = False) -> None:
     """The coupons in Stripe."""
     from billing_cli.cli import render
-    from billing_cli.services import discounts
+    from billing_cli.services.catalog import discounts
 
     rows = discounts.list_coupons(runtime_of(ctx).gateway(dry_run=False))
     if json_output:

@@ -91,7 +91,7 @@ def wait_for_delivery(db: Database, sandbox: Sandbox, *, since: int, known: set[
     new (not in ``known``, the ledger before the step)."""
     from billing_cli.config import Settings
     from billing_cli.gateway import make_gateway
-    from billing_cli.services.webhook_setup import default_event_types
+    from billing_cli.services.webhooks.setup import default_event_types
 
     gateway = make_gateway(
         Settings(stripe_secret_key=sandbox.secret_key, stripe_api_base=sandbox.api_base)
@@ -111,7 +111,7 @@ def wait_for_delivery(db: Database, sandbox: Sandbox, *, since: int, known: set[
 
 
 def subscription_id(db: Database, tenant: str) -> str:
-    from billing_cli.services.subscriptions import list_subscriptions
+    from billing_cli.services.subscriptions.lifecycle import list_subscriptions
 
     for row in list_subscriptions(db):
         if row["tenant"] == tenant and row["stripe_subscription_id"]:

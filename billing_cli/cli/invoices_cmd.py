@@ -48,7 +48,7 @@ def list_(
     """List invoices, newest first (read from Stripe): a tenant's, or all tenants' with a
     tenant column (`invoices list --status open --since 24h`: which failed today)."""
     from billing_cli.cli import render
-    from billing_cli.services import invoices
+    from billing_cli.services.payments import invoices
     from billing_cli.timeparse import parse_when
 
     runtime = runtime_of(ctx)
@@ -93,7 +93,7 @@ def list_(
 def show(ctx: typer.Context, invoice: InvoiceArgument, json_output: JsonOption = False) -> None:
     """Show one invoice: amounts, period, attempts, next retry, lines."""
     from billing_cli.cli import render
-    from billing_cli.services import invoices
+    from billing_cli.services.payments import invoices
 
     runtime = runtime_of(ctx)
     detail = invoices.show_invoice(
@@ -137,7 +137,7 @@ def pay(
 ) -> None:
     """Charge an open invoice again now (say, once the card is fixed)."""
     from billing_cli.cli import render
-    from billing_cli.services import invoices
+    from billing_cli.services.payments import invoices
 
     runtime = runtime_of(ctx)
     db, gateway, invocation = runtime.begin_stripe_change(
@@ -165,7 +165,7 @@ def void(
     """Void an open or uncollectible invoice (asks first unless --yes)."""
     from billing_cli.cli import render
     from billing_cli.cli.confirm import confirm
-    from billing_cli.services import invoices
+    from billing_cli.services.payments import invoices
 
     confirm(f"void invoice {invoice}", yes=yes, dry_run=dry_run)
     db, gateway, invocation = runtime_of(ctx).begin_stripe_change(
@@ -186,7 +186,7 @@ def mark_uncollectible(
     """Write an open invoice off as uncollectible (asks first unless --yes)."""
     from billing_cli.cli import render
     from billing_cli.cli.confirm import confirm
-    from billing_cli.services import invoices
+    from billing_cli.services.payments import invoices
 
     confirm(f"mark invoice {invoice} uncollectible", yes=yes, dry_run=dry_run)
     db, gateway, invocation = runtime_of(ctx).begin_stripe_change(
@@ -205,7 +205,7 @@ def upcoming(
     """Stripe's preview of the tenant's next invoice: date, lines, discounts, credit, total."""
     from billing_cli.cli import render
     from billing_cli.cli.invoice_render import invoice_preview
-    from billing_cli.services import upcoming as service
+    from billing_cli.services.subscriptions import upcoming as service
 
     runtime = runtime_of(ctx)
     view, preview = service.upcoming_invoice(

@@ -16,8 +16,8 @@ if TYPE_CHECKING:
     from billing_cli.mail.smtp import Mailer
     from billing_cli.models import Invocation
     from billing_cli.repository import Database
-    from billing_cli.services.notices import Composer
-    from billing_cli.services.notify import SendReport
+    from billing_cli.services.observe.notices import Composer
+    from billing_cli.services.observe.notify import SendReport
 
 app = typer.Typer(help="The notification outbox.", no_args_is_help=True, rich_markup_mode=None)
 
@@ -58,7 +58,7 @@ def list_(
     A pending message shows the verdict `send` would reach now ("will send", or "will withdraw"
     and why); a withdrawn one shows its reason."""
     from billing_cli.cli import render
-    from billing_cli.services import notices
+    from billing_cli.services.observe import notices
 
     rows = notices.list_notices(
         runtime_of(ctx).database(),
@@ -126,7 +126,7 @@ def send(
     """
     from billing_cli.cli import render
     from billing_cli.mail.smtp import SmtpMailer, SmtpTarget
-    from billing_cli.services import notify
+    from billing_cli.services.observe import notify
 
     runtime = runtime_of(ctx)
     settings = runtime.settings()
@@ -175,7 +175,7 @@ def send(
 def _send(
     db: Database, mailer: Mailer, invocation: Invocation, settings: Settings, limit: int
 ) -> SendReport:
-    from billing_cli.services import notify
+    from billing_cli.services.observe import notify
 
     return notify.send_notifications(
         db,
@@ -191,7 +191,7 @@ def _send(
 
 def _composer(settings: Settings) -> Composer:
     from billing_cli.mail.templates import Templates
-    from billing_cli.services.notices import Composer
+    from billing_cli.services.observe.notices import Composer
 
     return Composer(
         mail_from=settings.mail_from,
@@ -228,7 +228,7 @@ def show(
     """Show the exact message a notification sends (or sent): recipient, subject and body,
     rendered now, with the verdict a send would reach."""
     from billing_cli.cli import render
-    from billing_cli.services import notices
+    from billing_cli.services.observe import notices
 
     runtime = runtime_of(ctx)
     shown = notices.show_notice(
@@ -262,7 +262,7 @@ def withdraw(
 ) -> None:
     """Withdraw a notification not yet sent, so no run sends it (audited)."""
     from billing_cli.cli import render
-    from billing_cli.services import notices
+    from billing_cli.services.observe import notices
 
     db, invocation = runtime_of(ctx).begin_change(
         ctx, what=f"withdraw notification {notification_id}", dry_run=dry_run, yes=yes

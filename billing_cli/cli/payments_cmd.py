@@ -43,7 +43,7 @@ def charge(
     """Charge a one-off amount to the tenant's default payment method."""
     from billing_cli.cli import render
     from billing_cli.money import check_currency, format_money, to_minor_units
-    from billing_cli.services import payments
+    from billing_cli.services.payments import charges as payments
 
     code = check_currency(currency)
     minor = to_minor_units(amount, code)
@@ -70,7 +70,7 @@ def list_methods(
 ) -> None:
     """List the tenant's saved payment methods."""
     from billing_cli.cli import render
-    from billing_cli.services import payments
+    from billing_cli.services.payments import charges as payments
 
     runtime = runtime_of(ctx)
     rows = payments.list_methods(
@@ -101,7 +101,7 @@ def attach(
 ) -> None:
     """Attach a payment method to the tenant's Stripe customer."""
     from billing_cli.cli import render
-    from billing_cli.services import payments
+    from billing_cli.services.payments import charges as payments
 
     db, gateway, invocation = runtime_of(ctx).begin_stripe_change(
         ctx, what=f"attach {payment_method} to {tenant}", dry_run=dry_run, yes=yes
@@ -128,7 +128,7 @@ def list_(
 ) -> None:
     """A tenant's payment history, newest first (read from Stripe)."""
     from billing_cli.cli import render
-    from billing_cli.services import payment_history
+    from billing_cli.services.payments import history as payment_history
     from billing_cli.timeparse import parse_when
 
     runtime = runtime_of(ctx)
@@ -184,7 +184,7 @@ def refund(
     """Refund a payment in full or in part; more than is left is refused before any write."""
     from billing_cli.cli import render
     from billing_cli.errors import UsageError
-    from billing_cli.services import payment_history
+    from billing_cli.services.payments import history as payment_history
 
     if (payment is None) == (invoice is None):
         raise UsageError("give either a payment id (pi_... or ch_...) or --invoice in_...")
@@ -219,7 +219,7 @@ def detach(
 ) -> None:
     """Detach a saved card from the tenant's Stripe customer."""
     from billing_cli.cli import render
-    from billing_cli.services import payment_methods
+    from billing_cli.services.payments import methods as payment_methods
 
     db, gateway, invocation = runtime_of(ctx).begin_stripe_change(
         ctx, what=f"detach {payment_method} from {tenant}", dry_run=dry_run, yes=yes
@@ -246,7 +246,7 @@ def default_(
 ) -> None:
     """Make a saved card the default of the customer and of its live subscription."""
     from billing_cli.cli import render
-    from billing_cli.services import payment_methods
+    from billing_cli.services.payments import methods as payment_methods
 
     db, gateway, invocation = runtime_of(ctx).begin_stripe_change(
         ctx, what=f"make {payment_method} the default card of {tenant}", dry_run=dry_run, yes=yes
@@ -272,7 +272,7 @@ def recover(
     oldest first, and show whether the tenant is active again. A re-run finishes an
     interrupted recovery."""
     from billing_cli.cli import render
-    from billing_cli.services import recovery
+    from billing_cli.services.payments import recovery
 
     runtime = runtime_of(ctx)
     db, gateway, invocation = runtime.begin_stripe_change(

@@ -20,7 +20,6 @@ from billing_cli.cli.runtime import runtime_of
 if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
 
-    from billing_cli.services.plan_sync import SyncReport
 
 app = typer.Typer(
     help="Subscription plans and their Stripe Products and Prices.",
@@ -79,7 +78,7 @@ def add(
 ) -> None:
     """Add a plan locally; `billing plans sync` creates it in Stripe."""
     from billing_cli.cli import render
-    from billing_cli.services import plans
+    from billing_cli.services.catalog import plans
 
     db, invocation = runtime_of(ctx).begin_change(
         ctx, what=f"add plan {slug}", dry_run=dry_run, yes=yes
@@ -119,7 +118,7 @@ def update(
 ) -> None:
     """Change a plan locally; a new amount, currency or interval becomes a new Price on sync."""
     from billing_cli.cli import render
-    from billing_cli.services import plans
+    from billing_cli.services.catalog import plans
 
     db, invocation = runtime_of(ctx).begin_change(
         ctx, what=f"update plan {slug}", dry_run=dry_run, yes=yes
@@ -143,7 +142,7 @@ def _set_active(
     ctx: typer.Context, slug: str, *, active: bool, dry_run: bool, yes: bool, json_output: bool
 ) -> None:
     from billing_cli.cli import render
-    from billing_cli.services import plans
+    from billing_cli.services.catalog import plans
 
     verb = "activate" if active else "deactivate"
     db, invocation = runtime_of(ctx).begin_change(
@@ -187,7 +186,7 @@ def remove(
 ) -> None:
     """Delete a plan that was never synced and no subscription names (else deactivate it)."""
     from billing_cli.cli import render
-    from billing_cli.services import plans
+    from billing_cli.services.catalog import plans
 
     db, invocation = runtime_of(ctx).begin_change(
         ctx, what=f"remove plan {slug}", dry_run=dry_run, yes=yes
@@ -205,7 +204,7 @@ def list_(
 ) -> None:
     """Local plans beside their Stripe Product and Price: in sync, missing, drifted, ..."""
     from billing_cli.cli import render
-    from billing_cli.services import plans
+    from billing_cli.services.catalog import plans
 
     runtime = runtime_of(ctx)
     db = runtime.database()
@@ -273,7 +272,7 @@ def sync(
 ) -> None:
     """Create, adopt, update or archive Stripe Products and Prices to match the plans."""
     from billing_cli.cli import render
-    from billing_cli.services import plan_sync
+    from billing_cli.services.catalog import plan_sync
 
     db, gateway, invocation = runtime_of(ctx).begin_stripe_change(
         ctx, what="sync plans to Stripe", dry_run=dry_run, yes=yes
@@ -289,6 +288,8 @@ def sync(
     if json_output:
         render.emit_json(report.to_dict())
         return
+    from billing_cli.cli.sync_report import render_report
+
     render_report(report)
 
 
@@ -325,57 +326,3 @@ class _StderrProgress:
 
 def _progress_bar() -> _StderrProgress:
     return _StderrProgress()
-
-
-def render_report(report: SyncReport) -> None:
-    from billing_cli.cli import render
-
-    render.table(
-        "Plans sync" + (" (dry run: nothing was sent or saved)" if report.dry_run else ""),
-        ("plan", "action", "Stripe product", "Stripe price", "details"),
-        (
-            (
-                r.slug,
-                r.action,
-                _moved(r.before["stripe_product_id"], r.after["stripe_product_id"]),
-                _moved(r.before["stripe_price_id"], r.after["stripe_price_id"]),
-                "; ".join(r.steps),
-            )
-            for r in report.plans
-        ),
-        empty="no plans; add one with `billing plans add`",
-    )
-    counts = ", ".join(f"{n} {action}" for action, n in report.counts().items() if n)
-    prefix = "[dry run] would make" if report.dry_run else "made"
-    render.out().print(
-        f"{prefix} {report.stripe_writes} Stripe writes; {counts or 'no plans'}", markup=False
-    )
-    if report.dry_run:
-        _render_planned(report)
-
-
-def _render_planned(report: SyncReport) -> None:
-    """Every Stripe write and database change the dry run held back."""
-    from billing_cli.cli import render
-
-    for result in report.plans:
-        for write in result.stripe_writes:
-            params = ", ".join(f"{k}={v!r}" for k, v in write["params"].items())
-            line = f"  would send Stripe {write['operation']} {write['target']}: {params}"
-            render.out().print(line, markup=False)
-        for column, before in result.before.items():
-            if before != result.after[column]:
-                line = (
-                    f"  would set plan {result.slug} {column}: {before} -> {result.after[column]}"
-                )
-                render.out().print(line, markup=False)
-        if result.changed:
-            render.out().print(
-                f"  would record an audit entry for plan:{result.slug}", markup=False
-            )
-
-
-def _moved(before: str | None, after: str | None) -> str:
-    if before == after:
-        return after or ""
-    return f"{before or '-'} -> {after or '-'}"

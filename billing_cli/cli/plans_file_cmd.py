@@ -2,7 +2,7 @@
 
 Registered on the ``plans`` app by :mod:`.plans_cmd`; apart from it because rendering a file's
 before -> after is its own job. The rules (file format, checks, one transaction) live in
-:mod:`billing_cli.services.plan_files`.
+:mod:`billing_cli.services.catalog.plan_files`.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from billing_cli.cli.options import DryRunOption, JsonOption, YesOption
 from billing_cli.cli.runtime import runtime_of
 
 if TYPE_CHECKING:
-    from billing_cli.services.plan_files import ApplyReport
+    from billing_cli.services.catalog.plan_files import ApplyReport
 
 
 def export(
@@ -31,7 +31,7 @@ def export(
     """Write every plan as TOML: edit it, then `billing plans apply FILE`."""
     from billing_cli.cli import render
     from billing_cli.errors import UsageError
-    from billing_cli.services import plan_files
+    from billing_cli.services.catalog import plan_files
 
     text, count = plan_files.export_plans(runtime_of(ctx).database())
     if file is None:
@@ -61,7 +61,7 @@ def apply(
 ) -> None:
     """Make the plans table follow FILE: add, update, and with --prune deactivate."""
     from billing_cli.cli import render
-    from billing_cli.services import plan_files
+    from billing_cli.services.catalog import plan_files
 
     runtime = runtime_of(ctx)
     db, invocation = runtime.begin_change(
@@ -75,7 +75,7 @@ def apply(
     report = plan_files.apply_plan_file(db, invocation=invocation, path=file, prune=prune)
     synced = None
     if gateway is not None:
-        from billing_cli.services import plan_sync
+        from billing_cli.services.catalog import plan_sync
 
         synced = plan_sync.sync_plans(db, gateway, invocation=invocation, archive_stale=prune)
     if json_output:
@@ -85,7 +85,7 @@ def apply(
         return
     _render(report, sync=sync)
     if synced is not None:
-        from billing_cli.cli.plans_cmd import render_report
+        from billing_cli.cli.sync_report import render_report
 
         render_report(synced)
 

@@ -1,6 +1,6 @@
 """``billing reconcile``: every tenant compared with Stripe; drift reported, healed with --fix.
 
-Parses, calls :func:`billing_cli.services.reconcile.reconcile`, renders. Exit code 0 when no
+Parses, calls :func:`billing_cli.services.reconcile.compare.reconcile`, renders. Exit code 0 when no
 drift was found, 1 when some was (also when ``--fix`` healed it: the next run exits 0), 2 for a
 usage error. Without ``--cancel-orphans`` the gateway is a ``DryRunGateway``, so the command can
 read Stripe but never write to it. The progress bar goes to stderr, only at a terminal.
@@ -18,7 +18,7 @@ from billing_cli.cli.runtime import runtime_of
 if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
 
-    from billing_cli.services.reconcile import ReconcileReport, Unwanted
+    from billing_cli.services.reconcile.compare import ReconcileReport, Unwanted
 
 
 def reconcile(
@@ -51,7 +51,7 @@ def reconcile(
 ) -> None:
     """Compare every tenant with Stripe (bulk reads); exit 1 when drift is found."""
     from billing_cli.cli import render
-    from billing_cli.services import reconcile as service
+    from billing_cli.services.reconcile import compare as service
 
     runtime = runtime_of(ctx)
     db = runtime.database()

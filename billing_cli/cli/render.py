@@ -269,7 +269,7 @@ def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def _cell(value: Any) -> str:
-    """A value as people read it: control characters removed (DESIGN.md section 6)."""
+    """A value as people read it: control characters removed (docs/architecture.md)."""
     from billing_cli.text import printable
 
     if value is None:

@@ -68,7 +68,7 @@ class Runtime:
         """Every Stripe error of this run, reads too, counts for ``billing check``."""
         if self._counting is not None:
             return
-        from billing_cli.services.observe import count_stripe_errors
+        from billing_cli.services.observe.counters import count_stripe_errors
 
         self._counting = ExitStack()
         self._counting.enter_context(count_stripe_errors(lambda: self.database(check_ready=False)))

@@ -13,7 +13,7 @@ import typer
 
 from billing_cli.cli.options import JsonOption
 from billing_cli.cli.runtime import runtime_of
-from billing_cli.services.metric_definitions import DEFINITIONS
+from billing_cli.services.observe.metric_definitions import DEFINITIONS
 
 _BLOCKS = " ▁▂▃▄▅▆▇█"
 _BAR_WIDTH = 12
@@ -41,7 +41,7 @@ def stats(
     json_output: JsonOption = False,
 ) -> None:
     from billing_cli.cli import render
-    from billing_cli.services.stats import compute_stats
+    from billing_cli.services.observe.stats import compute_stats
     from billing_cli.timeparse import parse_since
 
     since_at = parse_since(since)  # before the database is opened: a bad window opens nothing
@@ -179,7 +179,7 @@ def check(ctx: typer.Context, json_output: JsonOption = False) -> None:
     """
     from billing_cli.cli import render
     from billing_cli.errors import EXIT_ALERT
-    from billing_cli.services.stats import run_checks
+    from billing_cli.services.observe.stats import run_checks
 
     runtime = runtime_of(ctx)
     results = run_checks(runtime.database(), runtime.settings())

@@ -2,7 +2,7 @@
 
 Registered on the ``subs`` group by :func:`register`, kept in their own module so the lifecycle
 commands in ``subs_cmd`` and these grow apart. Each parses, calls one function of
-:mod:`billing_cli.services.adjustments`, and renders.
+:mod:`billing_cli.services.subscriptions.adjustments`, and renders.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from billing_cli.cli.options import DryRunOption, JsonOption, YesOption
 from billing_cli.cli.runtime import runtime_of
 
 if TYPE_CHECKING:
-    from billing_cli.services.adjustments import AdjustmentResult, BillingRules
+    from billing_cli.services.subscriptions.adjustments import AdjustmentResult, BillingRules
 
 TenantArgument = Annotated[str, typer.Argument(help="The tenant's slug.")]
 
@@ -28,7 +28,7 @@ class PauseBehavior(StrEnum):
 
 
 def _rules(ctx: typer.Context) -> BillingRules:
-    from billing_cli.services.adjustments import BillingRules
+    from billing_cli.services.subscriptions.adjustments import BillingRules
 
     settings = runtime_of(ctx).settings()
     return BillingRules(
@@ -67,7 +67,7 @@ def extend_trial(
     json_output: JsonOption = False,
 ) -> None:
     """Move a trialing subscription's trial end later (--until DATE or --days N)."""
-    from billing_cli.services import adjustments
+    from billing_cli.services.subscriptions import adjustments
 
     end = adjustments.parse_future_date(until) if until is not None else None
     db, gateway, invocation = runtime_of(ctx).begin_stripe_change(
@@ -95,7 +95,7 @@ def end_trial(
     """End a trial now: the first paid period starts and is invoiced at once (no proration).
 
     --dry-run shows Stripe's preview of that invoice."""
-    from billing_cli.services import adjustments
+    from billing_cli.services.subscriptions import adjustments
 
     db, gateway, invocation = runtime_of(ctx).begin_stripe_change(
         ctx, what=f"end {tenant}'s trial now", dry_run=dry_run, yes=yes
@@ -122,7 +122,7 @@ def pause(
     json_output: JsonOption = False,
 ) -> None:
     """Pause payment collection; BILLING_PAUSED_ACCESS=keep|suspend decides the tenant's access."""
-    from billing_cli.services import adjustments
+    from billing_cli.services.subscriptions import adjustments
 
     resume = adjustments.parse_future_date(resumes_at) if resumes_at is not None else None
     db, gateway, invocation = runtime_of(ctx).begin_stripe_change(
@@ -148,7 +148,7 @@ def unpause(
     json_output: JsonOption = False,
 ) -> None:
     """Resume payment collection on a paused subscription."""
-    from billing_cli.services import adjustments
+    from billing_cli.services.subscriptions import adjustments
 
     db, gateway, invocation = runtime_of(ctx).begin_stripe_change(
         ctx, what=f"resume {tenant}'s collection", dry_run=dry_run, yes=yes
@@ -174,7 +174,7 @@ def discount(
 
     --dry-run shows Stripe's preview of the next invoice with the change."""
     from billing_cli.errors import UsageError
-    from billing_cli.services import discounts
+    from billing_cli.services.catalog import discounts
 
     if (coupon is None) == (not remove):
         raise UsageError("give exactly one of --coupon ID or --remove")
@@ -205,7 +205,7 @@ def quantity(
     json_output: JsonOption = False,
 ) -> None:
     """Change the number of seats; --dry-run shows Stripe's proration preview."""
-    from billing_cli.services import adjustments
+    from billing_cli.services.subscriptions import adjustments
 
     db, gateway, invocation = runtime_of(ctx).begin_stripe_change(
         ctx, what=f"set {tenant}'s quantity to {seats}", dry_run=dry_run, yes=yes

@@ -50,7 +50,7 @@ def create(
 ) -> None:
     """Subscribe a tenant to a plan (refused while it has one that has not ended)."""
     from billing_cli.cli import render
-    from billing_cli.services import subscriptions
+    from billing_cli.services.subscriptions import lifecycle as subscriptions
 
     db, gateway, invocation = runtime_of(ctx).begin_stripe_change(
         ctx, what=f"subscribe {tenant} to {plan}", dry_run=dry_run, yes=yes
@@ -82,7 +82,7 @@ def upgrade(
 ) -> None:
     """Move a tenant to another plan; --dry-run shows Stripe's proration preview."""
     from billing_cli.cli import render
-    from billing_cli.services import subscriptions
+    from billing_cli.services.subscriptions import lifecycle as subscriptions
 
     db, gateway, invocation = runtime_of(ctx).begin_stripe_change(
         ctx, what=f"move {tenant} to {plan}", dry_run=dry_run, yes=yes
@@ -120,7 +120,7 @@ def cancel(
 ) -> None:
     """Cancel a tenant's subscription at period end, or --now."""
     from billing_cli.cli import render
-    from billing_cli.services import subscriptions
+    from billing_cli.services.subscriptions import lifecycle as subscriptions
 
     when = "now" if now else "at period end"
     db, gateway, invocation = runtime_of(ctx).begin_stripe_change(
@@ -147,7 +147,7 @@ def resume(
 ) -> None:
     """Withdraw a pending cancel-at-period-end (refused after the period ended)."""
     from billing_cli.cli import render
-    from billing_cli.services import subscriptions
+    from billing_cli.services.subscriptions import lifecycle as subscriptions
 
     db, gateway, invocation = runtime_of(ctx).begin_stripe_change(
         ctx, what=f"resume {tenant}'s subscription", dry_run=dry_run, yes=yes
@@ -172,7 +172,7 @@ def refresh(
 ) -> None:
     """Pull the tenant's customer and subscriptions from Stripe into the local rows."""
     from billing_cli.cli import render
-    from billing_cli.services import refresh as service
+    from billing_cli.services.reconcile import refresh as service
 
     runtime = runtime_of(ctx)
     db, invocation = runtime.begin_change(
@@ -198,7 +198,7 @@ def refresh(
 def show(ctx: typer.Context, tenant: TenantArgument, json_output: JsonOption = False) -> None:
     """The local row and Stripe's live subscription side by side, differences marked."""
     from billing_cli.cli import render
-    from billing_cli.services import subscriptions
+    from billing_cli.services.subscriptions import lifecycle as subscriptions
 
     runtime = runtime_of(ctx)
     db = runtime.database()
@@ -225,7 +225,7 @@ def list_(
 ) -> None:
     """List subscriptions as recorded locally."""
     from billing_cli.cli import render
-    from billing_cli.services import subscriptions
+    from billing_cli.services.subscriptions import lifecycle as subscriptions
 
     rows = subscriptions.list_subscriptions(
         runtime_of(ctx).database(), status=status.value if status else None

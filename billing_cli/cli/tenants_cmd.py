@@ -36,7 +36,7 @@ def add(
 ) -> None:
     """Add a tenant."""
     from billing_cli.cli import render
-    from billing_cli.services import tenants
+    from billing_cli.services.tenants import rules as tenants
 
     db, invocation = runtime_of(ctx).begin_change(
         ctx, what=f"add tenant {slug}", dry_run=dry_run, yes=yes
@@ -59,7 +59,7 @@ def list_(
 ) -> None:
     """List tenants with their plan and subscription status."""
     from billing_cli.cli import render
-    from billing_cli.services import tenant_desk
+    from billing_cli.services.tenants import desk as tenant_desk
 
     rows = tenant_desk.list_tenants(
         runtime_of(ctx).database(), status=status.value if status else None, search=search
@@ -98,7 +98,7 @@ def show(
     """Show a tenant, its subscription row, its default card and its recent audit entries."""
     from billing_cli.cli import render
     from billing_cli.cli.tenants_credit_cmd import billing_of, render_billing
-    from billing_cli.services import tenant_desk
+    from billing_cli.services.tenants import desk as tenant_desk
 
     runtime = runtime_of(ctx)
     detail = tenant_desk.show_tenant(
@@ -156,7 +156,7 @@ def suspend(
 ) -> None:
     """Suspend a tenant by hand (only a person can reactivate it)."""
     from billing_cli.cli import render
-    from billing_cli.services import tenants
+    from billing_cli.services.tenants import rules as tenants
 
     db, invocation = runtime_of(ctx).begin_change(
         ctx, what=f"suspend tenant {slug}", dry_run=dry_run, yes=yes
@@ -180,7 +180,7 @@ def reactivate(
 ) -> None:
     """Lift a tenant's suspension, whoever made it."""
     from billing_cli.cli import render
-    from billing_cli.services import tenants
+    from billing_cli.services.tenants import rules as tenants
 
     db, invocation = runtime_of(ctx).begin_change(
         ctx, what=f"reactivate tenant {slug}", dry_run=dry_run, yes=yes
@@ -203,7 +203,7 @@ def remove(
     """
     from billing_cli.cli import render
     from billing_cli.cli.confirm import confirm_typed
-    from billing_cli.services import offboarding
+    from billing_cli.services.tenants import offboarding
 
     what = f"remove tenant {slug} and its Stripe customer"
     confirmed = confirm_typed(slug, what=what, yes=yes, dry_run=dry_run)
@@ -231,7 +231,7 @@ def update(
 ) -> None:
     """Change a tenant's name or e-mail, here and on its Stripe customer."""
     from billing_cli.cli import render
-    from billing_cli.services import tenant_desk
+    from billing_cli.services.tenants import desk as tenant_desk
 
     runtime = runtime_of(ctx)
     db, invocation = runtime.begin_change(

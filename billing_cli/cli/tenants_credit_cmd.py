@@ -28,7 +28,7 @@ def credit(
 ) -> None:
     """Credit a tenant's Stripe balance (used on its next invoices); --debit for a debit."""
     from billing_cli.cli import render
-    from billing_cli.services import discounts
+    from billing_cli.services.catalog import discounts
 
     db, gateway, invocation = runtime_of(ctx).begin_stripe_change(
         ctx, what=f"credit {slug} {amount} {currency}", dry_run=dry_run, yes=yes
@@ -51,7 +51,7 @@ def billing_of(ctx: typer.Context, slug: str) -> dict[str, Any] | None:
     or when Stripe cannot answer (said on stderr: the local part of ``show`` still works)."""
     from billing_cli.cli import render
     from billing_cli.errors import GatewayError
-    from billing_cli.services import discounts
+    from billing_cli.services.catalog import discounts
 
     runtime = runtime_of(ctx)
     if not runtime.settings().stripe_secret_key:

@@ -4,7 +4,7 @@ Without a subcommand it lists them (:func:`.webhooks_setup_cmd.endpoints`, as be
 three subcommands change where Stripe delivers events, so each asks first (a typed yes on
 stderr) unless ``--yes``, and a script with no terminal is refused rather than answered for;
 ``--dry-run`` reads the endpoint and shows the write it would send. The rules, the journal and
-the audit are in :mod:`billing_cli.services.webhook_endpoints`.
+the audit are in :mod:`billing_cli.services.webhooks.endpoints`.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from billing_cli.cli.runtime import runtime_of
 from billing_cli.cli.webhooks_setup_cmd import endpoints as list_endpoints
 
 if TYPE_CHECKING:
-    from billing_cli.services.webhook_endpoints import Action
+    from billing_cli.services.webhooks.endpoints import Action
 
 app = typer.Typer(
     help="List the account's webhook endpoints, or disable, enable or delete one.",
@@ -48,7 +48,7 @@ def _change(
     """Ask (always, not only in live mode: this decides where money events go), then change."""
     from billing_cli.cli import render
     from billing_cli.cli.confirm import confirm
-    from billing_cli.services.webhook_endpoints import change_endpoint
+    from billing_cli.services.webhooks.endpoints import change_endpoint
 
     runtime = runtime_of(ctx)
     question = _QUESTIONS[action].format(id=endpoint_id)

@@ -1,7 +1,7 @@
 """``billing webhooks setup`` and ``billing webhooks endpoints``: the Stripe side of webhooks.
 
 ``setup`` creates or updates the account's webhook endpoint for a URL (see
-:mod:`billing_cli.services.webhook_setup`). The signing secret Stripe returns on creation is
+:mod:`billing_cli.services.webhooks.setup`). The signing secret Stripe returns on creation is
 written to ``--write-env FILE`` or printed once, with a warning; it is never logged, audited
 or shown again. ``endpoints`` lists the account's endpoints.
 """
@@ -17,7 +17,7 @@ from billing_cli.cli.options import DryRunOption, JsonOption, YesOption
 from billing_cli.cli.runtime import runtime_of
 
 if TYPE_CHECKING:
-    from billing_cli.services.webhook_setup import SetupResult
+    from billing_cli.services.webhooks.setup import SetupResult
 
 
 def setup(
@@ -42,7 +42,7 @@ def setup(
     json_output: JsonOption = False,
 ) -> None:
     """Create or update the Stripe webhook endpoint for URL (no dashboard needed)."""
-    from billing_cli.services.webhook_setup import resolve_event_types, setup_endpoint
+    from billing_cli.services.webhooks.setup import resolve_event_types, setup_endpoint
 
     runtime = runtime_of(ctx)
     event_types = resolve_event_types(events or ())
@@ -66,7 +66,7 @@ def _confirm_dropped(event_types: tuple[str, ...], *, yes: bool, dry_run: bool) 
     events of those types would stop reaching the tool."""
     from billing_cli.cli import render
     from billing_cli.cli.confirm import confirm
-    from billing_cli.services.webhook_setup import dropped_handled_types
+    from billing_cli.services.webhooks.setup import dropped_handled_types
     from billing_cli.text import plural
 
     dropped = dropped_handled_types(event_types)
@@ -124,7 +124,7 @@ def _report(result: SetupResult, *, url: str, write_env: Path | None, json_outpu
 def endpoints(ctx: typer.Context, json_output: JsonOption = False) -> None:
     """List the account's webhook endpoints: URL, status, API version and events."""
     from billing_cli.cli import render
-    from billing_cli.services.webhook_setup import list_endpoints
+    from billing_cli.services.webhooks.setup import list_endpoints
 
     rows = list_endpoints(runtime_of(ctx).gateway(dry_run=False))
     if json_output:

@@ -19,7 +19,7 @@ Every Stripe error but a card decline (a payment outcome, counted as such) and a
 (an answer to a lookup: the coupon an operator mistyped, the subscription already gone) is also
 handed to the *error sinks* added with :func:`add_error_sink`: this is how reads count for
 ``billing check`` too (``subs show``, ``reconcile``, the engine's tie reads), without the gateway
-opening a database session. The service layer's sink (:class:`billing_cli.services.observe.
+opening a database session. The service layer's sink (:class:`billing_cli.services.observe.counters.
 StripeErrorCounter`) keeps the counts in memory and writes them in a transaction of its own.
 """
 

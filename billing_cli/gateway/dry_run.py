@@ -1,10 +1,11 @@
 """``DryRunGateway``: the real code path with every Stripe write held back.
 
 ``--dry-run`` must read real state and show every write it would make while making none
-(DESIGN 4). Rather than an ``if dry_run`` in every service, the service is handed this wrapper:
-reads go to the real gateway, writes are recorded in :attr:`DryRunGateway.planned` and answered
-with a plausible synthetic object (ids such as ``"(new price)"``, a subscription ``trialing``
-when a trial was asked for) so the service carries on exactly as it would for real.
+(docs/architecture.md, Behaviour rules). Rather than an ``if dry_run`` in every service, the
+service is handed this wrapper: reads go to the real gateway, writes are recorded in
+:attr:`DryRunGateway.planned` and answered with a plausible synthetic object (ids such as
+``"(new price)"``, a subscription ``trialing`` when a trial was asked for) so the service
+carries on exactly as it would for real.
 """
 
 from __future__ import annotations

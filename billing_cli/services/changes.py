@@ -57,10 +57,10 @@ from billing_cli.gateway import Gateway, InvoicePreview
 from billing_cli.models import Change, Invocation
 from billing_cli.repository import Database
 from billing_cli.services import audit, journal
-from billing_cli.services.invoice_views import preview_view
 from billing_cli.services.journal import Intent
+from billing_cli.services.payments.invoice_views import preview_view
 from billing_cli.services.stripe_ops import planned_writes
-from billing_cli.services.subscription_updates import NothingToDo
+from billing_cli.services.subscriptions.updates import NothingToDo
 
 
 class StripeObject(Protocol):

@@ -129,18 +129,15 @@ def _run(
     max_failed_attempts: int,
 ) -> Change:
     """Dispatch to the service that recorded the intent (imports kept local: no cycles)."""
-    from billing_cli.services import (
-        invoices,
-        offboarding,
-        payment_history,
-        payment_methods,
-        payments,
-        plan_sync,
-        recovery,
-        subscriptions,
-        tenant_desk,
-        webhook_endpoints,
-    )
+    from billing_cli.services.catalog import plan_sync
+    from billing_cli.services.payments import charges as payments
+    from billing_cli.services.payments import history as payment_history
+    from billing_cli.services.payments import invoices, recovery
+    from billing_cli.services.payments import methods as payment_methods
+    from billing_cli.services.subscriptions import lifecycle as subscriptions
+    from billing_cli.services.tenants import desk as tenant_desk
+    from billing_cli.services.tenants import offboarding
+    from billing_cli.services.webhooks import endpoints as webhook_endpoints
 
     common: dict[str, Any] = {"invocation": invocation}
     if operation == "subscription.create":
@@ -271,7 +268,7 @@ def _run(
             message=f"plans sync finished; plan {params['slug']}: {done}",
         )
     if operation == "reconcile.cancel":
-        from billing_cli.services import reconcile
+        from billing_cli.services.reconcile import compare as reconcile
 
         subscription_id = params["subscription"]
         after = reconcile.cancel_unwanted(
@@ -333,15 +330,16 @@ def _adjustment(
     tenant: str,
     max_failed_attempts: int,
 ) -> Change:
-    """Finish a subscription adjustment (services/adjustments.py) with its recorded parameters.
+    """Finish a subscription adjustment (services/subscriptions/adjustments.py) with its
+    recorded parameters.
 
     The paused-access policy is read from the settings the resuming command runs with."""
     from billing_cli.config import load_settings
-    from billing_cli.services import adjustments
+    from billing_cli.services.subscriptions import adjustments
     from billing_cli.timeparse import from_iso
 
     if operation == "coupon.create":
-        from billing_cli.services import discounts as coupons
+        from billing_cli.services.catalog import discounts as coupons
 
         currency = params.get("currency")
         minor = params.get("amount_off")
@@ -357,7 +355,7 @@ def _adjustment(
             months=params.get("months"),
         )
     if operation == "coupon.delete":
-        from billing_cli.services import discounts as coupons
+        from billing_cli.services.catalog import discounts as coupons
 
         return coupons.delete_coupon(db, gateway, invocation=invocation, coupon_id=params["coupon"])
     rules = adjustments.BillingRules(
@@ -389,7 +387,7 @@ def _adjustment(
             proration=params["proration"],
             preview=False,
         ).change
-    from billing_cli.services import discounts
+    from billing_cli.services.catalog import discounts
 
     if operation in ("subscription.discount", "subscription.remove_discount"):
         return discounts.set_discount(

@@ -80,15 +80,17 @@ FAMILIES = {
     "payment.refund": "payment",
     "payment_method.detach": "payment_method",
     "payment_method.default": "payment_method",
-    "payment.recover": "payment_method",  # services/recovery.py: card, defaults, open invoices
+    # services/payments/recovery.py: card, defaults, open invoices
+    "payment.recover": "payment_method",
     "customer.update": "customer",
-    # subscription adjustments (services/adjustments.py): one change at a time per tenant
+    # subscription adjustments (services/subscriptions/adjustments.py): one change at a time
+    # per tenant
     "subscription.extend_trial": "subscription",
     "subscription.end_trial": "subscription",
     "subscription.pause": "subscription",
     "subscription.unpause": "subscription",
     "subscription.quantity": "subscription",
-    # discounts and credit (services/discounts.py)
+    # discounts and credit (services/catalog/discounts.py)
     "subscription.discount": "subscription",
     "subscription.remove_discount": "subscription",
     "customer.credit": "balance",

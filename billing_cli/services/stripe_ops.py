@@ -117,10 +117,31 @@ def default_method_step(
     attached to the customer is not attached again. ``subscription_id`` names the live
     subscription, whose own default Stripe charges first (:func:`paying_card_step`).
     """
+    method_id = attach_step(db, gateway, intent, customer_id, payment_method, reuse_attached=True)
+    paying_card_step(db, gateway, intent, customer_id, method_id, subscription_id)
+    return method_id
+
+
+def attach_step(
+    db: Database,
+    gateway: Gateway,
+    intent: Intent,
+    customer_id: str,
+    payment_method: str,
+    *,
+    reuse_attached: bool = False,
+) -> str:
+    """Attach ``payment_method`` to the customer once, as a recovery point; returns its id.
+
+    A re-run takes the id the interrupted run recorded; ``reuse_attached`` also takes a card
+    already on the customer (a real ``pm_`` id) instead of attaching it again.
+    """
     method_id = intent.steps.get("payment_method")
-    if not method_id and _attached(gateway, customer_id, payment_method):
+    if method_id:
+        return str(method_id)
+    if reuse_attached and _attached(gateway, customer_id, payment_method):
         method_id = payment_method
-    if not method_id:
+    else:
         method_id = journal.call(
             db,
             intent,
@@ -132,9 +153,7 @@ def default_method_step(
             ),
             what=f"attaching {payment_method}",
         )
-    if not intent.steps.get("payment_method"):
-        journal.record_step(db, intent, "payment_method", method_id)
-    paying_card_step(db, gateway, intent, customer_id, str(method_id), subscription_id)
+    journal.record_step(db, intent, "payment_method", method_id)
     return str(method_id)
 
 
@@ -146,7 +165,7 @@ def paying_card_step(
     method_id: str,
     subscription_id: str | None,
 ) -> None:
-    """Make an attached card the one that pays (DESIGN.md, "The card that pays").
+    """Make an attached card the one that pays (docs/architecture.md, "The card that pays").
 
     Stripe charges a subscription's own ``default_payment_method`` before the customer's
     invoice default, so setting only the customer's would leave renewals and retries on the old

@@ -6,7 +6,8 @@ bodies, a thread pool for sync code), and a maintained production server that ha
 keep-alive, concurrent connections and SIGTERM/Ctrl-C shutdown (uvicorn). Being plain ASGI, the
 app from :func:`create_app` also mounts in an operator's existing ASGI server or application.
 
-What a delivery goes through, in order, and what each failure answers (DESIGN.md section 4):
+What a delivery goes through, in order, and what each failure answers (docs/architecture.md,
+The webhook engine):
 
 1. the body is read in chunks and refused with 413 past ``max_body_bytes`` (a declared
    ``Content-Length`` over the cap is refused before reading anything);
@@ -26,7 +27,7 @@ about once a second (``RejectionCounter``), so a flood of bad requests costs a f
 ``GET /healthz`` runs a trivial query (2 s limit): 200 when the database answers, 503 when not.
 The webhook path is served with and without its trailing slash (Stripe does not follow
 redirects). Nothing here touches the database or Stripe itself: the engine owns the ledger, the
-gateway owns the signature check, :mod:`billing_cli.services.observe` owns the counters.
+gateway owns the signature check, :mod:`billing_cli.services.observe.counters` owns the counters.
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ from billing_cli.config import check_webhook_secrets
 from billing_cli.errors import BillingError, UsageError, WebhookError
 from billing_cli.gateway.calls import scrub
 from billing_cli.gateway.webhook_signature import load_verifier, verify_signature
-from billing_cli.services.observe import RejectionCounter, database_answers
+from billing_cli.services.observe.counters import RejectionCounter, database_answers
 from billing_cli.web.delivery_log import LOGGER_NAME
 from billing_cli.web.metrics import EndpointMetrics, process_exited
 

@@ -24,7 +24,7 @@ import os
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from billing_cli.services.observe import REJECTION_REASONS
+from billing_cli.services.observe.counters import REJECTION_REASONS
 
 # Outcomes of a verified delivery: the engine's, or "error" when processing raised.
 OUTCOMES = ("processed", "ignored", "skipped", "failed", "rejected", "error")

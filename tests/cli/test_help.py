@@ -87,7 +87,7 @@ def test_tenant_and_plan_slugs_complete_from_the_database(
     add_tenant(db_env, "acme")
     add_tenant(db_env, "acorn")
     add_tenant(db_env, "globex")
-    from billing_cli.services import plans
+    from billing_cli.services.catalog import plans
     from tests.factories import invocation
 
     plans.add_plan(

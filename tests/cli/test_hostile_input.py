@@ -193,7 +193,7 @@ def test_an_unknown_event_type_is_refused_with_the_valid_ones_listed(
 def test_a_list_that_drops_handled_types_says_which_and_asks_first(
     billing: Billing, db_env: Database, sandbox: object, stripe_requests: StripeRequests
 ) -> None:
-    from billing_cli.services.webhook_setup import default_event_types
+    from billing_cli.services.webhooks.setup import default_event_types
 
     assert billing("webhooks", "setup", _URL).exit_code == 0
     before, stripe_requests.sent[:] = table_snapshot(db_env), []

@@ -230,7 +230,7 @@ def test_names_from_stripe_are_printed_without_escape_sequences(
 
 
 def _audit_rows(db: Database, count: int) -> None:
-    from billing_cli.services import tenants
+    from billing_cli.services.tenants import rules as tenants
     from tests.factories import add_tenant, invocation
 
     add_tenant(db, "acme")

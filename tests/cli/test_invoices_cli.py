@@ -15,7 +15,7 @@ from billing_cli.gateway import Gateway
 from billing_cli.models import Invocation
 from billing_cli.repository import Database
 from billing_cli.services import audit
-from billing_cli.services import tenants as tenant_rules
+from billing_cli.services.tenants import rules as tenant_rules
 from stripe_sandbox import Sandbox
 from tests.conftest import StripeRequests
 from tests.factories import add_synced_plan, add_tenant, row_counts

@@ -32,7 +32,12 @@ print("BILLING=" + ",".join(sorted(m for m in sys.modules if m.startswith("billi
 ALWAYS = {"billing_cli", "billing_cli.cli", "billing_cli.cli.main", "billing_cli.cli.runtime"}
 FOR_A_COMMAND = {"billing_cli.cli.options", "billing_cli.cli.help_text", "billing_cli.cli.lazy"}
 # What a command's own module may import for its help text: `stats` lists the metrics.
-HELP_TEXT_SOURCES = {"billing_cli.services", "billing_cli.services.metric_definitions"}
+# The metric definitions that stats' and check's help lists, with the packages they sit in.
+HELP_TEXT_SOURCES = {
+    "billing_cli.services",
+    "billing_cli.services.observe",
+    "billing_cli.services.observe.metric_definitions",
+}
 
 GROUPS = list(COMMAND_GROUPS)
 NAMES = [*COMMAND_GROUPS, *COMMANDS]

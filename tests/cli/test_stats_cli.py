@@ -8,7 +8,7 @@ import pytest
 
 from billing_cli.models import utcnow
 from billing_cli.repository import Database
-from billing_cli.services import observe
+from billing_cli.services.observe import counters as observe
 from tests.cli.conftest import Billing
 from tests.services.test_stats import ledger_row
 

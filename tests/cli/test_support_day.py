@@ -14,7 +14,7 @@ import stripe
 
 from billing_cli.repository import Database
 from billing_cli.repository import subscriptions as subscriptions_repo
-from billing_cli.services import tenants as tenant_rules
+from billing_cli.services.tenants import rules as tenant_rules
 from stripe_sandbox import Sandbox
 
 from . import dead_card

@@ -110,7 +110,7 @@ def test_show_works_without_stripe_and_says_why_the_card_is_unknown(
 ) -> None:
     from billing_cli.models import TenantSubscription
     from billing_cli.repository import subscriptions as subscriptions_repo
-    from billing_cli.services import tenants as tenant_rules
+    from billing_cli.services.tenants import rules as tenant_rules
 
     add_tenant(db_env, "acme")
     with db_env.transaction() as session:

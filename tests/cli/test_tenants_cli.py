@@ -167,7 +167,7 @@ def test_a_manual_hold_over_a_billing_suspension_is_said_and_lifted(
     billing: Billing, db_env: Database
 ) -> None:
     from billing_cli.models import Invocation
-    from billing_cli.services import tenants
+    from billing_cli.services.tenants import rules as tenants
 
     billing("tenants", "add", "acme", "--name", "Acme", "--email", "a@acme.test")
     with db_env.transaction() as session:  # as the webhook engine suspends for billing

@@ -91,7 +91,9 @@ def test_it_asks_first_and_a_no_or_no_answer_changes_nothing(
     for answer in (None, "n\n"):
         refused = billing("webhooks", "endpoints", action, endpoint_id, input=answer)
         assert refused.exit_code == 1
-        assert refused.stderr.strip().count("\n") == 0
+        # the question on its line, then one line of error (never glued to the question)
+        question, error = refused.stderr.strip().split("\n")
+        assert question.endswith("[y/N]:") and error.startswith("Error: ")
         assert _status(client, endpoint_id) == "enabled"
     assert "pass --yes" in billing("webhooks", "endpoints", action, endpoint_id).stderr
     assert table_snapshot(db_env) == before

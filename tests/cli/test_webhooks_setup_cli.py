@@ -11,7 +11,7 @@ import pytest
 
 from billing_cli.gateway import Gateway
 from billing_cli.repository import Database
-from billing_cli.services.webhook_setup import default_event_types
+from billing_cli.services.webhooks.setup import default_event_types
 from tests.cli.conftest import Billing
 from tests.conftest import StripeRequests
 from tests.factories import table_snapshot

@@ -14,7 +14,8 @@ from typing import Any
 from billing_cli.mail.smtp import Mailer
 from billing_cli.models import utcnow
 from billing_cli.repository import Database
-from billing_cli.services import notify, tenants
+from billing_cli.services.observe import notify
+from billing_cli.services.tenants import rules as tenants
 from billing_cli.services.webhooks import WebhookEngine
 from tests import events as ev
 from tests.factories import add_tenant, invocation

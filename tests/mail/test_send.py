@@ -15,8 +15,9 @@ import sqlalchemy as sa
 from billing_cli.mail.smtp import SmtpMailer, SmtpTarget
 from billing_cli.models import utcnow
 from billing_cli.repository import Database
-from billing_cli.services import notify, tenants
-from billing_cli.services.notices import list_notices as list_notifications
+from billing_cli.services.observe import notify
+from billing_cli.services.observe.notices import list_notices as list_notifications
+from billing_cli.services.tenants import rules as tenants
 from billing_cli.services.webhooks import WebhookEngine
 from tests import events as ev
 from tests.factories import add_tenant, invocation, table_snapshot

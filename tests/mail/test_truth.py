@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from sqlmodel import SQLModel
 
 from billing_cli.repository import Database, migrations
-from billing_cli.services.notices import list_notices as list_notifications
+from billing_cli.services.observe.notices import list_notices as list_notifications
 from tests.mail.story import MAX_FAILED, Inbox, Tenant, body, send
 from tests.services.webhooks.conftest import add_plans, state
 

@@ -6,7 +6,7 @@ import pytest
 
 from billing_cli.errors import UsageError
 from billing_cli.repository import Database
-from billing_cli.services import tenants
+from billing_cli.services.tenants import rules as tenants
 from tests.factories import invocation
 from tests.mail.story import Inbox, Tenant, body, send
 from tests.services.webhooks.conftest import add_plans

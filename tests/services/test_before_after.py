@@ -14,7 +14,7 @@ import pytest
 from billing_cli.cli.render import changed_fields
 from billing_cli.gateway import Gateway, SubscriptionInfo
 from billing_cli.repository import Database
-from billing_cli.services import subscriptions
+from billing_cli.services.subscriptions import lifecycle as subscriptions
 from billing_cli.services.webhooks import WebhookEngine
 from tests import events as ev
 from tests.factories import add_synced_plan, add_tenant, invocation

@@ -16,7 +16,7 @@ from billing_cli.errors import BillingError
 from billing_cli.models import Invocation
 from billing_cli.repository import Database
 from billing_cli.services import audit, journal
-from billing_cli.services import tenants as tenant_rules
+from billing_cli.services.tenants import rules as tenant_rules
 from tests.factories import add_tenant, invocation
 
 

@@ -10,9 +10,9 @@ import pytest
 from billing_cli.repository import Database
 from billing_cli.repository import subscriptions as subscriptions_repo
 from billing_cli.repository import tenants as tenants_repo
-from billing_cli.services import tenants
 from billing_cli.services.doctor.checklist import DoctorReport
 from billing_cli.services.doctor.tenant import check_tenant
+from billing_cli.services.tenants import rules as tenants
 from billing_cli.services.webhooks import WebhookEngine
 from tests import events as ev
 from tests.factories import add_tenant, invocation

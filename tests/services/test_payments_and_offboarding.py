@@ -9,7 +9,11 @@ from billing_cli.config import Settings
 from billing_cli.errors import CardDeclined, Conflict, DatabaseError, NotFound
 from billing_cli.gateway import DryRunGateway, Gateway
 from billing_cli.repository import Database
-from billing_cli.services import audit, offboarding, payments, subscriptions, tenants
+from billing_cli.services import audit
+from billing_cli.services.payments import charges as payments
+from billing_cli.services.subscriptions import lifecycle as subscriptions
+from billing_cli.services.tenants import offboarding
+from billing_cli.services.tenants import rules as tenants
 from tests.conftest import StripeRequests
 from tests.factories import add_synced_plan, add_tenant, invocation, row_counts, table_snapshot
 

@@ -17,9 +17,9 @@ from billing_cli.gateway import DryRunGateway, Gateway, PriceInfo, ProductInfo
 from billing_cli.models import SubscriptionPlan
 from billing_cli.repository import Database
 from billing_cli.repository import plans as plans_repo
-from billing_cli.services import plans
-from billing_cli.services.plan_catalog import lookup_key_for
-from billing_cli.services.plan_sync import SyncReport, sync_plans
+from billing_cli.services.catalog import plans
+from billing_cli.services.catalog.plan_catalog import lookup_key_for
+from billing_cli.services.catalog.plan_sync import SyncReport, sync_plans
 from tests.conftest import StripeRequests
 from tests.factories import invocation, table_snapshot
 

@@ -7,7 +7,8 @@ import pytest
 from billing_cli.errors import Conflict, NotFound, UsageError
 from billing_cli.gateway import Gateway
 from billing_cli.repository import Database
-from billing_cli.services import audit, plans
+from billing_cli.services import audit
+from billing_cli.services.catalog import plans
 from stripe_sandbox import Sandbox
 from tests.conftest import StripeRequests
 from tests.factories import invocation, row_counts, table_snapshot

@@ -17,8 +17,11 @@ from billing_cli.gateway import DryRunGateway, Gateway
 from billing_cli.repository import Database
 from billing_cli.repository import subscriptions as subscriptions_repo
 from billing_cli.repository import tenants as tenants_repo
-from billing_cli.services import audit, refresh, subscriptions, tenants
-from billing_cli.services.reconcile import ReconcileReport, reconcile
+from billing_cli.services import audit
+from billing_cli.services.reconcile import refresh
+from billing_cli.services.reconcile.compare import ReconcileReport, reconcile
+from billing_cli.services.subscriptions import lifecycle as subscriptions
+from billing_cli.services.tenants import rules as tenants
 from tests.conftest import StripeRequests
 from tests.factories import add_synced_plan, add_tenant, invocation, row_counts, table_snapshot
 

@@ -18,8 +18,8 @@ import sqlalchemy as sa
 from billing_cli.config import Settings
 from billing_cli.models import AuditEntry, Notification, WebhookEvent, utcnow
 from billing_cli.repository import Database
-from billing_cli.services import observe
-from billing_cli.services.stats import compute_stats, run_checks
+from billing_cli.services.observe import counters as observe
+from billing_cli.services.observe.stats import compute_stats, run_checks
 from tests.factories import add_tenant
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
@@ -304,7 +304,7 @@ def test_the_suspension_rate_stays_a_rate_with_more_suspensions_than_active_tena
 ) -> None:
     """Issue 24.7: 4 suspensions with 1 tenant left active read 400% against "active now".
     Tenants suspended in the window over tenants active at any time in it: 3 of 4."""
-    from billing_cli.services import tenants
+    from billing_cli.services.tenants import rules as tenants
     from tests.factories import invocation
 
     for slug in ("acme", "globex", "initech", "hooli"):

@@ -11,7 +11,8 @@ from billing_cli.errors import Conflict, DatabaseError, NotFound, UsageError
 from billing_cli.gateway import DryRunGateway, Gateway
 from billing_cli.models import utcnow
 from billing_cli.repository import Database
-from billing_cli.services import subscriptions, tenants
+from billing_cli.services.subscriptions import lifecycle as subscriptions
+from billing_cli.services.tenants import rules as tenants
 from tests.conftest import StripeRequests
 from tests.factories import add_synced_plan, add_tenant, invocation, table_snapshot
 

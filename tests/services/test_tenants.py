@@ -6,7 +6,7 @@ import pytest
 
 from billing_cli.errors import Conflict, DatabaseError, NotFound, UsageError
 from billing_cli.repository import Database
-from billing_cli.services import tenants
+from billing_cli.services.tenants import rules as tenants
 from tests.factories import add_tenant, invocation, row_counts, table_snapshot
 
 

@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from billing_cli.models import SubscriptionPlan, utcnow
 from billing_cli.repository import Database
 from billing_cli.repository import plans as plans_repo
-from billing_cli.services import tenants
+from billing_cli.services.tenants import rules as tenants
 from billing_cli.services.webhooks import WebhookEngine
 from billing_cli.web import create_app
 from tests import events

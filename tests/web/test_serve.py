@@ -20,8 +20,8 @@ from typer.testing import CliRunner
 
 from billing_cli.cli import main as cli_main
 from billing_cli.repository import Database
-from billing_cli.services import tenants
-from billing_cli.services.observe import REJECTION_REASONS
+from billing_cli.services.observe.counters import REJECTION_REASONS
+from billing_cli.services.tenants import rules as tenants
 from tests import events
 from tests.cli.conftest import Billing
 from tests.factories import add_synced_plan, add_tenant

@@ -1,16 +1,14 @@
-"""Several ``webhooks serve`` processes behind one load balancer, on one database (DESIGN.md
-section 7): three real processes, realistic lifecycles of several tenants delivered out of
-order, each event more than once, the copies of one event racing on different processes, and
-same-second ties (some settled by ``data.previous_attributes``, some only by reading Stripe).
-
-What must hold is what one process gives: the final rows equal those of one engine applying the
-events in order, every event is in the ledger once, and of all the answers to one event's copies
-exactly one applied it (the others say ``skipped``). A copy answered 500 is delivered again, as
-Stripe retries.
-
-Stripe's side of a tie is a small HTTP server answering ``GET /v1/subscriptions/ID`` with the
-subscription as of its last event (what Stripe would say now), reached by each process through
-its gateway (``STRIPE_API_BASE``), as in production.
+"""Several ``webhooks serve`` processes behind one load balancer, on one database
+(docs/architecture.md, The webhook engine): three real processes, realistic lifecycles of
+several tenants delivered out of order, each event more than once, the copies of one event
+racing on different processes, and same-second ties (some settled by
+``data.previous_attributes``, some only by reading Stripe). What must hold is what one process
+gives: the final rows equal those of one engine applying the events in order, every event is in
+the ledger once, and of all the answers to one event's copies exactly one applied it (the others
+say ``skipped``). A copy answered 500 is delivered again, as Stripe retries. Stripe's side of a
+tie is a small HTTP server answering ``GET /v1/subscriptions/ID`` with the subscription as of
+its last event (what Stripe would say now), reached by each process through its gateway
+(``STRIPE_API_BASE``), as in production.
 """
 
 from __future__ import annotations

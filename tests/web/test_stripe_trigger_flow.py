@@ -15,7 +15,7 @@ import stripe
 
 from billing_cli.gateway import Gateway
 from billing_cli.repository import Database
-from billing_cli.services import tenants
+from billing_cli.services.tenants import rules as tenants
 from stripe_sandbox import Sandbox
 from tests.cli.conftest import Billing
 from tests.factories import add_synced_plan, add_tenant

@@ -1,4 +1,4 @@
-"""Initial schema: every table of DESIGN.md section 3.
+"""Initial schema: every table of docs/architecture.md, Data model.
 
 Revision ID: 0001
 Revises: (none)

@@ -14,9 +14,9 @@ from billing_cli.errors import BillingError, GatewayError
 from billing_cli.gateway import Gateway
 from billing_cli.repository import Database
 from billing_cli.repository import events as events_repo
+from billing_cli.services.catalog.plans import list_plans
 from billing_cli.services.doctor.checklist import DoctorReport, Status
-from billing_cli.services.plans import list_plans
-from billing_cli.services.webhook_setup import ALL_EVENTS, default_event_types, find_endpoint
+from billing_cli.services.webhooks.setup import ALL_EVENTS, default_event_types, find_endpoint
 from billing_cli.text import plural
 from billing_cli.timeparse import iso
 

@@ -1,7 +1,8 @@
 """``doctor --tenant``: "tenant not suspended" and "subscription not created", for one tenant.
 
 Is it linked to a Stripe customer; does its local subscription row agree with Stripe's (the
-comparison of ``subs show``, :func:`billing_cli.services.subscriptions.show_subscription`);
+comparison of ``subs show``,
+:func:`billing_cli.services.subscriptions.lifecycle.show_subscription`);
 which events about it reached the ledger and what processing did with them; and why it is or
 is not suspended, according to the policy the webhook engine applies
 (:func:`billing_cli.services.webhooks.policy.billing_suspension`); and, for a tenant that owes
@@ -25,7 +26,7 @@ from billing_cli.repository import events as events_repo
 from billing_cli.repository import subscriptions as subscriptions_repo
 from billing_cli.repository import tenants as tenants_repo
 from billing_cli.services.doctor.checklist import DoctorReport
-from billing_cli.services.subscriptions import show_subscription
+from billing_cli.services.subscriptions.lifecycle import show_subscription
 from billing_cli.services.webhooks.payloads import read_invoice
 from billing_cli.services.webhooks.policy import billing_suspension
 from billing_cli.timeparse import iso

@@ -5,7 +5,7 @@ Every handler finds the tenant (by subscription id, then customer id, then the o
 writes the field group its event owns only when the event is newer than what the group already
 holds (see :mod:`.policy` for why that makes delivery order and duplicates irrelevant), then
 re-derives the effective status, the failed attempts and the tenant's billing suspension.
-Suspensions and reactivations go through :func:`billing_cli.services.tenants.suspend` /
+Suspensions and reactivations go through :func:`billing_cli.services.tenants.rules.suspend` /
 ``reactivate`` so they write the same audit entry and notification as a person's would, with
 operator ``webhook:<event id>``.
 
@@ -55,7 +55,9 @@ from billing_cli.repository import ledger as ledger_repo
 from billing_cli.repository import webhook_rows as rows_repo
 from billing_cli.repository.ledger import PendingClaim
 from billing_cli.repository.webhook_rows import SubscriptionRecord, TenantRecord
-from billing_cli.services import audit, paused_access, tenants
+from billing_cli.services import audit
+from billing_cli.services.subscriptions import paused_access
+from billing_cli.services.tenants import rules as tenants
 from billing_cli.services.views import tenant_view
 from billing_cli.services.webhooks import policy, ties
 from billing_cli.services.webhooks.payloads import (

@@ -12,8 +12,8 @@ from billing_cli.errors import NotFound, UsageError
 from billing_cli.repository import Database
 from billing_cli.repository import events as events_repo
 from billing_cli.repository import subscriptions as subscriptions_repo
-from billing_cli.services import tenants as tenant_rules
-from billing_cli.services.notices import list_notices as list_notifications
+from billing_cli.services.observe.notices import list_notices as list_notifications
+from billing_cli.services.tenants import rules as tenant_rules
 from billing_cli.services.views import event_view
 
 __all__ = ["list_events", "list_notifications", "show_event"]

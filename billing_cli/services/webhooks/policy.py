@@ -298,7 +298,8 @@ def apply_local_snapshot(
 ) -> bool:
     """Write what Stripe answered a CLI command into the snapshot register, like an event would.
 
-    For ``billing_cli.services.subscriptions`` after ``subs create/upgrade/cancel/resume``::
+    For ``billing_cli.services.subscriptions.lifecycle`` after
+    ``subs create/upgrade/cancel/resume``::
 
         at = utcnow().timestamp()
         key = policy.local_snapshot_key(

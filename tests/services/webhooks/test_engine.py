@@ -13,7 +13,7 @@ from billing_cli.repository import Database
 from billing_cli.repository import audit as audit_repo
 from billing_cli.repository import events as events_repo
 from billing_cli.repository import notifications as notifications_repo
-from billing_cli.services import tenants
+from billing_cli.services.tenants import rules as tenants
 from billing_cli.services.webhooks import WebhookEngine
 from tests import events as ev
 from tests.factories import invocation, row_counts, table_snapshot

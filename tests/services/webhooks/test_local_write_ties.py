@@ -17,7 +17,7 @@ from billing_cli.gateway import SubscriptionInfo
 from billing_cli.repository import Database
 from billing_cli.repository import subscriptions as subscriptions_repo
 from billing_cli.repository import tenants as tenants_repo
-from billing_cli.services.subscription_updates import apply_subscription
+from billing_cli.services.subscriptions.updates import apply_subscription
 from billing_cli.services.webhooks import WebhookEngine
 from billing_cli.services.webhooks.engine import Fetch
 from tests import events as ev

@@ -5,7 +5,7 @@ On SQLite and PostgreSQL."""
 from __future__ import annotations
 
 from billing_cli.repository import Database
-from billing_cli.services import tenants
+from billing_cli.services.tenants import rules as tenants
 from billing_cli.services.webhooks import WebhookEngine
 from tests.factories import invocation
 from tests.services.webhooks.conftest import Acme, state

@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 
 from billing_cli.repository import Database
-from billing_cli.services import paused_access
+from billing_cli.services.subscriptions import paused_access
 from billing_cli.services.webhooks import WebhookEngine
 from tests import events as ev
 from tests.factories import add_tenant

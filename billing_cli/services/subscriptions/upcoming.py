@@ -12,8 +12,8 @@ from typing import Any
 
 from billing_cli.gateway import Gateway, InvoicePreview, SubscriptionPreview
 from billing_cli.repository import Database
-from billing_cli.services.invoice_views import preview_view
-from billing_cli.services.subscription_updates import live_subscription
+from billing_cli.services.payments.invoice_views import preview_view
+from billing_cli.services.subscriptions.updates import live_subscription
 
 
 def upcoming_invoice(

@@ -43,9 +43,9 @@ from billing_cli.repository import Database
 from billing_cli.repository import plans as plans_repo
 from billing_cli.repository import subscriptions as subscriptions_repo
 from billing_cli.services import journal
-from billing_cli.services import tenants as tenant_rules
 from billing_cli.services.journal import Intent
 from billing_cli.services.stripe_ops import TenantRef, stripe_row
+from billing_cli.services.tenants import rules as tenant_rules
 from billing_cli.services.views import subscription_view
 from billing_cli.services.webhooks import policy
 

@@ -25,11 +25,11 @@ from billing_cli.repository import Database
 from billing_cli.repository import plans as plans_repo
 from billing_cli.repository import subscriptions as subscriptions_repo
 from billing_cli.services import audit
-from billing_cli.services import tenants as tenant_rules
-from billing_cli.services.drift import Drift, LocalTenant, compare
-from billing_cli.services.stripe_state import StripeState, TenantInStripe, read_tenant
-from billing_cli.services.subscription_updates import apply_subscription, subscription_row_view
-from billing_cli.services.subscriptions import follow_billing_policy
+from billing_cli.services.reconcile.drift import Drift, LocalTenant, compare
+from billing_cli.services.reconcile.stripe_state import StripeState, TenantInStripe, read_tenant
+from billing_cli.services.subscriptions.lifecycle import follow_billing_policy
+from billing_cli.services.subscriptions.updates import apply_subscription, subscription_row_view
+from billing_cli.services.tenants import rules as tenant_rules
 from billing_cli.services.webhooks import policy
 from billing_cli.services.webhooks.deferred import apply_parked
 

@@ -23,9 +23,9 @@ from billing_cli.money import format_money, to_minor_units
 from billing_cli.repository import Database
 from billing_cli.repository import subscriptions as subscriptions_repo
 from billing_cli.services import audit, journal
-from billing_cli.services import tenants as tenant_rules
 from billing_cli.services.journal import INTENT_METADATA_KEY, Intent
 from billing_cli.services.stripe_ops import TENANT_METADATA_KEY, planned_writes
+from billing_cli.services.tenants import rules as tenant_rules
 from billing_cli.timeparse import iso
 
 REFUND_REASONS: tuple[RefundReason, ...] = ("duplicate", "fraudulent", "requested_by_customer")

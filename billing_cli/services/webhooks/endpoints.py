@@ -30,7 +30,7 @@ from billing_cli.models import Change, Invocation
 from billing_cli.repository import Database
 from billing_cli.services import audit, journal
 from billing_cli.services.stripe_ops import planned_writes
-from billing_cli.services.webhook_setup import endpoint_view
+from billing_cli.services.webhooks.setup import endpoint_view
 
 Action = Literal["disable", "enable", "delete"]
 ACTIONS: tuple[Action, ...] = ("disable", "enable", "delete")

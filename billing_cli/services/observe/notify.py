@@ -39,7 +39,7 @@ from billing_cli.models import Invocation, Notification, Tenant, utcnow
 from billing_cli.repository import Database
 from billing_cli.repository import notifications as notifications_repo
 from billing_cli.services import audit
-from billing_cli.services.notices import (
+from billing_cli.services.observe.notices import (
     CannotBuild,
     Composer,
     body_of,

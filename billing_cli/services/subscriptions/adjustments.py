@@ -41,19 +41,21 @@ from billing_cli.models import Change, Invocation, TenantSubscription, utcnow
 from billing_cli.repository import Database
 from billing_cli.repository import intents as intents_repo
 from billing_cli.repository import plans as plans_repo
-from billing_cli.services import journal, notices, paused_access
-from billing_cli.services import tenants as tenant_rules
+from billing_cli.services import journal
 from billing_cli.services.changes import Applied, ChangeResult, StripeChange, run
 from billing_cli.services.journal import Intent
+from billing_cli.services.observe import notices
 from billing_cli.services.stripe_ops import TenantRef, stripe_row
-from billing_cli.services.subscription_updates import (
+from billing_cli.services.subscriptions import paused_access
+from billing_cli.services.subscriptions.lifecycle import side_effects
+from billing_cli.services.subscriptions.updates import (
     apply_subscription,
     check_proration,
     live_subscription,
     subscription_row_view,
     sync_unchanged,
 )
-from billing_cli.services.subscriptions import side_effects
+from billing_cli.services.tenants import rules as tenant_rules
 from billing_cli.services.webhooks import policy
 from billing_cli.timeparse import iso
 

@@ -44,7 +44,7 @@ from billing_cli.models import Invocation
 from billing_cli.repository import Database
 from billing_cli.repository import plans as plans_repo
 from billing_cli.services import audit, journal
-from billing_cli.services.plan_catalog import (
+from billing_cli.services.catalog.plan_catalog import (
     METADATA_KEY,
     Catalog,
     Match,

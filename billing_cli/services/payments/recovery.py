@@ -1,10 +1,10 @@
 """``billing payments recover``: the support desk's step after a decline, in one command.
 
-After a card declines, support gets a working card from the customer and must (1) attach it,
-(2) make it *the card that pays* (the customer's invoice default and the live subscription's own
-default, which Stripe charges first: DESIGN.md), (3) pay what is open, oldest invoice first,
-and (4) see whether the tenant has its access back. Done by hand, step 2 is the one people get
-wrong: the old card keeps being charged.
+After a card declines, support gets a working card from the customer and must (1) attach it, (2)
+make it *the card that pays* (the customer's invoice default and the live subscription's own
+default, which Stripe charges first: docs/architecture.md), (3) pay what is open, oldest invoice
+first, and (4) see whether the tenant has its access back. Done by hand, step 2 is the one
+people get wrong: the old card keeps being charged.
 
 One journal intent (``payment.recover``) spans the whole recovery, so that a re-run after any
 interruption resumes it instead of starting over. Its recovery points are the attached card, the
@@ -31,16 +31,17 @@ from billing_cli.gateway.support_types import InvoiceInfo
 from billing_cli.models import Change, Invocation
 from billing_cli.money import format_money
 from billing_cli.repository import Database
-from billing_cli.services import audit, invoices, journal
-from billing_cli.services import tenants as tenant_rules
+from billing_cli.services import audit, journal
 from billing_cli.services.journal import Intent
-from billing_cli.services.payment_methods import card_label, card_of, paying_method_id
+from billing_cli.services.payments import invoices
+from billing_cli.services.payments.methods import card_label, card_of, paying_method_id
 from billing_cli.services.stripe_ops import (
     TenantRef,
     default_method_step,
     live_subscription,
     planned_writes,
 )
+from billing_cli.services.tenants import rules as tenant_rules
 from billing_cli.timeparse import iso
 
 MAX_OPEN = 100

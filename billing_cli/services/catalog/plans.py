@@ -22,7 +22,7 @@ from billing_cli.money import check_currency, format_money, to_minor_units
 from billing_cli.repository import Database
 from billing_cli.repository import plans as plans_repo
 from billing_cli.services import audit, journal
-from billing_cli.services.plan_catalog import (
+from billing_cli.services.catalog.plan_catalog import (
     Match,
     PlanSpec,
     every,
@@ -32,7 +32,7 @@ from billing_cli.services.plan_catalog import (
     product_changes,
     read_catalog,
 )
-from billing_cli.services.plan_catalog import describe_product_changes as describe_product
+from billing_cli.services.catalog.plan_catalog import describe_product_changes as describe_product
 from billing_cli.services.views import plan_view
 from billing_cli.text import PLAN_NAME_MAX, stripe_text
 

@@ -34,9 +34,8 @@ from billing_cli.repository import Database
 from billing_cli.repository import plans as plans_repo
 from billing_cli.repository import subscriptions as subscriptions_repo
 from billing_cli.services import audit, journal
-from billing_cli.services import tenants as tenant_rules
 from billing_cli.services.journal import INTENT_METADATA_KEY, Intent
-from billing_cli.services.payment_methods import card_label, default_card
+from billing_cli.services.payments.methods import card_label, default_card
 from billing_cli.services.stripe_ops import (
     TENANT_METADATA_KEY,
     TenantRef,
@@ -45,7 +44,7 @@ from billing_cli.services.stripe_ops import (
     planned_writes,
     stripe_row,
 )
-from billing_cli.services.subscription_updates import (
+from billing_cli.services.subscriptions.updates import (
     ENDED_STATUSES,
     NothingToDo,
     apply_subscription,
@@ -58,6 +57,7 @@ from billing_cli.services.subscription_updates import (
     sync_unchanged,
     update_step,
 )
+from billing_cli.services.tenants import rules as tenant_rules
 from billing_cli.services.views import subscription_view
 from billing_cli.services.webhooks import policy
 from billing_cli.services.webhooks.deferred import apply_parked
@@ -392,7 +392,7 @@ def show_subscription(db: Database, gateway: Gateway, *, tenant_slug: str) -> di
         if current is None and live.price_id:
             # The plan this earlier price was made for (``plans sync`` tags its prices), else
             # the row's plan when the row recorded this very price.
-            from billing_cli.services.plan_catalog import METADATA_KEY
+            from billing_cli.services.catalog.plan_catalog import METADATA_KEY
 
             made_for = live.price_metadata.get(METADATA_KEY)
             if made_for:

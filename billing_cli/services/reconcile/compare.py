@@ -39,11 +39,12 @@ from billing_cli.repository import Database
 from billing_cli.repository import intents as intents_repo
 from billing_cli.repository import overview as overview_repo
 from billing_cli.repository import tenants as tenants_repo
-from billing_cli.services import audit, journal, plans
-from billing_cli.services.drift import KINDS, LOCALLY_FIXABLE, Drift, LocalTenant, compare
-from billing_cli.services.refresh import apply_from_stripe, plan_prices, plan_slugs
+from billing_cli.services import audit, journal
+from billing_cli.services.catalog import plans
+from billing_cli.services.reconcile.drift import KINDS, LOCALLY_FIXABLE, Drift, LocalTenant, compare
+from billing_cli.services.reconcile.refresh import apply_from_stripe, plan_prices, plan_slugs
+from billing_cli.services.reconcile.stripe_state import StripeState, is_live, read_account
 from billing_cli.services.stripe_ops import TENANT_METADATA_KEY, planned_writes
-from billing_cli.services.stripe_state import StripeState, is_live, read_account
 from billing_cli.timeparse import iso
 
 LEDGER_STATUSES = ("failed", "deferred")

@@ -29,8 +29,8 @@ from dataclasses import dataclass
 from billing_cli.gateway import SubscriptionInfo
 from billing_cli.models import Tenant, TenantSubscription
 from billing_cli.money import format_money
-from billing_cli.services.plan_catalog import every
-from billing_cli.services.stripe_state import TenantInStripe
+from billing_cli.services.catalog.plan_catalog import every
+from billing_cli.services.reconcile.stripe_state import TenantInStripe
 from billing_cli.services.webhooks.policy import billing_suspension
 from billing_cli.timeparse import iso
 

@@ -50,7 +50,7 @@ from billing_cli.money import check_currency, major_units, to_minor_units
 from billing_cli.repository import Database
 from billing_cli.repository import plans as plans_repo
 from billing_cli.services import audit
-from billing_cli.services.plans import check_name, check_schedule
+from billing_cli.services.catalog.plans import check_name, check_schedule
 from billing_cli.services.views import plan_view
 from billing_cli.text import has_control, shown
 

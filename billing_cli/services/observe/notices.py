@@ -26,7 +26,7 @@ from billing_cli.repository import notifications as notifications_repo
 from billing_cli.repository import tenants as tenants_repo
 from billing_cli.repository.notifications import TenantState
 from billing_cli.services import audit
-from billing_cli.services.notice_check import verdict
+from billing_cli.services.observe.notice_check import verdict
 from billing_cli.services.views import notification_view
 from billing_cli.text import REASON_MAX, check_length, check_plain
 from billing_cli.timeparse import iso

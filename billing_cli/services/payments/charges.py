@@ -20,18 +20,19 @@ from billing_cli.money import format_money
 from billing_cli.repository import Database
 from billing_cli.repository import subscriptions as subscriptions_repo
 from billing_cli.services import audit, journal
-from billing_cli.services import tenants as tenant_rules
 from billing_cli.services.journal import INTENT_METADATA_KEY, Intent
-from billing_cli.services.payment_methods import card_view, paying_method_id
+from billing_cli.services.payments.methods import card_view, paying_method_id
 from billing_cli.services.stripe_ops import (
     TENANT_METADATA_KEY,
     TenantRef,
+    attach_step,
     customer_step,
     default_method_step,
     live_subscription,
     planned_writes,
     stripe_row,
 )
+from billing_cli.services.tenants import rules as tenant_rules
 from billing_cli.services.webhooks.deferred import apply_parked
 from billing_cli.text import stripe_text
 
@@ -196,7 +197,7 @@ def attach_method(
                 subscription_id=live_subscription(tenant),
             )
         else:
-            method_id = _attach_only(db, gateway, intent, customer_id, payment_method)
+            method_id = attach_step(db, gateway, intent, customer_id, payment_method)
     before = {"payment_method": None, "default": previous}
     after = {
         "payment_method": method_id,
@@ -230,27 +231,6 @@ def attach_method(
         message=f"{verb} {payment_method} to {tenant_slug}{default}",
         stripe_writes=planned_writes(gateway),
     )
-
-
-def _attach_only(
-    db: Database, gateway: Gateway, intent: Intent, customer_id: str, payment_method: str
-) -> str:
-    method_id = intent.steps.get("payment_method")
-    if method_id:
-        return str(method_id)
-    attached = journal.call(
-        db,
-        intent,
-        "attach",
-        lambda key: (
-            gateway.attach_payment_method(
-                payment_method, customer_id=customer_id, idempotency_key=key
-            ).id
-        ),
-        what=f"attaching {payment_method}",
-    )
-    journal.record_step(db, intent, "payment_method", attached)
-    return attached
 
 
 def _link_customer(

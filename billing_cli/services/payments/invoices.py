@@ -31,11 +31,11 @@ from billing_cli.money import format_money, with_display
 from billing_cli.repository import Database
 from billing_cli.repository import subscriptions as subscriptions_repo
 from billing_cli.services import audit, journal
-from billing_cli.services import tenants as tenant_rules
-from billing_cli.services.payment_methods import card_label, card_of, paying_method_id
+from billing_cli.services.payments.methods import card_label, card_of, paying_method_id
 from billing_cli.services.stripe_ops import planned_writes, stripe_row
-from billing_cli.services.subscription_updates import apply_subscription, subscription_row_view
-from billing_cli.services.subscriptions import follow_billing_policy, side_effects
+from billing_cli.services.subscriptions.lifecycle import follow_billing_policy, side_effects
+from billing_cli.services.subscriptions.updates import apply_subscription, subscription_row_view
+from billing_cli.services.tenants import rules as tenant_rules
 from billing_cli.services.webhooks import policy
 from billing_cli.timeparse import iso
 

@@ -1,6 +1,6 @@
 """A tenant's cards: which one pays, detaching one, making one the default.
 
-"The default card" means *the card that pays* (DESIGN.md): Stripe charges the live
+"The default card" means *the card that pays* (docs/architecture.md): Stripe charges the live
 subscription's own ``default_payment_method`` first and the customer's invoice default only
 when the subscription has none, so :func:`paying_method_id` reads them in that order, and every
 screen that names a default card asks it.
@@ -25,7 +25,6 @@ from billing_cli.gateway import Gateway, PaymentMethodInfo
 from billing_cli.models import Change, Invocation
 from billing_cli.repository import Database
 from billing_cli.services import audit, journal
-from billing_cli.services import tenants as tenant_rules
 from billing_cli.services.journal import Intent
 from billing_cli.services.stripe_ops import (
     ENDED,
@@ -34,6 +33,7 @@ from billing_cli.services.stripe_ops import (
     paying_card_step,
     planned_writes,
 )
+from billing_cli.services.tenants import rules as tenant_rules
 
 
 def card_view(method: PaymentMethodInfo | None) -> dict[str, Any] | None:

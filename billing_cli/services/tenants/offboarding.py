@@ -15,10 +15,10 @@ from billing_cli.repository import notifications as notifications_repo
 from billing_cli.repository import subscriptions as subscriptions_repo
 from billing_cli.repository import tenants as tenants_repo
 from billing_cli.services import audit, journal
-from billing_cli.services import tenants as tenant_rules
 from billing_cli.services.journal import Intent
 from billing_cli.services.stripe_ops import TenantRef, planned_writes, stripe_row
-from billing_cli.services.subscription_updates import ENDED_STATUSES, subscription_row_view
+from billing_cli.services.subscriptions.updates import ENDED_STATUSES, subscription_row_view
+from billing_cli.services.tenants import rules as tenant_rules
 from billing_cli.services.views import tenant_view
 
 

@@ -20,8 +20,8 @@ from billing_cli.models import utcnow
 from billing_cli.repository import Database
 from billing_cli.repository import intents as intents_repo
 from billing_cli.repository import stats as stats_repo
-from billing_cli.services.metric_definitions import DEFINITIONS
-from billing_cli.services.observe import REJECTION_REASONS, SIGNATURE_REASONS
+from billing_cli.services.observe.counters import REJECTION_REASONS, SIGNATURE_REASONS
+from billing_cli.services.observe.metric_definitions import DEFINITIONS
 from billing_cli.text import plural
 from billing_cli.timeparse import iso
 

@@ -36,11 +36,15 @@ from billing_cli.models import Change, Invocation
 from billing_cli.money import check_currency, format_money, to_minor_units
 from billing_cli.repository import Database
 from billing_cli.services import journal
-from billing_cli.services import tenants as tenant_rules
-from billing_cli.services.adjustments import AdjustmentResult, BillingRules, SubscriptionUpdate
 from billing_cli.services.changes import Applied, StripeChange, run
 from billing_cli.services.journal import INTENT_METADATA_KEY
 from billing_cli.services.stripe_ops import TENANT_METADATA_KEY, TenantRef
+from billing_cli.services.subscriptions.adjustments import (
+    AdjustmentResult,
+    BillingRules,
+    SubscriptionUpdate,
+)
+from billing_cli.services.tenants import rules as tenant_rules
 from billing_cli.text import REASON_MAX, stripe_text
 from billing_cli.timeparse import iso
 

@@ -19,9 +19,9 @@ from billing_cli.models import Change, Invocation
 from billing_cli.repository import Database
 from billing_cli.repository import tenants as tenants_repo
 from billing_cli.services import audit, journal
-from billing_cli.services import tenants as tenant_rules
-from billing_cli.services.payment_methods import default_card
+from billing_cli.services.payments.methods import default_card
 from billing_cli.services.stripe_ops import ENDED, TenantRef, planned_writes
+from billing_cli.services.tenants import rules as tenant_rules
 from billing_cli.services.views import tenant_view
 
 MAX_SEARCH = 200
