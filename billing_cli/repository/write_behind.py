@@ -89,22 +89,6 @@ _CUSTOMER_LOCKS = sa.text(
     "SELECT count(pg_advisory_xact_lock(hashtextextended(c, 8))) "
     "FROM (SELECT unnest(CAST(:customers AS text[])) AS c ORDER BY 1) AS locked"
 )
-_PARKED_NAMED = (
-    sa.select(
-        _LEDGER.c.id,
-        _LEDGER.c.status,
-        _LEDGER.c.attempts,
-        _LEDGER.c.stripe_event_id,
-        _LEDGER.c.customer_id,
-        _LEDGER.c.payload,
-    )
-    .where(
-        _LEDGER.c.customer_id.in_(sa.bindparam("customers", expanding=True)),
-        _LEDGER.c.status == "deferred",
-    )
-    .order_by(_LEDGER.c.created, _LEDGER.c.stripe_event_id)
-    .with_for_update()
-)
 _UNSENT_NAMED = sa.select(
     _NOTIFICATIONS.c.id, _NOTIFICATIONS.c.tenant_id, _NOTIFICATIONS.c.payload
 ).where(
@@ -164,9 +148,6 @@ class WriteBehind:
         self._indexed: dict[int, tuple[str | None, str | None, str | None]] = {}
         self.plans: dict[str, int | None] = {}
         self.attached: dict[int, Tenant] = {}  # ORM tenants the handlers changed (held here)
-        self.payloads: dict[str, dict[str, Any]] = {}  # event id -> payload, of the claims
-        self.parked_for: dict[str, list[LedgerState]] = {}  # customer -> deferred rows
-        self.parked_payloads: dict[int, dict[str, Any]] = {}  # ledger row -> payload
         self.unsent: dict[str, list[tuple[int, int, dict[str, Any]]]] = {}  # kind -> notices
         self.unsent_loaded: dict[str, set[int]] = {}  # kind -> tenants whose notices are read
         self._deleted_notices: list[int] = []
@@ -199,22 +180,10 @@ class WriteBehind:
             for found in connection.execute(_ROWS_NAMED, parameters):
                 self._add_found(found)
         self._claim(connection, claims)
-        if self.keys.customers:
-            parameters = {"customers": sorted(self.keys.customers)}
-            for row_id, status, attempts, event_id, customer_id, payload in connection.execute(
-                _PARKED_NAMED, parameters
-            ):
-                state = self.ledger_by_row.get(row_id) or LedgerState(
-                    row_id, status, attempts, event_id
-                )
-                self._remember(state)
-                self.parked_for.setdefault(customer_id, []).append(state)
-                self.parked_payloads[row_id] = payload or {}
 
     def _claim(self, connection: sa.Connection, claims: Sequence[dict[str, Any]]) -> None:
         if not claims:
             return
-        self.payloads = {claim["stripe_event_id"]: claim["payload"] for claim in claims}
         self.claimed = claim_many(session=self.session, claims=claims)
         for event_id, row_id in self.claimed.items():
             self._remember(LedgerState(row_id, claims[0]["status"], 1, event_id))
@@ -246,23 +215,6 @@ class WriteBehind:
         if state is not None:
             state.status = values.get("status", state.status)
             state.attempts = values.get("attempts", state.attempts)
-            customer_id = values.get("customer_id")
-            if state.status == "deferred" and customer_id is not None:
-                parked = self.parked_for.setdefault(customer_id, [])
-                if state not in parked:
-                    parked.append(state)
-                    self.parked_payloads.setdefault(row_id, self.payloads.get(state.event_id, {}))
-
-    def parked(self, customer_id: str) -> list[tuple[LedgerState, dict[str, Any]]] | Miss:
-        """The events parked for a customer the batch named: read at its start, or parked by
-        its own events (and not applied since)."""
-        if customer_id not in self.keys.customers:
-            return MISS
-        return [
-            (state, self.parked_payloads[state.id])
-            for state in self.parked_for.get(customer_id, [])
-            if state.status == "deferred"
-        ]
 
     def remember_ledger(self, row_id: int, status: str, attempts: int, event_id: str) -> None:
         """A ledger row read outside the cache (a parked event): keep it current from now on."""

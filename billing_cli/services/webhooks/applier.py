@@ -182,8 +182,8 @@ class EventApplier:
         visited.add(customer_id)
         ledger_repo.lock_customer(session=session, customer_id=customer_id)
         outcomes = []
-        for parked in sorted(
-            ledger_repo.parked(session=session, customer_id=customer_id), key=_order
+        for parked in ledger_repo.parked(
+            session=session, customer_id=customer_id, type_rank=_TYPE_RANK, other_rank=1
         ):
             try:
                 parsed = parse_event(parked.payload)
@@ -364,17 +364,6 @@ def _record(
         values["processing_ms"] = processing_ms
     if values:
         ledger_repo.update(session=session, row_id=row_id, values=values)
-
-
-def _order(parked: ledger_repo.ParkedEvent) -> tuple[int, int, str]:
-    payload = parked.payload
-    created = payload.get("created")
-    event_type = str(payload.get("type"))
-    return (
-        created if isinstance(created, int) else -1,
-        _TYPE_RANK.get(event_type, 1),
-        str(payload.get("id")),
-    )
 
 
 def ledger_values(parsed: ParsedEvent, *, source: str, status: str, now: Any) -> dict[str, Any]:
