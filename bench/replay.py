@@ -51,6 +51,7 @@ from billing_cli.repository import ledger as ledger_repo  # noqa: E402
 from billing_cli.services.webhooks import WebhookEngine  # noqa: E402
 from billing_cli.services.webhooks.payloads import parse_event  # noqa: E402
 from billing_cli.services.webhooks.replay import StripeSelection, run_replay  # noqa: E402
+from tests import events as ev  # noqa: E402
 from tests.services.webhooks.lifecycles import lifecycle, random_plan  # noqa: E402
 
 PRICES = ("price_bench_basic", "price_bench_pro")
@@ -290,6 +291,103 @@ def peak_memory(directory: Path, megabytes: int, args: argparse.Namespace) -> No
     path.unlink()
 
 
+_PARKED_CHILD = """
+import sys, time
+from pathlib import Path
+sys.path.insert(0, sys.argv[1])
+from bench.replay import parked_child
+print(*parked_child(Path(sys.argv[2]), sys.argv[3], int(sys.argv[4]), sys.argv[5]))
+"""
+
+
+def write_parked(directory: Path, customers: int, each: int) -> tuple[Path, Path]:
+    """Two files: ``each`` invoice events for every one of ``customers`` customers no tenant
+    has (interleaved in time, so every batch names many customers), then one subscription
+    event per customer naming its tenant, which links it and applies its parked events."""
+    parked, links = directory / "parked.jsonl", directory / "links.jsonl"
+    with parked.open("w", encoding="utf-8") as handle:
+        for step in range(each):
+            for n in range(customers):
+                event = ev.invoice_event(
+                    "invoice.payment_failed" if step % 3 else "invoice.paid",
+                    event_id=f"evt_park{n:05d}_{step:06d}",
+                    created=START + step * 60 + n % 60,
+                    subscription_id=f"sub_park{n:05d}",
+                    customer_id=f"cus_park{n:05d}",
+                    attempt_count=step % 3,
+                    paid=step % 3 == 0,
+                )
+                handle.write(json.dumps(event) + "\n")
+    with links.open("w", encoding="utf-8") as handle:
+        for n in range(customers):
+            event = ev.subscription_event(
+                "customer.subscription.created",
+                event_id=f"evt_link{n:05d}",
+                created=START + each * 60 + 86_400,
+                subscription_id=f"sub_park{n:05d}",
+                customer_id=f"cus_park{n:05d}",
+                status="active",
+                price_id=PRICES[0],
+                tenant=f"park-{n:05d}",
+            )
+            handle.write(json.dumps(event) + "\n")
+    return parked, links
+
+
+def parked_child(directory: Path, kind: str, customers: int, url: str) -> tuple[float, ...]:
+    """In a child process: replay the parked file, then the links; the seconds of each, the
+    number of events the links applied, and the peak RSS (VmHWM, MiB)."""
+    database = sqlite_database(directory, f"parked-{customers}.db") if kind == "sqlite" else None
+    with database or postgres_database(url) as db:
+        with db.transaction() as session:
+            session.add_all(
+                Tenant(slug=f"park-{n:05d}", name=f"P{n}", email=f"p{n}@bench.test")
+                for n in range(customers)
+            )
+        engine = WebhookEngine(db, live_mode=False, max_failed_attempts=3)
+        times: list[float] = []
+        applied = 0
+        for name in ("parked.jsonl", "links.jsonl"):
+            started = time.perf_counter()
+            summary = run_replay(
+                engine,
+                from_file=directory / name,
+                selection=StripeSelection(),
+                gateway=_no_stripe,
+                stripe_key=False,
+                batch_size=500,
+            )
+            times.append(time.perf_counter() - started)
+            applied = sum(len(outcome.parked) for outcome in summary.outcomes)
+    status = Path("/proc/self/status").read_text().splitlines()
+    peak_kb = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
+    return times[0], times[1], applied, peak_kb / 1024
+
+
+def parked_cases(directory: Path, args: argparse.Namespace) -> None:
+    """Parked events at scale: many for one customer, a few for many customers; each database
+    in a child process, so its peak memory is its own."""
+    print("\nParked events (customers no tenant has, then a link each; batches of 500):")
+    for case in (c for c in args.parked.split(",") if c):
+        customers, each = (int(n) for n in case.split("x"))
+        write_parked(directory, customers, each)
+        kinds = ["sqlite"] if args.no_postgres else ["sqlite", "postgresql"]
+        for kind in kinds:
+            child = [sys.executable, "-c", _PARKED_CHILD, str(ROOT), str(directory), kind]
+            child += [str(customers), args.postgres_url]
+            done = subprocess.run(child, capture_output=True, text=True)
+            if done.returncode:
+                sys.exit(done.stderr)
+            answer = done.stdout
+            park, link, applied, peak = (float(n) for n in answer.split()[-4:])
+            total = customers * each
+            print(
+                f"  {customers:,} customer(s) x {each:,} = {total:,} events, {kind:<10} "
+                f"park {park:6.1f} s ({total / park:6,.0f} /s), link {link:6.1f} s "
+                f"({applied:,.0f} applied, {applied / link:6,.0f} /s), peak {peak:4.0f} MiB"
+            )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", default="10000,100000", help="comma-separated counts")
@@ -307,6 +405,11 @@ def main() -> None:
         "--postgres-url", default="postgresql+psycopg://postgres@127.0.0.1/billing_dev"
     )
     parser.add_argument("--no-postgres", action="store_true")
+    parser.add_argument(
+        "--parked",
+        default="1x100000,10000x10",
+        help="parked cases, CUSTOMERSxEVENTS each, comma-separated ('' skips them)",
+    )
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="billing-bench-") as tmp:
@@ -333,6 +436,7 @@ def main() -> None:
             print("\nPeak memory of a file replay (child process, SQLite, batched):")
         for megabytes in sizes:
             peak_memory(directory, megabytes, args)
+        parked_cases(directory, args)
 
 
 if __name__ == "__main__":

@@ -59,7 +59,7 @@ _CLAIM_CTES: dict[tuple[str, ...], sa.CTE] = {}
 _UPDATE = _TABLE.update().where(_TABLE.c.id == sa.bindparam("row_id"))
 _PARKED_KEYS: sa.Select[Any] = sa.select(
     _TABLE.c.id, _TABLE.c.status, _TABLE.c.attempts, _TABLE.c.stripe_event_id
-).where(_TABLE.c.customer_id == sa.bindparam("customer_id"), _TABLE.c.status == "deferred")
+)
 _PARKED_PAYLOADS = sa.select(_TABLE.c.id, _TABLE.c.payload).where(
     _TABLE.c.id.in_(sa.bindparam("row_ids", expanding=True))
 )
@@ -223,9 +223,18 @@ def _parked_in_order(dialect: str, type_rank: Mapping[str, int], other_rank: int
     if statement is None:
         rank = sa.case(dict(type_rank), value=_TABLE.c.type, else_=other_rank)
         event_id: sa.ColumnElement[str] = _TABLE.c.stripe_event_id
+        status: sa.ColumnElement[str] = _TABLE.c.status
         if dialect == "postgresql":
             event_id = sa.collate(event_id, "C")
-        statement = _PARKED_KEYS.order_by(_TABLE.c.created, rank, event_id).with_for_update()
+        else:  # SQLite (no ANALYZE statistics) would scan every customer's parked rows through
+            # the status index: a unary plus keeps it on the customer's index
+            status = sa.literal_column(f"+{_TABLE.name}.status")
+        customer = _TABLE.c.customer_id == sa.bindparam("customer_id")
+        statement = (
+            _PARKED_KEYS.where(customer, status == "deferred")
+            .order_by(_TABLE.c.created, rank, event_id)
+            .with_for_update()
+        )
         _PARKED_ORDERS[cache_key] = statement
     return statement
 
