@@ -28,18 +28,14 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
 from billing_cli.models import WebhookEvent
-
-if TYPE_CHECKING:
-    from billing_cli.repository.write_behind import WriteBehind
-
-WRITE_BEHIND_KEY = "billing.write_behind"
+from billing_cli.repository.batch_cache import BatchAbort, batch_of
 
 _TABLE: sa.Table = WebhookEvent.metadata.tables[WebhookEvent.__tablename__]
 _CLAIM = {
@@ -68,12 +64,6 @@ PARKED_CHUNK = 500
 """Parked payloads read per statement: a customer's parked events stream in chunks this size."""
 _PAYLOAD = sa.select(_TABLE.c.payload).where(_TABLE.c.stripe_event_id == sa.bindparam("event_id"))
 _CUSTOMER_LOCK = sa.text("SELECT pg_advisory_xact_lock(hashtextextended(:customer_id, 8))")
-
-
-def batch_of(session: Session) -> WriteBehind | None:
-    """The replay batch running in this session (:mod:`.write_behind`), if any."""
-    batch: WriteBehind | None = session.info.get(WRITE_BEHIND_KEY)
-    return batch
 
 
 @dataclass(frozen=True)
@@ -284,12 +274,10 @@ def savepoint(*, session: Session) -> Iterator[None]:
     an explicit BEGIN opens the outer transaction first when none is open yet.
 
     Inside a replay batch (:mod:`.write_behind`) no SAVEPOINT is taken: an error in the block
-    raises :class:`~billing_cli.repository.write_behind.BatchAbort`, which aborts the batch.
+    raises :class:`~billing_cli.repository.batch_cache.BatchAbort`, which aborts the batch.
     """
     batch = batch_of(session)
     if batch is not None:
-        from billing_cli.repository.write_behind import BatchAbort
-
         try:
             yield
         except Exception as error:

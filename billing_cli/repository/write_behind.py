@@ -40,8 +40,16 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
 from billing_cli.models import Notification, Tenant, TenantSubscription, WebhookEvent
-from billing_cli.repository.ledger import WRITE_BEHIND_KEY
-from billing_cli.repository.webhook_rows import MISS, Miss, SubscriptionRecord, TenantRecord
+from billing_cli.repository.batch_cache import (
+    MISS,
+    WRITE_BEHIND_KEY,
+    Found,
+    LedgerState,
+    Miss,
+    SubscriptionRecord,
+    TenantRecord,
+)
+from billing_cli.repository.batch_cache import BatchAbort as BatchAbort
 
 _LEDGER: sa.Table = WebhookEvent.metadata.tables[WebhookEvent.__tablename__]
 _ROWS: sa.Table = TenantSubscription.metadata.tables[TenantSubscription.__tablename__]
@@ -101,14 +109,6 @@ _UPDATE_ROW = _ROWS.update().where(_ROWS.c.id == sa.bindparam("row_id"))
 _INSERT_NOTIFICATION = _NOTIFICATIONS.insert()
 
 
-class BatchAbort(BaseException):
-    """An error inside a batch that only re-running its events one by one can handle.
-
-    A BaseException so that the engine's own ``except Exception`` (which records a parked
-    event failed and goes on) cannot swallow it: the whole batch must be rolled back.
-    """
-
-
 @dataclass(frozen=True)
 class Keys:
     """What a batch's events name: the rows to read and the customers to lock up front."""
@@ -116,16 +116,6 @@ class Keys:
     subscriptions: frozenset[str]
     customers: frozenset[str]
     slugs: frozenset[str]
-
-
-@dataclass
-class LedgerState:
-    """A ledger row as the batch knows it (kept current as outcomes are buffered)."""
-
-    id: int
-    status: str
-    attempts: int
-    event_id: str
 
 
 class WriteBehind:
@@ -390,9 +380,6 @@ class WriteBehind:
         objects weakly, and the batch's later events must see the change."""
         assert tenant.id is not None
         self.attached[tenant.id] = tenant
-
-
-Found = tuple[SubscriptionRecord, TenantRecord]
 
 
 @contextmanager
