@@ -28,6 +28,7 @@ afterwards (synchronous commits).
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import random
 import subprocess
@@ -217,6 +218,34 @@ def run_bare_multi(db: Database, path: Path, batch_size: int) -> float:
     return time.perf_counter() - started
 
 
+def run_copy(db: Database, path: Path, batch_size: int) -> float:
+    """PostgreSQL's floor: the same ledger rows through ``COPY ... FROM STDIN`` (psycopg's
+    ``cursor.copy``), ``batch_size`` rows per commit. No conflict check and no RETURNING, so
+    no replay can match it; the issue's target is 0.6 of it."""
+    columns = (
+        "stripe_event_id, type, created, api_version, livemode, source, status, attempts, "
+        "error, received_at, processed_at, payload"
+    )
+    raw = db.engine.raw_connection()
+    started = time.perf_counter()
+    try:
+        rows = _ledger_rows(path)
+        while True:
+            batch = list(itertools.islice(rows, batch_size))
+            if not batch:
+                break
+            cursor = raw.cursor()
+            with cursor.copy(f"COPY webhook_event ({columns}) FROM STDIN") as copy:
+                for values in batch:
+                    values["payload"] = json.dumps(values["payload"])
+                    copy.write_row(tuple(values.values()))
+            cursor.close()
+            raw.commit()
+    finally:
+        raw.close()
+    return time.perf_counter() - started
+
+
 def write_events(path: Path, count: int, tenants: int, seed_value: int) -> float:
     with path.open("w", encoding="utf-8") as handle:
         for event in generate(count, tenants, seed_value):
@@ -243,6 +272,11 @@ def compare(
         figures[f"bare multi-row insert ({args.batch_size})"] = count / run_bare_multi(
             db, path, args.batch_size
         )
+    if label.startswith("PostgreSQL"):
+        with make_db(f"copy-{count}") as db:
+            figures[f"COPY ({args.batch_size} rows a commit)"] = count / run_copy(
+                db, path, args.batch_size
+            )
     print(f"{label}, {count:,} events:")
     for name, rate in figures.items():
         print(f"  {name:<34} {rate:9,.0f} /s")
@@ -250,7 +284,11 @@ def compare(
     multi = figures[f"bare multi-row insert ({args.batch_size})"]
     if "per-event" in figures:
         print(f"  batched / per-event                {batched / figures['per-event']:9.1f} x")
-    print(f"  batched / bare multi-row insert    {batched / multi:9.2f}   (target >= 0.5)")
+    print(f"  batched / bare multi-row insert    {batched / multi:9.2f}")
+    copy = figures.get(f"COPY ({args.batch_size} rows a commit)")
+    if copy is not None:
+        print(f"  batched / COPY                     {batched / copy:9.2f}   (target >= 0.6)")
+    print(f"  batched                            {batched:9,.0f} /s (target >= 5,000)")
     for mode, found in outcomes.items():
         print(f"  outcomes ({mode}): {found}")
 
