@@ -35,6 +35,7 @@ from dataclasses import dataclass, fields, replace
 from datetime import datetime
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
@@ -410,13 +411,16 @@ def claim_many(*, session: Session, claims: Sequence[dict[str, Any]]) -> dict[st
     RETURNING``, the rows sent as one JSON document: a short statement with one parameter
     whatever the batch size (500 rows as multi-row VALUES are 6,000 parameters, and as arrays
     the driver escapes every payload; either costs the client more than the server's insert).
+    The document is encoded by orjson (datetimes as ISO 8601, as ``isoformat`` writes them):
+    about 8 times faster than the standard library's encoder on 4.4 KB payloads, the largest
+    per-event cost of this statement.
     SQLite: an executemany with RETURNING, which SQLAlchemy sends as multi-row VALUES pages.
     """
     if not claims:
         return {}
     connection = session.connection()
     if connection.dialect.name == "postgresql":
-        rows = json.dumps(list(claims), default=_json_default)
+        rows = _claims_document(claims)
         found = connection.execute(_pg_claim_many(tuple(claims[0])), {"rows": rows})
     else:
         found = connection.execute(_CLAIM_MANY[connection.dialect.name], list(claims))
@@ -455,7 +459,16 @@ def _pg_claim_many(columns: tuple[str, ...]) -> sa.TextClause:
     return statement
 
 
-def _json_default(value: Any) -> str:
+def _claims_document(claims: Sequence[dict[str, Any]]) -> str:
+    """The claims as one JSON document. orjson refuses an integer beyond 64 bits, which a
+    hostile file may hold and PostgreSQL's json accepts: the standard encoder takes those."""
+    try:
+        return orjson.dumps(list(claims)).decode()
+    except orjson.JSONEncodeError:
+        return json.dumps(list(claims), default=_iso)
+
+
+def _iso(value: Any) -> str:
     if isinstance(value, datetime):
         return value.isoformat()
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
