@@ -38,20 +38,25 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import requests
 import sqlalchemy as sa
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from billing_cli.config import Settings  # noqa: E402
+from billing_cli.gateway import make_gateway  # noqa: E402
 from billing_cli.models import SubscriptionPlan, Tenant, TenantSubscription, utcnow  # noqa: E402
 from billing_cli.repository import Database, migrations, write_behind  # noqa: E402
 from billing_cli.repository import ledger as ledger_repo  # noqa: E402
 from billing_cli.services.webhooks import WebhookEngine  # noqa: E402
 from billing_cli.services.webhooks.payloads import parse_event  # noqa: E402
 from billing_cli.services.webhooks.replay import StripeSelection, run_replay  # noqa: E402
+from stripe_sandbox import SANDBOX_SECRET_KEY  # noqa: E402
 from tests import events as ev  # noqa: E402
 from tests.services.webhooks.lifecycles import lifecycle, random_plan  # noqa: E402
 
@@ -405,8 +410,10 @@ def parked_child(directory: Path, kind: str, customers: int, url: str) -> tuple[
 def parked_cases(directory: Path, args: argparse.Namespace) -> None:
     """Parked events at scale: many for one customer, a few for many customers; each database
     in a child process, so its peak memory is its own."""
-    print("\nParked events (customers no tenant has, then a link each; batches of 500):")
-    for case in (c for c in args.parked.split(",") if c):
+    cases = [c for c in args.parked.split(",") if c]
+    if cases:
+        print("\nParked events (customers no tenant has, then a link each; batches of 500):")
+    for case in cases:
         customers, each = (int(n) for n in case.split("x"))
         write_parked(directory, customers, each)
         kinds = ["sqlite"] if args.no_postgres else ["sqlite", "postgresql"]
@@ -426,6 +433,124 @@ def parked_cases(directory: Path, args: argparse.Namespace) -> None:
             )
 
 
+_SANDBOX_CHILD = """
+import asyncio, sys
+sys.path.insert(0, sys.argv[1])
+from bench.replay import preload_sandbox
+from stripe_sandbox import server
+preload_sandbox(sys.argv[2])
+asyncio.run(server.serve())
+"""
+
+
+class _Exported:
+    """An event's object as localstripe's Event takes it (anything with ``_export``)."""
+
+    def __init__(self, values: dict[str, Any]) -> None:
+        self.values = values
+
+    def _export(self) -> dict[str, Any]:
+        return self.values
+
+
+def preload_sandbox(path: str) -> None:
+    """In the sandbox's process, before it serves: store the file's events as the Events API
+    lists them (their ids are the sandbox's own; ``created`` and the API version are kept)."""
+    from localstripe import resources
+
+    with open(path, encoding="utf-8") as lines:
+        for line in lines:
+            found = json.loads(line)
+            event = resources.Event(found["type"], _Exported(found["data"]["object"]))
+            event.created = found["created"]
+            event.api_version = found["api_version"]
+            event.pending_webhooks = 0
+            event.request = {"id": None, "idempotency_key": None}
+            event._failed_webhooks = 0
+
+
+class _CountingSession(requests.Session):
+    """Counts the list requests stripe-python sends for events."""
+
+    lists = 0
+
+    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> Any:
+        if str(method).upper() == "GET" and str(url).split("?")[0].endswith("/v1/events"):
+            _CountingSession.lists += 1
+        return super().request(method, url, *args, **kwargs)
+
+
+def events_api_child(directory: Path, count: int, tenants: int, api_base: str) -> tuple[float, ...]:
+    """In a child process: replay the window from the sandbox's Events API into SQLite; the
+    seconds fetching and applying, the events fetched and applied, the list requests, and the
+    peak RSS (VmHWM, MiB)."""
+    settings = Settings(
+        stripe_secret_key=SANDBOX_SECRET_KEY, stripe_api_base=api_base, stripe_max_network_retries=0
+    )
+    with sqlite_database(directory, f"events-api-{count}.db") as db:
+        seed(db, tenants)
+        engine = WebhookEngine(db, live_mode=False, max_failed_attempts=3)
+        started = time.perf_counter()
+        summary = run_replay(
+            engine,
+            from_file=None,
+            selection=StripeSelection(since=utcnow() - timedelta(days=30)),
+            gateway=lambda: make_gateway(settings, session=_CountingSession()),
+            batch_size=500,
+        )
+        seconds = time.perf_counter() - started
+    status = Path("/proc/self/status").read_text().splitlines()
+    peak_kb = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
+    fetch = summary.fetch_seconds or 0.0
+    return seconds, fetch, summary.total, _CountingSession.lists, peak_kb / 1024
+
+
+def events_api_case(directory: Path, count: int, args: argparse.Namespace) -> None:
+    """The Events API replay of a window of ``count`` events, against a sandbox preloaded with
+    them (a subprocess of its own), the replay in another child process (SQLite)."""
+    path = directory / f"events-api-{count}.jsonl"
+    window_start = int(time.time()) - 29 * 86_400
+    with path.open("w", encoding="utf-8") as handle:
+        for n, event in enumerate(generate(count, args.tenants, args.seed)):
+            event["created"] = window_start + n * (28 * 86_400 // count)  # order kept
+            handle.write(json.dumps(event) + "\n")
+    sandbox = subprocess.Popen(
+        [sys.executable, "-c", _SANDBOX_CHILD, str(ROOT), str(path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert sandbox.stdout is not None
+        api_base = json.loads(sandbox.stdout.readline())["api_base"]
+        child = [sys.executable, "-c", _EVENTS_API_CHILD, str(ROOT), str(directory), str(count)]
+        child += [str(args.tenants), api_base]
+        done = subprocess.run(child, capture_output=True, text=True)
+        if done.returncode:
+            sys.exit(done.stderr)
+    finally:
+        sandbox.terminate()
+        sandbox.wait()
+    seconds, fetch, applied, lists, peak = (float(n) for n in done.stdout.split()[-5:])
+    print(f"\nEvents API replay, a window of {count:,} events (sandbox, SQLite, batches of 500):")
+    print(
+        f"  {seconds:.1f} s in all; fetched {count / seconds:,.0f} /s (the thread listing: "
+        f"{fetch:.1f} s), applied {applied / seconds:,.0f} /s ({applied:,.0f} events); "
+        f"{lists:,.0f} list requests ({count / max(lists, 1):,.0f} events each); peak "
+        f"{peak:.0f} MiB"
+    )
+    path.unlink()
+
+
+_EVENTS_API_CHILD = """
+import sys
+from pathlib import Path
+sys.path.insert(0, sys.argv[1])
+from bench.replay import events_api_child
+print(*events_api_child(Path(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]))
+"""
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", default="10000,100000", help="comma-separated counts")
@@ -443,6 +568,9 @@ def main() -> None:
         "--postgres-url", default="postgresql+psycopg://postgres@127.0.0.1/billing_dev"
     )
     parser.add_argument("--no-postgres", action="store_true")
+    parser.add_argument(
+        "--events-api", type=int, default=100_000, help="Events API window size (0 skips it)"
+    )
     parser.add_argument(
         "--parked",
         default="1x100000,10000x10",
@@ -475,6 +603,8 @@ def main() -> None:
         for megabytes in sizes:
             peak_memory(directory, megabytes, args)
         parked_cases(directory, args)
+        if args.events_api:
+            events_api_case(directory, args.events_api, args)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -37,6 +37,9 @@ log = logging.getLogger("billing.webhooks")
 
 DONE = ("processed", "ignored", "deferred")
 _MAX_ERROR_LENGTH = 2000
+PARKED_DETAILS = 1_000
+"""A link's parked outcomes keep their before/after up to this many; later ones keep their
+status and reason only, so a customer with 100,000 parked events does not hold 100,000 views."""
 # Parked events apply oldest first; within a second, creations before updates before deletions.
 _TYPE_RANK = {
     "customer.created": 0,
@@ -190,7 +193,10 @@ class EventApplier:
             except WebhookError as error:
                 outcomes.append(self._fail_recorded(session, parked.entry, parked.payload, error))
                 continue
-            outcomes.append(self._apply_recorded(session, parsed, parked.entry, run, visited))
+            outcome = self._apply_recorded(session, parsed, parked.entry, run, visited)
+            if len(outcomes) >= PARKED_DETAILS and outcome.changes:
+                outcome = replace(outcome, changes=())
+            outcomes.append(outcome)
         return outcomes
 
     def record_failure(

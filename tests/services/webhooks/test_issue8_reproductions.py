@@ -130,12 +130,27 @@ def _parked_mix() -> list[dict[str, Any]]:
 def test_a_link_applies_parked_events_in_order_key_order_a_chunk_at_a_time(
     db: Database, globex: str, engine: WebhookEngine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from billing_cli.models import TenantSubscription
     from billing_cli.repository import ledger
+    from billing_cli.repository import subscriptions as subscriptions_repo
+    from billing_cli.repository import tenants as tenants_repo
+    from billing_cli.services.webhooks import applier, deferred
 
     monkeypatch.setattr(ledger, "PARKED_CHUNK", 2)  # four chunks for seven events
+    monkeypatch.setattr(applier, "PARKED_DETAILS", 3)
     events = _parked_mix()
     assert {engine.process(e, source="endpoint").status for e in events} == {"deferred"}
-    applied = link_then_apply_parked(db, slug="globex", customer_id="cus_globex")
+    with db.transaction() as session:
+        tenant = tenants_repo.get_by_slug(session=session, slug="globex")
+        assert tenant is not None and tenant.id is not None
+        row = TenantSubscription(tenant_id=tenant.id, stripe_customer_id="cus_globex")
+        subscriptions_repo.save(session=session, subscription=row)
+        applied = deferred.apply_parked(
+            session, "cus_globex", max_failed_attempts=3, collect_changes=True
+        )
+    # past applier.PARKED_DETAILS (3 here) the outcomes keep no before/after
+    assert [bool(o.changes) for o in applied][3:] == [False] * 4
+    assert applied[0].changes  # the creation: kept
     rank = {"customer.subscription.created": 0, "customer.subscription.deleted": 2}
     expected = sorted(events, key=lambda e: (e["created"], rank.get(e["type"], 1), e["id"]))
     assert [o.event_id for o in applied] == [e["id"] for e in expected]
