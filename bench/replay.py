@@ -458,6 +458,9 @@ def preload_sandbox(path: str) -> None:
     lists them (their ids are the sandbox's own; ``created`` and the API version are kept)."""
     from localstripe import resources
 
+    from stripe_sandbox import controls
+
+    controls.install()  # the store in memory only, before the first event goes in
     with open(path, encoding="utf-8") as lines:
         for line in lines:
             found = json.loads(line)
