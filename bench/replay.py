@@ -54,8 +54,13 @@ from billing_cli.models import SubscriptionPlan, Tenant, TenantSubscription, utc
 from billing_cli.repository import Database, migrations, write_behind  # noqa: E402
 from billing_cli.repository import ledger as ledger_repo  # noqa: E402
 from billing_cli.services.webhooks import WebhookEngine  # noqa: E402
+from billing_cli.services.webhooks.applier import ledger_values  # noqa: E402
 from billing_cli.services.webhooks.payloads import parse_event  # noqa: E402
-from billing_cli.services.webhooks.replay import StripeSelection, run_replay  # noqa: E402
+from billing_cli.services.webhooks.replay import (  # noqa: E402
+    ReplaySummary,
+    StripeSelection,
+    run_replay,
+)
 from stripe_sandbox import SANDBOX_SECRET_KEY  # noqa: E402
 from tests import events as ev  # noqa: E402
 from tests.services.webhooks.lifecycles import lifecycle, random_plan  # noqa: E402
@@ -160,7 +165,13 @@ def run_replay_file(
     seed(db, tenants)
     engine = WebhookEngine(db, live_mode=False, max_failed_attempts=3)
     started = time.perf_counter()
-    summary = run_replay(
+    summary = replay_file(engine, path, batch_size=batch_size)
+    return time.perf_counter() - started, {k: v for k, v in summary.counts.items() if v}
+
+
+def replay_file(engine: WebhookEngine, path: Path, *, batch_size: int) -> ReplaySummary:
+    """``run_replay`` of a file with no Stripe key, as the CLI runs it."""
+    return run_replay(
         engine,
         from_file=path,
         selection=StripeSelection(),
@@ -168,7 +179,6 @@ def run_replay_file(
         stripe_key=False,
         batch_size=batch_size,
     )
-    return time.perf_counter() - started, {k: v for k, v in summary.counts.items() if v}
 
 
 def _no_stripe() -> Any:
@@ -179,22 +189,11 @@ def _ledger_rows(path: Path) -> Iterator[dict[str, Any]]:
     """The ledger rows of the file's events, as the engine's claim writes them."""
     with path.open(encoding="utf-8") as lines:
         for line in lines:
-            parsed = parse_event(json.loads(line))
             now = utcnow()
-            yield {
-                "stripe_event_id": parsed.id,
-                "type": parsed.type,
-                "created": parsed.created,
-                "api_version": parsed.api_version,
-                "livemode": parsed.livemode,
-                "source": "file",
-                "status": "processed",
-                "attempts": 1,
-                "error": None,
-                "received_at": now,
-                "processed_at": now,
-                "payload": parsed.payload,
-            }
+            values = ledger_values(
+                parse_event(json.loads(line)), source="file", status="processed", now=now
+            )
+            yield {**values, "processed_at": now}
 
 
 def run_bare(db: Database, path: Path) -> float:
@@ -392,14 +391,7 @@ def parked_child(directory: Path, kind: str, customers: int, url: str) -> tuple[
         applied = 0
         for name in ("parked.jsonl", "links.jsonl"):
             started = time.perf_counter()
-            summary = run_replay(
-                engine,
-                from_file=directory / name,
-                selection=StripeSelection(),
-                gateway=_no_stripe,
-                stripe_key=False,
-                batch_size=500,
-            )
+            summary = replay_file(engine, directory / name, batch_size=500)
             times.append(time.perf_counter() - started)
             applied = sum(len(outcome.parked) for outcome in summary.outcomes)
     status = Path("/proc/self/status").read_text().splitlines()
