@@ -25,21 +25,17 @@ transaction apply several events, each undone alone if it fails.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
 from billing_cli.models import WebhookEvent
-
-if TYPE_CHECKING:
-    from billing_cli.repository.write_behind import WriteBehind
-
-WRITE_BEHIND_KEY = "billing.write_behind"
+from billing_cli.repository.batch_cache import BatchAbort, batch_of
 
 _TABLE: sa.Table = WebhookEvent.metadata.tables[WebhookEvent.__tablename__]
 _CLAIM = {
@@ -57,20 +53,17 @@ _LOCK = (
 )
 _CLAIM_CTES: dict[tuple[str, ...], sa.CTE] = {}
 _UPDATE = _TABLE.update().where(_TABLE.c.id == sa.bindparam("row_id"))
-_PARKED = (
-    sa.select(_TABLE.c.id, _TABLE.c.status, _TABLE.c.attempts, _TABLE.c.payload)
-    .where(_TABLE.c.customer_id == sa.bindparam("customer_id"), _TABLE.c.status == "deferred")
-    .order_by(_TABLE.c.created, _TABLE.c.stripe_event_id)
-    .with_for_update()
+_PARKED_KEYS: sa.Select[Any] = sa.select(
+    _TABLE.c.id, _TABLE.c.status, _TABLE.c.attempts, _TABLE.c.stripe_event_id
 )
+_PARKED_PAYLOADS = sa.select(_TABLE.c.id, _TABLE.c.payload).where(
+    _TABLE.c.id.in_(sa.bindparam("row_ids", expanding=True))
+)
+_PARKED_ORDERS: dict[tuple[str, tuple[tuple[str, int], ...], int], sa.Select[Any]] = {}
+PARKED_CHUNK = 500
+"""Parked payloads read per statement: a customer's parked events stream in chunks this size."""
 _PAYLOAD = sa.select(_TABLE.c.payload).where(_TABLE.c.stripe_event_id == sa.bindparam("event_id"))
 _CUSTOMER_LOCK = sa.text("SELECT pg_advisory_xact_lock(hashtextextended(:customer_id, 8))")
-
-
-def batch_of(session: Session) -> WriteBehind | None:
-    """The replay batch running in this session (:mod:`.write_behind`), if any."""
-    batch: WriteBehind | None = session.info.get(WRITE_BEHIND_KEY)
-    return batch
 
 
 @dataclass(frozen=True)
@@ -183,26 +176,57 @@ class ParkedEvent:
     payload: dict[str, Any]
 
 
-def parked(*, session: Session, customer_id: str) -> list[ParkedEvent]:
-    """The events parked for this customer, locked, oldest first."""
+def parked(
+    *, session: Session, customer_id: str, type_rank: Mapping[str, int], other_rank: int
+) -> Iterator[ParkedEvent]:
+    """The events parked for this customer, locked, in order-key order, as a stream.
+
+    The order key is (``created``, the rank of the type, the event id compared byte by byte):
+    ``type_rank`` ranks some types, every other type ranks ``other_rank``. The rows' keys are
+    read and locked in one statement, then their payloads :data:`PARKED_CHUNK` at a time, so a
+    customer with 100,000 parked events never has all their payloads in memory; inside a
+    replay batch the batch's buffers are written before each chunk, so they stay small too.
+    """
     batch = batch_of(session)
+    connection = session.connection()
     if batch is not None:
-        cached = batch.parked(customer_id)
-        if isinstance(cached, list):
-            return [
-                ParkedEvent(LedgerEntry(state.id, state.status, state.attempts), payload)
-                for state, payload in cached
-            ]
         batch.flush()  # events parked earlier in the batch are in the buffers
-    found = session.connection().execute(_PARKED, {"customer_id": customer_id}).all()
-    parked = [ParkedEvent(LedgerEntry(row[0], row[1], row[2]), row[3] or {}) for row in found]
-    if batch is not None:
-        for event in parked:
-            entry = event.entry
-            batch.remember_ledger(
-                entry.id, entry.status, entry.attempts, str(event.payload.get("id"))
-            )
-    return parked
+    statement = _parked_in_order(connection.dialect.name, type_rank, other_rank)
+    keys = [tuple(row) for row in connection.execute(statement, {"customer_id": customer_id})]
+    for start in range(0, len(keys), PARKED_CHUNK):
+        chunk = keys[start : start + PARKED_CHUNK]
+        if batch is not None and start:
+            batch.flush()
+        found = connection.execute(_PARKED_PAYLOADS, {"row_ids": [key[0] for key in chunk]})
+        payloads: dict[int, Any] = {row[0]: row[1] for row in found}
+        for row_id, status, attempts, event_id in chunk:
+            if batch is not None:
+                batch.remember_ledger(row_id, status, attempts, event_id)
+            yield ParkedEvent(LedgerEntry(row_id, status, attempts), payloads.get(row_id) or {})
+
+
+def _parked_in_order(dialect: str, type_rank: Mapping[str, int], other_rank: int) -> sa.Select[Any]:
+    """The locked read of a customer's parked keys, sorted by the order key in SQL (the ids in
+    code-point order: ``COLLATE "C"`` on PostgreSQL, SQLite's default BINARY), built once."""
+    cache_key = (dialect, tuple(sorted(type_rank.items())), other_rank)
+    statement = _PARKED_ORDERS.get(cache_key)
+    if statement is None:
+        rank = sa.case(dict(type_rank), value=_TABLE.c.type, else_=other_rank)
+        event_id: sa.ColumnElement[str] = _TABLE.c.stripe_event_id
+        status: sa.ColumnElement[str] = _TABLE.c.status
+        if dialect == "postgresql":
+            event_id = sa.collate(event_id, "C")
+        else:  # SQLite (no ANALYZE statistics) would scan every customer's parked rows through
+            # the status index: a unary plus keeps it on the customer's index
+            status = sa.literal_column(f"+{_TABLE.name}.status")
+        customer = _TABLE.c.customer_id == sa.bindparam("customer_id")
+        statement = (
+            _PARKED_KEYS.where(customer, status == "deferred")
+            .order_by(_TABLE.c.created, rank, event_id)
+            .with_for_update()
+        )
+        _PARKED_ORDERS[cache_key] = statement
+    return statement
 
 
 def payload_of(*, session: Session, event_id: str) -> dict[str, Any] | None:
@@ -250,12 +274,10 @@ def savepoint(*, session: Session) -> Iterator[None]:
     an explicit BEGIN opens the outer transaction first when none is open yet.
 
     Inside a replay batch (:mod:`.write_behind`) no SAVEPOINT is taken: an error in the block
-    raises :class:`~billing_cli.repository.write_behind.BatchAbort`, which aborts the batch.
+    raises :class:`~billing_cli.repository.batch_cache.BatchAbort`, which aborts the batch.
     """
     batch = batch_of(session)
     if batch is not None:
-        from billing_cli.repository.write_behind import BatchAbort
-
         try:
             yield
         except Exception as error:

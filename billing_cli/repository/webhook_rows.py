@@ -20,9 +20,9 @@ changes anything.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import fields
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import make_transient_to_detached
@@ -36,72 +36,16 @@ from billing_cli.models import (
     utcnow,
 )
 from billing_cli.repository import ledger
-from billing_cli.repository.ledger import PendingClaim, batch_of
-
-if TYPE_CHECKING:
-    from billing_cli.repository.write_behind import WriteBehind
+from billing_cli.repository.batch_cache import BatchCache, Found, Miss, batch_of
+from billing_cli.repository.batch_cache import SubscriptionRecord as SubscriptionRecord
+from billing_cli.repository.batch_cache import TenantRecord as TenantRecord
+from billing_cli.repository.ledger import PendingClaim
 
 _ROWS: sa.Table = TenantSubscription.metadata.tables[TenantSubscription.__tablename__]
 _TENANTS: sa.Table = Tenant.metadata.tables[Tenant.__tablename__]
 _PLANS: sa.Table = SubscriptionPlan.metadata.tables[SubscriptionPlan.__tablename__]
 _NOTIFICATIONS: sa.Table = Notification.metadata.tables[Notification.__tablename__]
 
-
-@dataclass
-class SubscriptionRecord:
-    """One ``tenant_subscription`` row as plain values; ``id`` is None until it is inserted.
-
-    It has the same attribute names and types as :class:`TenantSubscription`, so the webhook
-    policy's pure functions take either.
-    """
-
-    tenant_id: int
-    id: int | None = None
-    plan_id: int | None = None
-    stripe_customer_id: str | None = None
-    stripe_subscription_id: str | None = None
-    status: str | None = None
-    current_period_start: datetime | None = None
-    current_period_end: datetime | None = None
-    trial_end: datetime | None = None
-    cancel_at_period_end: bool = False
-    canceled_at: datetime | None = None
-    failed_payment_attempts: int = 0
-    last_event_created: int | None = None
-    updated_at: datetime | None = None
-    stripe_price_id: str | None = None
-    stripe_status: str | None = None
-    subscription_event_key: str | None = None
-    payment_event_key: str | None = None
-    customer_event_key: str | None = None
-    deleted_customer_id: str | None = None
-    pause_collection: str | None = None
-
-    def values(self) -> dict[str, Any]:
-        """Every column's value, keyed by column name."""
-        return dict(self.__dict__)
-
-
-@dataclass(frozen=True)
-class TenantRecord:
-    """A ``tenant`` row as plain values: what the engine decides a suspension or a sync on."""
-
-    id: int
-    slug: str
-    name: str
-    email: str
-    status: str
-    suspended_by: str | None
-    suspended_at: datetime | None
-    suspension_reason: str | None
-    created_at: datetime | None
-
-
-class Miss:
-    """What a replay batch's cache answers for a key its events did not name: ask the database."""
-
-
-MISS = Miss()
 
 _RECORD_FIELDS = tuple(field.name for field in fields(SubscriptionRecord))
 _TENANT_COLUMNS = (
@@ -175,8 +119,6 @@ def withdraw_statement(ids: Sequence[int]) -> sa.Update:
         .values(**withdrawn_values())
     )
 
-
-Found = tuple[SubscriptionRecord, TenantRecord]
 
 
 def _split(found: Sequence[Any]) -> Found:
@@ -257,7 +199,7 @@ def _lock(
     read: str,
     value: str,
     claim: PendingClaim | None,
-    cached: Callable[[WriteBehind], Found | Miss | None],
+    cached: Callable[[BatchCache], Found | Miss | None],
 ) -> Found | None:
     """One locked read by a key: in a replay batch, the cache's answer when it has one; a key
     the batch did not name flushes the batch first, so the database agrees with the cache."""

@@ -35,20 +35,23 @@ from dataclasses import dataclass, fields, replace
 from datetime import datetime
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
 from billing_cli.models import Notification, Tenant, TenantSubscription, WebhookEvent
-from billing_cli.repository.ledger import WRITE_BEHIND_KEY
-from billing_cli.repository.webhook_rows import (
+from billing_cli.repository.batch_cache import (
     MISS,
+    WRITE_BEHIND_KEY,
+    Found,
+    LedgerState,
     Miss,
     SubscriptionRecord,
     TenantRecord,
-    withdraw_statement,
-    withdrawn_values,
 )
+from billing_cli.repository.batch_cache import BatchAbort as BatchAbort
+from billing_cli.repository.webhook_rows import withdraw_statement, withdrawn_values
 
 _LEDGER: sa.Table = WebhookEvent.metadata.tables[WebhookEvent.__tablename__]
 _ROWS: sa.Table = TenantSubscription.metadata.tables[TenantSubscription.__tablename__]
@@ -96,22 +99,6 @@ _CUSTOMER_LOCKS = sa.text(
     "SELECT count(pg_advisory_xact_lock(hashtextextended(c, 8))) "
     "FROM (SELECT unnest(CAST(:customers AS text[])) AS c ORDER BY 1) AS locked"
 )
-_PARKED_NAMED = (
-    sa.select(
-        _LEDGER.c.id,
-        _LEDGER.c.status,
-        _LEDGER.c.attempts,
-        _LEDGER.c.stripe_event_id,
-        _LEDGER.c.customer_id,
-        _LEDGER.c.payload,
-    )
-    .where(
-        _LEDGER.c.customer_id.in_(sa.bindparam("customers", expanding=True)),
-        _LEDGER.c.status == "deferred",
-    )
-    .order_by(_LEDGER.c.created, _LEDGER.c.stripe_event_id)
-    .with_for_update()
-)
 _UNSENT_NAMED = sa.select(
     _NOTIFICATIONS.c.id, _NOTIFICATIONS.c.tenant_id, _NOTIFICATIONS.c.payload
 ).where(
@@ -125,14 +112,6 @@ _UPDATE_ROW = _ROWS.update().where(_ROWS.c.id == sa.bindparam("row_id"))
 _INSERT_NOTIFICATION = _NOTIFICATIONS.insert()
 
 
-class BatchAbort(BaseException):
-    """An error inside a batch that only re-running its events one by one can handle.
-
-    A BaseException so that the engine's own ``except Exception`` (which records a parked
-    event failed and goes on) cannot swallow it: the whole batch must be rolled back.
-    """
-
-
 @dataclass(frozen=True)
 class Keys:
     """What a batch's events name: the rows to read and the customers to lock up front."""
@@ -140,16 +119,6 @@ class Keys:
     subscriptions: frozenset[str]
     customers: frozenset[str]
     slugs: frozenset[str]
-
-
-@dataclass
-class LedgerState:
-    """A ledger row as the batch knows it (kept current as outcomes are buffered)."""
-
-    id: int
-    status: str
-    attempts: int
-    event_id: str
 
 
 class WriteBehind:
@@ -172,9 +141,6 @@ class WriteBehind:
         self._indexed: dict[int, tuple[str | None, str | None, str | None]] = {}
         self.plans: dict[str, int | None] = {}
         self.attached: dict[int, Tenant] = {}  # ORM tenants the handlers changed (held here)
-        self.payloads: dict[str, dict[str, Any]] = {}  # event id -> payload, of the claims
-        self.parked_for: dict[str, list[LedgerState]] = {}  # customer -> deferred rows
-        self.parked_payloads: dict[int, dict[str, Any]] = {}  # ledger row -> payload
         self.unsent: dict[str, list[tuple[int, int, dict[str, Any]]]] = {}  # kind -> notices
         self.unsent_loaded: dict[str, set[int]] = {}  # kind -> tenants whose notices are read
         self._deleted_notices: list[int] = []
@@ -207,22 +173,10 @@ class WriteBehind:
             for found in connection.execute(_ROWS_NAMED, parameters):
                 self._add_found(found)
         self._claim(connection, claims)
-        if self.keys.customers:
-            parameters = {"customers": sorted(self.keys.customers)}
-            for row_id, status, attempts, event_id, customer_id, payload in connection.execute(
-                _PARKED_NAMED, parameters
-            ):
-                state = self.ledger_by_row.get(row_id) or LedgerState(
-                    row_id, status, attempts, event_id
-                )
-                self._remember(state)
-                self.parked_for.setdefault(customer_id, []).append(state)
-                self.parked_payloads[row_id] = payload or {}
 
     def _claim(self, connection: sa.Connection, claims: Sequence[dict[str, Any]]) -> None:
         if not claims:
             return
-        self.payloads = {claim["stripe_event_id"]: claim["payload"] for claim in claims}
         self.claimed = claim_many(session=self.session, claims=claims)
         for event_id, row_id in self.claimed.items():
             self._remember(LedgerState(row_id, claims[0]["status"], 1, event_id))
@@ -254,23 +208,6 @@ class WriteBehind:
         if state is not None:
             state.status = values.get("status", state.status)
             state.attempts = values.get("attempts", state.attempts)
-            customer_id = values.get("customer_id")
-            if state.status == "deferred" and customer_id is not None:
-                parked = self.parked_for.setdefault(customer_id, [])
-                if state not in parked:
-                    parked.append(state)
-                    self.parked_payloads.setdefault(row_id, self.payloads.get(state.event_id, {}))
-
-    def parked(self, customer_id: str) -> list[tuple[LedgerState, dict[str, Any]]] | Miss:
-        """The events parked for a customer the batch named: read at its start, or parked by
-        its own events (and not applied since)."""
-        if customer_id not in self.keys.customers:
-            return MISS
-        return [
-            (state, self.parked_payloads[state.id])
-            for state in self.parked_for.get(customer_id, [])
-            if state.status == "deferred"
-        ]
 
     def remember_ledger(self, row_id: int, status: str, attempts: int, event_id: str) -> None:
         """A ledger row read outside the cache (a parked event): keep it current from now on."""
@@ -448,9 +385,6 @@ class WriteBehind:
         self.attached[tenant.id] = tenant
 
 
-Found = tuple[SubscriptionRecord, TenantRecord]
-
-
 @contextmanager
 def begin(
     *, session: Session, keys: Keys, claims: Sequence[dict[str, Any]]
@@ -479,13 +413,16 @@ def claim_many(*, session: Session, claims: Sequence[dict[str, Any]]) -> dict[st
     RETURNING``, the rows sent as one JSON document: a short statement with one parameter
     whatever the batch size (500 rows as multi-row VALUES are 6,000 parameters, and as arrays
     the driver escapes every payload; either costs the client more than the server's insert).
+    The document is encoded by orjson (datetimes as ISO 8601, as ``isoformat`` writes them):
+    about 8 times faster than the standard library's encoder on 4.4 KB payloads, the largest
+    per-event cost of this statement.
     SQLite: an executemany with RETURNING, which SQLAlchemy sends as multi-row VALUES pages.
     """
     if not claims:
         return {}
     connection = session.connection()
     if connection.dialect.name == "postgresql":
-        rows = json.dumps(list(claims), default=_json_default)
+        rows = _claims_document(claims)
         found = connection.execute(_pg_claim_many(tuple(claims[0])), {"rows": rows})
     else:
         found = connection.execute(_CLAIM_MANY[connection.dialect.name], list(claims))
@@ -524,7 +461,16 @@ def _pg_claim_many(columns: tuple[str, ...]) -> sa.TextClause:
     return statement
 
 
-def _json_default(value: Any) -> str:
+def _claims_document(claims: Sequence[dict[str, Any]]) -> str:
+    """The claims as one JSON document. orjson refuses an integer beyond 64 bits, which a
+    hostile file may hold and PostgreSQL's json accepts: the standard encoder takes those."""
+    try:
+        return orjson.dumps(list(claims)).decode()
+    except orjson.JSONEncodeError:
+        return json.dumps(list(claims), default=_iso)
+
+
+def _iso(value: Any) -> str:
     if isinstance(value, datetime):
         return value.isoformat()
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")

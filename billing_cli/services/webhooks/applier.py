@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -37,6 +37,9 @@ log = logging.getLogger("billing.webhooks")
 
 DONE = ("processed", "ignored", "deferred")
 _MAX_ERROR_LENGTH = 2000
+PARKED_DETAILS = 1_000
+"""A link's parked outcomes keep their before/after up to this many; later ones keep their
+status and reason only, so a customer with 100,000 parked events does not hold 100,000 views."""
 # Parked events apply oldest first; within a second, creations before updates before deletions.
 _TYPE_RANK = {
     "customer.created": 0,
@@ -182,15 +185,18 @@ class EventApplier:
         visited.add(customer_id)
         ledger_repo.lock_customer(session=session, customer_id=customer_id)
         outcomes = []
-        for parked in sorted(
-            ledger_repo.parked(session=session, customer_id=customer_id), key=_order
+        for parked in ledger_repo.parked(
+            session=session, customer_id=customer_id, type_rank=_TYPE_RANK, other_rank=1
         ):
             try:
                 parsed = parse_event(parked.payload)
             except WebhookError as error:
                 outcomes.append(self._fail_recorded(session, parked.entry, parked.payload, error))
                 continue
-            outcomes.append(self._apply_recorded(session, parsed, parked.entry, run, visited))
+            outcome = self._apply_recorded(session, parsed, parked.entry, run, visited)
+            if len(outcomes) >= PARKED_DETAILS and outcome.changes:
+                outcome = replace(outcome, changes=())
+            outcomes.append(outcome)
         return outcomes
 
     def record_failure(
@@ -364,17 +370,6 @@ def _record(
         values["processing_ms"] = processing_ms
     if values:
         ledger_repo.update(session=session, row_id=row_id, values=values)
-
-
-def _order(parked: ledger_repo.ParkedEvent) -> tuple[int, int, str]:
-    payload = parked.payload
-    created = payload.get("created")
-    event_type = str(payload.get("type"))
-    return (
-        created if isinstance(created, int) else -1,
-        _TYPE_RANK.get(event_type, 1),
-        str(payload.get("id")),
-    )
 
 
 def ledger_values(parsed: ParsedEvent, *, source: str, status: str, now: Any) -> dict[str, Any]:

@@ -377,15 +377,22 @@ def _preview(
     return tally
 
 
+def _weight(outcome: EventOutcome) -> int:
+    return 1 + sum(_weight(parked) for parked in outcome.parked)
+
+
 class _Tally:
     """Counts every outcome, keeps the details of the first :data:`DETAILS_KEPT` (and of every
-    failed one), and reports progress: a replay of a million events stays in flat memory."""
+    failed one), and reports progress: a replay of a million events stays in flat memory. An
+    outcome that linked a customer carries its parked events' outcomes, and they count too
+    (10,000 links of 10 parked events each would otherwise keep 110,000 outcomes)."""
 
     def __init__(self, total: int | None, progress: Progress | None) -> None:
         self.total = total
         self.progress = progress
         self.counts: Counter[str] = Counter()
         self.kept: list[EventOutcome] = []
+        self.kept_weight = 0  # outcomes kept, with the parked outcomes inside them
         self.omitted = 0
         self.done = 0
 
@@ -394,8 +401,9 @@ class _Tally:
             self.done += 1
             self.counts[outcome.status] += 1
             noteworthy = outcome.status == "failed" or outcome.reason.startswith("needs refresh")
-            if len(self.kept) < DETAILS_KEPT or noteworthy:
+            if self.kept_weight < DETAILS_KEPT or noteworthy:
                 self.kept.append(outcome)
+                self.kept_weight += _weight(outcome)
             else:
                 self.omitted += 1
             if self.progress is not None:

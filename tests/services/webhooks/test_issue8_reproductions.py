@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -97,6 +98,97 @@ def test_parked_events_wait_for_a_link_made_by_a_command(
     assert [o.event_id for o in applied] == [e["id"] for e in events]
     assert state(db, "globex")["subscription"]["status"] == "active"
     assert link_then_apply_parked(db, slug="globex", customer_id="cus_globex") == []
+
+
+def _parked_mix() -> list[dict[str, Any]]:
+    """Parked events whose order key differs from their arrival order: same-second creations,
+    updates and deletions, and ids that sort differently case-blind (``evt_a`` before ``evt_B``
+    in a linguistic collation, after it byte by byte)."""
+    ids = iter(["evt_A", "evt_c", "evt_Z", "evt_a", "evt_B", "evt_b", "evt_C"])
+
+    def sub(type_: str, created: int) -> dict[str, Any]:
+        found = sub_event(type_, created, customer_id="cus_globex", subscription_id="sub_g")
+        return {**found, "id": next(ids)}
+
+    def paid(created: int) -> dict[str, Any]:
+        found = inv_event(
+            "invoice.paid", created, customer_id="cus_globex", subscription_id="sub_g"
+        )
+        return {**found, "id": next(ids)}
+
+    return [
+        sub("customer.subscription.deleted", T0 + 9),
+        paid(T0 + 9),
+        sub("customer.subscription.created", T0 + 9),
+        paid(T0 + 5),
+        paid(T0 + 5),
+        sub("customer.subscription.updated", T0),
+        sub("customer.subscription.created", T0),
+    ]
+
+
+def test_a_link_applies_parked_events_in_order_key_order_a_chunk_at_a_time(
+    db: Database, globex: str, engine: WebhookEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from billing_cli.models import TenantSubscription
+    from billing_cli.repository import ledger
+    from billing_cli.repository import subscriptions as subscriptions_repo
+    from billing_cli.repository import tenants as tenants_repo
+    from billing_cli.services.webhooks import applier, deferred
+
+    monkeypatch.setattr(ledger, "PARKED_CHUNK", 2)  # four chunks for seven events
+    monkeypatch.setattr(applier, "PARKED_DETAILS", 3)
+    events = _parked_mix()
+    assert {engine.process(e, source="endpoint").status for e in events} == {"deferred"}
+    with db.transaction() as session:
+        tenant = tenants_repo.get_by_slug(session=session, slug="globex")
+        assert tenant is not None and tenant.id is not None
+        row = TenantSubscription(tenant_id=tenant.id, stripe_customer_id="cus_globex")
+        subscriptions_repo.save(session=session, subscription=row)
+        applied = deferred.apply_parked(
+            session, "cus_globex", max_failed_attempts=3, collect_changes=True
+        )
+    # past applier.PARKED_DETAILS (3 here) the outcomes keep no before/after
+    assert [bool(o.changes) for o in applied][3:] == [False] * 4
+    assert applied[0].changes  # the creation: kept
+    rank = {"customer.subscription.created": 0, "customer.subscription.deleted": 2}
+    expected = sorted(events, key=lambda e: (e["created"], rank.get(e["type"], 1), e["id"]))
+    assert [o.event_id for o in applied] == [e["id"] for e in expected]
+    assert [e["id"] for e in expected] == [
+        "evt_C", "evt_b", "evt_B", "evt_a", "evt_Z", "evt_c", "evt_A"
+    ]  # fmt: skip
+    assert {ledger_row(db, e["id"])["status"] for e in events} == {"processed"}
+
+
+def test_a_batch_that_links_a_customer_applies_its_parked_events_in_order_key_order(
+    db: Database, globex: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from billing_cli.repository import ledger
+
+    monkeypatch.setattr(ledger, "PARKED_CHUNK", 2)
+    events = _parked_mix()
+    link = sub_event(
+        "customer.subscription.updated",
+        T0 + 20,
+        customer_id="cus_globex",
+        subscription_id="sub_g",
+        tenant="globex",
+    )
+    path = tmp_path / "events.jsonl"
+    path.write_text("".join(json.dumps(e) + "\n" for e in [*events, link]), encoding="utf-8")
+    engine = WebhookEngine(db, live_mode=False, max_failed_attempts=3)
+    summary = run_replay(
+        engine,
+        from_file=path,
+        selection=StripeSelection(),
+        gateway=lambda: None,
+        stripe_key=False,
+        batch_size=3,  # the parked events span batches before the one that links
+    )
+    linking = next(o for o in summary.outcomes if o.event_id == link["id"])
+    rank = {"customer.subscription.created": 0, "customer.subscription.deleted": 2}
+    expected = sorted(events, key=lambda e: (e["created"], rank.get(e["type"], 1), e["id"]))
+    assert [o.event_id for o in linking.parked] == [e["id"] for e in expected]
 
 
 def test_apply_parked_leaves_the_callers_orm_row_current(
