@@ -120,7 +120,6 @@ def withdraw_statement(ids: Sequence[int]) -> sa.Update:
     )
 
 
-
 def _split(found: Sequence[Any]) -> Found:
     count = len(_RECORD_FIELDS)
     record = SubscriptionRecord(**dict(zip(_RECORD_FIELDS, found[:count], strict=True)))
