@@ -92,6 +92,8 @@ FAMILIES = {
     "customer.credit": "balance",
     "coupon.create": "coupon",
     "webhook_endpoint.create": "webhook_endpoint",
+    # bulk price migration (services/price_migration.py): one intent per tenant
+    "subscription.migrate_price": "subscription",
 }
 
 

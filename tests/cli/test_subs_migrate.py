@@ -1,0 +1,298 @@
+"""``billing subs migrate``: a plan's subscriptions on older prices moved, against the sandbox.
+
+Each test builds the situation the issue describes: tenants subscribed to ``starter`` at 10.00,
+then the plan's price changed to 12.00 (a new Stripe Price; existing subscriptions keep the old).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+
+import pytest
+import stripe
+
+from billing_cli.repository import Database
+from billing_cli.services import audit
+from billing_cli.services.price_migration import Pacer
+from stripe_sandbox import Sandbox
+from tests.conftest import StripeRequests
+from tests.factories import add_synced_plan, add_tenant, table_snapshot
+from tests.faults import Fault, FaultProxy, fault_proxy
+
+from .conftest import Billing
+
+pytestmark = pytest.mark.sandbox
+
+TENANTS = ("acme", "bolt", "cora")
+MIGRATE = ("subs", "migrate", "--plan", "starter")
+
+
+@pytest.fixture
+def stripe_client(sandbox: Sandbox) -> stripe.StripeClient:
+    return stripe.StripeClient(
+        sandbox.secret_key, base_addresses={"api": sandbox.api_base}, max_network_retries=0
+    )
+
+
+@pytest.fixture
+def repriced(db_env: Database, sandbox: Sandbox, billing: Billing) -> Database:
+    """Three tenants on starter's old price, one on its new price, one canceled on the old."""
+    from billing_cli.config import Settings
+    from billing_cli.gateway import make_gateway
+
+    gateway = make_gateway(
+        Settings(stripe_secret_key=sandbox.secret_key, stripe_api_base=sandbox.api_base)
+    )
+    add_synced_plan(db_env, gateway, "starter", amount=1000)
+    for slug in (*TENANTS, "gone", "newb"):
+        add_tenant(db_env, slug)
+    for slug in (*TENANTS, "gone"):
+        _subscribe(billing, slug)
+    assert billing("subs", "cancel", "gone", "--now").exit_code == 0
+    assert billing("plans", "update", "starter", "--amount", "12.00").exit_code == 0
+    assert billing("plans", "sync").exit_code == 0
+    _subscribe(billing, "newb")
+    return db_env
+
+
+def _subscribe(billing: Billing, slug: str) -> None:
+    result = billing(
+        "subs", "create", slug, "--plan", "starter", "--payment-method", "pm_card_visa"
+    )
+    assert result.exit_code == 0, result.stderr
+
+
+def prices_by_tenant(client: stripe.StripeClient) -> dict[str, list[tuple[str, int]]]:
+    """Stripe's truth: each tenant's subscriptions as (status, unit amount)."""
+    found: dict[str, list[tuple[str, int]]] = {}
+    for sub in client.v1.subscriptions.list({"status": "all", "limit": 100}).data:
+        tenant = sub.metadata.to_dict().get("tenant", "?")
+        amount = int(sub["items"].data[0].price.unit_amount)
+        found.setdefault(tenant, []).append((sub.status, amount))
+    return found
+
+
+def migrations_audited(db: Database) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for entry in audit.list_entries(db, tenant_slug=None, since=None, limit=1000):
+        if entry["outcome"].startswith("price ") and not entry["dry_run"]:
+            slug = entry["target"].removeprefix("subscription:")
+            counts[slug] = counts.get(slug, 0) + 1
+    return counts
+
+
+def test_dry_run_previews_every_tenant_and_writes_nothing(
+    billing: Billing, repriced: Database, stripe_requests: StripeRequests
+) -> None:
+    before = table_snapshot(repriced)
+    stripe_requests.sent.clear()
+    report = billing.json(*MIGRATE, "--dry-run")
+    assert [(t["tenant"], t["outcome"]) for t in report["tenants"]] == [
+        (slug, "would move") for slug in TENANTS
+    ]
+    first = report["tenants"][0]
+    assert (first["old_amount"], first["new_amount"]) == ("10.00 USD", "12.00 USD")
+    assert first["invoice_preview"]["currency"] == "usd"
+    assert report["monthly_revenue_before"] == "30.00 USD"
+    assert report["monthly_revenue_after"] == "36.00 USD"
+    assert len(report["stripe_writes"]) == 3
+    assert [p for p in stripe_requests.posts if "create_preview" not in p] == []
+    assert table_snapshot(repriced) == before
+    people = billing(*MIGRATE, "--dry-run")
+    assert "would move 3, skipped 0, failed 0" in people.stdout
+    assert "30.00 USD -> 36.00 USD" in people.stdout
+
+
+def test_moves_each_live_tenant_once_and_a_rerun_moves_nobody(
+    billing: Billing,
+    repriced: Database,
+    stripe_client: stripe.StripeClient,
+    stripe_requests: StripeRequests,
+) -> None:
+    stripe_requests.sent.clear()
+    report = billing.json(*MIGRATE)
+    assert report["moved"] == 3 and report["failed"] == 0
+    writes = [p for p in stripe_requests.posts if p.startswith("/v1/subscriptions/")]
+    assert len(writes) == 3  # one write per tenant
+    lists = [p for m, p in stripe_requests.sent if m == "GET" and p == "/v1/subscriptions"]
+    assert len(lists) == 1  # one older price, one page
+    truth = prices_by_tenant(stripe_client)
+    assert all(truth[slug] == [("active", 1200)] for slug in (*TENANTS, "newb"))
+    assert truth["gone"] == [("canceled", 1000)]  # a canceled subscription is never touched
+    assert migrations_audited(repriced) == dict.fromkeys(TENANTS, 1)
+    listed = {r["tenant"]: r["plan"] for r in billing.json("subs", "list")}
+    assert listed["acme"] == "starter"
+
+    stripe_requests.sent.clear()
+    again = billing.json(*MIGRATE)
+    assert (again["moved"], again["failed"], again["tenants"]) == (0, 0, [])
+    assert stripe_requests.writes == []
+    assert migrations_audited(repriced) == dict.fromkeys(TENANTS, 1)
+
+
+def test_tenant_and_limit_choose_who_moves(
+    billing: Billing, repriced: Database, stripe_client: stripe.StripeClient
+) -> None:
+    only = billing.json(*MIGRATE, "--tenant", "bolt")
+    assert [t["tenant"] for t in only["tenants"]] == ["bolt"]
+    first = billing.json(*MIGRATE, "--limit", "1")
+    assert [t["tenant"] for t in first["tenants"]] == ["acme"]
+    amounts = {k: v[0][1] for k, v in prices_by_tenant(stripe_client).items()}
+    assert (amounts["acme"], amounts["bolt"], amounts["cora"]) == (1200, 1200, 1000)
+
+
+def test_a_manual_hold_stays_after_the_move(
+    billing: Billing, repriced: Database, stripe_client: stripe.StripeClient
+) -> None:
+    assert billing("tenants", "suspend", "bolt", "--reason", "abuse").exit_code == 0
+    assert billing.json(*MIGRATE)["moved"] == 3
+    shown = {t["slug"]: t for t in billing.json("tenants", "list")}
+    assert shown["bolt"]["status"] == "suspended"
+    assert shown["bolt"]["suspended_by"] == "manual"
+    assert prices_by_tenant(stripe_client)["bolt"] == [("active", 1200)]
+
+
+def test_period_end_sends_no_proration(
+    billing: Billing, repriced: Database, stripe_requests: StripeRequests
+) -> None:
+    report = billing.json(*MIGRATE, "--at", "period-end", "--dry-run")
+    assert report["proration"] == "none"
+    assert {w["params"]["proration_behavior"] for w in report["stripe_writes"]} == {"none"}
+    assert all(t["invoice_preview"]["proration_amount"] == 0 for t in report["tenants"])
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "text"),
+    [
+        (("--at", "period-end", "--proration", "always_invoice"), 2, "--at period-end"),
+        (("--limit", "0"), 2, "--limit"),
+        (("--rate", "500"), 2, "--rate"),
+        (("--tenant", "nobody"), 1, "nobody"),
+    ],
+)
+def test_bad_input_is_one_line_and_writes_nothing(
+    billing: Billing, repriced: Database, args: tuple[str, ...], code: int, text: str
+) -> None:
+    before = table_snapshot(repriced)
+    result = billing(*MIGRATE, *args)
+    assert result.exit_code == code
+    assert text in result.stderr and "Traceback" not in result.stderr
+    assert table_snapshot(repriced) == before
+
+
+def test_an_unknown_plan_is_refused(billing: Billing, repriced: Database) -> None:
+    result = billing("subs", "migrate", "--plan", "nope")
+    assert result.exit_code != 0 and "no plan 'nope'" in result.stderr
+
+
+# -- interrupted runs ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def proxy(sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> Iterator[FaultProxy]:
+    with fault_proxy(sandbox.api_base) as running:
+        monkeypatch.setenv("STRIPE_API_BASE", running.url)
+        monkeypatch.setenv("STRIPE_TIMEOUT", "1")
+        monkeypatch.setenv("STRIPE_TIME_BUDGET", "8")
+        yield running
+
+
+def sub_of(db: Database, slug: str) -> str:
+    import sqlalchemy as sa
+
+    with db.connect() as connection:
+        return str(
+            connection.execute(
+                sa.text(
+                    "select s.stripe_subscription_id from tenant_subscription s "
+                    "join tenant t on t.id = s.tenant_id where t.slug = :slug"
+                ),
+                {"slug": slug},
+            ).scalar_one()
+        )
+
+
+def test_a_lost_answer_fails_that_tenant_and_the_rerun_finishes_it_once(
+    billing: Billing,
+    repriced: Database,
+    proxy: FaultProxy,
+    stripe_client: stripe.StripeClient,
+) -> None:
+    path = f"/v1/subscriptions/{sub_of(repriced, 'bolt')}"
+    proxy.arm(Fault("status", "after", "POST", path + "$", status=500, times=10))
+    first = billing(*MIGRATE)
+    assert first.exit_code == 1
+    assert "moved 2, skipped 0, failed 1" in first.stdout
+    assert "failed bolt:" in first.stdout
+    assert prices_by_tenant(stripe_client)["bolt"] == [("active", 1200)]  # Stripe acted
+    proxy.clear()
+    proxy.forwarded.clear()
+    second = billing.json(*MIGRATE)
+    assert [(t["tenant"], t["outcome"]) for t in second["tenants"]] == [("bolt", "moved")]
+    assert [p for m, p in proxy.forwarded if m == "POST"] == []  # finished, not sent again
+    assert migrations_audited(repriced) == dict.fromkeys(TENANTS, 1)
+
+
+def test_killed_mid_run_then_rerun_moves_every_tenant_once(
+    billing: Billing,
+    repriced: Database,
+    proxy: FaultProxy,
+    stripe_client: stripe.StripeClient,
+) -> None:
+    path = f"/v1/subscriptions/{sub_of(repriced, 'bolt')}"
+    proxy.arm(Fault("hang", "after", "POST", path + "$", hang_seconds=60))
+    env = {**os.environ, "STRIPE_TIMEOUT": "60", "STRIPE_TIME_BUDGET": "120"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "billing_cli", *MIGRATE],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    _kill_when_blocked(process, proxy)
+    assert prices_by_tenant(stripe_client)["bolt"] == [("active", 1200)]
+    again = billing.json(*MIGRATE)
+    outcomes = {t["tenant"]: t["outcome"] for t in again["tenants"]}
+    assert outcomes == {"bolt": "moved", "cora": "moved"}  # acme was moved before the kill
+    assert migrations_audited(repriced) == dict.fromkeys(TENANTS, 1)
+    assert all(
+        v == [("active", 1200)] for k, v in prices_by_tenant(stripe_client).items() if k in TENANTS
+    )
+
+
+def _kill_when_blocked(process: subprocess.Popen[bytes], proxy: FaultProxy) -> None:
+    deadline = time.monotonic() + 60
+    while not proxy.reached.is_set():
+        if process.poll() is not None:
+            raise AssertionError(process.stderr.read() if process.stderr else "exited early")
+        assert time.monotonic() < deadline, "the request never reached the proxy"
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=30)
+    proxy.clear()
+    proxy.reached.clear()
+
+
+# -- the pacer ----------------------------------------------------------------------------------
+
+
+def test_the_pacer_spaces_requests_at_the_rate() -> None:
+    now = [0.0]
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        now[0] += seconds
+
+    pacer = Pacer(10, clock=lambda: now[0], sleep=sleep)
+    for _ in range(5):
+        pacer.spend()
+    assert now[0] == pytest.approx(0.4)  # the first is free, then one every 0.1 s
+    pacer.spend(3)  # a list that read three pages
+    pacer.spend()
+    assert now[0] == pytest.approx(0.4 + 0.1 + 0.3)
+    assert pacer.spent == 9
