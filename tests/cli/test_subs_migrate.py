@@ -6,13 +6,6 @@ then the plan's price changed to 12.00 (a new Stripe Price; existing subscriptio
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
-
 import pytest
 import stripe
 
@@ -22,21 +15,16 @@ from billing_cli.services.price_migration import Pacer
 from stripe_sandbox import Sandbox
 from tests.conftest import StripeRequests
 from tests.factories import add_synced_plan, add_tenant, table_snapshot
-from tests.faults import Fault, FaultProxy, fault_proxy
+from tests.faults import Fault, FaultProxy
 
 from .conftest import Billing
+from .test_interrupted_writes import proxy, stripe_client  # noqa: F401  (fixtures)
+from .test_killed_writes import kill_when_blocked, start
 
 pytestmark = pytest.mark.sandbox
 
 TENANTS = ("acme", "bolt", "cora")
 MIGRATE = ("subs", "migrate", "--plan", "starter")
-
-
-@pytest.fixture
-def stripe_client(sandbox: Sandbox) -> stripe.StripeClient:
-    return stripe.StripeClient(
-        sandbox.secret_key, base_addresses={"api": sandbox.api_base}, max_network_retries=0
-    )
 
 
 @pytest.fixture
@@ -111,7 +99,7 @@ def test_dry_run_previews_every_tenant_and_writes_nothing(
 def test_moves_each_live_tenant_once_and_a_rerun_moves_nobody(
     billing: Billing,
     repriced: Database,
-    stripe_client: stripe.StripeClient,
+    stripe_client: stripe.StripeClient,  # noqa: F811
     stripe_requests: StripeRequests,
 ) -> None:
     stripe_requests.sent.clear()
@@ -136,7 +124,9 @@ def test_moves_each_live_tenant_once_and_a_rerun_moves_nobody(
 
 
 def test_tenant_and_limit_choose_who_moves(
-    billing: Billing, repriced: Database, stripe_client: stripe.StripeClient
+    billing: Billing,
+    repriced: Database,
+    stripe_client: stripe.StripeClient,  # noqa: F811
 ) -> None:
     only = billing.json(*MIGRATE, "--tenant", "bolt")
     assert [t["tenant"] for t in only["tenants"]] == ["bolt"]
@@ -147,7 +137,9 @@ def test_tenant_and_limit_choose_who_moves(
 
 
 def test_a_manual_hold_stays_after_the_move(
-    billing: Billing, repriced: Database, stripe_client: stripe.StripeClient
+    billing: Billing,
+    repriced: Database,
+    stripe_client: stripe.StripeClient,  # noqa: F811
 ) -> None:
     assert billing("tenants", "suspend", "bolt", "--reason", "abuse").exit_code == 0
     assert billing.json(*MIGRATE)["moved"] == 3
@@ -193,15 +185,6 @@ def test_an_unknown_plan_is_refused(billing: Billing, repriced: Database) -> Non
 # -- interrupted runs ---------------------------------------------------------------------------
 
 
-@pytest.fixture
-def proxy(sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> Iterator[FaultProxy]:
-    with fault_proxy(sandbox.api_base) as running:
-        monkeypatch.setenv("STRIPE_API_BASE", running.url)
-        monkeypatch.setenv("STRIPE_TIMEOUT", "1")
-        monkeypatch.setenv("STRIPE_TIME_BUDGET", "8")
-        yield running
-
-
 def sub_of(db: Database, slug: str) -> str:
     import sqlalchemy as sa
 
@@ -220,8 +203,8 @@ def sub_of(db: Database, slug: str) -> str:
 def test_a_lost_answer_fails_that_tenant_and_the_rerun_finishes_it_once(
     billing: Billing,
     repriced: Database,
-    proxy: FaultProxy,
-    stripe_client: stripe.StripeClient,
+    proxy: FaultProxy,  # noqa: F811
+    stripe_client: stripe.StripeClient,  # noqa: F811
 ) -> None:
     path = f"/v1/subscriptions/{sub_of(repriced, 'bolt')}"
     proxy.arm(Fault("status", "after", "POST", path + "$", status=500, times=10))
@@ -241,19 +224,12 @@ def test_a_lost_answer_fails_that_tenant_and_the_rerun_finishes_it_once(
 def test_killed_mid_run_then_rerun_moves_every_tenant_once(
     billing: Billing,
     repriced: Database,
-    proxy: FaultProxy,
-    stripe_client: stripe.StripeClient,
+    proxy: FaultProxy,  # noqa: F811
+    stripe_client: stripe.StripeClient,  # noqa: F811
 ) -> None:
     path = f"/v1/subscriptions/{sub_of(repriced, 'bolt')}"
     proxy.arm(Fault("hang", "after", "POST", path + "$", hang_seconds=60))
-    env = {**os.environ, "STRIPE_TIMEOUT": "60", "STRIPE_TIME_BUDGET": "120"}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "billing_cli", *MIGRATE],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    _kill_when_blocked(process, proxy)
+    kill_when_blocked(start(*MIGRATE), proxy)
     assert prices_by_tenant(stripe_client)["bolt"] == [("active", 1200)]
     again = billing.json(*MIGRATE)
     outcomes = {t["tenant"]: t["outcome"] for t in again["tenants"]}
@@ -262,19 +238,6 @@ def test_killed_mid_run_then_rerun_moves_every_tenant_once(
     assert all(
         v == [("active", 1200)] for k, v in prices_by_tenant(stripe_client).items() if k in TENANTS
     )
-
-
-def _kill_when_blocked(process: subprocess.Popen[bytes], proxy: FaultProxy) -> None:
-    deadline = time.monotonic() + 60
-    while not proxy.reached.is_set():
-        if process.poll() is not None:
-            raise AssertionError(process.stderr.read() if process.stderr else "exited early")
-        assert time.monotonic() < deadline, "the request never reached the proxy"
-        time.sleep(0.02)
-    process.send_signal(signal.SIGKILL)
-    process.wait(timeout=30)
-    proxy.clear()
-    proxy.reached.clear()
 
 
 # -- the pacer ----------------------------------------------------------------------------------
