@@ -113,7 +113,9 @@ def _handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
         do_GET = do_POST = do_DELETE = _relay
 
         def _forward(self, method: str, body: bytes) -> tuple[int, list[tuple[str, str]], bytes]:
-            connection = http.client.HTTPConnection(upstream.hostname, upstream.port, timeout=30)
+            connection = http.client.HTTPConnection(
+                str(upstream.hostname), upstream.port, timeout=30
+            )
             headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP}
             connection.request(method, self.path, body=body or None, headers=headers)
             response = connection.getresponse()
