@@ -209,6 +209,9 @@ class _Target:
     tenant: TenantRef
     live: SubscriptionInfo
     proration: str  # an interrupted run's own, so its key stays the same
+    old_price: str | None  # what it is moved from (an interrupted run's recorded ``from``)
+    old_amount: int | None
+    interrupted: bool = False
 
 
 def migrate_plan(
@@ -345,7 +348,7 @@ def _targets(
     behavior: str,
 ) -> tuple[list[_Target], list[TenantMove]]:
     """Who to move (interrupted moves first to finish), and who is skipped, with why."""
-    listed = _listed(gateway, pacer, plan)
+    listed, amounts = _listed(gateway, pacer, plan)
     tenants, interrupted = _local_state(db, plan.slug)
     wanted = set(options.tenants)
     targets: dict[str, _Target] = {}
@@ -359,30 +362,36 @@ def _targets(
         if live.status in NOT_LIVE:
             skipped.append(_line(plan, tenant.slug, live, "skipped", f"not live ({live.status})"))
             continue
-        proration = interrupted.pop(tenant.slug, behavior)
-        targets[tenant.slug] = _Target(tenant, live, proration)
-    for slug, proration in sorted(interrupted.items()):  # moved in Stripe, not yet recorded
+        started = interrupted.pop(tenant.slug, None)
+        proration = started[0] if started else behavior
+        targets[tenant.slug] = _Target(
+            tenant, live, proration, live.price_id, live.price_amount, started is not None
+        )
+    for slug, (proration, old) in sorted(interrupted.items()):  # moved in Stripe, unrecorded
         tenant = next((t for t in tenants.values() if t.slug == slug), None)
         if tenant is None or tenant.subscription_id is None or (wanted and slug not in wanted):
             continue
         pacer.spend()
-        targets[slug] = _Target(
-            tenant, gateway.retrieve_subscription(tenant.subscription_id), proration
-        )
-    chosen = [targets[slug] for slug in sorted(targets)]
+        live = gateway.retrieve_subscription(tenant.subscription_id)
+        targets[slug] = _Target(tenant, live, proration, old, amounts.get(old or ""), True)
+    chosen = sorted(targets.values(), key=lambda t: (not t.interrupted, t.tenant.slug))
     return (chosen if options.limit is None else chosen[: options.limit]), skipped
 
 
-def _listed(gateway: Gateway, pacer: Pacer, plan: PlanPrice) -> list[SubscriptionInfo]:
-    """The live subscriptions on the plan's older prices: list pages only."""
+def _listed(
+    gateway: Gateway, pacer: Pacer, plan: PlanPrice
+) -> tuple[list[SubscriptionInfo], dict[str, int | None]]:
+    """The live subscriptions on the plan's older prices, and those prices' amounts: list
+    pages only."""
     pacer.spend()
     listed: list[SubscriptionInfo] = []
     prices = _paid_list(pacer, gateway.list_prices)
     _require_synced(prices, plan)
-    for price in older_prices(prices, plan):
+    older = older_prices(prices, plan)
+    for price in older:
         pacer.spend()
         listed += _paid_list(pacer, partial(gateway.list_subscriptions_for_price, price.id))
-    return listed
+    return listed, {price.id: price.unit_amount for price in older}
 
 
 def _paid_list(pacer: Pacer, read: Callable[[], Sequence[Any]]) -> list[Any]:
@@ -392,9 +401,11 @@ def _paid_list(pacer: Pacer, read: Callable[[], Sequence[Any]]) -> list[Any]:
     return found
 
 
-def _local_state(db: Database, plan_slug: str) -> tuple[dict[str, TenantRef], dict[str, str]]:
+def _local_state(
+    db: Database, plan_slug: str
+) -> tuple[dict[str, TenantRef], dict[str, tuple[str, str | None]]]:
     """Subscription id -> tenant (the local rows), and the tenants with an interrupted move of
-    this plan -> the proration it was started with."""
+    this plan -> the proration it was started with and the price it recorded moving from."""
     with db.read() as session:
         tenants = {
             row.stripe_subscription_id: _ref(tenant, row)
@@ -402,7 +413,10 @@ def _local_state(db: Database, plan_slug: str) -> tuple[dict[str, TenantRef], di
             if row.stripe_subscription_id
         }
         open_moves = {
-            str(intent.tenant_slug): str((intent.params or {}).get("proration"))
+            str(intent.tenant_slug): (
+                str((intent.params or {}).get("proration")),
+                (intent.steps or {}).get("from"),
+            )
             for intent in intents_repo.open_of_operation(session=session, operation=OPERATION)
             if (intent.params or {}).get("plan") == plan_slug and intent.tenant_slug
         }
@@ -438,9 +452,10 @@ def _move(
         change = _price_change(db, gateway, invocation, plan, target, rules)
         result = run(db, gateway, invocation, change)
     except BillingError as error:
-        return _line(plan, tenant.slug, live, "failed", error.message)
+        return _line(plan, tenant.slug, live, "failed", error.message, old=target)
     outcome = _outcome(result.change, dry_run=invocation.dry_run)
-    return _line(plan, tenant.slug, live, outcome, result.change.message, result.preview)
+    message = result.change.message
+    return _line(plan, tenant.slug, live, outcome, message, result.preview, old=target)
 
 
 def _outcome(change: Change, *, dry_run: bool) -> str:
@@ -509,13 +524,16 @@ def _line(
     outcome: str,
     message: str,
     preview: InvoicePreview | None = None,
+    *,
+    old: _Target | None = None,
 ) -> TenantMove:
+    """The tenant's line; the old price is the target's (an interrupted run's recorded one)."""
     return TenantMove(
         tenant=tenant or "-",
         subscription=live.id,
         outcome=outcome,
-        old_price=live.price_id,
-        old_amount=live.price_amount,
+        old_price=old.old_price if old else live.price_id,
+        old_amount=old.old_amount if old else live.price_amount,
         new_amount=plan.amount,
         currency=plan.currency,
         quantity=live.quantity,

@@ -216,7 +216,9 @@ def test_a_lost_answer_fails_that_tenant_and_the_rerun_finishes_it_once(
     proxy.clear()
     proxy.forwarded.clear()
     second = billing.json(*MIGRATE)
-    assert [(t["tenant"], t["outcome"]) for t in second["tenants"]] == [("bolt", "moved")]
+    assert [(t["tenant"], t["outcome"], t["old_amount"]) for t in second["tenants"]] == [
+        ("bolt", "moved", "10.00 USD")  # the price it was moved from, as the first run recorded
+    ]
     assert [p for m, p in proxy.forwarded if m == "POST"] == []  # finished, not sent again
     assert migrations_audited(repriced) == dict.fromkeys(TENANTS, 1)
 
