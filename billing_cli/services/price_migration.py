@@ -38,7 +38,6 @@ and another ``--proration`` with it is refused.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -66,6 +65,7 @@ from billing_cli.services.adjustments import BillingRules, SubscriptionUpdate
 from billing_cli.services.changes import StripeChange, run
 from billing_cli.services.invoice_views import preview_view
 from billing_cli.services.journal import Intent
+from billing_cli.services.pacing import Pacer
 from billing_cli.services.plan_catalog import METADATA_KEY
 from billing_cli.services.stripe_ops import TenantRef, planned_writes
 from billing_cli.services.subscription_updates import ENDED_STATUSES, check_proration
@@ -77,39 +77,12 @@ OPERATION = "subscription.migrate_price"
 DEFAULT_RATE = 20.0  # requests/s: below Stripe's 25/s in test mode (100/s live)
 NOT_LIVE = ENDED_STATUSES | {"incomplete"}
 AT_CHOICES = ("now", "period-end")
-MONTHS = {"month": Fraction(1), "year": Fraction(12), "week": Fraction(12, 52)}
-
-
-class Pacer:
-    """A token bucket of one token refilled at ``rate`` a second: requests evenly spaced.
-
-    ``spend(n)`` takes n tokens, waiting first while the bucket is empty; a list that turned out
-    to read several pages is paid for afterwards, so the next request waits for it.
-    """
-
-    def __init__(
-        self,
-        rate: float,
-        *,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        self.rate = rate
-        self._clock = clock
-        self._sleep = sleep
-        self._tokens = 1.0
-        self._at = clock()
-        self.spent = 0
-
-    def spend(self, requests: int = 1) -> None:
-        now = self._clock()
-        self._tokens = min(1.0, self._tokens + (now - self._at) * self.rate)
-        self._at = now
-        if self._tokens < 1.0:
-            self._sleep((1.0 - self._tokens) / self.rate)
-            self._tokens, self._at = 1.0, self._clock()
-        self._tokens -= requests
-        self.spent += requests
+MONTHS = {
+    "month": Fraction(1),
+    "year": Fraction(12),
+    "week": Fraction(12, 52),
+    "day": Fraction(12, 365),
+}
 
 
 @dataclass(frozen=True)
@@ -319,7 +292,7 @@ def _shape(price: PriceInfo) -> tuple[int | None, str, str | None, int]:
 
 
 def _months(interval: str, count: int) -> Fraction:
-    return MONTHS.get(interval, Fraction(1, 30)) * max(count, 1)
+    return MONTHS.get(interval, Fraction(1)) * max(count, 1)
 
 
 def older_prices(prices: Iterable[PriceInfo], plan: PlanPrice) -> list[PriceInfo]:

@@ -11,7 +11,6 @@ import stripe
 
 from billing_cli.repository import Database
 from billing_cli.services import audit
-from billing_cli.services.price_migration import Pacer
 from stripe_sandbox import Sandbox
 from tests.conftest import StripeRequests
 from tests.factories import add_synced_plan, add_tenant, table_snapshot
@@ -240,24 +239,3 @@ def test_killed_mid_run_then_rerun_moves_every_tenant_once(
     assert all(
         v == [("active", 1200)] for k, v in prices_by_tenant(stripe_client).items() if k in TENANTS
     )
-
-
-# -- the pacer ----------------------------------------------------------------------------------
-
-
-def test_the_pacer_spaces_requests_at_the_rate() -> None:
-    now = [0.0]
-    slept: list[float] = []
-
-    def sleep(seconds: float) -> None:
-        slept.append(seconds)
-        now[0] += seconds
-
-    pacer = Pacer(10, clock=lambda: now[0], sleep=sleep)
-    for _ in range(5):
-        pacer.spend()
-    assert now[0] == pytest.approx(0.4)  # the first is free, then one every 0.1 s
-    pacer.spend(3)  # a list that read three pages
-    pacer.spend()
-    assert now[0] == pytest.approx(0.4 + 0.1 + 0.3)
-    assert pacer.spent == 9
