@@ -29,7 +29,9 @@ class At(StrEnum):
 
 def migrate(
     ctx: typer.Context,
-    plan: Annotated[str, typer.Option("--plan", help="The plan whose subscriptions move.")],
+    plan: Annotated[
+        str, typer.Option("--plan", metavar="SLUG", help="The plan whose subscriptions move.")
+    ],
     tenant: Annotated[
         list[str] | None,
         typer.Option("--tenant", help="Only this tenant (repeatable; default: every tenant)."),
@@ -60,7 +62,12 @@ def migrate(
     yes: YesOption = False,
     json_output: JsonOption = False,
 ) -> None:
-    """Move every live subscription kept on an older price of a plan to its current price."""
+    """Move every live subscription kept on an older price of a plan to its current price.
+
+    One journal intent per tenant, paced at --rate. Safe to re-run after an interruption:
+    tenants already moved are skipped, an interrupted one is finished without a second write.
+    Canceled subscriptions are never touched; a manual hold stays. Exit 1 when any failed.
+    """
     from billing_cli.services.price_migration import MigrateOptions, migrate_plan
 
     db, gateway, invocation = runtime_of(ctx).begin_stripe_change(

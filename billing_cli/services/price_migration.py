@@ -347,8 +347,26 @@ def _targets(
         pacer.spend()
         live = gateway.retrieve_subscription(tenant.subscription_id)
         targets[slug] = _Target(tenant, live, proration, old, amounts.get(old or ""), True)
+    named = {move.tenant for move in skipped} | set(targets)
+    skipped += [_not_listed(plan, slug) for slug in sorted(wanted - named)]
     chosen = sorted(targets.values(), key=lambda t: (not t.interrupted, t.tenant.slug))
     return (chosen if options.limit is None else chosen[: options.limit]), skipped
+
+
+def _not_listed(plan: PlanPrice, slug: str) -> TenantMove:
+    """A tenant asked for by name with no live subscription on an older price of the plan:
+    already moved, on another plan, or without a subscription."""
+    return TenantMove(
+        tenant=slug,
+        subscription="-",
+        outcome="skipped",
+        old_price=None,
+        old_amount=None,
+        new_amount=plan.amount,
+        currency=plan.currency,
+        quantity=1,
+        message=f"no live subscription on an older price of {plan.slug}",
+    )
 
 
 def _listed(

@@ -133,6 +133,11 @@ def test_tenant_and_limit_choose_who_moves(
     assert [t["tenant"] for t in first["tenants"]] == ["acme"]
     amounts = {k: v[0][1] for k, v in prices_by_tenant(stripe_client).items()}
     assert (amounts["acme"], amounts["bolt"], amounts["cora"]) == (1200, 1200, 1000)
+    again = billing.json(*MIGRATE, "--tenant", "bolt", "--tenant", "newb")
+    assert [(t["tenant"], t["outcome"]) for t in again["tenants"]] == [
+        ("bolt", "skipped"),  # already moved
+        ("newb", "skipped"),  # subscribed on the new price
+    ]
 
 
 def test_a_manual_hold_stays_after_the_move(
@@ -239,3 +244,22 @@ def test_killed_mid_run_then_rerun_moves_every_tenant_once(
     assert all(
         v == [("active", 1200)] for k, v in prices_by_tenant(stripe_client).items() if k in TENANTS
     )
+
+
+def test_an_incomplete_subscription_is_skipped_not_moved(
+    billing: Billing,
+    repriced: Database,
+    stripe_client: stripe.StripeClient,  # noqa: F811
+) -> None:
+    add_tenant(repriced, "dud")
+    assert billing("plans", "update", "starter", "--amount", "10.00").exit_code == 0
+    assert billing("plans", "sync").exit_code == 0  # back to 10.00 for dud's subscription
+    failing = ("--payment-method", "pm_card_chargeCustomerFail")
+    assert billing("subs", "create", "dud", "--plan", "starter", *failing).exit_code == 1
+    assert billing("plans", "update", "starter", "--amount", "12.00").exit_code == 0
+    assert billing("plans", "sync").exit_code == 0
+    report = billing.json(*MIGRATE, "--tenant", "dud", "--tenant", "acme")
+    lines = {t["tenant"]: (t["outcome"], t["message"]) for t in report["tenants"]}
+    assert lines["dud"] == ("skipped", "not live (incomplete)")
+    assert lines["acme"][0] == "moved"
+    assert prices_by_tenant(stripe_client)["dud"] == [("incomplete", 1000)]
