@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from billing_cli.cli.options import DryRunOption, JsonOption
-from billing_cli.cli.progress import StderrProgress
 from billing_cli.cli.runtime import runtime_of
 
 if TYPE_CHECKING:
@@ -44,6 +43,7 @@ def reconcile(
 ) -> None:
     """Compare every tenant with Stripe (bulk reads); exit 1 when drift is found."""
     from billing_cli.cli import render
+    from billing_cli.cli.progress import StderrProgress
     from billing_cli.services import reconcile as service
 
     runtime = runtime_of(ctx)

@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from billing_cli.cli.options import DryRunOption, JsonOption, YesOption
-from billing_cli.cli.progress import StderrProgress
 from billing_cli.cli.runtime import runtime_of
 from billing_cli.cli.subs_adjust_cmd import Proration, billing_rules
 
@@ -68,6 +67,7 @@ def migrate(
     tenants already moved are skipped, an interrupted one is finished without a second write.
     Canceled subscriptions are never touched; a manual hold stays. Exit 1 when any failed.
     """
+    from billing_cli.cli.progress import StderrProgress
     from billing_cli.services.price_migration import MigrateOptions, migrate_plan
 
     db, gateway, invocation = runtime_of(ctx).begin_stripe_change(
