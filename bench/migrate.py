@@ -31,6 +31,9 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # tests.faults: the counting proxy in front of the sandbox
     sys.path.insert(0, str(ROOT))
 
+# the same tenants as the reconcile bench: a customer and a trialing subscription each
+from reconcile import _subscribe  # noqa: E402  (bench/ is on sys.path when run)
+
 from billing_cli.config import Settings  # noqa: E402
 from billing_cli.gateway import Gateway, SubscriptionInfo, make_gateway  # noqa: E402
 from billing_cli.models import SubscriptionPlan, Tenant, TenantSubscription, utcnow  # noqa: E402
@@ -56,29 +59,6 @@ def _price(gateway: Gateway, product_id: str, amount: int) -> str:
         transfer_lookup_key=False,
         idempotency_key=f"bench:price:{amount}",
     ).id
-
-
-def _subscribe(settings: Settings, price_id: str, slugs: list[str]) -> list[SubscriptionInfo]:
-    gateway = make_gateway(settings)
-    made = []
-    for slug in slugs:
-        customer = gateway.create_customer(
-            email=f"billing@{slug}.test",
-            name=slug,
-            metadata={"tenant": slug},
-            idempotency_key=f"bench:customer:{slug}",
-        )
-        made.append(
-            gateway.create_subscription(
-                customer_id=customer.id,
-                price_id=price_id,
-                trial_days=14,
-                default_payment_method=None,
-                metadata={"tenant": slug},
-                idempotency_key=f"bench:subscription:{slug}",
-            )
-        )
-    return made
 
 
 def _build(db: Database, settings: Settings, count: int) -> list[SubscriptionInfo]:
@@ -246,6 +226,9 @@ def main() -> None:
                 f"{summary['skipped']}, failed {summary['failed']}; monthly revenue "
                 f"{summary['monthly_revenue_before']} -> {summary['monthly_revenue_after']}"
             )
+            for line in summary["tenants"]:
+                if line["outcome"] == "failed":
+                    print(f"  failed {line['tenant']}: {line['message']}")
         _check(db, settings, first + second, options.tenants)
         db.dispose()
 

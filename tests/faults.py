@@ -91,7 +91,11 @@ def _handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
 
         def _relay(self) -> None:
             method, path = self.command, urlsplit(self.path).path
-            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length)
+            if len(body) < length:  # the client died mid-request: no server would act on it
+                self.close_connection = True
+                return
             fault = proxy.take(method, path)
             if fault is not None and fault.when == "before":
                 self._misbehave(fault, None)
