@@ -263,3 +263,21 @@ def test_an_incomplete_subscription_is_skipped_not_moved(
     assert lines["dud"] == ("skipped", "not live (incomplete)")
     assert lines["acme"][0] == "moved"
     assert prices_by_tenant(stripe_client)["dud"] == [("incomplete", 1000)]
+
+
+def test_a_429_is_retried_and_the_tenant_moves(
+    billing: Billing,
+    repriced: Database,
+    proxy: FaultProxy,  # noqa: F811
+    stripe_client: stripe.StripeClient,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    path = f"/v1/subscriptions/{sub_of(repriced, 'bolt')}"
+    limited = Fault("status", "before", "POST", path + "$", 429, {"Retry-After": "0"}, times=2)
+    proxy.arm(limited)
+    monkeypatch.setenv("STRIPE_MAX_NETWORK_RETRIES", "3")  # the sandbox fixture turns them off
+    report = billing.json(*MIGRATE)
+    assert (report["moved"], report["failed"]) == (3, 0)
+    assert proxy.writes_to(path + "$") == 1  # the two 429s never reached Stripe
+    assert prices_by_tenant(stripe_client)["bolt"] == [("active", 1200)]
+    assert migrations_audited(repriced) == dict.fromkeys(TENANTS, 1)
