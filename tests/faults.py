@@ -93,7 +93,11 @@ def _handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
 
         def _relay(self) -> None:
             method, path = self.command, urlsplit(self.path).path
-            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length)
+            if len(body) < length:  # the client died mid-request: no server would act on it
+                self.close_connection = True
+                return
             fault = proxy.take(method, path)
             if fault is not None and fault.when == "before":
                 self._misbehave(fault, None)
@@ -115,7 +119,9 @@ def _handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
         do_GET = do_POST = do_DELETE = _relay
 
         def _forward(self, method: str, body: bytes) -> tuple[int, list[tuple[str, str]], bytes]:
-            connection = http.client.HTTPConnection(upstream.hostname, upstream.port, timeout=30)
+            connection = http.client.HTTPConnection(
+                str(upstream.hostname), upstream.port, timeout=30
+            )
             headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP}
             connection.request(method, self.path, body=body or None, headers=headers)
             response = connection.getresponse()

@@ -274,6 +274,10 @@ def run_tour(*, keep: bool, app: Command) -> None:
             from billing_cli.cli.demo_plans import run_plans_as_code
 
             run_plans_as_code(lambda steps: run_steps(app, steps), Step, workdir)
+            _section("A price change: subs migrate, with a dry run first")
+            from billing_cli.cli.demo_migrate import run_price_migration
+
+            run_price_migration(lambda steps: run_steps(app, steps), Step)
             _section("Tenants")
             run_steps(app, TENANTS)
             _section("Subscriptions and payments")

@@ -154,6 +154,10 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
         "billing subs discount acme --remove",
     ),
     "subs quantity": ("billing subs quantity acme 12 --dry-run", "billing subs quantity acme 12"),
+    "subs migrate": (
+        "billing subs migrate --plan pro --dry-run",
+        "billing subs migrate --plan pro --at period-end --rate 10",
+    ),
     "coupons create": (
         "billing coupons create SPRING20 --percent-off 20 --duration repeating --months 3",
         "billing coupons create WELCOME5 --amount-off 5.00 --currency usd --duration once",

@@ -16,8 +16,6 @@ from billing_cli.cli.options import DryRunOption, JsonOption
 from billing_cli.cli.runtime import runtime_of
 
 if TYPE_CHECKING:
-    from rich.progress import Progress, TaskID
-
     from billing_cli.services.reconcile.compare import ReconcileReport, Unwanted
 
 
@@ -51,6 +49,7 @@ def reconcile(
 ) -> None:
     """Compare every tenant with Stripe (bulk reads); exit 1 when drift is found."""
     from billing_cli.cli import render
+    from billing_cli.cli.progress import StderrProgress
     from billing_cli.services.reconcile import compare as service
 
     runtime = runtime_of(ctx)
@@ -58,7 +57,7 @@ def reconcile(
     if fix or cancel_orphans:
         runtime.confirm("reconcile local state with Stripe", yes=yes, dry_run=dry_run)
     gateway = runtime.gateway(dry_run=dry_run or not cancel_orphans)
-    with _StderrProgress() as progress:
+    with StderrProgress() as progress:
         report = service.reconcile(
             db,
             gateway,
@@ -192,36 +191,3 @@ def _render_summary(report: ReconcileReport) -> None:
         "tenant(s)" + (f"; {steps}" if steps else ""),
         markup=False,
     )
-
-
-class _StderrProgress:
-    """A rich progress bar on stderr, one task per phase; silent when stderr is no terminal."""
-
-    def __init__(self) -> None:
-        from billing_cli.cli import render
-
-        self._bar: Progress | None = None
-        self._task: TaskID | None = None
-        if render.err().is_terminal:
-            from rich.progress import Progress
-
-            self._bar = Progress(console=render.err(), transient=True)
-
-    def __enter__(self) -> _StderrProgress:
-        if self._bar is not None:
-            self._bar.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        if self._bar is not None:
-            self._bar.stop()
-
-    def start(self, description: str, total: int | None) -> None:
-        if self._bar is not None:
-            if self._task is not None:
-                self._bar.remove_task(self._task)
-            self._task = self._bar.add_task(description, total=total)
-
-    def advance(self) -> None:
-        if self._bar is not None and self._task is not None:
-            self._bar.update(self._task, advance=1)

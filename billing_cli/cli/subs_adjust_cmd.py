@@ -230,3 +230,8 @@ def register(app: typer.Typer) -> None:
     app.command("unpause")(unpause)
     app.command("discount")(discount)
     app.command("quantity")(quantity)
+
+
+def billing_rules(ctx: typer.Context) -> BillingRules:
+    """The access rules these commands use, for ``subs migrate`` (:mod:`.subs_migrate_cmd`)."""
+    return _rules(ctx)

@@ -259,3 +259,12 @@ def _register_adjustments() -> None:
 
 
 _register_adjustments()
+
+
+def _register_migrate() -> None:
+    from billing_cli.cli import subs_migrate_cmd
+
+    subs_migrate_cmd.register(app)
+
+
+_register_migrate()

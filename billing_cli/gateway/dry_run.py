@@ -113,6 +113,9 @@ class DryRunGateway(Gateway):
     def list_all_subscriptions(self) -> list[SubscriptionInfo]:
         return self.inner.list_all_subscriptions()
 
+    def list_subscriptions_for_price(self, price_id: str) -> list[SubscriptionInfo]:
+        return self.inner.list_subscriptions_for_price(price_id)
+
     def preview_price_change(
         self,
         subscription_id: str,

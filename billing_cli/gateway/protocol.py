@@ -92,6 +92,14 @@ class Gateway(Protocol):
         """
         ...
 
+    def list_subscriptions_for_price(self, price_id: str) -> list[SubscriptionInfo]:
+        """The live subscriptions (not canceled or incomplete_expired) billed on ``price_id``.
+
+        One paged list (``price=``, 100 a page): what a bulk price migration reads instead of
+        one request per tenant.
+        """
+        ...
+
     def preview_price_change(
         self,
         subscription_id: str,

@@ -155,6 +155,12 @@ class StripeReads:
         found = self._pages("subscriptions.list", "/v1/subscriptions", params)
         return [conv.subscription_info(s) for s in found]
 
+    def list_subscriptions_for_price(self, price_id: str) -> list[SubscriptionInfo]:
+        """Stripe's default status filter leaves out canceled and incomplete_expired ones."""
+        params: SubscriptionListParams = {"price": price_id, "limit": PAGE_SIZE}
+        found = self._pages("subscriptions.list", "/v1/subscriptions", params)
+        return [conv.subscription_info(s) for s in found]
+
     def preview_price_change(
         self,
         subscription_id: str,

@@ -50,3 +50,14 @@ def count_open(*, session: Session, older_than: datetime | None = None) -> int:
     if older_than is not None:
         statement = statement.where(col(StripeIntent.created_at) < older_than)
     return int(session.exec(statement).one())
+
+
+def open_of_operation(*, session: Session, operation: str) -> Sequence[StripeIntent]:
+    """The open intents of one operation, oldest first (what a bulk re-run must finish)."""
+    statement = (
+        select(StripeIntent)
+        .where(StripeIntent.operation == operation)
+        .where(col(StripeIntent.status).in_(OPEN_INTENT_STATUSES))
+        .order_by(col(StripeIntent.created_at))
+    )
+    return session.exec(statement).all()

@@ -100,6 +100,8 @@ FAMILIES = {
     "webhook_endpoint.disable": "webhook_endpoint",
     "webhook_endpoint.enable": "webhook_endpoint",
     "webhook_endpoint.delete": "webhook_endpoint",
+    # bulk price migration (services/subscriptions/price_migration.py): one intent per tenant
+    "subscription.migrate_price": "subscription",
 }
 
 
