@@ -18,7 +18,7 @@ from billing_cli.cli.options import DryRunOption, JsonOption, PlanArgument, YesO
 from billing_cli.cli.runtime import runtime_of
 
 if TYPE_CHECKING:
-    from rich.progress import Progress, TaskID
+    pass
 
 
 app = typer.Typer(
@@ -277,7 +277,9 @@ def sync(
     db, gateway, invocation = runtime_of(ctx).begin_stripe_change(
         ctx, what="sync plans to Stripe", dry_run=dry_run, yes=yes
     )
-    with _progress_bar() as progress:
+    from billing_cli.cli.progress import StderrProgress
+
+    with StderrProgress() as progress:
         report = plan_sync.sync_plans(
             db,
             gateway,
@@ -291,38 +293,3 @@ def sync(
     from billing_cli.cli.sync_report import render_report
 
     render_report(report)
-
-
-class _StderrProgress:
-    """A rich progress bar on stderr; silent when stderr is not a terminal."""
-
-    def __init__(self) -> None:
-        from billing_cli.cli import render
-
-        self._bar: Progress | None = None
-        self._task: TaskID | None = None
-        if render.err().is_terminal:
-            from rich.progress import Progress
-
-            self._bar = Progress(console=render.err(), transient=True)
-
-    def __enter__(self) -> _StderrProgress:
-        if self._bar is not None:
-            self._bar.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        if self._bar is not None:
-            self._bar.stop()
-
-    def start(self, total: int) -> None:
-        if self._bar is not None:
-            self._task = self._bar.add_task("syncing plans", total=total)
-
-    def advance(self, slug: str) -> None:
-        if self._bar is not None and self._task is not None:
-            self._bar.update(self._task, advance=1, description=f"synced {slug}")
-
-
-def _progress_bar() -> _StderrProgress:
-    return _StderrProgress()

@@ -1,4 +1,4 @@
-"""A rich progress bar on stderr for long work (``reconcile``, ``subs migrate``).
+"""A rich progress bar on stderr for long work (``plans sync``, ``reconcile``, ``subs migrate``).
 
 Stdout stays for data (``--json`` prints nothing else), so the bar goes to stderr, and only at a
 terminal: a script or a test reading stderr sees no control sequences.
@@ -40,6 +40,10 @@ class StderrProgress:
                 self._bar.remove_task(self._task)
             self._task = self._bar.add_task(description, total=total)
 
-    def advance(self) -> None:
+    def advance(self, description: str | None = None) -> None:
+        """One step done; ``description`` (``synced pro``) replaces the task's, if given."""
         if self._bar is not None and self._task is not None:
-            self._bar.update(self._task, advance=1)
+            if description is None:
+                self._bar.update(self._task, advance=1)
+            else:
+                self._bar.update(self._task, advance=1, description=description)

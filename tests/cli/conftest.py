@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from billing_cli.cli.main import app
-from tests.faults import FaultProxy, fault_proxy
+from tests.faults import FaultProxy, cli_behind_proxy
 
 if TYPE_CHECKING:
     from stripe_sandbox import Sandbox
@@ -46,8 +46,5 @@ def billing() -> Billing:
 def proxy(sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> Iterator[FaultProxy]:
     """The CLI's Stripe traffic through a fault-injecting proxy (tests/faults.py), with short
     time limits so that an injected hang or error becomes an ambiguous outcome quickly."""
-    with fault_proxy(sandbox.api_base) as running:
-        monkeypatch.setenv("STRIPE_API_BASE", running.url)
-        monkeypatch.setenv("STRIPE_TIMEOUT", "1")
-        monkeypatch.setenv("STRIPE_TIME_BUDGET", "8")
+    with cli_behind_proxy(sandbox.api_base, monkeypatch) as running:
         yield running

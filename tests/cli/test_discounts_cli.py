@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -16,7 +15,7 @@ from stripe_sandbox import Sandbox
 from tests.cli.conftest import Billing
 from tests.conftest import StripeRequests
 from tests.factories import add_synced_plan, add_tenant, table_snapshot
-from tests.faults import Fault, FaultProxy, fault_proxy
+from tests.faults import Fault, FaultProxy
 
 pytestmark = pytest.mark.sandbox
 
@@ -175,15 +174,6 @@ def test_quantity_prorates_and_dry_runs_preview_without_writing(
     assert client.v1.subscriptions.retrieve(sub_id)["items"].data[0].quantity == 3
     assert billing.json("subs", "quantity", "acme", "3")["changed"] is False
     assert len(outcomes(ready, "quantity 1 -> 3")) == 1
-
-
-@pytest.fixture
-def proxy(sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> Iterator[FaultProxy]:
-    with fault_proxy(sandbox.api_base) as running:
-        monkeypatch.setenv("STRIPE_API_BASE", running.url)
-        monkeypatch.setenv("STRIPE_TIMEOUT", "1")
-        monkeypatch.setenv("STRIPE_TIME_BUDGET", "8")
-        yield running
 
 
 def test_credit_rerun_after_stripe_acted_credits_once(

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -24,7 +23,7 @@ from billing_cli.repository import Database
 from billing_cli.services import audit
 from stripe_sandbox import Sandbox
 from tests.factories import add_synced_plan, add_tenant
-from tests.faults import Fault, FaultProxy, fault_proxy
+from tests.faults import Fault, FaultProxy
 
 from .conftest import Billing
 
@@ -45,15 +44,6 @@ AMBIGUOUS = [
     pytest.param(Fault("status", "before", "", "", status=429), id="429-before"),
     pytest.param(Fault("hang", "before", "", "", hang_seconds=4), id="timeout-before"),
 ]
-
-
-@pytest.fixture
-def proxy(sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> Iterator[FaultProxy]:
-    with fault_proxy(sandbox.api_base) as running:
-        monkeypatch.setenv("STRIPE_API_BASE", running.url)
-        monkeypatch.setenv("STRIPE_TIMEOUT", "1")
-        monkeypatch.setenv("STRIPE_TIME_BUDGET", "8")
-        yield running
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ renewal (the sandbox's clock control renews it). Runs on SQLite and PostgreSQL.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -19,7 +18,7 @@ from billing_cli.services.tenants import rules as tenant_rules
 from stripe_sandbox import Sandbox
 from tests.conftest import StripeRequests
 from tests.factories import add_synced_plan, add_tenant, row_counts
-from tests.faults import Fault, FaultProxy, fault_proxy
+from tests.faults import Fault, FaultProxy
 
 from .conftest import Billing
 
@@ -192,15 +191,6 @@ def test_void_and_mark_uncollectible_ask_first(
     assert voided["after"]["status"] == "void"
     assert len(outcomes(ready, "marked uncollectible")) == 1
     assert len(outcomes(ready, "voided")) == 1
-
-
-@pytest.fixture
-def proxy(sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> Iterator[FaultProxy]:
-    with fault_proxy(sandbox.api_base) as running:
-        monkeypatch.setenv("STRIPE_API_BASE", running.url)
-        monkeypatch.setenv("STRIPE_TIMEOUT", "1")
-        monkeypatch.setenv("STRIPE_TIME_BUDGET", "8")
-        yield running
 
 
 def test_pay_rerun_after_a_lost_answer_collects_once(

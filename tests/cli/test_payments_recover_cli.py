@@ -8,8 +8,6 @@ the re-run finishes it, with one attachment and one payment. Runs on SQLite and 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 import stripe
 
@@ -19,7 +17,7 @@ from billing_cli.services import audit
 from stripe_sandbox import Sandbox
 from tests.conftest import StripeRequests
 from tests.factories import add_synced_plan, row_counts, suspend
-from tests.faults import Fault, FaultProxy, cli_behind_proxy
+from tests.faults import Fault, FaultProxy
 
 from . import dead_card
 from .conftest import Billing
@@ -179,12 +177,6 @@ def test_bad_input_is_one_line_and_writes_nothing(billing: Billing, ready: Datab
     no_customer = billing("payments", "recover", "acme", "--payment-method", GOOD)
     assert no_customer.exit_code == 1 and "no Stripe customer" in no_customer.stderr
     assert row_counts(ready) == before
-
-
-@pytest.fixture
-def proxy(sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> Iterator[FaultProxy]:
-    with cli_behind_proxy(sandbox.api_base, monkeypatch) as running:
-        yield running
 
 
 @pytest.mark.parametrize(

@@ -7,17 +7,14 @@ and PostgreSQL.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 import stripe
 
 from billing_cli.repository import Database
 from billing_cli.services import audit
-from stripe_sandbox import Sandbox
 from tests.conftest import StripeRequests
 from tests.factories import row_counts
-from tests.faults import Fault, FaultProxy, fault_proxy
+from tests.faults import Fault, FaultProxy
 
 from . import dead_card
 from .conftest import Billing
@@ -125,15 +122,6 @@ def test_refund_dry_run_shows_the_balance_and_sends_nothing(
     assert [w["operation"] for w in result["stripe_writes"]] == ["create_refund"]
     over = billing("payments", "refund", payment, "--amount", "20.00", "--dry-run")
     assert over.exit_code == 1 and "more than is left" in over.stderr
-
-
-@pytest.fixture
-def proxy(sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> Iterator[FaultProxy]:
-    with fault_proxy(sandbox.api_base) as running:
-        monkeypatch.setenv("STRIPE_API_BASE", running.url)
-        monkeypatch.setenv("STRIPE_TIMEOUT", "1")
-        monkeypatch.setenv("STRIPE_TIME_BUDGET", "8")
-        yield running
 
 
 def test_refund_rerun_after_a_lost_answer_refunds_once(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -16,7 +15,7 @@ from stripe_sandbox import Sandbox
 from tests.cli.conftest import Billing
 from tests.conftest import StripeRequests
 from tests.factories import add_synced_plan, add_tenant, table_snapshot
-from tests.faults import Fault, FaultProxy, fault_proxy
+from tests.faults import Fault, FaultProxy
 
 pytestmark = pytest.mark.sandbox
 
@@ -166,15 +165,6 @@ def test_a_manual_suspension_survives_unpause(
     assert billing("subs", "pause", "acme").exit_code == 0
     assert billing("subs", "unpause", "acme").exit_code == 0
     assert tenant_status(billing) == "suspended"
-
-
-@pytest.fixture
-def proxy(sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> Iterator[FaultProxy]:
-    with fault_proxy(sandbox.api_base) as running:
-        monkeypatch.setenv("STRIPE_API_BASE", running.url)
-        monkeypatch.setenv("STRIPE_TIMEOUT", "1")
-        monkeypatch.setenv("STRIPE_TIME_BUDGET", "8")
-        yield running
 
 
 @pytest.mark.parametrize(

@@ -5,7 +5,6 @@ stripe-python and the sandbox (``tests.faults``)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
@@ -17,7 +16,7 @@ from billing_cli.services import audit
 from stripe_sandbox import Sandbox
 from tests.cli.conftest import Billing
 from tests.factories import table_snapshot
-from tests.faults import Fault, FaultProxy, cli_behind_proxy
+from tests.faults import Fault, FaultProxy
 
 pytestmark = pytest.mark.sandbox
 
@@ -37,12 +36,6 @@ def client(sandbox: Sandbox) -> stripe.StripeClient:
 def endpoint_id(db_env: Database, client: stripe.StripeClient) -> str:
     made = client.v1.webhook_endpoints.create({"url": URL, "enabled_events": ["invoice.paid"]})
     return str(made.id)
-
-
-@pytest.fixture
-def proxy(sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> Iterator[FaultProxy]:
-    with cli_behind_proxy(sandbox.api_base, monkeypatch) as running:
-        yield running
 
 
 def _interrupted(

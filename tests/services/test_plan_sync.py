@@ -378,13 +378,13 @@ def test_progress_hears_every_plan(db: Database, gateway: Gateway) -> None:
     heard: list[object] = []
 
     class Recorder:
-        def start(self, total: int) -> None:
+        def start(self, description: str, total: int | None) -> None:
             heard.append(total)
 
-        def advance(self, slug: str) -> None:
-            heard.append(slug)
+        def advance(self, description: str | None = None) -> None:
+            heard.append(description)
 
     add_plan(db, "a")
     add_plan(db, "b")
     sync(db, gateway, progress=Recorder())
-    assert heard == [2, "a", "b"]
+    assert heard == [2, "synced a", "synced b"]

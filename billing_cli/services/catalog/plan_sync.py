@@ -64,9 +64,9 @@ ACTIONS = ("created", "adopted", "updated", "archived", "unchanged", "stale")
 class SyncProgress(Protocol):
     """What the CLI's progress bar listens to; the service knows nothing about terminals."""
 
-    def start(self, total: int) -> None: ...
+    def start(self, description: str, total: int | None) -> None: ...
 
-    def advance(self, slug: str) -> None: ...
+    def advance(self, description: str | None = None) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -138,7 +138,7 @@ def sync_plans(
         slugs = [plan.slug for plan in plans_repo.list_all(session=session)]
     catalog = read_catalog(gateway)
     if progress is not None:
-        progress.start(len(slugs))
+        progress.start("syncing plans", len(slugs))
     results: list[PlanSyncResult] = []
     for slug in slugs:
         try:
@@ -149,7 +149,7 @@ def sync_plans(
                 f"done and kept): {error.message}"
             ) from error
         if progress is not None:
-            progress.advance(slug)
+            progress.advance(f"synced {slug}")
     return SyncReport(dry_run=invocation.dry_run, plans=tuple(results))
 
 
