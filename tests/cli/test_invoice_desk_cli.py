@@ -18,9 +18,9 @@ from tests.faults import Fault, FaultProxy
 
 from .conftest import Billing
 from .test_invoices_cli import failed_renewal
-from .test_payments_support_cli import outcomes, proxy, refunds_of, stripe_client
+from .test_payments_support_cli import outcomes, refunds_of, stripe_client
 
-__all__ = ["proxy", "stripe_client"]  # fixtures shared with the payments tests
+__all__ = ["stripe_client"]  # a fixture shared with the payments tests
 pytestmark = pytest.mark.sandbox
 
 

@@ -16,13 +16,12 @@ import pytest
 from billing_cli.gateway import Gateway
 from billing_cli.repository import Database
 from tests.cli.conftest import Billing
-from tests.cli.test_interrupted_writes import proxy, stripe_errors
+from tests.cli.test_interrupted_writes import stripe_errors
 from tests.cli.test_reconcile_cli import failed_signup
 from tests.factories import add_synced_plan, add_tenant
 from tests.faults import Fault, FaultProxy
 
 pytestmark = pytest.mark.sandbox
-__all__ = ["proxy"]  # the fault proxy fixture, shared with the interrupted-writes tests
 
 
 @pytest.fixture

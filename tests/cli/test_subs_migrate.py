@@ -17,7 +17,7 @@ from tests.factories import add_synced_plan, add_tenant, table_snapshot
 from tests.faults import Fault, FaultProxy
 
 from .conftest import Billing
-from .test_interrupted_writes import proxy, stripe_client  # noqa: F401  (fixtures)
+from .test_interrupted_writes import stripe_client  # noqa: F401  (fixture)
 from .test_killed_writes import kill_when_blocked, start
 
 pytestmark = pytest.mark.sandbox
@@ -207,7 +207,7 @@ def sub_of(db: Database, slug: str) -> str:
 def test_a_lost_answer_fails_that_tenant_and_the_rerun_finishes_it_once(
     billing: Billing,
     repriced: Database,
-    proxy: FaultProxy,  # noqa: F811
+    proxy: FaultProxy,
     stripe_client: stripe.StripeClient,  # noqa: F811
 ) -> None:
     path = f"/v1/subscriptions/{sub_of(repriced, 'bolt')}"
@@ -230,7 +230,7 @@ def test_a_lost_answer_fails_that_tenant_and_the_rerun_finishes_it_once(
 def test_killed_mid_run_then_rerun_moves_every_tenant_once(
     billing: Billing,
     repriced: Database,
-    proxy: FaultProxy,  # noqa: F811
+    proxy: FaultProxy,
     stripe_client: stripe.StripeClient,  # noqa: F811
 ) -> None:
     path = f"/v1/subscriptions/{sub_of(repriced, 'bolt')}"
@@ -268,7 +268,7 @@ def test_an_incomplete_subscription_is_skipped_not_moved(
 def test_a_429_is_retried_and_the_tenant_moves(
     billing: Billing,
     repriced: Database,
-    proxy: FaultProxy,  # noqa: F811
+    proxy: FaultProxy,
     stripe_client: stripe.StripeClient,  # noqa: F811
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
