@@ -30,7 +30,8 @@ _ISOLATED_PREFIXES = ("STRIPE_", "BILLING_")
 _POSTGRES_NOT_RUN = pytest.StashKey[int]()
 
 
-# Left out of the quick loop (``scripts/test.sh --quick``) besides every property test: modules
+# Left out of the quick loop (``scripts/test.sh --quick``) besides every property test and every
+# test behind the fault-injecting proxy (it waits out injected hangs and time limits): modules
 # that start servers or subprocesses, kill processes, run mypy, or page through thousands of
 # objects. Each takes seconds, not milliseconds; the whole suite (and CI) still runs them.
 SLOW_MODULES = (
@@ -43,11 +44,15 @@ SLOW_MODULES = (
 )
 
 
+_FAULT_FIXTURES = frozenset({"proxy", "through_proxy"})
+
+
 def _mark_slow(items: list[pytest.Item]) -> None:
     for item in items:
         path = item.nodeid.split("::", 1)[0]
         is_property = getattr(getattr(item, "obj", None), "is_hypothesis_test", False)
-        if is_property or path in SLOW_MODULES:
+        faulted = bool(_FAULT_FIXTURES & set(getattr(item, "fixturenames", ())))
+        if is_property or faulted or path in SLOW_MODULES:
             item.add_marker(pytest.mark.slow)
 
 
