@@ -27,7 +27,8 @@ class PauseBehavior(StrEnum):
     void = "void"
 
 
-def _rules(ctx: typer.Context) -> BillingRules:
+def billing_rules(ctx: typer.Context) -> BillingRules:
+    """The access rules a subscription change follows (also ``subs migrate``'s)."""
     from billing_cli.services.subscriptions.adjustments import BillingRules
 
     settings = runtime_of(ctx).settings()
@@ -80,7 +81,7 @@ def extend_trial(
         tenant_slug=tenant,
         until=end,
         days=days,
-        rules=_rules(ctx),
+        rules=billing_rules(ctx),
     )
     _render(result, json_output=json_output)
 
@@ -101,7 +102,7 @@ def end_trial(
         ctx, what=f"end {tenant}'s trial now", dry_run=dry_run, yes=yes
     )
     result = adjustments.end_trial(
-        db, gateway, invocation=invocation, tenant_slug=tenant, rules=_rules(ctx)
+        db, gateway, invocation=invocation, tenant_slug=tenant, rules=billing_rules(ctx)
     )
     _render(result, json_output=json_output)
 
@@ -135,7 +136,7 @@ def pause(
         tenant_slug=tenant,
         behavior=behavior.value,
         resumes_at=resume,
-        rules=_rules(ctx),
+        rules=billing_rules(ctx),
     )
     _render(result, json_output=json_output)
 
@@ -154,7 +155,7 @@ def unpause(
         ctx, what=f"resume {tenant}'s collection", dry_run=dry_run, yes=yes
     )
     result = adjustments.unpause_collection(
-        db, gateway, invocation=invocation, tenant_slug=tenant, rules=_rules(ctx)
+        db, gateway, invocation=invocation, tenant_slug=tenant, rules=billing_rules(ctx)
     )
     _render(result, json_output=json_output)
 
@@ -182,7 +183,12 @@ def discount(
         ctx, what=f"change {tenant}'s discount", dry_run=dry_run, yes=yes
     )
     result = discounts.set_discount(
-        db, gateway, invocation=invocation, tenant_slug=tenant, coupon_id=coupon, rules=_rules(ctx)
+        db,
+        gateway,
+        invocation=invocation,
+        tenant_slug=tenant,
+        coupon_id=coupon,
+        rules=billing_rules(ctx),
     )
     _render(result, json_output=json_output, title="Next invoice with this change (from Stripe)")
 
@@ -217,7 +223,7 @@ def quantity(
         tenant_slug=tenant,
         quantity=seats,
         proration=proration.value,
-        rules=_rules(ctx),
+        rules=billing_rules(ctx),
     )
     _render(result, json_output=json_output)
 
@@ -230,8 +236,3 @@ def register(app: typer.Typer) -> None:
     app.command("unpause")(unpause)
     app.command("discount")(discount)
     app.command("quantity")(quantity)
-
-
-def billing_rules(ctx: typer.Context) -> BillingRules:
-    """The access rules these commands use, for ``subs migrate`` (:mod:`.subs_migrate_cmd`)."""
-    return _rules(ctx)
